@@ -1,0 +1,110 @@
+"""Model and hardware presets: one TOML file per preset, read lazily into frozen specs.
+
+File schema (both kinds): top-level keys are the spec's field names in SI units, plus
+``id`` (must equal the file name), ``notes`` (free text) and a ``[sources]`` table that maps each
+field (or a group name) to where the number comes from. Hardware files may carry a ``[seed]``
+table with the seed notebook's raw hardware dict (only ``mi300-seed`` does).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..specs import Efficiency, HardwareSpec, ModelSpec, SeedHardware
+from ..validation import SpecError, unknown_name_error
+
+__all__ = ["models", "hardware", "model", "hardware_spec", "load_model_file", "load_hardware_file"]
+
+_META_KEYS = ("id", "notes", "sources", "display_name")
+
+
+def _preset_dir(kind: str) -> Path:
+    return Path(str(resources.files(__package__) / kind))
+
+
+def _ids(kind: str) -> tuple[str, ...]:
+    return tuple(sorted(p.stem for p in _preset_dir(kind).glob("*.toml")))
+
+
+def models() -> tuple[str, ...]:
+    """Ids of the model presets."""
+    return _ids("models")
+
+
+def hardware() -> tuple[str, ...]:
+    """Ids of the hardware presets."""
+    return _ids("hardware")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as e:
+        raise SpecError(f"cannot read {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{path}: not valid TOML: {e}") from None
+
+
+def _build(cls: type, data: dict[str, Any], path: Path, name: str) -> Any:
+    known = {f.name for f in dataclasses.fields(cls)} - {"name", "seed", "source", "efficiency"}
+    values = {k: v for k, v in data.items() if k not in _META_KEYS}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise SpecError(f"{path}: unknown key {unknown[0]!r} for {cls.__name__}; "
+                        f"allowed keys: {', '.join(sorted(known))}")
+    sources = data.get("sources", {})
+    source = "; ".join(f"{k}: {v}" for k, v in sources.items()) if isinstance(sources, dict) else str(sources)
+    try:
+        return cls(name=name, source=source, **values)
+    except SpecError as e:
+        raise SpecError(f"{path}: {e}") from None
+    except TypeError as e:  # a required field is missing
+        raise SpecError(f"{path}: {e}") from None
+
+
+def load_model_file(path: str | Path) -> ModelSpec:
+    """A ModelSpec from a preset-schema TOML file."""
+    path = Path(path)
+    data = _read_toml(path)
+    return _build(ModelSpec, data, path, str(data.get("id", path.stem)))
+
+
+def load_hardware_file(path: str | Path) -> HardwareSpec:
+    """A HardwareSpec from a preset-schema TOML file (``[seed]`` table optional)."""
+    path = Path(path)
+    data = _read_toml(path)
+    seed = data.pop("seed", None)
+    efficiency = data.pop("efficiency", {})
+    spec = _build(HardwareSpec, data, path, str(data.get("id", path.stem)))
+    try:
+        spec = dataclasses.replace(spec, efficiency=Efficiency(**efficiency))
+    except (SpecError, TypeError) as e:
+        raise SpecError(f"{path}: [efficiency]: {e}") from None
+    if seed is not None:
+        try:
+            spec = dataclasses.replace(spec, seed=SeedHardware(**seed))
+        except (SpecError, TypeError) as e:
+            raise SpecError(f"{path}: [seed]: {e}") from None
+    return spec
+
+
+@lru_cache(maxsize=None)
+def model(preset_id: str) -> ModelSpec:
+    """The ModelSpec of a preset id; an unknown id raises SpecError naming the closest ids."""
+    if preset_id not in models():
+        raise unknown_name_error("model preset", preset_id, models())
+    return load_model_file(_preset_dir("models") / f"{preset_id}.toml")
+
+
+@lru_cache(maxsize=None)
+def hardware_spec(preset_id: str) -> HardwareSpec:
+    """The HardwareSpec of a preset id; an unknown id raises SpecError naming the closest ids."""
+    if preset_id not in hardware():
+        raise unknown_name_error("hardware preset", preset_id, hardware())
+    return load_hardware_file(_preset_dir("hardware") / f"{preset_id}.toml")

@@ -1,0 +1,355 @@
+"""Frozen specifications: what a model is (ModelSpec) and what a device is (HardwareSpec).
+
+Specs hold counts and SI rates only. A spec built from Python numbers is validated on
+construction; the engine also builds *tensor views* of specs (every numeric field a tensor placed
+on the grid's ``model`` or ``hardware`` axis, see :mod:`tensorperf.grid`), so every derived
+property below is written with arithmetic that works on ints and on tensors alike.
+
+Parameter counting follows ../docs/model-spec.md §3.2 (HF configs; DeepSeek-V3 inference/model.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from .validation import (
+    SpecError,
+    boolean,
+    divides,
+    fraction,
+    non_negative,
+    non_negative_integer,
+    positive,
+    positive_integer,
+    unit_interval,
+    validate,
+)
+
+
+def _tensor_view(cls: type, values: dict[str, Any]) -> Any:
+    """Instance of a frozen spec class whose fields hold tensors (no validation, no copies)."""
+    obj = object.__new__(cls)
+    for name, value in values.items():
+        object.__setattr__(obj, name, value)
+    return obj
+
+
+def numeric_fields(cls: type) -> tuple[str, ...]:
+    """Names of the fields of a spec class that are numbers or flags (sweepable)."""
+    return tuple(
+        f.name for f in dataclasses.fields(cls) if f.type in ("int", "float", "bool")
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSpec:
+    """A decoder-only transformer, dense or mixture-of-experts, with GQA/MQA/MHA or MLA attention.
+
+    Widths are in elements; counts are per model. MoE fields are 0 for dense models.
+    """
+
+    name: str
+    num_layers: int
+    d_model: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int  # query/key head width for GQA; for MLA the value head width is v_head_dim
+    vocab_size: int
+    d_ff: int = 0  # dense MLP intermediate width (used by dense layers)
+    gated_mlp: bool = True  # SwiGLU/GeGLU: 3 matrices per MLP; plain GELU/ReLU: 2
+    tie_embeddings: bool = False
+    # mixture of experts
+    num_experts: int = 0  # routed experts per MoE layer (0 = dense model)
+    experts_per_token: int = 0  # top-k
+    num_shared_experts: int = 0
+    d_ff_expert: int = 0
+    first_dense_layers: int = 0  # leading layers that are dense (DeepSeek first_k_dense_replace)
+    moe_layer_freq: int = 1  # after those, every moe_layer_freq-th layer is MoE (Llama-4 Maverick: 2)
+    router_bias: bool = False  # per-expert router bias (DeepSeek-V3 gate bias, gpt-oss)
+    # multi-head latent attention (DeepSeek-V2/V3); kv_lora_rank = 0 means not MLA
+    kv_lora_rank: int = 0
+    q_lora_rank: int = 0
+    qk_rope_head_dim: int = 0
+    qk_nope_head_dim: int = 0
+    v_head_dim: int = 0
+    # local attention
+    sliding_window: int = 0  # window in tokens (0 = none)
+    sliding_window_layers: int = 0  # how many layers use it (gpt-oss: every other layer)
+    attention_chunk: int = 0  # Llama-4 chunked local attention chunk size (0 = none)
+    chunked_layers: int = 0  # how many layers use chunked attention
+    # small parameter terms (model-spec §8.13)
+    norms_per_layer: int = 2  # pre-attention and pre-MLP norms (GPT-J: 1, parallel block)
+    norm_bias: bool = False  # LayerNorm with bias (2 vectors per norm) instead of RMSNorm
+    qkv_bias: bool = False
+    out_bias: bool = False
+    mlp_bias: bool = False  # biases on dense-MLP and expert matrices
+    qk_norm: bool = False  # per-head RMSNorm on q and k (Qwen3)
+    attention_sinks: bool = False  # one learned logit per query head (gpt-oss)
+    lm_head_bias: bool = False
+    learned_positions: int = 0  # rows of a learned absolute-position table (0 with RoPE)
+    source: str = field(default="", compare=False)
+
+    CONSTRAINTS: ClassVar[dict[str, Any]] = {
+        "num_layers": positive_integer,
+        "d_model": positive_integer,
+        "num_heads": positive_integer,
+        "num_kv_heads": (positive_integer, divides("num_heads")),
+        "head_dim": positive_integer,
+        "vocab_size": positive_integer,
+        "d_ff": non_negative_integer,
+        "gated_mlp": boolean,
+        "tie_embeddings": boolean,
+        "num_experts": non_negative_integer,
+        "experts_per_token": non_negative_integer,
+        "num_shared_experts": non_negative_integer,
+        "d_ff_expert": non_negative_integer,
+        "first_dense_layers": non_negative_integer,
+        "moe_layer_freq": positive_integer,
+        "router_bias": boolean,
+        "kv_lora_rank": non_negative_integer,
+        "q_lora_rank": non_negative_integer,
+        "qk_rope_head_dim": non_negative_integer,
+        "qk_nope_head_dim": non_negative_integer,
+        "v_head_dim": non_negative_integer,
+        "sliding_window": non_negative_integer,
+        "sliding_window_layers": non_negative_integer,
+        "attention_chunk": non_negative_integer,
+        "chunked_layers": non_negative_integer,
+        "norms_per_layer": non_negative_integer,
+        "norm_bias": boolean,
+        "qkv_bias": boolean,
+        "out_bias": boolean,
+        "mlp_bias": boolean,
+        "qk_norm": boolean,
+        "attention_sinks": boolean,
+        "lm_head_bias": boolean,
+        "learned_positions": non_negative_integer,
+    }
+
+    def __post_init__(self) -> None:
+        validate(self)
+        problems = []
+        if self.num_experts and not 1 <= self.experts_per_token <= self.num_experts:
+            problems.append(f"experts_per_token = {self.experts_per_token} must be in [1, num_experts "
+                            f"= {self.num_experts}] for an MoE model")
+        if self.num_experts and not self.d_ff_expert:
+            problems.append("d_ff_expert must be > 0 for an MoE model (num_experts > 0)")
+        if not self.num_experts and (self.experts_per_token or self.num_shared_experts):
+            problems.append("experts_per_token/num_shared_experts need num_experts > 0")
+        if self.first_dense_layers > self.num_layers:
+            problems.append(f"first_dense_layers = {self.first_dense_layers} exceeds num_layers = "
+                            f"{self.num_layers}")
+        if self.num_dense_layers and not self.d_ff:
+            problems.append(f"d_ff must be > 0: the model has {self.num_dense_layers} dense layers")
+        if self.kv_lora_rank and not (self.qk_rope_head_dim and self.qk_nope_head_dim and self.v_head_dim):
+            problems.append("an MLA model (kv_lora_rank > 0) needs qk_rope_head_dim, qk_nope_head_dim "
+                            "and v_head_dim > 0")
+        for count in ("sliding_window_layers", "chunked_layers"):
+            if getattr(self, count) > self.num_layers:
+                problems.append(f"{count} = {getattr(self, count)} exceeds num_layers = {self.num_layers}")
+        if problems:
+            raise SpecError(f"ModelSpec {self.name!r}: " + "; ".join(problems))
+
+    # ---- layer mix -------------------------------------------------------------------------
+    @property
+    def is_moe(self) -> Any:
+        return self.num_experts > 0
+
+    @property
+    def is_mla(self) -> Any:
+        return self.kv_lora_rank > 0
+
+    @property
+    def num_moe_layers(self) -> Any:
+        """Layers whose MLP is a mixture of experts."""
+        return ((self.num_layers - self.first_dense_layers) // self.moe_layer_freq) * (self.num_experts > 0)
+
+    @property
+    def num_dense_layers(self) -> Any:
+        return self.num_layers - self.num_moe_layers
+
+    @property
+    def mlp_matrices(self) -> Any:
+        """Weight matrices per MLP/expert: 3 for gated (SwiGLU), 2 for plain."""
+        return 2 + self.gated_mlp * 1
+
+    # ---- parameters per block (model-spec §3.2) ---------------------------------------------
+    @property
+    def attention_params(self) -> Any:
+        d, nq, nkv, dh = self.d_model, self.num_heads, self.num_kv_heads, self.head_dim
+        gqa = d * nq * dh + 2 * d * nkv * dh + nq * dh * d
+        gqa = gqa + self.qkv_bias * (nq + 2 * nkv) * dh + self.out_bias * d
+        r_kv, r_q = self.kv_lora_rank, self.q_lora_rank
+        qk = self.qk_nope_head_dim + self.qk_rope_head_dim
+        q_path = (r_q > 0) * (d * r_q + r_q + r_q * nq * qk) + (r_q == 0) * d * nq * qk
+        mla = (q_path + d * (r_kv + self.qk_rope_head_dim) + r_kv
+               + r_kv * nq * (self.qk_nope_head_dim + self.v_head_dim) + nq * self.v_head_dim * d)
+        extras = self.qk_norm * 2 * dh + self.attention_sinks * nq
+        return (self.kv_lora_rank > 0) * mla + (self.kv_lora_rank == 0) * gqa + extras
+
+    @property
+    def norm_params_per_layer(self) -> Any:
+        return self.norms_per_layer * self.d_model * (1 + self.norm_bias)
+
+    @property
+    def dense_mlp_params(self) -> Any:
+        return self.mlp_matrices * self.d_model * self.d_ff + self.mlp_bias * (
+            (self.mlp_matrices - 1) * self.d_ff + self.d_model)
+
+    @property
+    def expert_params(self) -> Any:
+        """Parameters of one routed or shared expert."""
+        return self.mlp_matrices * self.d_model * self.d_ff_expert + self.mlp_bias * (
+            (self.mlp_matrices - 1) * self.d_ff_expert + self.d_model)
+
+    @property
+    def router_params(self) -> Any:
+        return self.d_model * self.num_experts + self.router_bias * self.num_experts
+
+    def _moe_layer_params(self, experts: Any) -> Any:
+        return (experts + self.num_shared_experts) * self.expert_params + self.router_params
+
+    @property
+    def embedding_params(self) -> Any:
+        """Input embedding, LM head (if untied, with bias if any), learned positions, final norm."""
+        vd = self.vocab_size * self.d_model
+        return (vd + (1 - self.tie_embeddings) * vd + self.lm_head_bias * self.vocab_size
+                + self.learned_positions * self.d_model + self.d_model * (1 + self.norm_bias))
+
+    def _total(self, experts: Any) -> Any:
+        common = self.attention_params + self.norm_params_per_layer
+        return (self.num_layers * common + self.num_dense_layers * self.dense_mlp_params
+                + self.num_moe_layers * self._moe_layer_params(experts) + self.embedding_params)
+
+    @property
+    def num_params(self) -> Any:
+        """All parameters (every expert), embeddings and LM head included."""
+        return self._total(self.num_experts)
+
+    @property
+    def num_active_params(self) -> Any:
+        """Parameters touched by one token: top-k routed experts instead of all of them."""
+        return self._total(self.experts_per_token)
+
+    # ---- KV cache ---------------------------------------------------------------------------
+    @property
+    def kv_elements_per_token_per_layer(self) -> Any:
+        """Cached elements per token per layer: 2·n_kv·d_h (GQA) or r_kv + d_rope (MLA latent)."""
+        mla = self.kv_lora_rank + self.qk_rope_head_dim
+        return (self.kv_lora_rank > 0) * mla + (self.kv_lora_rank == 0) * 2 * self.num_kv_heads * self.head_dim
+
+    def replace(self, **changes: Any) -> ModelSpec:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Efficiency:
+    """Achieved fraction of a peak rate, each in (0, 1].
+
+    compute: dense GEMMs vs the tensor-core peak; attention: the attention core (flash kernels);
+    memory: HBM streams vs peak bandwidth; scaleup / scaleout: collectives vs per-direction link
+    bandwidth. overlap: 1 -> op time = max(compute, memory) (perfect overlap), 0 -> their sum.
+    comm_overlap: fraction of communication hidden behind compute.
+    """
+
+    compute: float = 0.7
+    attention: float = 0.5
+    memory: float = 0.8
+    scaleup: float = 0.8
+    scaleout: float = 0.8
+    overlap: float = 1.0
+    comm_overlap: float = 0.0
+
+    CONSTRAINTS: ClassVar[dict[str, Any]] = {
+        "compute": unit_interval, "attention": unit_interval, "memory": unit_interval,
+        "scaleup": unit_interval, "scaleout": unit_interval,
+        "overlap": fraction, "comm_overlap": fraction,
+    }
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SeedHardware:
+    """The seed notebook's own hardware dict (cell In[73]), in its own units, for convention='seed'."""
+
+    fp16_flops_per_cu_cycle: int  # FLOP/cycle/CU
+    num_cus: int
+    freq_ghz: float
+    hbm_bw_gbps: float  # GB/s
+    hbm_capacity_gb: float
+    gpus_per_node: int
+    number_of_nodes: int
+    l2_latency_cycles: int
+    nic_cards: int
+    intra_comm_eff: float
+    inter_comm_eff: float
+    intra_bw_gbps: float  # per GPU (7 links x 64 GB/s)
+    inter_bw_gbps: float  # per NIC
+    intra_latency_us: float
+    inter_latency_us: float
+
+    CONSTRAINTS: ClassVar[dict[str, Any]] = {
+        "fp16_flops_per_cu_cycle": positive_integer, "num_cus": positive_integer,
+        "freq_ghz": positive, "hbm_bw_gbps": positive, "hbm_capacity_gb": positive,
+        "gpus_per_node": positive_integer, "number_of_nodes": positive_integer,
+        "l2_latency_cycles": positive_integer, "nic_cards": positive_integer,
+        "intra_comm_eff": unit_interval, "inter_comm_eff": unit_interval,
+        "intra_bw_gbps": positive, "inter_bw_gbps": positive,
+        "intra_latency_us": non_negative, "inter_latency_us": non_negative,
+    }
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HardwareSpec:
+    """One accelerator and the links around it, in SI units.
+
+    Peak rates are dense (no sparsity) tensor-core FLOP/s per GPU; 0 means the format is not
+    supported. Link bandwidths are per GPU and per direction.
+    """
+
+    name: str
+    peak_flops_bf16: float
+    peak_flops_fp8: float = 0.0
+    peak_flops_fp4: float = 0.0
+    hbm_bandwidth: float
+    hbm_capacity: float
+    scaleup_size: int  # GPUs in one scale-up (NVLink / xGMI) domain
+    scaleup_bandwidth: float
+    scaleup_latency: float = 1e-6
+    scaleout_bandwidth: float
+    scaleout_latency: float = 5e-6
+    launch_overhead: float = 0.0  # per kernel, s
+    efficiency: Efficiency = field(default_factory=Efficiency)  # defaults for this device
+    seed: SeedHardware | None = field(default=None, compare=False)
+    source: str = field(default="", compare=False)
+
+    CONSTRAINTS: ClassVar[dict[str, Any]] = {
+        "peak_flops_bf16": positive,
+        "peak_flops_fp8": non_negative,
+        "peak_flops_fp4": non_negative,
+        "hbm_bandwidth": positive,
+        "hbm_capacity": positive,
+        "scaleup_size": positive_integer,
+        "scaleup_bandwidth": positive,
+        "scaleup_latency": non_negative,
+        "scaleout_bandwidth": positive,
+        "scaleout_latency": non_negative,
+        "launch_overhead": non_negative,
+    }
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def replace(self, **changes: Any) -> HardwareSpec:
+        return dataclasses.replace(self, **changes)
+
+
+MODEL_FIELDS = numeric_fields(ModelSpec)
+HARDWARE_FIELDS = numeric_fields(HardwareSpec)

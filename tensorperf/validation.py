@@ -1,0 +1,142 @@
+"""Declarative input constraints and the errors they raise.
+
+Every spec class lists its rules in a class-level ``CONSTRAINTS`` mapping (field -> rule), in the
+spirit of ``torch.distributions.Distribution.arg_constraints``. A broken rule raises
+:class:`SpecError` naming the class, the field, the bad value and the rule in words.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class SpecError(ValueError):
+    """Malformed input: names the field, the value and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One constraint on a field. ``check(value, spec)`` returns True when the value is allowed."""
+
+    words: str
+
+    def check(self, value: Any, spec: Any) -> bool:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_integer(value: Any) -> bool:
+    return _is_number(value) and float(value).is_integer()
+
+
+@dataclass(frozen=True)
+class _Positive(Rule):
+    def check(self, value: Any, spec: Any) -> bool:
+        return _is_number(value) and value > 0
+
+
+@dataclass(frozen=True)
+class _NonNegative(Rule):
+    def check(self, value: Any, spec: Any) -> bool:
+        return _is_number(value) and value >= 0
+
+
+@dataclass(frozen=True)
+class _PositiveInteger(Rule):
+    def check(self, value: Any, spec: Any) -> bool:
+        return _is_integer(value) and value >= 1
+
+
+@dataclass(frozen=True)
+class _NonNegativeInteger(Rule):
+    def check(self, value: Any, spec: Any) -> bool:
+        return _is_integer(value) and value >= 0
+
+
+@dataclass(frozen=True)
+class _UnitInterval(Rule):
+    def check(self, value: Any, spec: Any) -> bool:
+        return _is_number(value) and 0 < value <= 1
+
+
+@dataclass(frozen=True)
+class _Fraction(Rule):
+    def check(self, value: Any, spec: Any) -> bool:
+        return _is_number(value) and 0 <= value <= 1
+
+
+@dataclass(frozen=True)
+class _Boolean(Rule):
+    def check(self, value: Any, spec: Any) -> bool:
+        return isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class _Divides(Rule):
+    """value divides getattr(spec, other) (0 means 'not used' and always passes)."""
+
+    other: str = ""
+
+    def check(self, value: Any, spec: Any) -> bool:
+        total = getattr(spec, self.other)
+        return _is_integer(value) and (value == 0 or (value > 0 and total % value == 0))
+
+
+@dataclass(frozen=True)
+class _AtMost(Rule):
+    other: str = ""
+
+    def check(self, value: Any, spec: Any) -> bool:
+        return _is_number(value) and value <= getattr(spec, self.other)
+
+
+positive = _Positive("a finite number > 0")
+non_negative = _NonNegative("a finite number >= 0")
+positive_integer = _PositiveInteger("an integer >= 1")
+non_negative_integer = _NonNegativeInteger("an integer >= 0")
+unit_interval = _UnitInterval("a number in (0, 1]")
+fraction = _Fraction("a number in [0, 1]")
+boolean = _Boolean("true or false")
+
+
+def divides(other: str) -> Rule:
+    return _Divides(f"an integer >= 0 that divides {other}", other)
+
+
+def at_most(other: str) -> Rule:
+    return _AtMost(f"a number <= {other}", other)
+
+
+def validate(spec: Any) -> None:
+    """Check every rule in ``type(spec).CONSTRAINTS``; raise SpecError on the first broken one."""
+    cls = type(spec)
+    for field, rules in cls.CONSTRAINTS.items():
+        value = getattr(spec, field)
+        for rule in rules if isinstance(rules, tuple) else (rules,):
+            if value is None:
+                continue
+            if not rule.check(value, spec):
+                raise SpecError(
+                    f"{cls.__name__}.{field} = {value!r} is not allowed: must be {rule.words}"
+                    f" (spec {getattr(spec, 'name', '?')!r})"
+                )
+
+
+def unknown_name_error(kind: str, name: Any, available: Iterable[str]) -> SpecError:
+    """Error for an unknown preset/option: lists the closest names and all available ones."""
+    available = sorted(available)
+    close = difflib.get_close_matches(str(name), available, n=3, cutoff=0.4)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    return SpecError(f"unknown {kind} {name!r}.{hint} Available: {', '.join(available)}")
+
+
+def check_choice(field: str, value: Any, allowed: Mapping[str, Any] | Iterable[str]) -> None:
+    if value not in allowed:
+        raise unknown_name_error(field, value, allowed)
