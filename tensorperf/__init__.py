@@ -1,0 +1,20 @@
+"""tensorperf: a vectorized, differentiable performance model of LLM inference serving.
+
+Every model, hardware, layout and workload input is a broadcastable torch tensor on a named axis;
+one pass evaluates the whole grid and results come back as a labelled xarray Dataset.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from . import presets
+from .api import build_grid, sweep
+from .masks import Reason, describe
+from .specs import Efficiency, HardwareSpec, ModelSpec
+from .validation import SpecError
+
+__all__ = [
+    "sweep", "build_grid", "presets", "ModelSpec", "HardwareSpec", "Efficiency", "SpecError",
+    "Reason", "describe", "__version__",
+]

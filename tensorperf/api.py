@@ -1,0 +1,162 @@
+"""Public entry point: ``sweep(**axes) -> xarray.Dataset``.
+
+Turns user inputs (scalars or lists) into a :class:`~tensorperf.grid.Grid`, runs one convention
+over the whole grid in one broadcast pass, and hands the tensors to :mod:`tensorperf.results`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import xarray as xr
+
+from . import presets
+from .conventions import seed
+from .grid import Grid
+from .results import to_dataset
+from .specs import HardwareSpec, ModelSpec
+from .units import DTYPE_BYTES
+from .validation import SpecError, unknown_name_error
+
+Convention = Literal["seed", "roofline"]
+
+CONVENTIONS: Mapping[str, Any] = MappingProxyType({"seed": seed.evaluate})
+
+_INTEGER_AXES = ("prompt_len", "output_len", "batch", "tp", "pp", "dp", "ep")
+_FLOAT_DTYPES = MappingProxyType({"float64": torch.float64, "float32": torch.float32})
+
+
+def _listify(name: str, value: Any) -> tuple[tuple[Any, ...], bool]:
+    """(values, is_dim): a list/tuple/range/1-D array is a dimension, anything else a scalar."""
+    if isinstance(value, (list, tuple, range)) or (isinstance(value, np.ndarray) and value.ndim == 1):
+        values = tuple(value.tolist() if isinstance(value, np.ndarray) else value)
+        if not values:
+            raise SpecError(f"{name} is an empty list; give at least one value")
+        return values, True
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return (value.item(),), False
+    if isinstance(value, (np.ndarray, torch.Tensor)):
+        raise SpecError(f"{name} must be a scalar or a 1-D list, got an array of shape {tuple(value.shape)}")
+    return (value,), False
+
+
+def _model_spec(item: Any) -> ModelSpec:
+    if isinstance(item, ModelSpec):
+        return item
+    if isinstance(item, str):
+        if item.endswith(".toml"):
+            return presets.load_model_file(item)
+        return presets.model(item)
+    raise SpecError(f"model must be a preset id, a .toml path or a ModelSpec, got {type(item).__name__} "
+                    f"{item!r}")
+
+
+def _hardware_spec(item: Any) -> HardwareSpec:
+    if isinstance(item, HardwareSpec):
+        return item
+    if isinstance(item, str):
+        if item.endswith(".toml"):
+            return presets.load_hardware_file(item)
+        return presets.hardware_spec(item)
+    raise SpecError(f"hardware must be a preset id, a .toml path or a HardwareSpec, got "
+                    f"{type(item).__name__} {item!r}")
+
+
+def _unique(name: str, labels: Sequence[Any]) -> None:
+    seen = set()
+    for label in labels:
+        if label in seen:
+            raise SpecError(f"{name} lists {label!r} twice; each value of a dimension must be unique")
+        seen.add(label)
+
+
+def _integer_axis(name: str, values: tuple[Any, ...]) -> tuple[int, ...]:
+    out = []
+    for v in values:
+        ok = isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+        if isinstance(v, (float, np.floating)) and np.isfinite(v) and float(v).is_integer():
+            ok = True
+        if not ok or v < 1:
+            raise SpecError(f"{name} = {v!r} is not allowed: must be an integer >= 1")
+        out.append(int(v))
+    return tuple(out)
+
+
+def build_grid(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: Any = "bf16",
+               dtype: Any = torch.float64, device: str | torch.device = "cpu",
+               **axes: Any) -> Grid:
+    """Validate the inputs of :func:`sweep` and build its Grid (exposed for tests and tools)."""
+    unknown = sorted(set(axes) - set(_INTEGER_AXES))
+    if unknown:
+        raise unknown_name_error("sweep input", unknown[0], ("model", "hardware", "weight_dtype",
+                                                             "kv_dtype") + _INTEGER_AXES)
+    if isinstance(dtype, str):
+        if dtype not in _FLOAT_DTYPES:
+            raise unknown_name_error("dtype", dtype, _FLOAT_DTYPES)
+        dtype = _FLOAT_DTYPES[dtype]
+    if dtype not in (torch.float64, torch.float32):
+        raise SpecError(f"dtype = {dtype!r} is not allowed: must be torch.float64 or torch.float32")
+    inputs: dict[str, tuple[tuple[Any, ...], tuple[Any, ...], bool]] = {}
+    values, is_dim = _listify("model", model)
+    specs = tuple(_model_spec(v) for v in values)
+    inputs["model"] = (specs, tuple(s.name for s in specs), is_dim)
+    values, is_dim = _listify("hardware", hardware)
+    hws = tuple(_hardware_spec(v) for v in values)
+    inputs["hardware"] = (hws, tuple(h.name for h in hws), is_dim)
+    for name, value in (("weight_dtype", weight_dtype), ("kv_dtype", kv_dtype)):
+        values, is_dim = _listify(name, value)
+        for v in values:
+            if v not in DTYPE_BYTES:
+                raise unknown_name_error(name, v, DTYPE_BYTES)
+        inputs[name] = (values, values, is_dim)
+    for name in _INTEGER_AXES:
+        values, is_dim = _listify(name, axes.get(name, _DEFAULTS[name]))
+        ints = _integer_axis(name, values)
+        inputs[name] = (ints, ints, is_dim)
+    for name, (_, labels, is_dim) in inputs.items():
+        if is_dim:
+            _unique(name, labels)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise SpecError(f"device = {device!r} is not a torch device: {e}") from None
+    return Grid.build(inputs, dtype=dtype, device=device)
+
+
+_DEFAULTS = MappingProxyType({"prompt_len": 1024, "output_len": 128, "batch": 1,
+                              "tp": 1, "pp": 1, "dp": 1, "ep": 1})
+
+
+def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: Any = "bf16",
+          prompt_len: Any = 1024, output_len: Any = 128, batch: Any = 1,
+          tp: Any = 1, pp: Any = 1, dp: Any = 1, ep: Any = 1,
+          convention: Convention = "seed", dtype: Any = torch.float64,
+          device: str | torch.device = "cpu") -> xr.Dataset:
+    """Evaluate every point of the grid spanned by the list-valued inputs, in one pass.
+
+    Each input may be a scalar (a scalar coordinate) or a list (a named dimension). ``model`` and
+    ``hardware`` take preset ids (see :mod:`tensorperf.presets`), TOML paths or spec objects.
+    ``batch`` is the number of requests in flight on the whole deployment. Returns an
+    ``xarray.Dataset`` with one variable per metric (SI units in ``attrs["units"]``); infeasible
+    points are NaN with their reason bits in ``infeasible_reason``.
+
+    >>> ds = sweep(model="gpt-moe-1.8t", hardware="mi300-seed", convention="seed",
+    ...            prompt_len=16384, batch=16, tp=4, ep=16)
+    >>> round(float(ds.ttft), 6)
+    29.018907
+    """
+    if convention not in CONVENTIONS:
+        raise unknown_name_error("convention", convention, CONVENTIONS)
+    grid = build_grid(model=model, hardware=hardware, weight_dtype=weight_dtype, kv_dtype=kv_dtype,
+                      prompt_len=prompt_len, output_len=output_len, batch=batch,
+                      tp=tp, pp=pp, dp=dp, ep=ep, dtype=dtype, device=device)
+    with torch.no_grad():
+        evaluation = CONVENTIONS[convention](grid)
+    from . import __version__
+
+    return to_dataset(evaluation, grid, {"convention": convention, "tensorperf_version": __version__,
+                                         "dtype": str(grid.dtype).removeprefix("torch.")})

@@ -1,0 +1,128 @@
+"""The Grid: named sweep axes turned into broadcastable tensors.
+
+This is the one place where user inputs become tensors. A list-valued input becomes a dimension
+(its own tensor axis, size 1 on every other axis); a scalar input becomes a scalar coordinate
+(size 1 on every axis). Axis ``i`` of every tensor the engine computes is ``grid.dims[i]``;
+result-only dimensions (``op``) trail after the grid's.
+
+Categorical axes (``model``, ``hardware``, ``weight_dtype``, ``kv_dtype``) carry string
+coordinates; their numbers come from :meth:`Grid.spec` (a spec whose every numeric field is a
+tensor placed on the spec's axis) and :meth:`Grid.lookup` (a table indexed by the label).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import torch
+
+from .specs import _tensor_view, numeric_fields
+from .validation import SpecError
+
+# Canonical order of the sweep dimensions (tensor axes follow it).
+DIM_ORDER = (
+    "model", "hardware", "weight_dtype", "kv_dtype",
+    "prompt_len", "output_len", "batch",
+    "tp", "pp", "dp", "ep",
+)
+CATEGORICAL = frozenset({"model", "hardware", "weight_dtype", "kv_dtype"})
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Ordered named axes. ``values[name]`` is the tuple of values of every input (dims and scalars).
+
+    ``dims`` lists the inputs given as lists (dimensions), in DIM_ORDER; the rest are scalar coords.
+    ``labels[name]`` are the coordinate labels (strings for categorical inputs).
+    """
+
+    values: Mapping[str, tuple[Any, ...]]
+    labels: Mapping[str, tuple[Any, ...]]
+    dims: tuple[str, ...]
+    dtype: torch.dtype = torch.float64
+    device: torch.device = torch.device("cpu")
+
+    @classmethod
+    def build(
+        cls,
+        inputs: Mapping[str, tuple[tuple[Any, ...], tuple[Any, ...], bool]],
+        *,
+        dtype: torch.dtype = torch.float64,
+        device: str | torch.device = "cpu",
+    ) -> Grid:
+        """``inputs[name] = (values, labels, is_dim)``; dims are ordered by DIM_ORDER."""
+        order = {name: i for i, name in enumerate(DIM_ORDER)}
+        dims = tuple(sorted((n for n, (_, _, is_dim) in inputs.items() if is_dim),
+                            key=lambda n: order.get(n, len(order))))
+        return cls(
+            values=MappingProxyType({n: v for n, (v, _, _) in inputs.items()}),
+            labels=MappingProxyType({n: lab for n, (_, lab, _) in inputs.items()}),
+            dims=dims,
+            dtype=dtype,
+            device=torch.device(device),
+        )
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(self.values[d]) for d in self.dims)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def _placed_shape(self, name: str, n: int) -> list[int]:
+        if name in self.dims:
+            return [n if d == name else 1 for d in self.dims]
+        if n != 1:
+            raise SpecError(f"{name} has {n} values but is not a dimension")
+        return [1] * len(self.dims)
+
+    def place(self, name: str, numbers: Sequence[float], dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Numbers aligned with the values of input ``name``, shaped to broadcast on the grid."""
+        t = torch.as_tensor(np.asarray(numbers), dtype=dtype or self.dtype, device=self.device)
+        return t.reshape(self._placed_shape(name, len(numbers)))
+
+    def axis(self, name: str, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """The numeric values of input ``name`` placed on the grid (int64 if dtype=torch.int64)."""
+        return self.place(name, self.values[name], dtype)
+
+    def lookup(self, name: str, table: Mapping[str, float], dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Map the labels of a categorical input through ``table`` (e.g. dtype name -> bytes)."""
+        return self.place(name, [table[label] for label in self.values[name]], dtype)
+
+    def spec(self, name: str, attr: str | None = None, int_dtype: torch.dtype | None = None) -> Any:
+        """Tensor view of the specs of input ``name`` (``model`` or ``hardware``).
+
+        Every numeric/bool field of the spec class becomes a tensor placed on the ``name`` axis, in
+        the grid's dtype, or in ``int_dtype`` for int/bool fields when given (exact counts).
+        ``attr`` selects a nested spec (e.g. ``"seed"`` or ``"efficiency"``) instead.
+        """
+        specs = self.values[name]
+        if attr is not None:
+            specs = tuple(getattr(s, attr) for s in specs)
+        cls = type(specs[0])
+        kinds = {f.name: f.type for f in dataclasses.fields(cls)}
+        fields = {}
+        for field in numeric_fields(cls):
+            column = [getattr(s, field) for s in specs]
+            exact = int_dtype is not None and kinds[field] in ("int", "bool")
+            fields[field] = self.place(name, [int(v) for v in column] if exact else
+                                       [float(v) for v in column], int_dtype if exact else None)
+        names = {f.name: getattr(specs[0], f.name) for f in dataclasses.fields(cls)
+                 if f.name not in fields}
+        return _tensor_view(cls, {**names, **fields})
+
+    def coords(self) -> dict[str, Any]:
+        """Coordinate labels: 1-D for dims, scalars for the rest."""
+        return {n: (list(lab) if n in self.dims else lab[0]) for n, lab in self.labels.items()}
+
+    def subgrid(self, point: Mapping[str, int]) -> Grid:
+        """The one-point grid at integer positions ``point[dim]`` (dims kept with length 1)."""
+        values = {n: ((v[point[n]],) if n in point else v) for n, v in self.values.items()}
+        labels = {n: ((v[point[n]],) if n in point else v) for n, v in self.labels.items()}
+        return dataclasses.replace(self, values=MappingProxyType(values), labels=MappingProxyType(labels))

@@ -1,0 +1,114 @@
+"""The only module that touches xarray: evaluated tensors -> a labelled Dataset.
+
+Each variable gets CF-style ``units`` and ``long_name`` attributes from :data:`METRICS`.
+Infeasible points become NaN here (and only here) for the metrics that are meaningless there;
+``feasible`` and ``infeasible_reason`` stay in the Dataset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import numpy as np
+import torch
+import xarray as xr
+
+from .grid import Grid
+from .masks import Reason
+
+
+@dataclass(frozen=True)
+class Metric:
+    units: str
+    long_name: str
+    masked: bool = True  # NaN where infeasible
+
+
+METRICS: Mapping[str, Metric] = MappingProxyType({
+    "ttft": Metric("s", "time to first token (mean over the batch)"),
+    "ttft_max": Metric("s", "time until the last request of the batch has its first token"),
+    "tpot": Metric("s", "time per output token (mean over the generation)"),
+    "e2e_latency": Metric("s", "end-to-end latency of a request"),
+    "tokens_per_s_per_gpu": Metric("tokens/s", "output tokens per second per GPU"),
+    "tokens_per_s_per_user": Metric("tokens/s", "output tokens per second seen by one user"),
+    "decode_tokens_per_s_per_gpu": Metric("tokens/s", "decode-phase output tokens per second per GPU"),
+    "prefill_tokens_per_s_per_gpu": Metric("tokens/s", "prompt tokens per second per GPU during prefill"),
+    "memory_per_gpu": Metric("bytes", "memory needed per GPU (worst pipeline stage)", masked=False),
+    "weight_memory_per_gpu": Metric("bytes", "weight bytes resident per GPU (worst stage)", masked=False),
+    "kv_cache_memory_per_gpu": Metric("bytes", "KV-cache bytes per GPU at the end of generation",
+                                      masked=False),
+    "activation_memory_per_gpu": Metric("bytes", "activation and workspace bytes per GPU", masked=False),
+    "memory_capacity_per_gpu": Metric("bytes", "usable memory per GPU (capacity x utilization)",
+                                      masked=False),
+    "max_batch": Metric("1", "largest batch (requests in flight) whose memory fits this layout",
+                        masked=False),
+    "min_gpus_for_capacity": Metric("1", "GPUs needed to hold weights and KV cache", masked=False),
+    "num_gpus": Metric("1", "GPUs used by the layout", masked=False),
+    "mfu": Metric("1", "model FLOP utilization during decode"),
+    "mbu": Metric("1", "memory-bandwidth utilization during decode"),
+    "layer_op_time": Metric("s", "per-layer time of each operation in prefill"),
+    "prefill_op_time": Metric("s", "prefill time of each operation summed over the layers of the "
+                              "slowest pipeline stage"),
+    "decode_op_time": Metric("s", "time of each operation in one decode step (mean context)"),
+    "prefill_op_flops": Metric("FLOP", "FLOPs per GPU of each operation over a prefill"),
+    "prefill_op_bytes": Metric("bytes", "HBM bytes per GPU of each operation over a prefill"),
+    "decode_op_flops": Metric("FLOP", "FLOPs per GPU of each operation in one decode step"),
+    "decode_op_bytes": Metric("bytes", "HBM bytes per GPU of each operation in one decode step"),
+    "layer_comm_time": Metric("s", "per-layer communication time in prefill"),
+    "layer_bubble_time": Metric("s", "per-layer pipeline bubble time in prefill"),
+    "layer_time": Metric("s", "per-layer time of one sequence in prefill"),
+    "feasible": Metric("1", "the configuration runs (fits, divides, places)", masked=False),
+    "infeasible_reason": Metric("1", "bit flags of why a point is infeasible (0 = feasible): "
+                                + ", ".join(f"{r.value}={r.name.lower()}" for r in Reason), masked=False),
+})
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What a convention returns: tensors broadcastable to the grid (plus trailing result dims)."""
+
+    values: Mapping[str, torch.Tensor]
+    reason: torch.Tensor  # int64, grid shape
+    trailing: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # var -> trailing dims
+    trailing_coords: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # dim -> labels
+
+
+def _spec_json(specs: tuple) -> str:
+    def plain(obj):
+        return {k: v for k, v in dataclasses.asdict(obj).items()}
+    return json.dumps({s.name: plain(s) for s in specs}, default=str)
+
+
+def to_dataset(ev: Evaluation, grid: Grid, attrs: Mapping[str, str]) -> xr.Dataset:
+    """Turn an Evaluation into an xr.Dataset with one dim per swept axis."""
+    shape = grid.shape
+    feasible = (ev.reason == 0).expand(shape).cpu().numpy()
+    data_vars = {}
+    for name, tensor in ev.values.items():
+        extra = ev.trailing.get(name, ())
+        extra_shape = tuple(len(ev.trailing_coords[d]) for d in extra)
+        full = tensor.detach().expand(shape + extra_shape).cpu().numpy()
+        meta = METRICS[name]
+        if meta.masked:
+            mask = feasible.reshape(shape + (1,) * len(extra))
+            full = np.where(mask, full, np.nan)
+        data_vars[name] = xr.DataArray(
+            np.array(full, copy=True), dims=grid.dims + extra,
+            attrs={"units": meta.units, "long_name": meta.long_name})
+    reason = ev.reason.expand(shape).cpu().numpy()
+    data_vars["feasible"] = xr.DataArray(feasible.copy(), dims=grid.dims,
+                                         attrs={"units": "1", "long_name": METRICS["feasible"].long_name})
+    data_vars["infeasible_reason"] = xr.DataArray(
+        reason.copy(), dims=grid.dims,
+        attrs={"units": "1", "long_name": METRICS["infeasible_reason"].long_name})
+    coords = grid.coords()
+    coords.update({d: list(labels) for d, labels in ev.trailing_coords.items()})
+    ds = xr.Dataset(data_vars, coords=coords)
+    ds.attrs.update(attrs)
+    ds.attrs["model_specs"] = _spec_json(grid.values["model"])
+    ds.attrs["hardware_specs"] = _spec_json(grid.values["hardware"])
+    return ds
