@@ -6,6 +6,7 @@ over the whole grid in one broadcast pass, and hands the tensors to :mod:`tensor
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Literal
@@ -15,16 +16,16 @@ import torch
 import xarray as xr
 
 from . import presets
-from .conventions import seed
+from .conventions import roofline, seed
 from .grid import Grid
 from .results import to_dataset
-from .specs import HardwareSpec, ModelSpec
+from .specs import Efficiency, HardwareSpec, ModelSpec
 from .units import DTYPE_BYTES
 from .validation import SpecError, unknown_name_error
 
 Convention = Literal["seed", "roofline"]
 
-CONVENTIONS: Mapping[str, Any] = MappingProxyType({"seed": seed.evaluate})
+CONVENTIONS: Mapping[str, Any] = MappingProxyType({"roofline": roofline.evaluate, "seed": seed.evaluate})
 
 _INTEGER_AXES = ("prompt_len", "output_len", "batch", "tp", "pp", "dp", "ep")
 _FLOAT_DTYPES = MappingProxyType({"float64": torch.float64, "float32": torch.float32})
@@ -127,6 +128,20 @@ def build_grid(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtyp
     return Grid.build(inputs, dtype=dtype, device=device)
 
 
+def check_efficiency(efficiency: Mapping[str, float] | None) -> dict[str, float]:
+    """Validate efficiency overrides: known factor names, values within the factor's range."""
+    if efficiency is None:
+        return {}
+    if not isinstance(efficiency, Mapping):
+        raise SpecError(f"efficiency must be a mapping of factor name to value, got {efficiency!r}")
+    names = [f.name for f in dataclasses.fields(Efficiency)]
+    for key in efficiency:
+        if key not in names:
+            raise unknown_name_error("efficiency factor", key, names)
+    Efficiency(**efficiency)  # range checks name the factor and the value
+    return {k: float(v) for k, v in efficiency.items()}
+
+
 _DEFAULTS = MappingProxyType({"prompt_len": 1024, "output_len": 128, "batch": 1,
                               "tp": 1, "pp": 1, "dp": 1, "ep": 1})
 
@@ -134,13 +149,15 @@ _DEFAULTS = MappingProxyType({"prompt_len": 1024, "output_len": 128, "batch": 1,
 def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: Any = "bf16",
           prompt_len: Any = 1024, output_len: Any = 128, batch: Any = 1,
           tp: Any = 1, pp: Any = 1, dp: Any = 1, ep: Any = 1,
-          convention: Convention = "seed", dtype: Any = torch.float64,
-          device: str | torch.device = "cpu") -> xr.Dataset:
+          convention: Convention = "roofline", efficiency: Mapping[str, float] | None = None,
+          dtype: Any = torch.float64, device: str | torch.device = "cpu") -> xr.Dataset:
     """Evaluate every point of the grid spanned by the list-valued inputs, in one pass.
 
     Each input may be a scalar (a scalar coordinate) or a list (a named dimension). ``model`` and
     ``hardware`` take preset ids (see :mod:`tensorperf.presets`), TOML paths or spec objects.
-    ``batch`` is the number of requests in flight on the whole deployment. Returns an
+    ``batch`` is the number of requests in flight on the whole deployment. ``efficiency`` maps
+    :class:`~tensorperf.specs.Efficiency` field names to values that override every hardware's
+    defaults (e.g. ``{"memory": 0.8}``). Returns an
     ``xarray.Dataset`` with one variable per metric (SI units in ``attrs["units"]``); infeasible
     points are NaN with their reason bits in ``infeasible_reason``.
 
@@ -154,8 +171,9 @@ def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: An
     grid = build_grid(model=model, hardware=hardware, weight_dtype=weight_dtype, kv_dtype=kv_dtype,
                       prompt_len=prompt_len, output_len=output_len, batch=batch,
                       tp=tp, pp=pp, dp=dp, ep=ep, dtype=dtype, device=device)
+    overrides = check_efficiency(efficiency)
     with torch.no_grad():
-        evaluation = CONVENTIONS[convention](grid)
+        evaluation = CONVENTIONS[convention](grid, overrides)
     from . import __version__
 
     return to_dataset(evaluation, grid, {"convention": convention, "tensorperf_version": __version__,

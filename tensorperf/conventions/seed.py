@@ -161,7 +161,12 @@ class _SeedModel:
 
 
 def evaluate(grid: Grid, efficiency: Any = None) -> Evaluation:
-    """The seed's prefill (TTFT) model over the whole grid; decode is its constant 1 ms."""
+    """The seed's prefill (TTFT) model over the whole grid; decode is its constant 1 ms.
+
+    The seed's own efficiencies (SeedEfficiency) apply; ``efficiency`` overrides are rejected."""
+    if efficiency:
+        raise SpecError(f"convention='seed' uses the seed's own efficiencies; efficiency={dict(efficiency)} "
+                        "applies to convention='roofline' only")
     f64 = grid.dtype
     missing = [h.name for h in grid.values["hardware"] if h.seed is None]
     if missing:

@@ -1,0 +1,235 @@
+"""convention="roofline" (the default): the corrected inference model of model-spec §3 and §8.
+
+Wires the pure physics modules together over the whole grid: per-op FLOPs and bytes
+(physics.ops) -> per-op roofline times (physics.roofline) -> layer times with exposed collectives
+(physics.comm) -> pipeline stages and schedules (physics.pipeline) -> TTFT, TPOT, throughput;
+memory per GPU and the feasibility mask (physics.memory, masks).
+
+Decode: output token 1 comes from prefill; decode step j = 1..T_out−1 attends over L = S + j
+cached tokens. TPOT is the mean over those steps, integrated with Simpson's rule over j (exact
+where the step time is affine or quadratic in L, e.g. whenever attention is memory-bound).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+import torch
+
+from ..grid import Grid
+from ..masks import Reason, combine
+from ..physics import comm, ops, pipeline
+from ..physics.attention import mean_cached_tokens, mean_decode_keys, mean_prefill_pairs
+from ..physics.layout import Layout, default_microbatches
+from ..physics.memory import (
+    MEMORY_UTILIZATION,
+    activation_bytes_per_gpu,
+    kv_bytes_per_sequence,
+    max_batch,
+    weight_bytes_per_gpu,
+)
+from ..physics.roofline import compute_time, memory_time, op_time
+from ..results import Evaluation
+from ..units import DTYPE_BYTES, MATH_COLUMN
+
+OPS = ("embed", "norm", "qkv", "attn", "out_proj", "mlp", "router", "experts", "shared_experts",
+       "lm_head", "tp_comm", "ep_comm", "pp_comm")
+ACT_BYTES = 2.0  # activations and collectives in bf16
+SIMPSON = (1 / 6, 4 / 6, 1 / 6)
+
+
+class _Context:
+    """Everything a phase needs: specs, layout, rates, efficiencies (all tensors on the grid)."""
+
+    def __init__(self, grid: Grid, efficiency: Mapping[str, float]):
+        self.m = m = grid.spec("model")
+        self.hw = hw = grid.spec("hardware")
+        eff = grid.spec("hardware", attr="efficiency")
+        for name, value in efficiency.items():
+            object.__setattr__(eff, name, torch.as_tensor(value, dtype=grid.dtype, device=grid.device))
+        self.eff = eff
+        self.S = grid.axis("prompt_len")
+        self.T_out = grid.axis("output_len")
+        self.B = grid.axis("batch")
+        tp, pp, dp, ep = (grid.axis(n) for n in ("tp", "pp", "dp", "ep"))
+        self.B_rep = self.B / dp
+        self.lay = Layout(tp=tp, pp=pp, dp=dp, ep=ep, micro=default_microbatches(pp, self.B_rep))
+        self.B_mb = self.B_rep / self.lay.micro
+        self.b = ops.Bytes(w=grid.lookup("weight_dtype", DTYPE_BYTES), kv=grid.lookup("kv_dtype", DTYPE_BYTES),
+                           a=torch.as_tensor(ACT_BYTES, dtype=grid.dtype, device=grid.device))
+        column = {"bf16": 0, "fp8": 1, "fp4": 2}
+        code = grid.lookup("weight_dtype", {k: column[v] for k, v in MATH_COLUMN.items()})
+        peak = torch.where(code == 0, hw.peak_flops_bf16,
+                           torch.where(code == 1, hw.peak_flops_fp8, hw.peak_flops_fp4))
+        self.dtype_ok = peak > 0
+        self.peak_gemm = torch.where(self.dtype_ok, peak, hw.peak_flops_bf16)
+        self.peak_attn = hw.peak_flops_bf16
+        self.tiers = comm.Tiers(bw_in=hw.scaleup_bandwidth * eff.scaleup, lat_in=hw.scaleup_latency,
+                                bw_out=hw.scaleout_bandwidth * eff.scaleout, lat_out=hw.scaleout_latency,
+                                domain=hw.scaleup_size)
+
+    def time(self, flops, nbytes, peak, eff_compute):
+        t_c = compute_time(flops, peak, eff_compute)
+        t_m = memory_time(nbytes, self.hw.hbm_bandwidth, self.eff.memory)
+        return op_time(t_c, t_m, self.eff.overlap) + self.hw.launch_overhead
+
+
+def _phase_ops(cx: _Context, ph: ops.Phase) -> dict[str, tuple]:
+    """Per-op (FLOP, bytes, time) for one layer (embed/lm_head: once per pass), per GPU."""
+    m, lay, b = cx.m, cx.lay, cx.b
+    c, a = cx.eff.compute, cx.eff.attention
+    table = {
+        "embed": (*ops.embedding(m, ph, b), cx.peak_gemm, c),
+        "norm": (*ops.norm(m, ph, b), cx.peak_attn, c),
+        "qkv": (*ops.qkv(m, lay, ph, b), cx.peak_gemm, c),
+        "attn": (*ops.attention_core(m, lay, ph, b), cx.peak_attn, a),
+        "out_proj": (*ops.out_proj(m, lay, ph, b), cx.peak_gemm, c),
+        "mlp": (*ops.dense_mlp(m, lay, ph, b), cx.peak_gemm, c),
+        "router": (*ops.router(m, ph, b), cx.peak_attn, c),
+        "experts": (*ops.routed_experts(m, lay, ph, b), cx.peak_gemm, c),
+        "shared_experts": (*ops.shared_experts(m, lay, ph, b), cx.peak_gemm, c),
+        "lm_head": (*ops.lm_head(m, lay, ph, b), cx.peak_gemm, c),
+    }
+    return {k: (f, n, cx.time(f, n, p, e)) for k, (f, n, p, e) in table.items()}
+
+
+def _phase_comm(cx: _Context, tokens) -> dict[str, torch.Tensor]:
+    """Per-layer collectives of a phase (exposed part), and the pipeline hop."""
+    m, lay, t = cx.m, cx.lay, cx.tiers
+    act = tokens * m.d_model * cx.b.a
+    exposed = 1 - cx.eff.comm_overlap
+    ar_tp = comm.group_all_reduce(act, lay.tp, t)
+    ar_etp = comm.group_all_reduce(act * lay.etp / lay.tp, lay.etp, t)
+    ep_tiers = dataclasses.replace(t, domain=torch.clamp(t.domain / lay.etp, min=1))
+    a2a = comm.group_all_to_all(act / lay.tp * m.experts_per_token, lay.ep, ep_tiers)
+    inside = lay.num_gpus <= t.domain
+    return {"dense": exposed * 2 * ar_tp, "moe_tp": exposed * (ar_tp + ar_etp), "moe_ep": exposed * 2 * a2a,
+            "hop": comm.pipeline_hop(act, inside, t)}
+
+
+def _compose(cx: _Context, per_op: dict, coll: dict, mix: pipeline.StageMix):
+    """Per-op totals over all layers (op axis last), sum over stages, and the slowest stage."""
+    m, lay = cx.m, cx.lay
+    n_moe = m.num_moe_layers
+    n_dense = m.num_layers - n_moe
+    counts = {"embed": 1, "norm": m.num_layers, "qkv": m.num_layers, "attn": m.num_layers,
+              "out_proj": m.num_layers, "mlp": n_dense, "router": n_moe, "experts": n_moe,
+              "shared_experts": n_moe, "lm_head": 1}
+    comm_total = {"tp_comm": n_dense * coll["dense"] + n_moe * coll["moe_tp"],
+                  "ep_comm": n_moe * coll["moe_ep"], "pp_comm": (lay.pp - 1) * coll["hop"]}
+    t = {k: counts[k] * v[2] for k, v in per_op.items()} | comm_total
+    times = torch.stack(torch.broadcast_tensors(*(t[k] for k in OPS)), dim=-1)
+    common = sum(per_op[k][2] for k in ("norm", "qkv", "attn", "out_proj"))
+    t_dense = common + per_op["mlp"][2] + coll["dense"]
+    t_moe = (common + per_op["router"][2] + per_op["experts"][2] + per_op["shared_experts"][2]
+             + coll["moe_tp"] + coll["moe_ep"])
+    slowest = pipeline.stage_times(mix, t_dense, t_moe, per_op["embed"][2], per_op["lm_head"][2],
+                                   coll["hop"]).amax(dim=-1)
+    return times, times.sum(dim=-1), slowest, counts
+
+
+def _stack(per_op: dict, counts: dict, index: int):
+    zero = torch.zeros(())
+    cols = [counts[k] * per_op[k][index] if k in per_op else zero.to(per_op["qkv"][index]) for k in OPS]
+    return torch.stack(torch.broadcast_tensors(*cols), dim=-1)
+
+
+def evaluate(grid: Grid, efficiency: Mapping[str, float] | None = None) -> Evaluation:
+    cx = _Context(grid, efficiency or {})
+    m, lay, hw, b = cx.m, cx.lay, cx.hw, cx.b
+    S, T_out, B = cx.S, cx.T_out, cx.B
+    mix = pipeline.stage_mix(m, lay.pp)
+
+    # prefill: B_mb sequences of S tokens per replica-microbatch
+    tokens = cx.B_mb * S
+    pre = ops.Phase(tokens=tokens, pairs=cx.B_mb * mean_prefill_pairs(m, S), kv_read=tokens,
+                    sequences=cx.B_mb, absorbed=False)
+    pre_ops = _phase_ops(cx, pre)
+    pre_times, pre_total, pre_slowest, counts = _compose(cx, pre_ops, _phase_comm(cx, tokens), mix)
+    ttft, ttft_max = pipeline.prefill_times(pre_total, pre_slowest, lay.micro)
+
+    # decode: Simpson nodes over steps j = 1 .. T_out − 1 (a loop over 3 quadrature nodes)
+    last = torch.clamp(T_out - 1, min=1)
+    dec_comm = _phase_comm(cx, cx.B_mb)
+    tpot = dec_times = dec_flops = dec_bytes = 0.0
+    for weight, j in zip(SIMPSON, (torch.ones_like(last), (1 + last) / 2, last)):
+        keys = cx.B_mb * mean_decode_keys(m, S + j)
+        dec = ops.Phase(tokens=cx.B_mb, pairs=keys, kv_read=keys, sequences=cx.B_mb, absorbed=True)
+        dec_ops = _phase_ops(cx, dec)
+        times, total, slowest, _ = _compose(cx, dec_ops, dec_comm, mix)
+        tpot = tpot + weight * pipeline.decode_step(total, slowest, lay.micro)
+        dec_times = dec_times + weight * times
+        dec_flops = dec_flops + weight * _stack(dec_ops, counts, 0)
+        dec_bytes = dec_bytes + weight * _stack(dec_ops, counts, 1)
+    pre_flops, pre_bytes = _stack(pre_ops, counts, 0), _stack(pre_ops, counts, 1)
+
+    n_gpus = lay.num_gpus
+    e2e = ttft + (T_out - 1) * tpot
+    batch_done = ttft_max + (T_out - 1) * tpot
+    per_gpu_step = lay.micro / lay.pp  # each GPU runs its stage once per microbatch per step
+    peak = cx.peak_gemm
+
+    # memory per GPU
+    L_max = S + T_out
+    worst_layers = mix.layers.amax(dim=-1)
+    kv_seq = kv_bytes_per_sequence(m, lay, mean_cached_tokens(m, L_max), b.kv, worst_layers)
+    weights = weight_bytes_per_gpu(m, lay, mix, b.w)
+    kv = kv_seq * cx.B_rep
+    act = activation_bytes_per_gpu(m, lay, cx.B_mb * S, cx.B_mb, b.a)
+    capacity = MEMORY_UTILIZATION * hw.hbm_capacity
+    memory = weights + kv + act
+    kv_total = m.kv_elements_per_token_per_layer * m.num_layers * mean_cached_tokens(m, L_max) * b.kv
+    min_gpus = torch.ceil((m.num_params * b.w + B * kv_total + act) / capacity)
+
+    values = {
+        "ttft": ttft,
+        "ttft_max": ttft_max,
+        "tpot": tpot,
+        "e2e_latency": e2e,
+        "tokens_per_s_per_gpu": B * T_out / (batch_done * n_gpus),
+        "tokens_per_s_per_user": 1 / tpot,
+        "decode_tokens_per_s_per_gpu": B / (tpot * n_gpus),
+        "prefill_tokens_per_s_per_gpu": B * S / (ttft_max * n_gpus),
+        "memory_per_gpu": memory,
+        "weight_memory_per_gpu": weights,
+        "kv_cache_memory_per_gpu": kv,
+        "activation_memory_per_gpu": act,
+        "memory_capacity_per_gpu": capacity,
+        "max_batch": max_batch(capacity, weights, act, kv_seq, lay.dp),
+        "min_gpus_for_capacity": min_gpus,
+        "num_gpus": n_gpus,
+        "mfu": dec_flops.sum(-1) * per_gpu_step / (tpot * peak),
+        "mbu": dec_bytes.sum(-1) * per_gpu_step / (tpot * hw.hbm_bandwidth),
+        "prefill_op_time": pre_times,
+        "decode_op_time": dec_times,
+        "prefill_op_flops": pre_flops,
+        "prefill_op_bytes": pre_bytes,
+        "decode_op_flops": dec_flops,
+        "decode_op_bytes": dec_bytes,
+    }
+    reason = combine(_checks(cx, memory <= capacity), grid.shape, grid.device)
+    trailing = {k: ("op",) for k in values if k.endswith(("_op_time", "_op_flops", "_op_bytes"))}
+    return Evaluation(values=values, reason=reason, trailing=trailing, trailing_coords={"op": OPS})
+
+
+def _divides(a, b):
+    return torch.remainder(a, b) == 0
+
+
+def _checks(cx: _Context, fits) -> dict[Reason, torch.Tensor]:
+    m, lay = cx.m, cx.lay
+    moe = m.num_experts > 0
+    heads = _divides(m.num_heads, lay.tp) & (_divides(m.num_kv_heads, lay.tp) | _divides(lay.tp, m.num_kv_heads))
+    mlp = _divides(m.d_ff, lay.tp) | (m.num_dense_layers == 0)
+    experts = torch.where(moe, _divides(m.num_experts, lay.ep) & _divides(lay.tp * lay.dp, lay.ep)
+                          & _divides(m.d_ff_expert, lay.etp), lay.ep == 1)
+    G = cx.hw.scaleup_size
+    return {
+        Reason.DIVISIBILITY: heads & mlp & experts,
+        Reason.PIPELINE: lay.pp <= m.num_layers,
+        Reason.BATCH: _divides(cx.B, lay.dp),
+        Reason.DTYPE: cx.dtype_ok,
+        Reason.PLACEMENT: (lay.tp <= G) | _divides(lay.tp, G),
+        Reason.MEMORY: fits,
+    }

@@ -1,0 +1,1 @@
+"""Pure tensor -> tensor physics of LLM inference (roofline convention)."""

@@ -1,0 +1,57 @@
+"""Attention extents: query-key pairs in prefill, keys per decode step, tokens held in the cache.
+
+Full causal attention over S tokens has S(S+1)/2 pairs per sequence (not S², seed bug B10).
+A sliding window of w keys (keys j with i − w < j <= i) has w(w+1)/2 + (S − w)·w pairs once S > w;
+Llama-4 chunked attention with chunk C lets position i see ((i − 1) mod C) + 1 keys
+(model-spec §8.12). Models mix full, sliding and chunked layers; these functions return the
+average over the layers of a model, which is what a per-layer op table needs.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def causal_pairs(S: torch.Tensor) -> torch.Tensor:
+    return S * (S + 1) / 2
+
+
+def window_pairs(S: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Pairs per sequence with a window of w keys (equals causal_pairs when S <= w)."""
+    ww = torch.minimum(S, w)
+    return ww * (ww + 1) / 2 + (S - ww) * ww
+
+
+def chunked_pairs(S: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
+    """Pairs per sequence with chunked attention: full chunks of C, then a partial one of r."""
+    q = torch.floor(S / C)
+    r = S - q * C
+    return q * C * (C + 1) / 2 + r * (r + 1) / 2
+
+
+def _mix(m, full, sliding, chunked):
+    n = m.num_layers
+    n_sw = m.sliding_window_layers * (m.sliding_window > 0)
+    n_ch = m.chunked_layers * (m.attention_chunk > 0)
+    return ((n - n_sw - n_ch) * full + n_sw * sliding + n_ch * chunked) / n
+
+
+def _safe(x):
+    return torch.where(x > 0, x, torch.ones_like(x))
+
+
+def mean_prefill_pairs(m, S: torch.Tensor) -> torch.Tensor:
+    """Query-key pairs per sequence per layer, averaged over the model's layers."""
+    return _mix(m, causal_pairs(S), window_pairs(S, _safe(m.sliding_window)),
+                chunked_pairs(S, _safe(m.attention_chunk)))
+
+
+def mean_decode_keys(m, L: torch.Tensor) -> torch.Tensor:
+    """Keys attended by one decode query at context L (new token included), averaged over layers."""
+    C = _safe(m.attention_chunk)
+    return _mix(m, L, torch.minimum(L, _safe(m.sliding_window)), torch.remainder(L - 1, C) + 1)
+
+
+def mean_cached_tokens(m, L: torch.Tensor) -> torch.Tensor:
+    """Tokens a layer keeps in its KV cache at context L, averaged over layers."""
+    return _mix(m, L, torch.minimum(L, _safe(m.sliding_window)), torch.minimum(L, _safe(m.attention_chunk)))

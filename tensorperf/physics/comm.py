@@ -1,0 +1,91 @@
+"""Collectives in the alpha-beta model, over a scale-up tier and a scale-out tier.
+
+Conventions of nccl-tests doc/PERFORMANCE.md: ``nbytes`` is the full buffer for all-reduce, the
+total gathered/scattered size for all-gather/reduce-scatter, and the per-rank send buffer (self
+chunk included) for all-to-all. ``bw`` is the achievable per-GPU per-direction bandwidth
+(peak · efficiency). Every formula carries an (n − 1) factor, so a group of 1 costs exactly 0
+with no branch. Sources: model-spec §3.9 and §8.7-8.8; GenZ collective_times.py; calculon network.py.
+
+Placement (model-spec §8.11): a group of n ranks laid out innermost-first on domains of G GPUs has
+n_in = min(n, G) ranks per domain and n_out = n / n_in domains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Tiers:
+    """Per-GPU achievable bandwidth (B/s, per direction) and per-step latency (s) of each tier."""
+
+    bw_in: torch.Tensor
+    lat_in: torch.Tensor
+    bw_out: torch.Tensor
+    lat_out: torch.Tensor
+    domain: torch.Tensor  # GPUs per scale-up domain
+
+
+def ring_all_reduce(nbytes, n, bw, lat):
+    """2(n−1)·α + 2(n−1)/n · S / W (reduce-scatter + all-gather; NCCL busbw factor 2(n−1)/n)."""
+    return 2 * (n - 1) * lat + 2 * (n - 1) / n * nbytes / bw
+
+
+def tree_all_reduce(nbytes, n, bw, lat):
+    """Double binary tree: 2·log2(n)·α + 2(n−1)/n · S / W (bandwidth term as the ring's; NCCL #545)."""
+    return 2 * torch.log2(n) * lat + 2 * (n - 1) / n * nbytes / bw
+
+
+def all_gather(nbytes, n, bw, lat):
+    """Ring all-gather (or reduce-scatter) of a total of S bytes: (n−1)·α + (n−1)/n · S / W."""
+    return (n - 1) * lat + (n - 1) / n * nbytes / bw
+
+
+reduce_scatter = all_gather
+
+
+def point_to_point(nbytes, bw, lat):
+    """One message: α + S / W."""
+    return lat + nbytes / bw
+
+
+def split(n: torch.Tensor, domain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ranks per domain, domains) of a group of n ranks placed innermost-first."""
+    n_in = torch.minimum(n, domain)
+    return n_in, n / n_in
+
+
+def group_all_reduce(nbytes, n, tiers: Tiers):
+    """Flat ring over a group that may span domains (model-spec §8.7): the inner rings share the
+    domain's egress, so W = min(W_in, n_in · W_out) once the group leaves the domain."""
+    n_in, n_out = split(n, tiers.domain)
+    crosses = n_out > 1
+    bw = torch.where(crosses, torch.minimum(tiers.bw_in, n_in * tiers.bw_out), tiers.bw_in)
+    lat = torch.where(crosses, tiers.lat_out, tiers.lat_in)
+    return ring_all_reduce(nbytes, n, bw, lat)
+
+
+def hierarchical_all_reduce(nbytes, n, tiers: Tiers):
+    """Reduce-scatter inside the domain, all-reduce of S/n_in across domains, all-gather inside."""
+    n_in, n_out = split(n, tiers.domain)
+    inner = ring_all_reduce(nbytes, n_in, tiers.bw_in, tiers.lat_in)
+    return inner + ring_all_reduce(nbytes / n_in, n_out, tiers.bw_out, tiers.lat_out)
+
+
+def group_all_to_all(send_bytes, n, tiers: Tiers):
+    """All-to-all of a per-rank send buffer over a group that may span domains (§8.8): the intra
+    part (n_in−1)/n·S/W_in and the inter part (n−n_in)/n·S/W_out overlap (max), latency
+    (n_in−1)·α_in + (n−n_in)·α_out."""
+    n_in, _ = split(n, tiers.domain)
+    intra = (n_in - 1) / n * send_bytes / tiers.bw_in
+    inter = (n - n_in) / n * send_bytes / tiers.bw_out
+    return torch.maximum(intra, inter) + (n_in - 1) * tiers.lat_in + (n - n_in) * tiers.lat_out
+
+
+def pipeline_hop(nbytes, inside_domain, tiers: Tiers):
+    """p2p between consecutive pipeline stages, on the tier the boundary crosses."""
+    bw = torch.where(inside_domain, tiers.bw_in, tiers.bw_out)
+    lat = torch.where(inside_domain, tiers.lat_in, tiers.lat_out)
+    return point_to_point(nbytes, bw, lat)

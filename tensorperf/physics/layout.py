@@ -1,0 +1,53 @@
+"""How a layout splits the work: parallel degrees, per-rank heads, and the MoE folding.
+
+Convention (model-spec §3.8, §8.3, Megatron-Core "MoE parallel folding"): N = tp · pp · dp GPUs.
+Inside each pipeline stage the tp·dp GPUs run attention and dense layers as dp replicas of tp-way
+tensor parallelism, and MoE layers as ep-way expert parallelism times etp-way expert-tensor
+parallelism over the same GPUs, ep · etp = tp · dp (experts are not replicated).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Layout:
+    tp: torch.Tensor
+    pp: torch.Tensor
+    dp: torch.Tensor
+    ep: torch.Tensor
+    micro: torch.Tensor  # pipeline microbatches per replica
+
+    @property
+    def etp(self) -> torch.Tensor:
+        """Expert-tensor-parallel degree: the stage's tp·dp GPUs not used by ep."""
+        return self.tp * self.dp / self.ep
+
+    @property
+    def num_gpus(self) -> torch.Tensor:
+        return self.tp * self.pp * self.dp
+
+
+def default_microbatches(pp: torch.Tensor, per_replica_batch: torch.Tensor) -> torch.Tensor:
+    """Enough microbatches to fill the pipeline when the batch allows: min(pp, B/dp)."""
+    return torch.clamp(torch.minimum(pp, per_replica_batch), min=1)
+
+
+def query_heads_per_rank(m, lay: Layout) -> torch.Tensor:
+    return m.num_heads / lay.tp
+
+
+def kv_heads_per_rank(m, lay: Layout) -> torch.Tensor:
+    """KV heads held by one TP rank: n_kv/tp, or 1 (replicated) once tp > n_kv (GenZ: max(ceil, 1))."""
+    return torch.ceil(m.num_kv_heads / lay.tp)
+
+
+def kv_elements_per_rank(m, lay: Layout) -> torch.Tensor:
+    """Cached elements per token per layer on one TP rank. MLA's latent is shared by all heads, so
+    head-sharded TP replicates it (model-spec §3.6)."""
+    gqa = 2 * kv_heads_per_rank(m, lay) * m.head_dim
+    mla = m.kv_lora_rank + m.qk_rope_head_dim
+    return torch.where(m.kv_lora_rank > 0, mla, gqa)

@@ -1,0 +1,64 @@
+"""Memory per GPU: weights, KV cache, activations/workspace; fit and max batch (model-spec §3.11, §8.2).
+
+Weights are counted on the worst pipeline stage. The KV cache is allocated for the whole request
+(L_max = S + T_out, §8.19). Activations: inference keeps none for a backward pass; the workspace
+is sized for one prefill step of at most ACTIVATION_TOKENS tokens (the engines' token budget per
+iteration: vLLM max_num_batched_tokens and TensorRT-LLM max_num_tokens both default to 8192).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .layout import Layout, kv_elements_per_rank, query_heads_per_rank
+from .pipeline import StageMix
+
+ACTIVATION_TOKENS = 8192
+MEMORY_UTILIZATION = 0.9  # usable fraction of HBM (vLLM gpu_memory_utilization default)
+ACTIVATION_WIDTHS = 4  # hidden-size buffers live at once (residual, norm out, attention out, MLP out)
+
+
+def attention_weights_per_rank(m, lay: Layout):
+    """GQA: d·(nq + 2·nkv)·dh + nq·dh·d per rank; MLA: replicated down-projections + split up."""
+    nq = query_heads_per_rank(m, lay)
+    nkv = torch.ceil(m.num_kv_heads / lay.tp)
+    d = m.d_model
+    gqa = d * (nq + 2 * nkv) * m.head_dim + nq * m.head_dim * d
+    qk = m.qk_nope_head_dim + m.qk_rope_head_dim
+    r_q, r_kv = m.q_lora_rank, m.kv_lora_rank
+    q = torch.where(r_q > 0, d * r_q + r_q * nq * qk, d * nq * qk)
+    mla = (q + d * (r_kv + m.qk_rope_head_dim) + r_kv * nq * (m.qk_nope_head_dim + m.v_head_dim)
+           + nq * m.v_head_dim * d)
+    return torch.where(r_kv > 0, mla, gqa)
+
+
+def weight_bytes_per_gpu(m, lay: Layout, mix: StageMix, b_w):
+    """Worst candidate stage's resident weights (bytes)."""
+    common = attention_weights_per_rank(m, lay) + m.norm_params_per_layer
+    dense = common + m.dense_mlp_params / lay.tp
+    moe = (common + m.num_experts * m.expert_params / (lay.tp * lay.dp)
+           + m.num_shared_experts * m.expert_params / lay.tp + m.router_params * (m.num_experts > 1))
+    table = m.vocab_size * m.d_model / lay.tp
+    head = table * (1 - m.tie_embeddings * (lay.pp == 1))  # a tied table is shared on one stage
+    u = lambda t: t.unsqueeze(-1)  # noqa: E731
+    per_stage = (mix.dense * u(dense) + mix.moe * u(moe) + mix.first * u(table) + mix.last * u(head))
+    return per_stage.amax(dim=-1) * b_w
+
+
+def kv_bytes_per_sequence(m, lay: Layout, cached_tokens, b_kv, layers):
+    """KV-cache bytes one sequence occupies on one GPU of a stage with `layers` layers."""
+    return layers * kv_elements_per_rank(m, lay) * cached_tokens * b_kv
+
+
+def activation_bytes_per_gpu(m, lay: Layout, step_tokens, sequences, b_a):
+    """Workspace of one forward step: hidden buffers, the widest MLP intermediate, fp32 logits."""
+    tokens = torch.clamp(step_tokens, max=ACTIVATION_TOKENS)
+    wide = torch.maximum(m.d_ff, m.experts_per_token * m.d_ff_expert) / lay.tp * (m.mlp_matrices - 1)
+    logits = sequences * m.vocab_size / lay.tp * 4
+    return tokens * (ACTIVATION_WIDTHS * m.d_model + wide) * b_a + logits
+
+
+def max_batch(capacity, weights, activations, kv_per_sequence, dp):
+    """Requests in flight that fit: dp · floor((u·M − M_w − M_act) / KV per sequence) (§8.2)."""
+    free = torch.clamp(capacity - weights - activations, min=0)
+    return dp * torch.floor(free / kv_per_sequence)

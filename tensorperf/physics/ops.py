@@ -1,0 +1,151 @@
+"""FLOPs and HBM bytes of each operation of a decoder layer, per GPU (model-spec §3.3-§3.6).
+
+One table serves prefill and decode: a phase is described by the tokens entering the layer (T),
+the query-key pairs the attention core computes, and the cached tokens it reads. Counts are per
+GPU: attention heads and dense MLPs are split over tp, routed experts over the stage's tp·dp GPUs.
+
+Notation (scaling-book letters): T tokens, d model width, nq/nkv query/KV heads per rank, dh head
+width, F MLP width, E experts, k top-k, V vocabulary; b_w/b_kv/b_a bytes of weights, KV cache and
+activations. FLOP = 2 per multiply-add. RoPE and residual adds are fused into neighbouring kernels
+and not charged separately.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .layout import Layout, kv_elements_per_rank, kv_heads_per_rank, query_heads_per_rank
+
+NORM_FLOPS_PER_ELEMENT = 4  # RMSNorm: square, reduce, scale, gain (model-spec §3.3)
+LOGIT_BYTES = 4  # fp32 logits
+
+
+@dataclass(frozen=True)
+class Phase:
+    """What enters one layer on one replica-microbatch."""
+
+    tokens: torch.Tensor  # T new tokens (prefill B_mb·S, decode B_mb)
+    pairs: torch.Tensor  # query-key pairs of the attention core (summed over sequences)
+    kv_read: torch.Tensor  # cached tokens read by the attention core
+    sequences: torch.Tensor  # sequences (LM head positions)
+    absorbed: bool  # MLA decode runs the absorbed path, prefill the naive one (§8.17)
+
+
+@dataclass(frozen=True)
+class Bytes:
+    w: torch.Tensor
+    kv: torch.Tensor
+    a: torch.Tensor
+
+
+def norm(m, ph: Phase, b: Bytes):
+    T, d = ph.tokens, m.d_model
+    n = m.norms_per_layer
+    return n * NORM_FLOPS_PER_ELEMENT * T * d, n * 2 * T * d * b.a
+
+
+def qkv(m, lay: Layout, ph: Phase, b: Bytes):
+    """QKV projections: 2·T·d·(nq + 2·nkv)·dh (GQA); MLA's down/up projections with the
+    down-projections replicated over tp (§8.15)."""
+    T, d = ph.tokens, m.d_model
+    nq = query_heads_per_rank(m, lay)
+    nkv = kv_heads_per_rank(m, lay)
+    gqa_w = d * (nq + 2 * nkv) * m.head_dim
+    gqa_out = (nq + 2 * nkv) * m.head_dim
+    qk = m.qk_nope_head_dim + m.qk_rope_head_dim
+    r_q, r_kv, rope = m.q_lora_rank, m.kv_lora_rank, m.qk_rope_head_dim
+    q_w = torch.where(r_q > 0, d * r_q + r_q * nq * qk, d * nq * qk)
+    mla_w = q_w + d * (r_kv + rope) + r_kv * nq * (m.qk_nope_head_dim + m.v_head_dim)
+    mla_out = nq * qk + r_kv + rope
+    is_mla = r_kv > 0
+    w = torch.where(is_mla, mla_w, gqa_w)
+    out = torch.where(is_mla, mla_out, gqa_out)
+    return 2 * T * w, w * b.w + T * (d + out) * b.a
+
+
+def attention_core(m, lay: Layout, ph: Phase, b: Bytes):
+    """Scores and context: 4·nq·dh FLOP per query-key pair (causal pairs, §3.3). MLA naive prefill:
+    2·nq·(qk + dv) per pair; absorbed decode: 2·nq·(2·r_kv + d_rope) per key (§3.6).
+    Bytes: Q read and O write, the cache read once (flash, ideal) and the new K/V written."""
+    nq = query_heads_per_rank(m, lay)
+    qk = m.qk_nope_head_dim + m.qk_rope_head_dim
+    gqa_flops = 4 * nq * m.head_dim * ph.pairs
+    if ph.absorbed:
+        mla_flops = 2 * nq * (2 * m.kv_lora_rank + m.qk_rope_head_dim) * ph.pairs
+        mla_read = ph.kv_read * kv_elements_per_rank(m, lay) * b.kv
+        mla_qo = ph.tokens * nq * (m.kv_lora_rank + m.qk_rope_head_dim + m.kv_lora_rank) * b.a
+    else:
+        mla_flops = 2 * nq * (qk + m.v_head_dim) * ph.pairs
+        mla_read = ph.kv_read * nq * (qk + m.v_head_dim) * b.a  # materialized per-head K and V
+        mla_qo = ph.tokens * nq * (qk + m.v_head_dim) * b.a
+    cache = kv_elements_per_rank(m, lay) * b.kv
+    gqa_bytes = ph.tokens * 2 * nq * m.head_dim * b.a + ph.kv_read * cache
+    mla_bytes = mla_qo + mla_read
+    is_mla = m.kv_lora_rank > 0
+    flops = torch.where(is_mla, mla_flops, gqa_flops)
+    nbytes = torch.where(is_mla, mla_bytes, gqa_bytes) + ph.tokens * cache  # + K/V append
+    return flops, nbytes
+
+
+def out_proj(m, lay: Layout, ph: Phase, b: Bytes):
+    """Attention output projection: 2·T·nq·dv·d."""
+    nq = query_heads_per_rank(m, lay)
+    dv = torch.where(m.kv_lora_rank > 0, m.v_head_dim, m.head_dim)
+    w = nq * dv * m.d_model
+    return 2 * ph.tokens * w, w * b.w + ph.tokens * (nq * dv + m.d_model) * b.a
+
+
+def dense_mlp(m, lay: Layout, ph: Phase, b: Bytes):
+    """Dense MLP: 2·T·d·F·n_mat / tp (n_mat = 3 gated, 2 plain)."""
+    f = m.d_ff / lay.tp
+    w = m.mlp_matrices * m.d_model * f
+    return 2 * ph.tokens * w, w * b.w + ph.tokens * (2 * m.d_model + m.mlp_matrices * f) * b.a
+
+
+def router(m, ph: Phase, b: Bytes):
+    """Router GEMM 2·T·d·E (fp32 logits); a model with one expert has no router."""
+    on = m.num_experts > 1
+    E = m.num_experts
+    flops = 2 * ph.tokens * m.d_model * E
+    nbytes = m.d_model * E * b.w + ph.tokens * (m.d_model * b.a + E * LOGIT_BYTES)
+    return flops * on, nbytes * on
+
+
+def expected_experts(E: torch.Tensor, k: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Distinct experts touched by `tokens` uniformly routed tokens: E·(1 − (1 − k/E)^T) (§3.5)."""
+    safe_E = torch.where(E > 0, E, torch.ones_like(E))
+    return safe_E * (1 - torch.pow(1 - k / safe_E, tokens))
+
+
+def routed_experts(m, lay: Layout, ph: Phase, b: Bytes):
+    """Routed experts, dropless and balanced: 2·T·k·d·F_e·n_mat/tp FLOP per GPU. Weights read: the
+    GPU's E/ep experts (its 1/etp shard) that at least one of the stage's dp·T tokens selects."""
+    E, k, d = m.num_experts, m.experts_per_token, m.d_model
+    fe = m.d_ff_expert / lay.etp
+    per_expert = m.mlp_matrices * d * fe
+    touched = expected_experts(E, k, lay.dp * ph.tokens) / lay.ep
+    routed = lay.dp * ph.tokens * k / lay.ep  # token-expert pairs landing on this ep slot
+    flops = 2 * routed * per_expert
+    nbytes = touched * per_expert * b.w + routed * (2 * d + m.mlp_matrices * fe) * b.a
+    return flops, nbytes
+
+
+def shared_experts(m, lay: Layout, ph: Phase, b: Bytes):
+    """Always-on shared experts, tensor-parallel over tp: 2·T·E_s·d·F_e·n_mat/tp (§8.15)."""
+    w = m.num_shared_experts * m.mlp_matrices * m.d_model * m.d_ff_expert / lay.tp
+    on = m.num_shared_experts > 0
+    return 2 * ph.tokens * w, (w * b.w + ph.tokens * 2 * m.d_model * b.a) * on
+
+
+def embedding(m, ph: Phase, b: Bytes):
+    """Embedding lookup: a gather of T rows, no FLOPs."""
+    return torch.zeros_like(ph.tokens), ph.tokens * m.d_model * (b.w + b.a)
+
+
+def lm_head(m, lay: Layout, ph: Phase, b: Bytes):
+    """Final norm + vocab-parallel LM head at the last position of each sequence: 2·B·d·V/tp."""
+    v = m.vocab_size / lay.tp
+    flops = 2 * ph.sequences * m.d_model * v
+    return flops, m.d_model * v * b.w + ph.sequences * (m.d_model * b.a + v * LOGIT_BYTES)

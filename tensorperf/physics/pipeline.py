@@ -1,0 +1,80 @@
+"""Pipeline stages and schedules (model-spec §3.10, §8.1, §8.9).
+
+Stages are contiguous and uneven: the first (n_L mod pp) stages get ceil(n_L/pp) layers, the rest
+floor. Stage times are linear in (dense layers, MoE layers, embedding, LM head, outgoing hop), so
+the slowest stage is one of a few candidates: the first stage (embedding, leading dense layers),
+the second, the first stage wholly past the leading dense layers (most MoE layers), and the last
+(LM head). Candidates form a trailing axis of size 4.
+
+Schedules (GPipe, forward only), with m microbatches and stage times t_s (hop included):
+  prefill: last request's first token at  sum_s t_s + (m − 1)·max_s t_s;  mean over microbatches
+           sum_s t_s + (m − 1)/2 · max_s t_s
+  decode:  TPOT = max(sum_s t_s, m · max_s t_s)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class StageMix:
+    """Layer counts of the candidate stages, trailing axis of size 4."""
+
+    dense: torch.Tensor
+    moe: torch.Tensor
+    first: torch.Tensor  # 1 for the first stage (embedding)
+    last: torch.Tensor  # 1 for the last stage (LM head)
+    hop: torch.Tensor  # 1 if the stage sends activations on
+    layers: torch.Tensor
+
+
+def _start(s, q, r):
+    return s * q + torch.minimum(s, r)
+
+
+def stage_mix(m, pp: torch.Tensor) -> StageMix:
+    n = m.num_layers.unsqueeze(-1)
+    pp = pp.unsqueeze(-1)
+    q = torch.floor(n / pp)
+    r = n - q * pp
+    lead = m.first_dense_layers.unsqueeze(-1)
+    big = q + 1
+    # first stage whose first layer is at or past the leading dense layers
+    s_moe = torch.where(lead <= r * big, torch.ceil(lead / big),
+                        r + torch.ceil((lead - r * big) / torch.clamp(q, min=1)))
+    last = pp - 1
+    s = torch.cat([torch.zeros_like(s_moe), torch.ones_like(s_moe), s_moe, last.expand_as(s_moe)], dim=-1)
+    s = torch.minimum(s, last)
+    layers = q + (s < r)
+    start = _start(s, q, r)
+    dense_lead = torch.clamp(lead - start, min=0)
+    dense_lead = torch.minimum(dense_lead, layers)
+    is_moe = (m.num_experts > 0).unsqueeze(-1)
+    moe = (layers - dense_lead) / m.moe_layer_freq.unsqueeze(-1) * is_moe
+    return StageMix(dense=layers - moe, moe=moe, first=(s == 0) * 1.0, last=(s == last) * 1.0,
+                    hop=(s < last) * 1.0, layers=layers)
+
+
+def stage_times(mix: StageMix, t_dense, t_moe, t_embed, t_head, t_hop):
+    """Time of each candidate stage (trailing axis 4); inputs broadcast against the grid."""
+    u = lambda t: t.unsqueeze(-1)  # noqa: E731 - align with the candidate axis
+    return (mix.dense * u(t_dense) + mix.moe * u(t_moe) + mix.first * u(t_embed)
+            + mix.last * u(t_head) + mix.hop * u(t_hop))
+
+
+def prefill_times(total, slowest, micro):
+    """(mean TTFT over microbatches, last microbatch's TTFT)."""
+    return total + (micro - 1) / 2 * slowest, total + (micro - 1) * slowest
+
+
+def decode_step(total, slowest, micro):
+    """TPOT: every sequence passes every stage once per token; stages idle when m < pp."""
+    return torch.maximum(total, micro * slowest)
+
+
+def bubble_fraction(pp, micro):
+    """GPipe bubble (pp − 1)/(m + pp − 1) (Huang et al. 2019)."""
+    return (pp - 1) / (micro + pp - 1)
