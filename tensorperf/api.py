@@ -27,7 +27,7 @@ Convention = Literal["seed", "roofline"]
 
 CONVENTIONS: Mapping[str, Any] = MappingProxyType({"roofline": roofline.evaluate, "seed": seed.evaluate})
 
-_INTEGER_AXES = ("prompt_len", "output_len", "batch", "tp", "pp", "dp", "ep")
+_INTEGER_AXES = ("prompt_len", "output_len", "batch", "tp", "pp", "dp", "ep", "world_size")
 _FLOAT_DTYPES = MappingProxyType({"float64": torch.float64, "float32": torch.float32})
 
 
@@ -115,6 +115,8 @@ def build_grid(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtyp
                 raise unknown_name_error(name, v, DTYPE_BYTES)
         inputs[name] = (values, values, is_dim)
     for name in _INTEGER_AXES:
+        if axes.get(name, _DEFAULTS[name]) is None:
+            continue  # optional input not given
         values, is_dim = _listify(name, axes.get(name, _DEFAULTS[name]))
         ints = _integer_axis(name, values)
         inputs[name] = (ints, ints, is_dim)
@@ -143,19 +145,20 @@ def check_efficiency(efficiency: Mapping[str, float] | None) -> dict[str, float]
 
 
 _DEFAULTS = MappingProxyType({"prompt_len": 1024, "output_len": 128, "batch": 1,
-                              "tp": 1, "pp": 1, "dp": 1, "ep": 1})
+                              "tp": 1, "pp": 1, "dp": 1, "ep": 1, "world_size": None})
 
 
 def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: Any = "bf16",
           prompt_len: Any = 1024, output_len: Any = 128, batch: Any = 1,
-          tp: Any = 1, pp: Any = 1, dp: Any = 1, ep: Any = 1,
+          tp: Any = 1, pp: Any = 1, dp: Any = 1, ep: Any = 1, world_size: Any = None,
           convention: Convention = "roofline", efficiency: Mapping[str, float] | None = None,
           dtype: Any = torch.float64, device: str | torch.device = "cpu") -> xr.Dataset:
     """Evaluate every point of the grid spanned by the list-valued inputs, in one pass.
 
     Each input may be a scalar (a scalar coordinate) or a list (a named dimension). ``model`` and
     ``hardware`` take preset ids (see :mod:`tensorperf.presets`), TOML paths or spec objects.
-    ``batch`` is the number of requests in flight on the whole deployment. ``efficiency`` maps
+    ``batch`` is the number of requests in flight on the whole deployment. ``world_size``, when
+    given, keeps only layouts that use exactly that many GPUs (others are masked). ``efficiency`` maps
     :class:`~tensorperf.specs.Efficiency` field names to values that override every hardware's
     defaults (e.g. ``{"memory": 0.8}``). Returns an
     ``xarray.Dataset`` with one variable per metric (SI units in ``attrs["units"]``); infeasible
@@ -170,7 +173,7 @@ def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: An
         raise unknown_name_error("convention", convention, CONVENTIONS)
     grid = build_grid(model=model, hardware=hardware, weight_dtype=weight_dtype, kv_dtype=kv_dtype,
                       prompt_len=prompt_len, output_len=output_len, batch=batch,
-                      tp=tp, pp=pp, dp=dp, ep=ep, dtype=dtype, device=device)
+                      tp=tp, pp=pp, dp=dp, ep=ep, world_size=world_size, dtype=dtype, device=device)
     overrides = check_efficiency(efficiency)
     with torch.no_grad():
         evaluation = CONVENTIONS[convention](grid, overrides)

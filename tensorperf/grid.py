@@ -28,7 +28,7 @@ from .validation import SpecError
 DIM_ORDER = (
     "model", "hardware", "weight_dtype", "kv_dtype",
     "prompt_len", "output_len", "batch",
-    "tp", "pp", "dp", "ep",
+    "tp", "pp", "dp", "ep", "world_size",
 )
 CATEGORICAL = frozenset({"model", "hardware", "weight_dtype", "kv_dtype"})
 

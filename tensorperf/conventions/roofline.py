@@ -208,7 +208,10 @@ def evaluate(grid: Grid, efficiency: Mapping[str, float] | None = None) -> Evalu
         "decode_op_flops": dec_flops,
         "decode_op_bytes": dec_bytes,
     }
-    reason = combine(_checks(cx, memory <= capacity), grid.shape, grid.device)
+    checks = _checks(cx, memory <= capacity)
+    if "world_size" in grid.values:
+        checks[Reason.WORLD_SIZE] = n_gpus == grid.axis("world_size")
+    reason = combine(checks, grid.shape, grid.device)
     trailing = {k: ("op",) for k in values if k.endswith(("_op_time", "_op_flops", "_op_bytes"))}
     return Evaluation(values=values, reason=reason, trailing=trailing, trailing_coords={"op": OPS})
 

@@ -193,7 +193,7 @@ def evaluate(grid: Grid, efficiency: Any = None) -> Evaluation:
     ttft_ms = (B * n_l).to(f64) * per_layer
 
     num_gpus = tp * pp * dp * ep
-    world = hw.gpus_per_node * hw.number_of_nodes
+    world = grid.axis("world_size", i64) if "world_size" in grid.values else hw.gpus_per_node * hw.number_of_nodes
     seed_b = grid.place("weight_dtype", _seed_bytes(grid.values["weight_dtype"]), f64)
     params = seed_param_count(m, active=False)
     kv = seed_b * B.to(f64) * (S + T).to(f64) * m.d_model.to(f64) * n_l.to(f64) * 2

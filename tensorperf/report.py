@@ -1,0 +1,42 @@
+"""Terminal tables: SI values converted to readable units at the edge, aligned columns."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+# column -> (header, scale, format)
+COLUMNS: Mapping[str, tuple[str, float, str]] = {
+    "hardware": ("hardware", 1, "s"), "model": ("model", 1, "s"), "weight_dtype": ("dtype", 1, "s"),
+    "prompt_len": ("prompt", 1, "d"), "output_len": ("output", 1, "d"),
+    "tp": ("tp", 1, "d"), "pp": ("pp", 1, "d"), "dp": ("dp", 1, "d"), "ep": ("ep", 1, "d"),
+    "batch": ("batch", 1, "d"),
+    "tokens_per_s_per_gpu": ("tok/s/GPU", 1, ".1f"), "tokens_per_s_per_user": ("tok/s/user", 1, ".1f"),
+    "ttft": ("TTFT s", 1, ".3f"), "tpot": ("TPOT ms", 1e3, ".2f"), "e2e_latency": ("E2E s", 1, ".2f"),
+    "memory_per_gpu": ("mem/GPU GB", 1e-9, ".1f"), "num_gpus": ("GPUs", 1, "d"),
+    "max_batch": ("max batch", 1, "d"), "mfu": ("MFU", 1, ".3f"), "mbu": ("MBU", 1, ".3f"),
+}
+
+
+def _cell(value: Any, scale: float, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if fmt == "s":
+        return str(value)
+    if fmt == "d":
+        return f"{int(round(float(value) * scale)):d}"
+    return format(float(value) * scale, fmt)
+
+
+def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """Aligned text table; strings left-aligned, numbers right-aligned; NaN shows as '-'."""
+    heads = [COLUMNS.get(c, (c, 1, ".4g"))[0] for c in columns]
+    cells = [[_cell(r.get(c), *COLUMNS.get(c, (c, 1, ".4g"))[1:]) for c in columns] for r in rows]
+    widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(heads)]
+    left = [COLUMNS.get(c, (c, 1, ".4g"))[2] == "s" for c in columns]
+
+    def line(values):
+        return "  ".join(v.ljust(w) if lft else v.rjust(w) for v, w, lft in zip(values, widths, left))
+
+    return "\n".join([line(heads), line(["-" * w for w in widths])] + [line(r) for r in cells])
