@@ -39,6 +39,17 @@ def best_of(fn, repeat):
     return min(times)
 
 
+def _engine(convention, grid):
+    def run():
+        with torch.no_grad():
+            CONVENTIONS[convention](grid, {})
+    return run
+
+
+def _full(convention, axes, dtype):
+    return lambda: tp.sweep(**axes, convention=convention, dtype=dtype)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
@@ -47,9 +58,8 @@ def main() -> None:
     for convention, axes in (("roofline", GRID), ("seed", SEED_GRID)):
         for dtype in (torch.float64, torch.float32):
             grid = build_grid(**axes, dtype=dtype)
-            with torch.no_grad():
-                engine = best_of(lambda: CONVENTIONS[convention](grid, {}), args.repeat)
-            full = best_of(lambda: tp.sweep(**axes, convention=convention, dtype=dtype), args.repeat)
+            engine = best_of(_engine(convention, grid), args.repeat)
+            full = best_of(_full(convention, axes, dtype), args.repeat)
             rows.append((convention, str(dtype).removeprefix("torch."), grid.size, engine, full))
     print(f"machine: {platform.machine()} {platform.processor() or ''}, torch {torch.__version__}, "
           f"threads {torch.get_num_threads()}")

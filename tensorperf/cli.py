@@ -43,7 +43,8 @@ def _csv(kind):
         try:
             values = [kind(t) for t in items]
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated {kind.__name__} values, got {text!r}") from None
         return values[0] if len(values) == 1 else values
     return parse
 

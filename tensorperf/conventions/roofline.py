@@ -43,7 +43,7 @@ class _Context:
     """Everything a phase needs: specs, layout, rates, efficiencies (all tensors on the grid)."""
 
     def __init__(self, grid: Grid, efficiency: Mapping[str, float]):
-        self.m = m = grid.spec("model")
+        self.m = grid.spec("model")
         self.hw = hw = grid.spec("hardware")
         eff = grid.spec("hardware", attr="efficiency")
         for name, value in efficiency.items():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -94,7 +94,7 @@ def load_hardware_file(path: str | Path) -> HardwareSpec:
     return spec
 
 
-@lru_cache(maxsize=None)
+@cache
 def model(preset_id: str) -> ModelSpec:
     """The ModelSpec of a preset id; an unknown id raises SpecError naming the closest ids."""
     if preset_id not in models():
@@ -102,7 +102,7 @@ def model(preset_id: str) -> ModelSpec:
     return load_model_file(_preset_dir("models") / f"{preset_id}.toml")
 
 
-@lru_cache(maxsize=None)
+@cache
 def hardware_spec(preset_id: str) -> HardwareSpec:
     """The HardwareSpec of a preset id; an unknown id raises SpecError naming the closest ids."""
     if preset_id not in hardware():
