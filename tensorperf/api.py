@@ -27,7 +27,7 @@ Convention = Literal["seed", "roofline"]
 
 CONVENTIONS: Mapping[str, Any] = MappingProxyType({"roofline": roofline.evaluate, "seed": seed.evaluate})
 
-_INTEGER_AXES = ("prompt_len", "output_len", "batch", "tp", "pp", "dp", "ep", "world_size")
+_INTEGER_AXES = ("prompt_len", "output_len", "batch", "tp", "pp", "dp", "ep", "microbatches", "world_size")
 _FLOAT_DTYPES = MappingProxyType({"float64": torch.float64, "float32": torch.float32})
 
 
@@ -88,13 +88,13 @@ def _integer_axis(name: str, values: tuple[Any, ...]) -> tuple[int, ...]:
 
 
 def build_grid(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: Any = "bf16",
-               dtype: Any = torch.float64, device: str | torch.device = "cpu",
+               act_dtype: Any = "bf16", dtype: Any = torch.float64, device: str | torch.device = "cpu",
                **axes: Any) -> Grid:
     """Validate the inputs of :func:`sweep` and build its Grid (exposed for tests and tools)."""
     unknown = sorted(set(axes) - set(_INTEGER_AXES))
     if unknown:
         raise unknown_name_error("sweep input", unknown[0], ("model", "hardware", "weight_dtype",
-                                                             "kv_dtype") + _INTEGER_AXES)
+                                                             "kv_dtype", "act_dtype") + _INTEGER_AXES)
     if isinstance(dtype, str):
         if dtype not in _FLOAT_DTYPES:
             raise unknown_name_error("dtype", dtype, _FLOAT_DTYPES)
@@ -108,7 +108,7 @@ def build_grid(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtyp
     values, is_dim = _listify("hardware", hardware)
     hws = tuple(_hardware_spec(v) for v in values)
     inputs["hardware"] = (hws, tuple(h.name for h in hws), is_dim)
-    for name, value in (("weight_dtype", weight_dtype), ("kv_dtype", kv_dtype)):
+    for name, value in (("weight_dtype", weight_dtype), ("kv_dtype", kv_dtype), ("act_dtype", act_dtype)):
         values, is_dim = _listify(name, value)
         for v in values:
             if v not in DTYPE_BYTES:
@@ -145,19 +145,23 @@ def check_efficiency(efficiency: Mapping[str, float] | None) -> dict[str, float]
 
 
 _DEFAULTS = MappingProxyType({"prompt_len": 1024, "output_len": 128, "batch": 1,
-                              "tp": 1, "pp": 1, "dp": 1, "ep": 1, "world_size": None})
+                              "tp": 1, "pp": 1, "dp": 1, "ep": 1, "microbatches": None, "world_size": None})
 
 
 def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: Any = "bf16",
-          prompt_len: Any = 1024, output_len: Any = 128, batch: Any = 1,
-          tp: Any = 1, pp: Any = 1, dp: Any = 1, ep: Any = 1, world_size: Any = None,
+          act_dtype: Any = "bf16", prompt_len: Any = 1024, output_len: Any = 128, batch: Any = 1,
+          tp: Any = 1, pp: Any = 1, dp: Any = 1, ep: Any = 1, microbatches: Any = None,
+          world_size: Any = None,
           convention: Convention = "roofline", efficiency: Mapping[str, float] | None = None,
           dtype: Any = torch.float64, device: str | torch.device = "cpu") -> xr.Dataset:
     """Evaluate every point of the grid spanned by the list-valued inputs, in one pass.
 
     Each input may be a scalar (a scalar coordinate) or a list (a named dimension). ``model`` and
     ``hardware`` take preset ids (see :mod:`tensorperf.presets`), TOML paths or spec objects.
-    ``batch`` is the number of requests in flight on the whole deployment. ``world_size``, when
+    ``batch`` is the number of requests in flight on the whole deployment; each of the dp replicas
+    splits its share into ``microbatches`` pipeline microbatches (default min(pp, batch/dp)).
+    Weights, KV cache and activations (and collectives) each have their own element type
+    (``weight_dtype`` also selects the math rate). ``world_size``, when
     given, keeps only layouts that use exactly that many GPUs (others are masked). ``efficiency`` maps
     :class:`~tensorperf.specs.Efficiency` field names to values that override every hardware's
     defaults (e.g. ``{"memory": 0.8}``). Returns an
@@ -172,8 +176,9 @@ def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: An
     if convention not in CONVENTIONS:
         raise unknown_name_error("convention", convention, CONVENTIONS)
     grid = build_grid(model=model, hardware=hardware, weight_dtype=weight_dtype, kv_dtype=kv_dtype,
-                      prompt_len=prompt_len, output_len=output_len, batch=batch,
-                      tp=tp, pp=pp, dp=dp, ep=ep, world_size=world_size, dtype=dtype, device=device)
+                      act_dtype=act_dtype, prompt_len=prompt_len, output_len=output_len, batch=batch,
+                      tp=tp, pp=pp, dp=dp, ep=ep, microbatches=microbatches, world_size=world_size,
+                      dtype=dtype, device=device)
     overrides = check_efficiency(efficiency)
     with torch.no_grad():
         evaluation = CONVENTIONS[convention](grid, overrides)

@@ -26,11 +26,11 @@ from .validation import SpecError
 
 # Canonical order of the sweep dimensions (tensor axes follow it).
 DIM_ORDER = (
-    "model", "hardware", "weight_dtype", "kv_dtype",
+    "model", "hardware", "weight_dtype", "kv_dtype", "act_dtype",
     "prompt_len", "output_len", "batch",
-    "tp", "pp", "dp", "ep", "world_size",
+    "tp", "pp", "dp", "ep", "microbatches", "world_size",
 )
-CATEGORICAL = frozenset({"model", "hardware", "weight_dtype", "kv_dtype"})
+CATEGORICAL = frozenset({"model", "hardware", "weight_dtype", "kv_dtype", "act_dtype"})
 
 
 @dataclass(frozen=True)

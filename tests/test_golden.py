@@ -27,11 +27,13 @@ BIG = free_links("h100-sxm", hbm_capacity=1e15)  # so that one GPU "fits" any mo
     ("llama-3.1-70b", 139_003_428_864),
     ("llama-3.1-8b", 15_009_316_864),
     ("llama-3.1-405b", 807_495_794_688),
-    ("mixtral-8x7b", 25_497_174_016),  # active: top-2 experts + router
-    ("deepseek-v3", 73_249_193_984),  # MLA projections counted once per token (absorbed = naive)
+    # MoE rows add the router's vector work per token: E·(5 + ceil(log2 k)) per MoE layer
+    ("mixtral-8x7b", 25_497_174_016 + 8 * (5 + 1) * 32),  # active: top-2 experts + router GEMM
+    # MLA projections counted once per token (absorbed = naive)
+    ("deepseek-v3", 73_249_193_984 + 256 * (5 + 3) * 58),
     # seed 1.8T: 2·(4h² + k·2·f·h²)·n_L + 2·V·h = 1,000,987,459,584 plus the router the seed omits:
     # 2·h·E·n_L = 2·10752·16·120 = 41,287,680
-    ("gpt-moe-1.8t", 1_000_987_459_584 + 41_287_680),
+    ("gpt-moe-1.8t", 1_000_987_459_584 + 41_287_680 + 16 * (5 + 2) * 120),
 ])
 def test_decode_flops_per_token(model, matmul_flops):
     ds = tp.sweep(model=model, hardware=BIG, prompt_len=8191, output_len=2)

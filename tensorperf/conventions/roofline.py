@@ -35,7 +35,6 @@ from ..units import DTYPE_BYTES, MATH_COLUMN
 
 OPS = ("embed", "norm", "qkv", "attn", "out_proj", "mlp", "router", "experts", "shared_experts",
        "lm_head", "tp_comm", "ep_comm", "pp_comm")
-ACT_BYTES = 2.0  # activations and collectives in bf16
 SIMPSON = (1 / 6, 4 / 6, 1 / 6)
 
 
@@ -54,10 +53,12 @@ class _Context:
         self.B = grid.axis("batch")
         tp, pp, dp, ep = (grid.axis(n) for n in ("tp", "pp", "dp", "ep"))
         self.B_rep = self.B / dp
-        self.lay = Layout(tp=tp, pp=pp, dp=dp, ep=ep, micro=default_microbatches(pp, self.B_rep))
+        micro = (grid.axis("microbatches") if "microbatches" in grid.values
+                 else default_microbatches(pp, self.B_rep))
+        self.lay = Layout(tp=tp, pp=pp, dp=dp, ep=ep, micro=micro)
         self.B_mb = self.B_rep / self.lay.micro
         self.b = ops.Bytes(w=grid.lookup("weight_dtype", DTYPE_BYTES), kv=grid.lookup("kv_dtype", DTYPE_BYTES),
-                           a=torch.as_tensor(ACT_BYTES, dtype=grid.dtype, device=grid.device))
+                           a=grid.lookup("act_dtype", DTYPE_BYTES))
         column = {"bf16": 0, "fp8": 1, "fp4": 2}
         code = grid.lookup("weight_dtype", {k: column[v] for k, v in MATH_COLUMN.items()})
         peak = torch.where(code == 0, hw.peak_flops_bf16,
@@ -231,7 +232,7 @@ def _checks(cx: _Context, fits) -> dict[Reason, torch.Tensor]:
     return {
         Reason.DIVISIBILITY: heads & mlp & experts,
         Reason.PIPELINE: lay.pp <= m.num_layers,
-        Reason.BATCH: _divides(cx.B, lay.dp),
+        Reason.BATCH: _divides(cx.B, lay.dp) & _divides(cx.B_rep, lay.micro),
         Reason.DTYPE: cx.dtype_ok,
         Reason.PLACEMENT: (lay.tp <= G) | _divides(lay.tp, G),
         Reason.MEMORY: fits,

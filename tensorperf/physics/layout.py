@@ -32,8 +32,14 @@ class Layout:
 
 
 def default_microbatches(pp: torch.Tensor, per_replica_batch: torch.Tensor) -> torch.Tensor:
-    """Enough microbatches to fill the pipeline when the batch allows: min(pp, B/dp)."""
-    return torch.clamp(torch.minimum(pp, per_replica_batch), min=1)
+    """As many equal microbatches as fill the pipeline: the largest divisor of B/dp that is <= pp.
+
+    Depends only on (batch, dp, pp), so the trailing candidate axis stays small."""
+    top = int(pp.max())
+    d = torch.arange(1, top + 1, dtype=pp.dtype, device=pp.device)
+    b = torch.floor(per_replica_batch).unsqueeze(-1)
+    ok = (torch.remainder(b, d) == 0) & (d <= pp.unsqueeze(-1))
+    return torch.where(ok, d, torch.ones_like(d)).amax(dim=-1)
 
 
 def query_heads_per_rank(m, lay: Layout) -> torch.Tensor:

@@ -105,11 +105,15 @@ def dense_mlp(m, lay: Layout, ph: Phase, b: Bytes):
 
 
 def router(m, ph: Phase, b: Bytes):
-    """Router GEMM 2·T·d·E (fp32 logits); a model with one expert has no router."""
+    """Router GEMM 2·T·d·E (fp32 logits), then the score function (≈5 FLOP per logit) and top-k
+    (≈ceil(log2 k) compares per logit), writing k (index, weight) pairs per token (§3.5).
+    A model with one expert has no router."""
     on = m.num_experts > 1
-    E = m.num_experts
-    flops = 2 * ph.tokens * m.d_model * E
-    nbytes = m.d_model * E * b.w + ph.tokens * (m.d_model * b.a + E * LOGIT_BYTES)
+    E, k = m.num_experts, m.experts_per_token
+    compares = torch.ceil(torch.log2(torch.clamp(k, min=1)))
+    flops = 2 * ph.tokens * m.d_model * E + ph.tokens * E * (5 + compares)
+    nbytes = (m.d_model * E * b.w + ph.tokens * (m.d_model * b.a + 2 * E * LOGIT_BYTES)
+              + ph.tokens * k * 2 * LOGIT_BYTES)
     return flops * on, nbytes * on
 
 
