@@ -22,19 +22,25 @@ COLUMNS: Mapping[str, tuple[str, float, str]] = {
 def _cell(value: Any, scale: float, fmt: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    if fmt == "s":
+    if fmt == "s" or isinstance(value, str):
         return str(value)
+    if isinstance(value, int) and scale == 1:
+        return f"{value:d}"
     if fmt == "d":
         return f"{int(round(float(value) * scale)):d}"
-    return format(float(value) * scale, fmt)
+    x = float(value) * scale
+    if fmt == "auto":  # sensible rounding for columns without a declared format
+        return f"{x:.0f}" if abs(x) >= 1000 or x == int(x) else f"{x:.1f}" if abs(x) >= 100 else f"{x:.4g}"
+    return format(x, fmt)
 
 
 def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     """Aligned text table; strings left-aligned, numbers right-aligned; NaN shows as '-'."""
-    heads = [COLUMNS.get(c, (c, 1, ".4g"))[0] for c in columns]
-    cells = [[_cell(r.get(c), *COLUMNS.get(c, (c, 1, ".4g"))[1:]) for c in columns] for r in rows]
+    heads = [COLUMNS.get(c, (c, 1, "auto"))[0] for c in columns]
+    cells = [[_cell(r.get(c), *COLUMNS.get(c, (c, 1, "auto"))[1:]) for c in columns] for r in rows]
     widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(heads)]
-    left = [COLUMNS.get(c, (c, 1, ".4g"))[2] == "s" for c in columns]
+    left = [COLUMNS.get(c, (c, 1, "auto"))[2] == "s" or any(isinstance(r.get(c), str) for r in rows)
+            for c in columns]
 
     def line(values):
         return "  ".join(v.ljust(w) if lft else v.rjust(w) for v, w, lft in zip(values, widths, left))

@@ -73,7 +73,8 @@ class _Context:
     def time(self, flops, nbytes, peak, eff_compute):
         t_c = compute_time(flops, peak, eff_compute)
         t_m = memory_time(nbytes, self.hw.hbm_bandwidth, self.eff.memory)
-        return op_time(t_c, t_m, self.eff.overlap) + self.hw.launch_overhead
+        launched = (flops > 0) | (nbytes > 0)  # an op with no work launches no kernel
+        return op_time(t_c, t_m, self.eff.overlap) + self.hw.launch_overhead * launched
 
 
 def _phase_ops(cx: _Context, ph: ops.Phase) -> dict[str, tuple]:
