@@ -51,8 +51,10 @@ def _model_spec(item: Any) -> ModelSpec:
     if isinstance(item, str):
         if item.endswith(".toml"):
             return presets.load_model_file(item)
+        if item.endswith(".json"):
+            return ModelSpec.from_hf_config(item)
         return presets.model(item)
-    raise SpecError(f"model must be a preset id, a .toml path or a ModelSpec, got {type(item).__name__} "
+    raise SpecError(f"model must be a preset id, a .toml or config.json path or a ModelSpec, got {type(item).__name__} "
                     f"{item!r}")
 
 

@@ -243,6 +243,14 @@ class ModelSpec:
     def replace(self, **changes: Any) -> ModelSpec:
         return dataclasses.replace(self, **changes)
 
+    @classmethod
+    def from_hf_config(cls, path: Any, name: str | None = None) -> ModelSpec:
+        """A ModelSpec from a Hugging Face config.json (Llama, Mistral, Mixtral, Qwen2/3, Qwen3-MoE,
+        DeepSeek-V2/V3, gpt-oss); see :mod:`tensorperf.hf_config`."""
+        from .hf_config import model_spec_from_hf_config
+
+        return model_spec_from_hf_config(path, name=name)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Efficiency:
@@ -323,6 +331,7 @@ class HardwareSpec:
     scaleup_size: int  # GPUs in one scale-up (NVLink / xGMI) domain
     scaleup_bandwidth: float
     scaleup_latency: float = 1e-6
+    scaleup_mesh: bool = False  # point-to-point full mesh (AMD Infinity Fabric) instead of a switch
     scaleout_bandwidth: float
     scaleout_latency: float = 5e-6
     launch_overhead: float = 0.0  # per kernel, s
@@ -342,6 +351,7 @@ class HardwareSpec:
         "scaleout_bandwidth": positive,
         "scaleout_latency": non_negative,
         "launch_overhead": non_negative,
+        "scaleup_mesh": boolean,
     }
 
     def __post_init__(self) -> None:

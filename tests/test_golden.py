@@ -27,13 +27,14 @@ BIG = free_links("h100-sxm", hbm_capacity=1e15)  # so that one GPU "fits" any mo
     ("llama-3.1-70b", 139_003_428_864),
     ("llama-3.1-8b", 15_009_316_864),
     ("llama-3.1-405b", 807_495_794_688),
-    # MoE rows add the router's vector work per token: E·(5 + ceil(log2 k)) per MoE layer
-    ("mixtral-8x7b", 25_497_174_016 + 8 * (5 + 1) * 32),  # active: top-2 experts + router GEMM
+    # MoE rows add, per token and MoE layer, the router's score + top-k work E·(5 + ceil(log2 k))
+    # and the weighted combine of the k expert outputs 2·k·d
+    ("mixtral-8x7b", 25_497_174_016 + (8 * (5 + 1) + 2 * 2 * 4096) * 32),  # top-2 experts + router GEMM
     # MLA projections counted once per token (absorbed = naive)
-    ("deepseek-v3", 73_249_193_984 + 256 * (5 + 3) * 58),
+    ("deepseek-v3", 73_249_193_984 + (256 * (5 + 3) + 2 * 8 * 7168) * 58),
     # seed 1.8T: 2·(4h² + k·2·f·h²)·n_L + 2·V·h = 1,000,987,459,584 plus the router the seed omits:
     # 2·h·E·n_L = 2·10752·16·120 = 41,287,680
-    ("gpt-moe-1.8t", 1_000_987_459_584 + 41_287_680 + 16 * (5 + 2) * 120),
+    ("gpt-moe-1.8t", 1_000_987_459_584 + 41_287_680 + (16 * (5 + 2) + 2 * 4 * 10752) * 120),
 ])
 def test_decode_flops_per_token(model, matmul_flops):
     ds = tp.sweep(model=model, hardware=BIG, prompt_len=8191, output_len=2)
@@ -99,7 +100,8 @@ def test_ring_all_reduce():
 
 def _tiers():
     f = lambda x: torch.tensor(x, dtype=torch.float64)  # noqa: E731
-    return comm.Tiers(bw_in=f(450e9), lat_in=f(2e-6), bw_out=f(50e9), lat_out=f(5e-6), domain=f(8.0))
+    return comm.Tiers(bw_in=f(450e9), lat_in=f(2e-6), bw_out=f(50e9), lat_out=f(5e-6), domain=f(8.0),
+                      mesh=f(0.0))
 
 
 def test_two_level_all_reduce():

@@ -35,7 +35,12 @@ from ..units import DTYPE_BYTES, MATH_COLUMN
 
 OPS = ("embed", "norm", "qkv", "attn", "out_proj", "mlp", "router", "experts", "shared_experts",
        "lm_head", "tp_comm", "ep_comm", "pp_comm")
-SIMPSON = (1 / 6, 4 / 6, 1 / 6)
+
+
+def _simpson(first, middle, last):
+    """Mean over an interval from its ends and midpoint; exact for quadratics (and for constants,
+    bit for bit, in this form)."""
+    return (first + 4 * middle + last) / 6
 
 
 class _Context:
@@ -68,7 +73,7 @@ class _Context:
         self.peak_attn = hw.peak_flops_bf16
         self.tiers = comm.Tiers(bw_in=hw.scaleup_bandwidth * eff.scaleup, lat_in=hw.scaleup_latency,
                                 bw_out=hw.scaleout_bandwidth * eff.scaleout, lat_out=hw.scaleout_latency,
-                                domain=hw.scaleup_size)
+                                domain=hw.scaleup_size, mesh=hw.scaleup_mesh)
 
     def time(self, flops, nbytes, peak, eff_compute):
         t_c = compute_time(flops, peak, eff_compute)
@@ -105,9 +110,12 @@ def _phase_comm(cx: _Context, tokens) -> dict[str, torch.Tensor]:
     ar_etp = comm.group_all_reduce(act * lay.etp / lay.tp, lay.etp, t)
     ep_tiers = dataclasses.replace(t, domain=torch.clamp(t.domain / lay.etp, min=1))
     a2a = comm.group_all_to_all(act / lay.tp * m.experts_per_token, lay.ep, ep_tiers)
-    inside = lay.num_gpus <= t.domain
+    hop_in = comm.pipeline_hop(act, torch.ones_like(lay.pp, dtype=torch.bool), t)
+    hop_out = comm.pipeline_hop(act, torch.zeros_like(lay.pp, dtype=torch.bool), t)
+    crossing = comm.domain_crossings(lay.pp, lay.tp * lay.dp, t.domain)
     return {"dense": exposed * 2 * ar_tp, "moe_tp": exposed * (ar_tp + ar_etp), "moe_ep": exposed * 2 * a2a,
-            "hop": comm.pipeline_hop(act, inside, t)}
+            "hops": crossing * hop_out + (lay.pp - 1 - crossing) * hop_in,
+            "hop": torch.where(crossing > 0, hop_out, hop_in)}
 
 
 def _compose(cx: _Context, per_op: dict, coll: dict, mix: pipeline.StageMix):
@@ -119,7 +127,7 @@ def _compose(cx: _Context, per_op: dict, coll: dict, mix: pipeline.StageMix):
               "out_proj": m.num_layers, "mlp": n_dense, "router": n_moe, "experts": n_moe,
               "shared_experts": n_moe, "lm_head": 1}
     comm_total = {"tp_comm": n_dense * coll["dense"] + n_moe * coll["moe_tp"],
-                  "ep_comm": n_moe * coll["moe_ep"], "pp_comm": (lay.pp - 1) * coll["hop"]}
+                  "ep_comm": n_moe * coll["moe_ep"], "pp_comm": coll["hops"]}
     t = {k: counts[k] * v[2] for k, v in per_op.items()} | comm_total
     times = torch.stack(torch.broadcast_tensors(*(t[k] for k in OPS)), dim=-1)
     common = sum(per_op[k][2] for k in ("norm", "qkv", "attn", "out_proj"))
@@ -154,16 +162,15 @@ def evaluate(grid: Grid, efficiency: Mapping[str, float] | None = None) -> Evalu
     # decode: Simpson nodes over steps j = 1 .. T_out − 1 (a loop over 3 quadrature nodes)
     last = torch.clamp(T_out - 1, min=1)
     dec_comm = _phase_comm(cx, cx.B_mb)
-    tpot = dec_times = dec_flops = dec_bytes = 0.0
-    for weight, j in zip(SIMPSON, (torch.ones_like(last), (1 + last) / 2, last)):
+    nodes = []
+    for j in (torch.ones_like(last), (1 + last) / 2, last):
         keys = cx.B_mb * mean_decode_keys(m, S + j)
         dec = ops.Phase(tokens=cx.B_mb, pairs=keys, kv_read=keys, sequences=cx.B_mb, absorbed=True)
         dec_ops = _phase_ops(cx, dec)
         times, total, slowest, _ = _compose(cx, dec_ops, dec_comm, mix)
-        tpot = tpot + weight * pipeline.decode_step(total, slowest, lay.micro)
-        dec_times = dec_times + weight * times
-        dec_flops = dec_flops + weight * _stack(dec_ops, counts, 0)
-        dec_bytes = dec_bytes + weight * _stack(dec_ops, counts, 1)
+        nodes.append((pipeline.decode_step(total, slowest, lay.micro), times,
+                      _stack(dec_ops, counts, 0), _stack(dec_ops, counts, 1)))
+    tpot, dec_times, dec_flops, dec_bytes = (_simpson(*v) for v in zip(*nodes))
     pre_flops, pre_bytes = _stack(pre_ops, counts, 0), _stack(pre_ops, counts, 1)
 
     n_gpus = lay.num_gpus

@@ -26,6 +26,16 @@ class Tiers:
     bw_out: torch.Tensor
     lat_out: torch.Tensor
     domain: torch.Tensor  # GPUs per scale-up domain
+    mesh: torch.Tensor | float = 0.0  # 1 where the domain is a full mesh of point-to-point links
+
+    def bw_within(self, n_in: torch.Tensor) -> torch.Tensor:
+        """Per-GPU bandwidth a group of n_in GPUs of one domain can use. Behind a switch, all of it;
+        in a full mesh of G GPUs each GPU has one link to each peer, so (n_in − 1)/(G − 1) of it
+        (at least one link)."""
+        peers = torch.clamp(self.domain - 1, min=1)
+        share = torch.clamp(n_in - 1, min=1) / peers
+        mesh = torch.as_tensor(self.mesh, device=share.device) > 0
+        return self.bw_in * torch.where(mesh, share, torch.ones_like(share))
 
 
 def ring_all_reduce(nbytes, n, bw, lat):
@@ -62,7 +72,8 @@ def group_all_reduce(nbytes, n, tiers: Tiers):
     domain's egress, so W = min(W_in, n_in · W_out) once the group leaves the domain."""
     n_in, n_out = split(n, tiers.domain)
     crosses = n_out > 1
-    bw = torch.where(crosses, torch.minimum(tiers.bw_in, n_in * tiers.bw_out), tiers.bw_in)
+    bw_in = tiers.bw_within(n_in)
+    bw = torch.where(crosses, torch.minimum(bw_in, n_in * tiers.bw_out), bw_in)
     lat = torch.where(crosses, tiers.lat_out, tiers.lat_in)
     return ring_all_reduce(nbytes, n, bw, lat)
 
@@ -70,7 +81,7 @@ def group_all_reduce(nbytes, n, tiers: Tiers):
 def hierarchical_all_reduce(nbytes, n, tiers: Tiers):
     """Reduce-scatter inside the domain, all-reduce of S/n_in across domains, all-gather inside."""
     n_in, n_out = split(n, tiers.domain)
-    inner = ring_all_reduce(nbytes, n_in, tiers.bw_in, tiers.lat_in)
+    inner = ring_all_reduce(nbytes, n_in, tiers.bw_within(n_in), tiers.lat_in)
     return inner + ring_all_reduce(nbytes / n_in, n_out, tiers.bw_out, tiers.lat_out)
 
 
@@ -79,13 +90,19 @@ def group_all_to_all(send_bytes, n, tiers: Tiers):
     part (n_in−1)/n·S/W_in and the inter part (n−n_in)/n·S/W_out overlap (max), latency
     (n_in−1)·α_in + (n−n_in)·α_out."""
     n_in, _ = split(n, tiers.domain)
-    intra = (n_in - 1) / n * send_bytes / tiers.bw_in
+    intra = (n_in - 1) / n * send_bytes / tiers.bw_within(n_in)
     inter = (n - n_in) / n * send_bytes / tiers.bw_out
     return torch.maximum(intra, inter) + (n_in - 1) * tiers.lat_in + (n - n_in) * tiers.lat_out
 
 
+def domain_crossings(pp, stage_gpus, domain):
+    """How many of the pp − 1 stage boundaries cross a domain when stages of `stage_gpus` GPUs are
+    laid out in rank order (model-spec §8.11): about one every domain/stage_gpus stages."""
+    return torch.minimum(pp - 1, torch.floor((pp - 1) * stage_gpus / domain))
+
+
 def pipeline_hop(nbytes, inside_domain, tiers: Tiers):
     """p2p between consecutive pipeline stages, on the tier the boundary crosses."""
-    bw = torch.where(inside_domain, tiers.bw_in, tiers.bw_out)
+    bw = torch.where(inside_domain, tiers.bw_within(torch.full_like(tiers.domain, 2.0)), tiers.bw_out)
     lat = torch.where(inside_domain, tiers.lat_in, tiers.lat_out)
     return point_to_point(nbytes, bw, lat)

@@ -41,9 +41,12 @@ class Bytes:
 
 
 def norm(m, ph: Phase, b: Bytes):
+    """Pre-attention and pre-MLP norms: ≈4 FLOP per element for RMSNorm, ≈7 for LayerNorm with
+    bias (LLMCompass layernorm.py); read and write the activations."""
     T, d = ph.tokens, m.d_model
     n = m.norms_per_layer
-    return n * NORM_FLOPS_PER_ELEMENT * T * d, n * 2 * T * d * b.a
+    per_element = NORM_FLOPS_PER_ELEMENT + 3 * m.norm_bias
+    return n * per_element * T * d, n * 2 * T * d * b.a
 
 
 def qkv(m, lay: Layout, ph: Phase, b: Bytes):
@@ -133,7 +136,10 @@ def routed_experts(m, lay: Layout, ph: Phase, b: Bytes):
     routed = lay.dp * ph.tokens * k / lay.ep  # token-expert pairs landing on this ep slot
     flops = 2 * routed * per_expert
     nbytes = touched * per_expert * b.w + routed * (2 * d + m.mlp_matrices * fe) * b.a
-    return flops, nbytes
+    # permute into expert order and the weighted combine back, on the GPU that owns the tokens:
+    # 2·T·k·d FLOP, 2·T·k·d·b_a bytes each (§3.5); nothing to permute with a single expert
+    own = ph.tokens / lay.tp * k * d * (E > 1)
+    return flops + 2 * own, nbytes + 4 * own * b.a
 
 
 def shared_experts(m, lay: Layout, ph: Phase, b: Bytes):
