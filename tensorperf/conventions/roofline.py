@@ -120,7 +120,7 @@ def _phase_comm(cx: _Context, tokens) -> dict[str, torch.Tensor]:
 
 def _compose(cx: _Context, per_op: dict, coll: dict, mix: pipeline.StageMix):
     """Per-op totals over all layers (op axis last), sum over stages, and the slowest stage."""
-    m, lay = cx.m, cx.lay
+    m = cx.m
     n_moe = m.num_moe_layers
     n_dense = m.num_layers - n_moe
     counts = {"embed": 1, "norm": m.num_layers, "qkv": m.num_layers, "attn": m.num_layers,
