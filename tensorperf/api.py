@@ -27,7 +27,8 @@ Convention = Literal["seed", "roofline"]
 
 CONVENTIONS: Mapping[str, Any] = MappingProxyType({"roofline": roofline.evaluate, "seed": seed.evaluate})
 
-_INTEGER_AXES = ("prompt_len", "output_len", "batch", "tp", "pp", "dp", "ep", "microbatches", "world_size")
+_INTEGER_AXES = ("prompt_len", "output_len", "batch", "tp", "pp", "dp", "ep", "microbatches", "world_size",
+                 "max_num_seqs")
 _FLOAT_DTYPES = MappingProxyType({"float64": torch.float64, "float32": torch.float32})
 
 
@@ -119,6 +120,12 @@ def build_grid(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtyp
     for name in _INTEGER_AXES:
         if axes.get(name, _DEFAULTS[name]) is None:
             continue  # optional input not given
+        if name == "batch" and isinstance(axes.get(name), str):
+            if axes[name] != "max":
+                raise SpecError(f"batch = {axes[name]!r} is not allowed: must be an integer >= 1, a list of "
+                                "them, or 'max' (the largest batch that fits each point)")
+            inputs[name] = (("max",), ("max",), False)
+            continue
         values, is_dim = _listify(name, axes.get(name, _DEFAULTS[name]))
         ints = _integer_axis(name, values)
         inputs[name] = (ints, ints, is_dim)
@@ -147,20 +154,23 @@ def check_efficiency(efficiency: Mapping[str, float] | None) -> dict[str, float]
 
 
 _DEFAULTS = MappingProxyType({"prompt_len": 1024, "output_len": 128, "batch": 1,
-                              "tp": 1, "pp": 1, "dp": 1, "ep": 1, "microbatches": None, "world_size": None})
+                              "tp": 1, "pp": 1, "dp": 1, "ep": 1, "microbatches": None, "world_size": None,
+                              "max_num_seqs": None})
 
 
 def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: Any = "bf16",
           act_dtype: Any = "bf16", prompt_len: Any = 1024, output_len: Any = 128, batch: Any = 1,
           tp: Any = 1, pp: Any = 1, dp: Any = 1, ep: Any = 1, microbatches: Any = None,
-          world_size: Any = None,
+          world_size: Any = None, max_num_seqs: Any = None,
           convention: Convention = "roofline", efficiency: Mapping[str, float] | None = None,
           dtype: Any = torch.float64, device: str | torch.device = "cpu") -> xr.Dataset:
     """Evaluate every point of the grid spanned by the list-valued inputs, in one pass.
 
     Each input may be a scalar (a scalar coordinate) or a list (a named dimension). ``model`` and
     ``hardware`` take preset ids (see :mod:`tensorperf.presets`), TOML paths or spec objects.
-    ``batch`` is the number of requests in flight on the whole deployment; each of the dp replicas
+    ``batch`` is the number of requests in flight on the whole deployment (``"max"``: each point at
+    its own ``max_batch``, capped by the scheduler limit ``max_num_seqs`` when given, reported in
+    ``concurrency``); each of the dp replicas
     splits its share into ``microbatches`` pipeline microbatches (default min(pp, batch/dp)).
     Weights, KV cache and activations (and collectives) each have their own element type
     (``weight_dtype`` also selects the math rate). ``world_size``, when
@@ -180,6 +190,7 @@ def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: An
     grid = build_grid(model=model, hardware=hardware, weight_dtype=weight_dtype, kv_dtype=kv_dtype,
                       act_dtype=act_dtype, prompt_len=prompt_len, output_len=output_len, batch=batch,
                       tp=tp, pp=pp, dp=dp, ep=ep, microbatches=microbatches, world_size=world_size,
+                      max_num_seqs=max_num_seqs,
                       dtype=dtype, device=device)
     overrides = check_efficiency(efficiency)
     with torch.no_grad():

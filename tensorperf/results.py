@@ -37,6 +37,12 @@ METRICS: Mapping[str, Metric] = MappingProxyType({
     "tokens_per_s_per_user": Metric("tokens/s", "output tokens per second seen by one user"),
     "decode_tokens_per_s_per_gpu": Metric("tokens/s", "decode-phase output tokens per second per GPU"),
     "prefill_tokens_per_s_per_gpu": Metric("tokens/s", "prompt tokens per second per GPU during prefill"),
+    "serving_step_time": Metric("s", "steady-state continuous-batching step: B decode tokens plus the "
+                                "prompt tokens that refill finished requests"),
+    "serving_tokens_per_s_per_gpu": Metric("tokens/s", "steady-state output tokens per second per GPU "
+                                           "(continuous batching, prefill interleaved)"),
+    "serving_tokens_per_s_per_user": Metric("tokens/s", "steady-state output tokens per second per request"),
+    "concurrency": Metric("1", "requests in flight on the deployment (the batch; max_batch when batch='max')"),
     "memory_per_gpu": Metric("bytes", "memory needed per GPU (worst pipeline stage)", masked=False),
     "weight_memory_per_gpu": Metric("bytes", "weight bytes resident per GPU (worst stage)", masked=False),
     "kv_cache_memory_per_gpu": Metric("bytes", "KV-cache bytes per GPU at the end of generation",

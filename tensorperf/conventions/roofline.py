@@ -23,11 +23,14 @@ from ..physics import comm, ops, pipeline
 from ..physics.attention import mean_cached_tokens, mean_decode_keys, mean_prefill_pairs
 from ..physics.layout import Layout, default_microbatches
 from ..physics.memory import (
+    ACTIVATION_TOKENS,
     MEMORY_UTILIZATION,
     activation_bytes_per_gpu,
     kv_bytes_per_sequence,
+    logit_bytes_per_sequence,
     max_batch,
     weight_bytes_per_gpu,
+    workspace_bytes_per_gpu,
 )
 from ..physics.roofline import compute_time, memory_time, op_time
 from ..results import Evaluation
@@ -53,17 +56,36 @@ class _Context:
         for name, value in efficiency.items():
             object.__setattr__(eff, name, torch.as_tensor(value, dtype=grid.dtype, device=grid.device))
         self.eff = eff
-        self.S = grid.axis("prompt_len")
+        self.S = S = grid.axis("prompt_len")
         self.T_out = grid.axis("output_len")
-        self.B = grid.axis("batch")
         tp, pp, dp, ep = (grid.axis(n) for n in ("tp", "pp", "dp", "ep"))
+        self.b = b = ops.Bytes(w=grid.lookup("weight_dtype", DTYPE_BYTES), kv=grid.lookup("kv_dtype", DTYPE_BYTES),
+                               a=grid.lookup("act_dtype", DTYPE_BYTES))
+        given_micro = grid.axis("microbatches") if "microbatches" in grid.values else None
+        # memory that does not depend on the batch: weights, KV bytes per sequence, usable capacity
+        self.mix = pipeline.stage_mix(self.m, pp)
+        shell = Layout(tp=tp, pp=pp, dp=dp, ep=ep, micro=torch.ones_like(pp))
+        self.L_max = S + self.T_out
+        self.weights = weight_bytes_per_gpu(self.m, shell, self.mix, b.w)
+        self.kv_seq = kv_bytes_per_sequence(self.m, shell, mean_cached_tokens(self.m, self.L_max), b.kv,
+                                            self.mix.layers.amax(dim=-1))
+        self.capacity = MEMORY_UTILIZATION * hw.hbm_capacity
+        self.workspace_cap = workspace_bytes_per_gpu(self.m, shell, torch.full_like(S, ACTIVATION_TOKENS), b.a)
+        self.per_sequence = self.kv_seq + logit_bytes_per_sequence(self.m, shell)
+        if grid.values["batch"] == ("max",):
+            # the largest batch whose KV cache and logits fit next to the weights and a full workspace
+            fits = max_batch(self.capacity, self.weights, self.workspace_cap, self.per_sequence, dp,
+                             given_micro if given_micro is not None else 1)
+            if "max_num_seqs" in grid.values:  # the scheduler's limit, kept a multiple of dp
+                cap = grid.axis("max_num_seqs")
+                fits = torch.minimum(fits, torch.clamp(torch.floor(cap / dp), min=1) * dp)
+            self.B = torch.clamp(fits, min=1) * torch.ones_like(dp)
+        else:
+            self.B = grid.axis("batch")
         self.B_rep = self.B / dp
-        micro = (grid.axis("microbatches") if "microbatches" in grid.values
-                 else default_microbatches(pp, self.B_rep))
+        micro = given_micro if given_micro is not None else default_microbatches(pp, self.B_rep)
         self.lay = Layout(tp=tp, pp=pp, dp=dp, ep=ep, micro=micro)
         self.B_mb = self.B_rep / self.lay.micro
-        self.b = ops.Bytes(w=grid.lookup("weight_dtype", DTYPE_BYTES), kv=grid.lookup("kv_dtype", DTYPE_BYTES),
-                           a=grid.lookup("act_dtype", DTYPE_BYTES))
         column = {"bf16": 0, "fp8": 1, "fp4": 2}
         code = grid.lookup("weight_dtype", {k: column[v] for k, v in MATH_COLUMN.items()})
         peak = torch.where(code == 0, hw.peak_flops_bf16,
@@ -82,15 +104,20 @@ class _Context:
         return op_time(t_c, t_m, self.eff.overlap) + self.hw.launch_overhead * launched
 
 
-def _phase_ops(cx: _Context, ph: ops.Phase) -> dict[str, tuple]:
-    """Per-op (FLOP, bytes, time) for one layer (embed/lm_head: once per pass), per GPU."""
+def _phase_ops(cx: _Context, ph: ops.Phase, attention_parts: tuple[ops.Phase, ...] = ()) -> dict[str, tuple]:
+    """Per-op (FLOP, bytes, time) for one layer (embed/lm_head: once per pass), per GPU.
+
+    ``attention_parts`` replaces the attention core of ``ph`` by the sum over several phases (a
+    mixed prefill + decode step: the core holds no weights, so its parts add exactly)."""
     m, lay, b = cx.m, cx.lay, cx.b
     c, a = cx.eff.compute, cx.eff.attention
+    cores = [ops.attention_core(m, lay, p, b) for p in (attention_parts or (ph,))]
+    attn = (sum(f for f, _ in cores), sum(n for _, n in cores))
     table = {
         "embed": (*ops.embedding(m, ph, b), cx.peak_gemm, c),
         "norm": (*ops.norm(m, ph, b), cx.peak_attn, c),
         "qkv": (*ops.qkv(m, lay, ph, b), cx.peak_gemm, c),
-        "attn": (*ops.attention_core(m, lay, ph, b), cx.peak_attn, a),
+        "attn": (*attn, cx.peak_attn, a),
         "out_proj": (*ops.out_proj(m, lay, ph, b), cx.peak_gemm, c),
         "mlp": (*ops.dense_mlp(m, lay, ph, b), cx.peak_gemm, c),
         "router": (*ops.router(m, ph, b), cx.peak_attn, c),
@@ -145,11 +172,33 @@ def _stack(per_op: dict, counts: dict, index: int):
     return torch.stack(torch.broadcast_tensors(*cols), dim=-1)
 
 
+def _serving_step(cx: _Context) -> torch.Tensor:
+    """Steady-state continuous batching (in-flight batching with chunked prefill), the regime of
+    offline "max throughput" benchmarks: B requests stay in flight; a request spends one step per
+    output token, so each step carries B decode tokens at the mean context S + T_out/2 and, on
+    average, B·S/T_out prompt tokens of the requests that replace finished ones. One step is one
+    forward pass over that mixed batch (weights read once); output tokens/s = B / step."""
+    m, S, T_out = cx.m, cx.S, cx.T_out
+    prompt_share = S / T_out  # prompt tokens per output token
+    decode_keys = cx.B_mb * mean_decode_keys(m, S + T_out / 2)
+    prompt_tokens = cx.B_mb * prompt_share
+    decode = ops.Phase(tokens=cx.B_mb, pairs=decode_keys, kv_read=decode_keys, sequences=cx.B_mb,
+                       absorbed=True)
+    # prompt tokens attend causally: mean pairs per prompt token = pairs(S) / S
+    prompt = ops.Phase(tokens=prompt_tokens, pairs=prompt_tokens * mean_prefill_pairs(m, S) / S,
+                       kv_read=prompt_tokens, sequences=cx.B_mb / T_out, absorbed=False)
+    tokens = cx.B_mb + prompt_tokens
+    mixed = ops.Phase(tokens=tokens, pairs=decode_keys, kv_read=decode_keys, sequences=cx.B_mb, absorbed=True)
+    per_op = _phase_ops(cx, mixed, attention_parts=(decode, prompt))
+    _, total, slowest, _ = _compose(cx, per_op, _phase_comm(cx, tokens), cx.mix)
+    return pipeline.decode_step(total, slowest, cx.lay.micro)
+
+
 def evaluate(grid: Grid, efficiency: Mapping[str, float] | None = None) -> Evaluation:
     cx = _Context(grid, efficiency or {})
     m, lay, hw, b = cx.m, cx.lay, cx.hw, cx.b
     S, T_out, B = cx.S, cx.T_out, cx.B
-    mix = pipeline.stage_mix(m, lay.pp)
+    mix = cx.mix
 
     # prefill: B_mb sequences of S tokens per replica-microbatch
     tokens = cx.B_mb * S
@@ -172,6 +221,7 @@ def evaluate(grid: Grid, efficiency: Mapping[str, float] | None = None) -> Evalu
                       _stack(dec_ops, counts, 0), _stack(dec_ops, counts, 1)))
     tpot, dec_times, dec_flops, dec_bytes = (_simpson(*v) for v in zip(*nodes))
     pre_flops, pre_bytes = _stack(pre_ops, counts, 0), _stack(pre_ops, counts, 1)
+    serving_step = _serving_step(cx)
 
     n_gpus = lay.num_gpus
     e2e = ttft + (T_out - 1) * tpot
@@ -180,13 +230,9 @@ def evaluate(grid: Grid, efficiency: Mapping[str, float] | None = None) -> Evalu
     peak = cx.peak_gemm
 
     # memory per GPU
-    L_max = S + T_out
-    worst_layers = mix.layers.amax(dim=-1)
-    kv_seq = kv_bytes_per_sequence(m, lay, mean_cached_tokens(m, L_max), b.kv, worst_layers)
-    weights = weight_bytes_per_gpu(m, lay, mix, b.w)
+    L_max, kv_seq, weights, capacity = cx.L_max, cx.kv_seq, cx.weights, cx.capacity
     kv = kv_seq * cx.B_rep
     act = activation_bytes_per_gpu(m, lay, cx.B_mb * S, cx.B_mb, b.a)
-    capacity = MEMORY_UTILIZATION * hw.hbm_capacity
     memory = weights + kv + act
     kv_total = m.kv_elements_per_token_per_layer * m.num_layers * mean_cached_tokens(m, L_max) * b.kv
     min_gpus = torch.ceil((m.num_params * b.w + B * kv_total + act) / capacity)
@@ -200,12 +246,16 @@ def evaluate(grid: Grid, efficiency: Mapping[str, float] | None = None) -> Evalu
         "tokens_per_s_per_user": 1 / tpot,
         "decode_tokens_per_s_per_gpu": B / (tpot * n_gpus),
         "prefill_tokens_per_s_per_gpu": B * S / (ttft_max * n_gpus),
+        "serving_step_time": serving_step,
+        "serving_tokens_per_s_per_gpu": B / (serving_step * n_gpus),
+        "serving_tokens_per_s_per_user": 1 / serving_step,
+        "concurrency": B,
         "memory_per_gpu": memory,
         "weight_memory_per_gpu": weights,
         "kv_cache_memory_per_gpu": kv,
         "activation_memory_per_gpu": act,
         "memory_capacity_per_gpu": capacity,
-        "max_batch": max_batch(capacity, weights, act, kv_seq, lay.dp),
+        "max_batch": max_batch(capacity, weights, cx.workspace_cap, cx.per_sequence, lay.dp),
         "min_gpus_for_capacity": min_gpus,
         "num_gpus": n_gpus,
         "mfu": dec_flops.sum(-1) * per_gpu_step / (tpot * peak),

@@ -172,6 +172,8 @@ def evaluate(grid: Grid, efficiency: Any = None) -> Evaluation:
     if missing:
         raise SpecError(f"convention='seed' needs hardware with the seed's raw [seed] table; "
                         f"{missing} have none (use hardware='mi300-seed' or convention='roofline')")
+    if grid.values["batch"] == ("max",):
+        raise SpecError("batch='max' needs a memory model; convention='seed' has none (use 'roofline')")
     i64 = torch.int64
     m = _SeedModel(grid.spec("model", int_dtype=i64), f64)
     hw = grid.spec("hardware", attr="seed", int_dtype=i64)

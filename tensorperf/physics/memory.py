@@ -50,15 +50,26 @@ def kv_bytes_per_sequence(m, lay: Layout, cached_tokens, b_kv, layers):
     return layers * kv_elements_per_rank(m, lay) * cached_tokens * b_kv
 
 
-def activation_bytes_per_gpu(m, lay: Layout, step_tokens, sequences, b_a):
-    """Workspace of one forward step: hidden buffers, the widest MLP intermediate, fp32 logits."""
+def workspace_bytes_per_gpu(m, lay: Layout, step_tokens, b_a):
+    """Hidden buffers and the widest MLP intermediate of one forward step (capped token budget)."""
     tokens = torch.clamp(step_tokens, max=ACTIVATION_TOKENS)
     wide = torch.maximum(m.d_ff, m.experts_per_token * m.d_ff_expert) / lay.tp * (m.mlp_matrices - 1)
-    logits = sequences * m.vocab_size / lay.tp * 4
-    return tokens * (ACTIVATION_WIDTHS * m.d_model + wide) * b_a + logits
+    return tokens * (ACTIVATION_WIDTHS * m.d_model + wide) * b_a
 
 
-def max_batch(capacity, weights, activations, kv_per_sequence, dp):
-    """Requests in flight that fit: dp · floor((u·M − M_w − M_act) / KV per sequence) (§8.2)."""
-    free = torch.clamp(capacity - weights - activations, min=0)
-    return dp * torch.floor(free / kv_per_sequence)
+def logit_bytes_per_sequence(m, lay: Layout):
+    """fp32 logits of one sequence's last position on one vocab-parallel rank."""
+    return m.vocab_size / lay.tp * 4
+
+
+def activation_bytes_per_gpu(m, lay: Layout, step_tokens, sequences, b_a):
+    """Workspace of one forward step plus the logits of its sequences."""
+    return workspace_bytes_per_gpu(m, lay, step_tokens, b_a) + sequences * logit_bytes_per_sequence(m, lay)
+
+
+def max_batch(capacity, weights, workspace, per_sequence, dp, micro=1):
+    """Requests in flight that fit: dp · m · floor((u·M − M_w − workspace) / (m · bytes per sequence))
+    (§8.2; each GPU holds the B/dp sequences of its replica, a multiple of the m microbatches). Per
+    sequence: its KV cache and its logits (counted as if every sequence were in one microbatch)."""
+    free = torch.clamp(capacity - weights - workspace, min=0)
+    return dp * micro * torch.floor(free / (per_sequence * micro))
