@@ -92,7 +92,7 @@ def _integer_axis(name: str, values: tuple[Any, ...]) -> tuple[int, ...]:
 
 def build_grid(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: Any = "bf16",
                act_dtype: Any = "bf16", dtype: Any = torch.float64, device: str | torch.device = "cpu",
-               **axes: Any) -> Grid:
+               zipped: Sequence[str] = (), **axes: Any) -> Grid:
     """Validate the inputs of :func:`sweep` and build its Grid (exposed for tests and tools)."""
     unknown = sorted(set(axes) - set(_INTEGER_AXES))
     if unknown:
@@ -129,14 +129,31 @@ def build_grid(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtyp
         values, is_dim = _listify(name, axes.get(name, _DEFAULTS[name]))
         ints = _integer_axis(name, values)
         inputs[name] = (ints, ints, is_dim)
+    zipped = _check_zipped(zipped, inputs)
     for name, (_, labels, is_dim) in inputs.items():
-        if is_dim:
+        if is_dim and name not in zipped:
             _unique(name, labels)
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError) as e:
         raise SpecError(f"device = {device!r} is not a torch device: {e}") from None
-    return Grid.build(inputs, dtype=dtype, device=device)
+    return Grid.build(inputs, dtype=dtype, device=device, zipped=zipped)
+
+
+def _check_zipped(zipped: Sequence[str], inputs: Mapping[str, tuple]) -> tuple[str, ...]:
+    """Inputs that share the 'point' dimension: each a list, all of one length."""
+    if isinstance(zipped, str):
+        raise SpecError(f"zipped = {zipped!r} is not allowed: must be a list of input names")
+    zipped = tuple(zipped)
+    for name in zipped:
+        if name not in inputs:
+            raise unknown_name_error("input in zipped", name, inputs)
+        if not inputs[name][2]:
+            raise SpecError(f"zipped input {name!r} must be a list (one value per point), got a scalar")
+    lengths = {name: len(inputs[name][0]) for name in zipped}
+    if len(set(lengths.values())) > 1:
+        raise SpecError(f"zipped inputs must have one length (one value per point); got {lengths}")
+    return zipped
 
 
 def check_efficiency(efficiency: Mapping[str, float] | None) -> dict[str, float]:
@@ -161,7 +178,7 @@ _DEFAULTS = MappingProxyType({"prompt_len": 1024, "output_len": 128, "batch": 1,
 def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: Any = "bf16",
           act_dtype: Any = "bf16", prompt_len: Any = 1024, output_len: Any = 128, batch: Any = 1,
           tp: Any = 1, pp: Any = 1, dp: Any = 1, ep: Any = 1, microbatches: Any = None,
-          world_size: Any = None, max_num_seqs: Any = None,
+          world_size: Any = None, max_num_seqs: Any = None, zipped: Sequence[str] = (),
           convention: Convention = "roofline", efficiency: Mapping[str, float] | None = None,
           dtype: Any = torch.float64, device: str | torch.device = "cpu") -> xr.Dataset:
     """Evaluate every point of the grid spanned by the list-valued inputs, in one pass.
@@ -172,7 +189,9 @@ def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: An
     its own ``max_batch``, capped by the scheduler limit ``max_num_seqs`` when given, reported in
     ``concurrency``); each of the dp replicas
     splits its share into ``microbatches`` pipeline microbatches (default min(pp, batch/dp)).
-    Weights, KV cache and activations (and collectives) each have their own element type
+    Inputs named in ``zipped`` (lists of one length) share one dimension, ``point``: the i-th values
+    of each form the i-th configuration, instead of spanning a Cartesian product (e.g. a list of
+    measured configurations). Weights, KV cache and activations (and collectives) each have their own element type
     (``weight_dtype`` also selects the math rate). ``world_size``, when
     given, keeps only layouts that use exactly that many GPUs (others are masked). ``efficiency`` maps
     :class:`~tensorperf.specs.Efficiency` field names to values that override every hardware's
@@ -190,7 +209,7 @@ def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: An
     grid = build_grid(model=model, hardware=hardware, weight_dtype=weight_dtype, kv_dtype=kv_dtype,
                       act_dtype=act_dtype, prompt_len=prompt_len, output_len=output_len, batch=batch,
                       tp=tp, pp=pp, dp=dp, ep=ep, microbatches=microbatches, world_size=world_size,
-                      max_num_seqs=max_num_seqs,
+                      max_num_seqs=max_num_seqs, zipped=zipped,
                       dtype=dtype, device=device)
     overrides = check_efficiency(efficiency)
     with torch.no_grad():

@@ -30,6 +30,7 @@ DIM_ORDER = (
     "prompt_len", "output_len", "batch",
     "tp", "pp", "dp", "ep", "microbatches", "world_size", "max_num_seqs",
 )
+ZIP_DIM = "point"
 CATEGORICAL = frozenset({"model", "hardware", "weight_dtype", "kv_dtype", "act_dtype"})
 
 
@@ -38,6 +39,8 @@ class Grid:
     """Ordered named axes. ``values[name]`` is the tuple of values of every input (dims and scalars).
 
     ``dims`` lists the inputs given as lists (dimensions), in DIM_ORDER; the rest are scalar coords.
+    Inputs listed in ``zipped`` share one dimension, ``ZIP_DIM`` (``"point"``): their i-th values
+    form the i-th point (a list of configurations rather than a Cartesian product); it comes first.
     ``labels[name]`` are the coordinate labels (strings for categorical inputs).
     """
 
@@ -46,6 +49,13 @@ class Grid:
     dims: tuple[str, ...]
     dtype: torch.dtype = torch.float64
     device: torch.device = torch.device("cpu")
+    zipped: tuple[str, ...] = ()
+
+    def dim_of(self, name: str) -> str | None:
+        """The dimension an input lies on (None for a scalar input)."""
+        if name in self.zipped:
+            return ZIP_DIM
+        return name if name in self.dims else None
 
     @classmethod
     def build(
@@ -54,30 +64,37 @@ class Grid:
         *,
         dtype: torch.dtype = torch.float64,
         device: str | torch.device = "cpu",
+        zipped: tuple[str, ...] = (),
     ) -> Grid:
-        """``inputs[name] = (values, labels, is_dim)``; dims are ordered by DIM_ORDER."""
+        """``inputs[name] = (values, labels, is_dim)``; dims are ordered by DIM_ORDER, the zipped
+        inputs' shared dimension first."""
         order = {name: i for i, name in enumerate(DIM_ORDER)}
-        dims = tuple(sorted((n for n, (_, _, is_dim) in inputs.items() if is_dim),
+        dims = tuple(sorted((n for n, (_, _, is_dim) in inputs.items() if is_dim and n not in zipped),
                             key=lambda n: order.get(n, len(order))))
         return cls(
             values=MappingProxyType({n: v for n, (v, _, _) in inputs.items()}),
             labels=MappingProxyType({n: lab for n, (_, lab, _) in inputs.items()}),
-            dims=dims,
+            dims=((ZIP_DIM,) if zipped else ()) + dims,
             dtype=dtype,
             device=torch.device(device),
+            zipped=tuple(zipped),
         )
+
+    def _length(self, dim: str) -> int:
+        return len(self.values[self.zipped[0]]) if dim == ZIP_DIM else len(self.values[dim])
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(len(self.values[d]) for d in self.dims)
+        return tuple(self._length(d) for d in self.dims)
 
     @property
     def size(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64))
 
     def _placed_shape(self, name: str, n: int) -> list[int]:
-        if name in self.dims:
-            return [n if d == name else 1 for d in self.dims]
+        dim = self.dim_of(name)
+        if dim is not None:
+            return [n if d == dim else 1 for d in self.dims]
         if n != 1:
             raise SpecError(f"{name} has {n} values but is not a dimension")
         return [1] * len(self.dims)
@@ -119,10 +136,15 @@ class Grid:
 
     def coords(self) -> dict[str, Any]:
         """Coordinate labels: 1-D for dims, scalars for the rest."""
-        return {n: (list(lab) if n in self.dims else lab[0]) for n, lab in self.labels.items()}
+        out: dict[str, Any] = {}
+        for n, lab in self.labels.items():
+            dim = self.dim_of(n)
+            out[n] = lab[0] if dim is None else list(lab) if dim == n else (dim, list(lab))
+        return out
 
     def subgrid(self, point: Mapping[str, int]) -> Grid:
         """The one-point grid at integer positions ``point[dim]`` (dims kept with length 1)."""
-        values = {n: ((v[point[n]],) if n in point else v) for n, v in self.values.items()}
-        labels = {n: ((v[point[n]],) if n in point else v) for n, v in self.labels.items()}
+        pos = {n: point[self.dim_of(n)] for n in self.values if self.dim_of(n) in point}
+        values = {n: ((v[pos[n]],) if n in pos else v) for n, v in self.values.items()}
+        labels = {n: ((v[pos[n]],) if n in pos else v) for n, v in self.labels.items()}
         return dataclasses.replace(self, values=MappingProxyType(values), labels=MappingProxyType(labels))

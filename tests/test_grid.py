@@ -130,3 +130,25 @@ def test_bad_spec_names_class_field_value_rule():
 def test_device_and_dtype_recorded():
     ds = tp.sweep(model="llama-3.1-8b", hardware="h100-sxm", dtype=torch.float32)
     assert ds.attrs["dtype"] == "float32" and ds.attrs["convention"] == "roofline"
+
+
+def test_zipped_inputs_form_a_list_of_points():
+    ds = tp.sweep(model=["llama-3.1-8b", "mixtral-8x7b", "llama-3.1-8b"], hardware=["h100-sxm", "b200", "b200"],
+                  tp=[1, 2, 4], batch=[1, 8], zipped=["model", "hardware", "tp"])
+    assert ds.ttft.dims == ("point", "batch")
+    assert ds.model.dims == ("point",) and list(ds.tp.values) == [1, 2, 4]
+    for i in range(3):  # each point equals its own Cartesian sweep
+        one = tp.sweep(model=str(ds.model.values[i]), hardware=str(ds.hardware.values[i]),
+                       tp=int(ds.tp.values[i]), batch=[1, 8])
+        np.testing.assert_array_equal(one.ttft.values, ds.ttft.isel(point=i).values)
+
+
+@pytest.mark.parametrize("zipped, match", [
+    (["model", "tp"], r"zipped inputs must have one length"),
+    (["model", "pp"], r"zipped input 'pp' must be a list"),
+    (["model", "tpp"], r"unknown input in zipped 'tpp'"),
+    ("model", r"zipped = 'model' is not allowed"),
+])
+def test_bad_zipped(zipped, match):
+    with pytest.raises(tp.SpecError, match=match):
+        tp.sweep(model=["llama-3.1-8b", "mixtral-8x7b"], hardware="h100-sxm", tp=[1, 2, 4], zipped=zipped)
