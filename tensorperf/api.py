@@ -19,11 +19,16 @@ from . import presets
 from .conventions import roofline, seed
 from .grid import Grid
 from .results import to_dataset
-from .specs import Efficiency, HardwareSpec, ModelSpec
+from .specs import HARDWARE_FIELDS, MODEL_FIELDS, Efficiency, HardwareSpec, ModelSpec
 from .units import DTYPE_BYTES
 from .validation import SpecError, unknown_name_error
 
 Convention = Literal["seed", "roofline"]
+
+# What-if axes: any numeric field of ModelSpec or HardwareSpec (absolute values) or <field>_scale
+# (a factor on each preset's own value).
+OVERRIDABLE = frozenset(MODEL_FIELDS + HARDWARE_FIELDS
+                        + tuple(f"{f}_scale" for f in MODEL_FIELDS + HARDWARE_FIELDS))
 
 CONVENTIONS: Mapping[str, Any] = MappingProxyType({"roofline": roofline.evaluate, "seed": seed.evaluate})
 
@@ -94,10 +99,12 @@ def build_grid(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtyp
                act_dtype: Any = "bf16", dtype: Any = torch.float64, device: str | torch.device = "cpu",
                zipped: Sequence[str] = (), **axes: Any) -> Grid:
     """Validate the inputs of :func:`sweep` and build its Grid (exposed for tests and tools)."""
+    overrides = {k: axes.pop(k) for k in list(axes) if k in OVERRIDABLE}
     unknown = sorted(set(axes) - set(_INTEGER_AXES))
     if unknown:
         raise unknown_name_error("sweep input", unknown[0], ("model", "hardware", "weight_dtype",
-                                                             "kv_dtype", "act_dtype") + _INTEGER_AXES)
+                                                             "kv_dtype", "act_dtype") + _INTEGER_AXES
+                                 + tuple(OVERRIDABLE))
     if isinstance(dtype, str):
         if dtype not in _FLOAT_DTYPES:
             raise unknown_name_error("dtype", dtype, _FLOAT_DTYPES)
@@ -129,6 +136,9 @@ def build_grid(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtyp
         values, is_dim = _listify(name, axes.get(name, _DEFAULTS[name]))
         ints = _integer_axis(name, values)
         inputs[name] = (ints, ints, is_dim)
+    for name, value in overrides.items():
+        values, is_dim = _listify(name, value)
+        inputs[name] = (_override_values(name, values), values, is_dim)
     zipped = _check_zipped(zipped, inputs)
     for name, (_, labels, is_dim) in inputs.items():
         if is_dim and name not in zipped:
@@ -138,6 +148,23 @@ def build_grid(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtyp
     except (RuntimeError, TypeError) as e:
         raise SpecError(f"device = {device!r} is not a torch device: {e}") from None
     return Grid.build(inputs, dtype=dtype, device=device, zipped=zipped)
+
+
+def _override_values(name: str, values: tuple[Any, ...]) -> tuple[float, ...]:
+    """Check what-if values against the field's own rule (cross-field rules become masks)."""
+    field = name.removesuffix("_scale")
+    cls = ModelSpec if field in MODEL_FIELDS else HardwareSpec
+    rules = () if name.endswith("_scale") else cls.CONSTRAINTS.get(field, ())
+    rules = rules if isinstance(rules, tuple) else (rules,)
+    for v in values:
+        if isinstance(v, bool) and name.endswith("_scale"):
+            raise SpecError(f"{name} = {v!r} is not allowed: must be a finite number > 0")
+        if name.endswith("_scale") and not (isinstance(v, (int, float, np.number)) and np.isfinite(v) and v > 0):
+            raise SpecError(f"{name} = {v!r} is not allowed: must be a finite number > 0")
+        for rule in rules:
+            if not getattr(rule, "other", "") and not rule.check(v, None):
+                raise SpecError(f"{cls.__name__}.{field} = {v!r} is not allowed: must be {rule.words}")
+    return tuple(float(v) for v in values)
 
 
 def _check_zipped(zipped: Sequence[str], inputs: Mapping[str, tuple]) -> tuple[str, ...]:
@@ -180,7 +207,7 @@ def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: An
           tp: Any = 1, pp: Any = 1, dp: Any = 1, ep: Any = 1, microbatches: Any = None,
           world_size: Any = None, max_num_seqs: Any = None, zipped: Sequence[str] = (),
           convention: Convention = "roofline", efficiency: Mapping[str, float] | None = None,
-          dtype: Any = torch.float64, device: str | torch.device = "cpu") -> xr.Dataset:
+          dtype: Any = torch.float64, device: str | torch.device = "cpu", **what_if: Any) -> xr.Dataset:
     """Evaluate every point of the grid spanned by the list-valued inputs, in one pass.
 
     Each input may be a scalar (a scalar coordinate) or a list (a named dimension). ``model`` and
@@ -191,7 +218,9 @@ def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: An
     splits its share into ``microbatches`` pipeline microbatches (default min(pp, batch/dp)).
     Inputs named in ``zipped`` (lists of one length) share one dimension, ``point``: the i-th values
     of each form the i-th configuration, instead of spanning a Cartesian product (e.g. a list of
-    measured configurations). Weights, KV cache and activations (and collectives) each have their own element type
+    measured configurations). What-if inputs: any numeric field of ModelSpec or HardwareSpec
+    (``hbm_bandwidth=[3.35e12, 4.8e12]``, ``num_kv_heads=[1, 8]``) replaces every preset's value, and
+    ``<field>_scale`` multiplies it (``hbm_bandwidth_scale=[1, 1.3]``); each becomes a dimension. Weights, KV cache and activations (and collectives) each have their own element type
     (``weight_dtype`` also selects the math rate). ``world_size``, when
     given, keeps only layouts that use exactly that many GPUs (others are masked). ``efficiency`` maps
     :class:`~tensorperf.specs.Efficiency` field names to values that override every hardware's
@@ -209,7 +238,7 @@ def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: An
     grid = build_grid(model=model, hardware=hardware, weight_dtype=weight_dtype, kv_dtype=kv_dtype,
                       act_dtype=act_dtype, prompt_len=prompt_len, output_len=output_len, batch=batch,
                       tp=tp, pp=pp, dp=dp, ep=ep, microbatches=microbatches, world_size=world_size,
-                      max_num_seqs=max_num_seqs, zipped=zipped,
+                      max_num_seqs=max_num_seqs, zipped=zipped, **what_if,
                       dtype=dtype, device=device)
     overrides = check_efficiency(efficiency)
     with torch.no_grad():

@@ -130,6 +130,13 @@ class Grid:
             exact = int_dtype is not None and kinds[field] in ("int", "bool")
             fields[field] = self.place(name, [int(v) for v in column] if exact else
                                        [float(v) for v in column], int_dtype if exact else None)
+        if attr is None:  # what-if inputs: a field's own value, or a factor on each preset's value
+            for field in fields:
+                exact = int_dtype is not None and kinds[field] in ("int", "bool")
+                if field in self.values:
+                    fields[field] = self.axis(field, int_dtype if exact else None)
+                if f"{field}_scale" in self.values:
+                    fields[field] = fields[field] * self.axis(f"{field}_scale")
         names = {f.name: getattr(specs[0], f.name) for f in dataclasses.fields(cls)
                  if f.name not in fields}
         return _tensor_view(cls, {**names, **fields})

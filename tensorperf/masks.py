@@ -20,6 +20,7 @@ class Reason(enum.IntFlag):
     PLACEMENT = 16  # a parallel group does not fit the scale-up domain where it must
     PIPELINE = 32  # more pipeline stages than layers
     BATCH = 64  # the batch does not split over the data-parallel replicas / microbatches
+    INCONSISTENT = 128  # what-if model fields contradict each other (e.g. heads vs KV heads)
 
 
 def describe(code: int) -> str:

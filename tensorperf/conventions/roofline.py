@@ -287,7 +287,11 @@ def _checks(cx: _Context, fits) -> dict[Reason, torch.Tensor]:
     experts = torch.where(moe, _divides(m.num_experts, lay.ep) & _divides(lay.tp * lay.dp, lay.ep)
                           & _divides(m.d_ff_expert, lay.etp), lay.ep == 1)
     G = cx.hw.scaleup_size
+    consistent = (_divides(m.num_heads, m.num_kv_heads) & ((m.num_experts == 0) | (
+        (m.experts_per_token >= 1) & (m.experts_per_token <= m.num_experts) & (m.d_ff_expert > 0)))
+        & (m.first_dense_layers <= m.num_layers) & ((m.num_dense_layers == 0) | (m.d_ff > 0)))
     return {
+        Reason.INCONSISTENT: consistent,
         Reason.DIVISIBILITY: heads & mlp & experts,
         Reason.PIPELINE: lay.pp <= m.num_layers,
         Reason.BATCH: _divides(cx.B, lay.dp) & _divides(cx.B_rep, lay.micro),

@@ -172,6 +172,12 @@ def evaluate(grid: Grid, efficiency: Any = None) -> Evaluation:
     if missing:
         raise SpecError(f"convention='seed' needs hardware with the seed's raw [seed] table; "
                         f"{missing} have none (use hardware='mi300-seed' or convention='roofline')")
+    from ..specs import HARDWARE_FIELDS
+
+    touched = [n for n in grid.values if n.removesuffix("_scale") in HARDWARE_FIELDS]
+    if touched:
+        raise SpecError(f"convention='seed' reads the seed's raw hardware table; what-if hardware inputs "
+                        f"{touched} apply to convention='roofline' only")
     if grid.values["batch"] == ("max",):
         raise SpecError("batch='max' needs a memory model; convention='seed' has none (use 'roofline')")
     i64 = torch.int64
