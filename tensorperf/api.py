@@ -210,23 +210,27 @@ def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: An
           dtype: Any = torch.float64, device: str | torch.device = "cpu", **what_if: Any) -> xr.Dataset:
     """Evaluate every point of the grid spanned by the list-valued inputs, in one pass.
 
-    Each input may be a scalar (a scalar coordinate) or a list (a named dimension). ``model`` and
-    ``hardware`` take preset ids (see :mod:`tensorperf.presets`), TOML paths or spec objects.
-    ``batch`` is the number of requests in flight on the whole deployment (``"max"``: each point at
-    its own ``max_batch``, capped by the scheduler limit ``max_num_seqs`` when given, reported in
-    ``concurrency``); each of the dp replicas
-    splits its share into ``microbatches`` pipeline microbatches (default min(pp, batch/dp)).
-    Inputs named in ``zipped`` (lists of one length) share one dimension, ``point``: the i-th values
-    of each form the i-th configuration, instead of spanning a Cartesian product (e.g. a list of
-    measured configurations). What-if inputs: any numeric field of ModelSpec or HardwareSpec
-    (``hbm_bandwidth=[3.35e12, 4.8e12]``, ``num_kv_heads=[1, 8]``) replaces every preset's value, and
-    ``<field>_scale`` multiplies it (``hbm_bandwidth_scale=[1, 1.3]``); each becomes a dimension. Weights, KV cache and activations (and collectives) each have their own element type
-    (``weight_dtype`` also selects the math rate). ``world_size``, when
-    given, keeps only layouts that use exactly that many GPUs (others are masked). ``efficiency`` maps
-    :class:`~tensorperf.specs.Efficiency` field names to values that override every hardware's
-    defaults (e.g. ``{"memory": 0.8}``). Returns an
-    ``xarray.Dataset`` with one variable per metric (SI units in ``attrs["units"]``); infeasible
-    points are NaN with their reason bits in ``infeasible_reason``.
+    Each input may be a scalar (a scalar coordinate) or a list (a named dimension).
+
+    - ``model`` / ``hardware``: preset ids (:mod:`tensorperf.presets`), TOML or config.json paths, or
+      spec objects.
+    - ``weight_dtype`` / ``kv_dtype`` / ``act_dtype``: element types of weights (also selects the
+      math rate), KV cache, and activations and collectives.
+    - ``batch``: requests in flight on the whole deployment; ``"max"`` evaluates each point at its
+      own ``max_batch`` (capped by the scheduler limit ``max_num_seqs`` when given), reported in
+      ``concurrency``. Each of the dp replicas splits its share into ``microbatches`` pipeline
+      microbatches (default: the largest divisor of batch/dp not above pp).
+    - ``world_size``: keep only layouts using exactly that many GPUs (others are masked).
+    - ``zipped``: inputs (lists of one length) that share one dimension, ``point``; the i-th values
+      form the i-th configuration instead of spanning a Cartesian product.
+    - What-if inputs: any numeric field of ModelSpec or HardwareSpec (``hbm_bandwidth=[3.35e12,
+      4.8e12]``, ``num_kv_heads=[1, 8]``) replaces every preset's value; ``<field>_scale``
+      multiplies it (``hbm_bandwidth_scale=[1, 1.3]``). Each becomes a dimension.
+    - ``efficiency``: :class:`~tensorperf.specs.Efficiency` field -> value, overriding every
+      hardware's defaults (e.g. ``{"memory": 0.8}``).
+
+    Returns an ``xarray.Dataset`` with one variable per metric (SI units in ``attrs["units"]``);
+    infeasible points are NaN with their reason bits in ``infeasible_reason``.
 
     >>> ds = sweep(model="gpt-moe-1.8t", hardware="mi300-seed", convention="seed",
     ...            prompt_len=16384, batch=16, tp=4, ep=16)
