@@ -11,10 +11,11 @@ __version__ = "0.1.0"
 from . import presets
 from .api import build_grid, sweep
 from .masks import Reason, describe
+from .sensitivity import sensitivity
 from .specs import Efficiency, HardwareSpec, ModelSpec
 from .validation import SpecError
 
 __all__ = [
-    "sweep", "build_grid", "presets", "ModelSpec", "HardwareSpec", "Efficiency", "SpecError",
+    "sweep", "build_grid", "sensitivity", "presets", "ModelSpec", "HardwareSpec", "Efficiency", "SpecError",
     "Reason", "describe", "__version__",
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -34,6 +35,7 @@ from ..physics.memory import (
 )
 from ..physics.roofline import compute_time, memory_time, op_time
 from ..results import Evaluation
+from ..specs import MODEL_FIELDS
 from ..units import DTYPE_BYTES, MATH_COLUMN
 
 OPS = ("embed", "norm", "qkv", "attn", "out_proj", "mlp", "router", "experts", "shared_experts",
@@ -49,12 +51,14 @@ def _simpson(first, middle, last):
 class _Context:
     """Everything a phase needs: specs, layout, rates, efficiencies (all tensors on the grid)."""
 
-    def __init__(self, grid: Grid, efficiency: Mapping[str, float]):
+    def __init__(self, grid: Grid, efficiency: Mapping[str, Any], fields: Mapping[str, torch.Tensor]):
         self.m = grid.spec("model")
         self.hw = hw = grid.spec("hardware")
         eff = grid.spec("hardware", attr="efficiency")
-        for name, value in efficiency.items():
+        for name, value in efficiency.items():  # values may be tensors (sensitivity leaves)
             object.__setattr__(eff, name, torch.as_tensor(value, dtype=grid.dtype, device=grid.device))
+        for name, value in fields.items():  # model/hardware fields replaced by tensors (leaves)
+            object.__setattr__(self.m if name in MODEL_FIELDS else hw, name, value)
         self.eff = eff
         self.S = S = grid.axis("prompt_len")
         self.T_out = grid.axis("output_len")
@@ -194,8 +198,11 @@ def _serving_step(cx: _Context) -> torch.Tensor:
     return pipeline.decode_step(total, slowest, cx.lay.micro)
 
 
-def evaluate(grid: Grid, efficiency: Mapping[str, float] | None = None) -> Evaluation:
-    cx = _Context(grid, efficiency or {})
+def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
+             fields: Mapping[str, torch.Tensor] | None = None) -> Evaluation:
+    """Every metric over the grid. ``efficiency`` overrides Efficiency factors (numbers or tensors);
+    ``fields`` replaces ModelSpec/HardwareSpec fields by tensors (used for sensitivities)."""
+    cx = _Context(grid, efficiency or {}, fields or {})
     m, lay, hw, b = cx.m, cx.lay, cx.hw, cx.b
     S, T_out, B = cx.S, cx.T_out, cx.B
     mix = cx.mix

@@ -1,0 +1,91 @@
+"""Per-point sensitivities of any metric to efficiency factors and to model/hardware fields.
+
+Reverse-mode autograd: every parameter becomes a leaf tensor expanded to the full grid, so each
+grid point owns its copy and one backward pass of ``metric.sum()`` yields each point's own
+derivative for all parameters at once (points never interact). Reverse mode costs one backward
+pass per metric whatever the number of parameters; forward mode (jvp) would cost one pass per
+parameter, so reverse is the faster choice for the usual handful-of-parameters question.
+Elasticity = d ln y / d ln x = (x / y) · dy/dx.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from . import api
+from .conventions import roofline
+from .results import METRICS
+from .specs import HARDWARE_FIELDS, MODEL_FIELDS, Efficiency
+from .validation import SpecError, unknown_name_error
+
+EFFICIENCY_FIELDS = tuple(f.name for f in dataclasses.fields(Efficiency))
+PARAMETERS = EFFICIENCY_FIELDS + HARDWARE_FIELDS + MODEL_FIELDS
+
+
+def _base_value(grid, name: str, efficiency: dict) -> torch.Tensor:
+    if name in EFFICIENCY_FIELDS:
+        if name in efficiency:
+            return torch.as_tensor(float(efficiency[name]), dtype=grid.dtype, device=grid.device)
+        return getattr(grid.spec("hardware", attr="efficiency"), name)
+    return getattr(grid.spec("model" if name in MODEL_FIELDS else "hardware"), name)
+
+
+def sensitivity(*, of: str, wrt: Sequence[str], efficiency: dict | None = None, **axes: Any) -> xr.Dataset:
+    """d ``of`` / d parameter and its elasticity at every grid point (roofline convention).
+
+    ``wrt`` names Efficiency factors (compute, memory, ...) and numeric ModelSpec/HardwareSpec fields
+    (hbm_bandwidth, peak_flops_fp8, num_kv_heads, ...). ``axes`` are :func:`tensorperf.sweep`'s inputs.
+    Returns ``gradient`` and ``elasticity`` with the grid's dims plus ``param``, the metric itself as
+    ``value``, and ``feasible``; infeasible points keep finite derivatives of the formulas.
+    """
+    if axes.get("convention", "roofline") != "roofline":
+        raise SpecError("sensitivity needs convention='roofline' (the seed convention floors its times)")
+    axes.pop("convention", None)
+    if of not in METRICS or of in ("feasible", "infeasible_reason"):
+        raise unknown_name_error("metric (of)", of, [k for k in METRICS if k not in ("feasible",
+                                                                                      "infeasible_reason")])
+    if isinstance(wrt, str) or not wrt:
+        raise SpecError(f"wrt = {wrt!r} is not allowed: must be a non-empty list of parameter names")
+    for name in wrt:
+        if name not in PARAMETERS:
+            raise unknown_name_error("parameter in wrt", name, PARAMETERS)
+    efficiency = api.check_efficiency(efficiency)
+    grid = api.build_grid(**axes)
+    leaves = {name: _base_value(grid, name, efficiency).detach().expand(grid.shape).clone().requires_grad_()
+              for name in wrt}
+    eff = dict(efficiency) | {n: t for n, t in leaves.items() if n in EFFICIENCY_FIELDS}
+    fields = {n: t for n, t in leaves.items() if n not in EFFICIENCY_FIELDS}
+    with torch.enable_grad():
+        ev = roofline.evaluate(grid, eff, fields)
+        if of in ev.trailing:
+            raise SpecError(f"of = {of!r} has an 'op' dimension; choose a scalar metric")
+        y = ev.values[of].expand(grid.shape)
+        grads = torch.autograd.grad(y.sum(), list(leaves.values()), allow_unused=True)
+    grads = [torch.zeros(grid.shape, dtype=grid.dtype) if g is None else g for g in grads]
+    g = torch.stack([t.detach() for t in grads], dim=-1)
+    x = torch.stack([t.detach() for t in leaves.values()], dim=-1)
+    yv = y.detach().unsqueeze(-1)
+    safe_y = torch.where(yv != 0, yv, torch.ones_like(yv))
+    elasticity = torch.where(yv != 0, g * x / safe_y, torch.zeros_like(g))
+    dims = grid.dims + ("param",)
+    coords = grid.coords() | {"param": list(wrt)}
+    unit = METRICS[of].units
+    ds = xr.Dataset(
+        {"gradient": (dims, g.cpu().numpy(), {"units": f"{unit} per unit of param",
+                                             "long_name": f"d {of} / d param at each point"}),
+         "elasticity": (dims, elasticity.cpu().numpy(), {"units": "1",
+                                                         "long_name": f"d ln {of} / d ln param"}),
+         "value": (grid.dims, yv.squeeze(-1).cpu().numpy(), {"units": unit, "long_name": METRICS[of].long_name}),
+         "feasible": (grid.dims, (ev.reason == 0).expand(grid.shape).cpu().numpy(),
+                      {"units": "1", "long_name": METRICS["feasible"].long_name})},
+        coords=coords)
+    ds.attrs.update(of=of, mode="reverse")
+    if not np.isfinite(ds.gradient.values).all():  # an internal error, never the user's
+        raise FloatingPointError(f"non-finite sensitivity of {of}; please report the inputs")
+    return ds
