@@ -23,7 +23,7 @@ def test_efficiency_gradients_match_finite_differences(of):
     eff = {"memory": 0.7, "compute": 0.6}
     s = sensitivity(of=of, wrt=["memory", "compute"], efficiency=eff, **AXES)
     ok = s.feasible.values
-    for name, base in eff.items():
+    for name in eff:
         fd = _fd_efficiency(of, eff, name).values
         g = s.gradient.sel(param=name).values
         np.testing.assert_allclose(g[ok], fd[ok], rtol=1e-4, atol=1e-9 * np.abs(s.value.values[ok]).max())
