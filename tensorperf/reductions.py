@@ -199,6 +199,11 @@ def pareto(ds: xr.Dataset, x: str = "tokens_per_s_per_user", y: str = "tokens_pe
     holding ``on_frontier``, ``eligible`` (the candidate mask), ``x`` and ``y`` under their own names,
     ``found`` (kept dims: the group has a candidate) and, as coordinates along ``point``, the
     ``over`` dims' labels and any input zipped on them (``tp``, ``pp``, ...)."""
+    return _pareto(ds, x, y, over=over, where=where, maximize=maximize, extra=())
+
+
+def _pareto(ds: xr.Dataset, x: str, y: str, *, over: Sequence[str] | None, where: Any,
+            maximize: Any, extra: Sequence[str]) -> xr.Dataset:
     xa = _check_variable(ds, "x", x)
     ya = _check_variable(ds, "y", y)
     if x == y:
@@ -217,14 +222,22 @@ def pareto(ds: xr.Dataset, x: str = "tokens_per_s_per_user", y: str = "tokens_pe
         over = _dim_list("over", over, dims)
         if not over:
             raise SpecError("over is empty; name the dimensions to take the frontier over")
+    extras = {}
+    for name in extra:
+        var = _check_variable(ds, "variable in extra", name)
+        outside = [d for d in var.dims if d not in dims]
+        if outside:
+            raise SpecError(f"extra variable {name!r} has dimension(s) {outside} that {x}/{y} lack")
+        if name not in (x, y):
+            extras[name] = var.broadcast_like(xa)
     kept = [d for d in dims if d not in over]
     point = POINT_DIM if POINT_DIM not in kept else _FALLBACK_POINT_DIM
-    ok = constraint_mask(ds, where, dims)
-    ok, _ = xr.broadcast(ok, xa)
+    ok = constraint_mask(ds, where, dims).broadcast_like(xa)
 
     order = kept + list(over)
     kept_shape = tuple(xa.sizes[d] for d in kept)
-    n = int(np.prod([xa.sizes[d] for d in over]))
+    grid_shape = tuple(xa.sizes[d] for d in over)
+    n = int(np.prod(grid_shape))
 
     def flat(arr: xr.DataArray) -> np.ndarray:
         return arr.transpose(*order).values.reshape(kept_shape + (n,))
@@ -235,29 +248,24 @@ def pareto(ds: xr.Dataset, x: str = "tokens_per_s_per_user", y: str = "tokens_pe
     ys = np.where(okv, yv if maximize[1] else -yv, -np.inf).astype(float)
     on = _frontier(xs, ys, okv)
 
-    pdims = tuple(kept) + (point,)
-    coords: dict[str, Any] = {d: xa.coords[d] for d in kept if d in xa.coords}
-    coords.update({c: ds.coords[c] for c in ds.coords if ds[c].ndim == 0})
-    # labels of each point: the over dims' index values and inputs zipped on the over dims
-    grid_shape = tuple(xa.sizes[d] for d in over)
+    pdims = (*kept, point)
+    coords: dict[str, Any] = {}
+    template = xr.DataArray(np.empty(grid_shape), dims=over)
     for c in ds.coords:
         cdims = ds[c].dims
-        if not cdims or not set(cdims) <= set(over) or c == point:
-            continue
-        if c in ds.dims and c not in ds.indexes:
-            continue
-        full = ds[c].broadcast_like(xr.DataArray(np.empty(grid_shape), dims=over)).transpose(*over)
-        coords[c] = (point, full.values.reshape(n))
-    out = xr.Dataset(
-        {
-            "on_frontier": (pdims, on),
-            "eligible": (pdims, okv),
-            x: (pdims, xv, dict(xa.attrs)),
-            y: (pdims, yv, dict(ya.attrs)),
-            "found": (tuple(kept), okv.any(axis=-1)),
-        },
-        coords=coords,
-    )
+        if set(cdims) <= set(kept):  # scalar coords and labels of the kept dims
+            coords[c] = ds[c].variable
+        elif set(cdims) <= set(over) and c != point:  # labels of each point, flattened in C order
+            coords[c] = (point, ds[c].broadcast_like(template).transpose(*over).values.reshape(n))
+    data = {
+        "on_frontier": (pdims, on),
+        "eligible": (pdims, okv),
+        x: (pdims, xv, dict(xa.attrs)),
+        y: (pdims, yv, dict(ya.attrs)),
+    }
+    data.update({name: (pdims, flat(var), dict(var.attrs)) for name, var in extras.items()})
+    data["found"] = (tuple(kept), okv.any(axis=-1))
+    out = xr.Dataset(data, coords=coords)
     out.attrs.update(x=x, y=y, over=repr(list(over)), point_dim=point,
                      maximize=repr(tuple(bool(m) for m in maximize)), where=repr(dict(where or {})))
     return out
@@ -269,37 +277,23 @@ def pareto_table(ds: xr.Dataset, x: str = "tokens_per_s_per_user", y: str = "tok
     """The frontier points of :func:`pareto` as a tidy table: one row per frontier point with the
     kept dims, the point's layout coordinates, ``x``, ``y`` and the ``extra`` variables (which must
     lie on the dims of ``x``/``y``), sorted by the kept dims and then by ``x`` ascending."""
-    front = pareto(ds, x, y, over=over, where=where, maximize=maximize)
-    point = front.attrs["point_dim"]
-    kept = [d for d in front["on_frontier"].dims if d != point]
     if isinstance(extra, str):
         extra = (extra,)
-    extra = list(extra)
-    columns = {x: front[x], y: front[y]}
-    for name in extra:
-        var = _check_variable(ds, "variable in extra", name)
-        if name in columns:
-            continue
-        outside = [d for d in var.dims if d not in ds[x].dims and d not in ds[y].dims]
-        if outside:
-            raise SpecError(f"extra variable {name!r} has dimension(s) {outside} that {x}/{y} lack")
-        over_dims = [d for d in ds[x].dims if d not in kept] + [d for d in ds[y].dims
-                                                                  if d not in kept and d not in ds[x].dims]
-        full = var.broadcast_like(ds[x]).broadcast_like(ds[y]).transpose(*kept, *over_dims)
-        columns[name] = xr.DataArray(full.values.reshape(front["on_frontier"].shape),
-                                     dims=front["on_frontier"].dims)
+    front = _pareto(ds, x, y, over=over, where=where, maximize=maximize, extra=tuple(extra))
+    point = front.attrs["point_dim"]
+    kept = [d for d in front["on_frontier"].dims if d != point]
     labels = [c for c in front.coords if front[c].dims == (point,)]
-    on = front["on_frontier"].values
-    idx = np.nonzero(on)
+    values = [x, y, *(v for v in extra if v not in (x, y))]
+    idx = np.nonzero(front["on_frontier"].values)
     data: dict[str, Any] = {}
     for axis, dim in enumerate(kept):
-        values = front[dim].values if dim in front.coords else np.arange(front.sizes[dim])
-        data[dim] = values[idx[axis]]
+        ticks = front[dim].values if dim in front.coords else np.arange(front.sizes[dim])
+        data[dim] = ticks[idx[axis]]
     for c in labels:
         data[c] = front[c].values[idx[-1]]
-    for name, arr in columns.items():
-        data[name] = np.asarray(arr.values)[idx]
-    frame = pd.DataFrame(data, columns=[*kept, *labels, *columns])
-    if len(frame):
-        frame = frame.sort_values([*kept, x], kind="stable").reset_index(drop=True)
+    for name in values:
+        data[name] = front[name].values[idx]
+    # rows in the Dataset's order of the kept dims, then by x ascending
+    rows = np.lexsort((front[x].values[idx], *reversed(idx[:-1])))
+    frame = pd.DataFrame({k: np.asarray(v)[rows] for k, v in data.items()}, columns=[*kept, *labels, *values])
     return frame

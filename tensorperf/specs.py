@@ -254,12 +254,18 @@ class ModelSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class Efficiency:
-    """Achieved fraction of a peak rate, each in (0, 1].
+    """Achieved fraction of a peak rate, each in (0, 1], and the parameters of their size-dependent forms.
 
     compute: dense GEMMs vs the tensor-core peak; attention: the attention core (flash kernels);
     memory: HBM streams vs peak bandwidth; scaleup / scaleout: collectives vs per-direction link
     bandwidth. overlap: 1 -> op time = max(compute, memory) (perfect overlap), 0 -> their sum.
     comm_overlap: fraction of communication hidden behind compute.
+
+    Size-dependent forms (smooth, saturating; 0 turns a form off):
+    GEMM compute efficiency = compute · m / (m + gemm_half_tokens) with m the GEMM's rows (tokens);
+    grouped expert GEMMs use m = tokens per expert and expert_half_tokens; a collective's link
+    efficiency = scaleup|scaleout · S / (S + comm_half_bytes) for a message of S bytes.
+    step_overhead: fixed seconds per forward step (scheduling, kernel launches, sampling).
     """
 
     compute: float = 0.7
@@ -269,11 +275,17 @@ class Efficiency:
     scaleout: float = 0.8
     overlap: float = 1.0
     comm_overlap: float = 0.0
+    gemm_half_tokens: float = 0.0
+    expert_half_tokens: float = 0.0
+    comm_half_bytes: float = 0.0
+    step_overhead: float = 0.0
 
     CONSTRAINTS: ClassVar[dict[str, Any]] = {
         "compute": unit_interval, "attention": unit_interval, "memory": unit_interval,
         "scaleup": unit_interval, "scaleout": unit_interval,
         "overlap": fraction, "comm_overlap": fraction,
+        "gemm_half_tokens": non_negative, "expert_half_tokens": non_negative,
+        "comm_half_bytes": non_negative, "step_overhead": non_negative,
     }
 
     def __post_init__(self) -> None:

@@ -33,7 +33,7 @@ from ..physics.memory import (
     weight_bytes_per_gpu,
     workspace_bytes_per_gpu,
 )
-from ..physics.roofline import compute_time, memory_time, op_time
+from ..physics.roofline import compute_time, memory_time, op_time, saturation
 from ..results import Evaluation
 from ..specs import MODEL_FIELDS
 from ..units import DTYPE_BYTES, MATH_COLUMN
@@ -113,8 +113,12 @@ def _phase_ops(cx: _Context, ph: ops.Phase, attention_parts: tuple[ops.Phase, ..
 
     ``attention_parts`` replaces the attention core of ``ph`` by the sum over several phases (a
     mixed prefill + decode step: the core holds no weights, so its parts add exactly)."""
-    m, lay, b = cx.m, cx.lay, cx.b
-    c, a = cx.eff.compute, cx.eff.attention
+    m, lay, b, eff = cx.m, cx.lay, cx.b, cx.eff
+    a = eff.attention
+    c = eff.compute * saturation(ph.tokens, eff.gemm_half_tokens)  # GEMMs of T rows
+    c_head = eff.compute * saturation(ph.sequences, eff.gemm_half_tokens)
+    per_expert = lay.dp * ph.tokens * m.experts_per_token / torch.clamp(m.num_experts, min=1)
+    c_expert = eff.compute * saturation(per_expert, eff.expert_half_tokens)
     cores = [ops.attention_core(m, lay, p, b) for p in (attention_parts or (ph,))]
     attn = (sum(f for f, _ in cores), sum(n for _, n in cores))
     table = {
@@ -125,9 +129,9 @@ def _phase_ops(cx: _Context, ph: ops.Phase, attention_parts: tuple[ops.Phase, ..
         "out_proj": (*ops.out_proj(m, lay, ph, b), cx.peak_gemm, c),
         "mlp": (*ops.dense_mlp(m, lay, ph, b), cx.peak_gemm, c),
         "router": (*ops.router(m, ph, b), cx.peak_attn, c),
-        "experts": (*ops.routed_experts(m, lay, ph, b), cx.peak_gemm, c),
+        "experts": (*ops.routed_experts(m, lay, ph, b), cx.peak_gemm, c_expert),
         "shared_experts": (*ops.shared_experts(m, lay, ph, b), cx.peak_gemm, c),
-        "lm_head": (*ops.lm_head(m, lay, ph, b), cx.peak_gemm, c),
+        "lm_head": (*ops.lm_head(m, lay, ph, b), cx.peak_gemm, c_head),
     }
     return {k: (f, n, cx.time(f, n, p, e)) for k, (f, n, p, e) in table.items()}
 
@@ -137,12 +141,14 @@ def _phase_comm(cx: _Context, tokens) -> dict[str, torch.Tensor]:
     m, lay, t = cx.m, cx.lay, cx.tiers
     act = tokens * m.d_model * cx.b.a
     exposed = 1 - cx.eff.comm_overlap
-    ar_tp = comm.group_all_reduce(act, lay.tp, t)
-    ar_etp = comm.group_all_reduce(act * lay.etp / lay.tp, lay.etp, t)
+    # link efficiency S/(S + h) on a message of S bytes = the full efficiency on S + h bytes
+    half = cx.eff.comm_half_bytes
+    ar_tp = comm.group_all_reduce(act + half, lay.tp, t)
+    ar_etp = comm.group_all_reduce(act * lay.etp / lay.tp + half, lay.etp, t)
     ep_tiers = dataclasses.replace(t, domain=torch.clamp(t.domain / lay.etp, min=1))
-    a2a = comm.group_all_to_all(act / lay.tp * m.experts_per_token, lay.ep, ep_tiers)
-    hop_in = comm.pipeline_hop(act, torch.ones_like(lay.pp, dtype=torch.bool), t)
-    hop_out = comm.pipeline_hop(act, torch.zeros_like(lay.pp, dtype=torch.bool), t)
+    a2a = comm.group_all_to_all(act / lay.tp * m.experts_per_token + half, lay.ep, ep_tiers)
+    hop_in = comm.pipeline_hop(act + half, torch.ones_like(lay.pp, dtype=torch.bool), t)
+    hop_out = comm.pipeline_hop(act + half, torch.zeros_like(lay.pp, dtype=torch.bool), t)
     crossing = comm.domain_crossings(lay.pp, lay.tp * lay.dp, t.domain)
     return {"dense": exposed * 2 * ar_tp, "moe_tp": exposed * (ar_tp + ar_etp), "moe_ep": exposed * 2 * a2a,
             "hops": crossing * hop_out + (lay.pp - 1 - crossing) * hop_in,
@@ -195,7 +201,7 @@ def _serving_step(cx: _Context) -> torch.Tensor:
     mixed = ops.Phase(tokens=tokens, pairs=decode_keys, kv_read=decode_keys, sequences=cx.B_mb, absorbed=True)
     per_op = _phase_ops(cx, mixed, attention_parts=(decode, prompt))
     _, total, slowest, _ = _compose(cx, per_op, _phase_comm(cx, tokens), cx.mix)
-    return pipeline.decode_step(total, slowest, cx.lay.micro)
+    return pipeline.decode_step(total, slowest, cx.lay.micro) + cx.eff.step_overhead
 
 
 def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
@@ -213,7 +219,7 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
                     sequences=cx.B_mb, absorbed=False)
     pre_ops = _phase_ops(cx, pre)
     pre_times, pre_total, pre_slowest, counts = _compose(cx, pre_ops, _phase_comm(cx, tokens), mix)
-    ttft, ttft_max = pipeline.prefill_times(pre_total, pre_slowest, lay.micro)
+    ttft, ttft_max = pipeline.prefill_times(pre_total + cx.eff.step_overhead, pre_slowest, lay.micro)
 
     # decode: Simpson nodes over steps j = 1 .. T_out − 1 (a loop over 3 quadrature nodes)
     last = torch.clamp(T_out - 1, min=1)
@@ -224,7 +230,7 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
         dec = ops.Phase(tokens=cx.B_mb, pairs=keys, kv_read=keys, sequences=cx.B_mb, absorbed=True)
         dec_ops = _phase_ops(cx, dec)
         times, total, slowest, _ = _compose(cx, dec_ops, dec_comm, mix)
-        nodes.append((pipeline.decode_step(total, slowest, lay.micro), times,
+        nodes.append((pipeline.decode_step(total, slowest, lay.micro) + cx.eff.step_overhead, times,
                       _stack(dec_ops, counts, 0), _stack(dec_ops, counts, 1)))
     tpot, dec_times, dec_flops, dec_bytes = (_simpson(*v) for v in zip(*nodes))
     pre_flops, pre_bytes = _stack(pre_ops, counts, 0), _stack(pre_ops, counts, 1)

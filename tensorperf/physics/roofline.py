@@ -23,6 +23,15 @@ def memory_time(nbytes: torch.Tensor, bandwidth: torch.Tensor, efficiency: torch
     return nbytes / (efficiency * bandwidth)
 
 
+def saturation(size: torch.Tensor, half: torch.Tensor) -> torch.Tensor:
+    """size / (size + half): 0 -> 1 as size grows, 1/2 at size = half, exactly 1 when half = 0.
+
+    The smooth form of a kernel's efficiency rising with its size (GEMM rows, tokens per expert,
+    message bytes), fitted to measured kernels (tensorperf.calibrate)."""
+    empty = size <= 0  # no work: any efficiency will do; 1 keeps 0/0 out of the times
+    return torch.where(empty, torch.ones_like(size), size / (size + half + empty))
+
+
 def op_time(t_compute: torch.Tensor, t_memory: torch.Tensor, overlap: torch.Tensor) -> torch.Tensor:
     """Roofline with an overlap knob between the max (overlap=1) and the sum (overlap=0) bounds."""
     return torch.maximum(t_compute, t_memory) + (1 - overlap) * torch.minimum(t_compute, t_memory)
