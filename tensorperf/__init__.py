@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from . import accessor as _accessor  # noqa: F401  (registers the Dataset.tperf accessor)
 from . import presets
 from .api import build_grid, sweep
 from .masks import Reason, describe

@@ -1,4 +1,5 @@
-"""Command line: ``tensorperf`` (the default sweep), ``tensorperf sweep``, ``tensorperf presets``.
+"""Command line: ``tensorperf`` (the default sweep), ``tensorperf sweep``, ``tensorperf presets``,
+``tensorperf validate FILE.csv`` (predicted vs published measurements).
 
 Parses arguments, builds the inputs, calls the library and formats the output; no physics here.
 """
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import presets
-from .api import sweep
+from .api import check_efficiency, sweep
 from .reductions import best
 from .report import table
 from .validation import SpecError
@@ -108,6 +109,61 @@ def _sweep(args, out) -> int:
     return 0
 
 
+VALIDATE_GROUPS = (("metric", "metric"), ("source", "source"), ("hardware", "hardware"),
+                   ("family", "model family"))
+
+
+def _efficiency_file(path: str) -> dict[str, float]:
+    """A TOML table of Efficiency field -> value (top level, or under [efficiency])."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read efficiency file ({e.strerror or e})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{path}: not valid TOML ({e})") from None
+    table = doc["efficiency"] if set(doc) == {"efficiency"} and isinstance(doc["efficiency"], dict) else doc
+    for key, value in table.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SpecError(f"{path}: efficiency {key} = {value!r} is not a number")
+    try:
+        return check_efficiency(table)
+    except SpecError as e:
+        raise SpecError(f"{path}: {e}") from None
+
+
+def _validate(args, out) -> int:
+    from . import fidelity
+
+    efficiency = _efficiency_file(args.efficiency) if args.efficiency else None
+    report = fidelity.predict(fidelity.load_measurements(args.file), efficiency=efficiency)
+    if args.output:
+        report.to_csv(args.output, index=False)
+        print(f"wrote {args.output}", file=out)
+    stats = fidelity.summary(report)
+    overall = stats.iloc[0]
+    print(f"{args.file}: {int(overall['rows'])} rows, {int(overall['ok'])} predicted "
+          f"({overall['ok'] / max(overall['rows'], 1):.0%}), median |error| {overall['median']:.1%}, "
+          f"p90 |error| {overall['p90']:.1%}" + (" (efficiency overrides: "
+                                                  + ", ".join(f"{k}={v:g}" for k, v in efficiency.items()) + ")"
+                                                  if efficiency else ""), file=out)
+    columns = ["rows", "ok", "median |err| %", "p90 |err| %", "bias %"]
+    for group, title in VALIDATE_GROUPS:
+        part = stats[stats["group"] == group]
+        rows = [{title: r["key"], "rows": int(r["rows"]), "ok": int(r["ok"]),
+                 "median |err| %": round(100 * r["median"], 1), "p90 |err| %": round(100 * r["p90"], 1),
+                 "bias %": round(100 * r["bias"], 1)} for r in part.to_dict("records")]
+        print(f"\nBy {title} (bias: median signed error; '-': no row predicted)", file=out)
+        print(table(rows, [title] + columns), file=out)
+    skipped = report.loc[report["status"] != "ok", "status"].value_counts()
+    if len(skipped):
+        print("\nSkipped rows", file=out)
+        print(table([{"rows": int(n), "status": s} for s, n in skipped.items()], ["rows", "status"]), file=out)
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit code 2, no traceback
         raise UsageError(f"{self.prog}: {message}")
@@ -128,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", help="write the Dataset (.nc, .csv or .json)")
     s.add_argument("--limit", type=int, default=40, help="rows to print")
     sub.add_parser("presets", help="list model and hardware presets with key numbers")
+    v = sub.add_parser("validate", help="predict published measurements (measurements.csv schema) and "
+                       "summarize the relative error")
+    v.add_argument("file", metavar="FILE.csv")
+    v.add_argument("-o", "--output", help="write the per-row report (.csv)")
+    v.add_argument("--efficiency", metavar="FILE.toml",
+                   help="TOML table of Efficiency field -> value overriding every hardware's defaults")
     return p
 
 
@@ -139,6 +201,8 @@ def main(argv: Sequence[str] | None = None, out=None) -> int:
             return _default_run(out)
         if args.command == "presets":
             return _presets(out)
+        if args.command == "validate":
+            return _validate(args, out)
         return _sweep(args, out)
     except (UsageError, SpecError) as e:
         print(f"error: {e}", file=sys.stderr)

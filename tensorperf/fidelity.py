@@ -1,0 +1,411 @@
+"""Fidelity: predict published measurements and report the relative error.
+
+``load_measurements(path)`` reads a CSV in the schema of ``data/measurements.csv`` (one published
+number per row, with the configuration that produced it); ``map_rows(rows)`` turns each row into a
+grid point (or a reason to skip it); ``predict(rows)`` evaluates every mapped row in a few zipped
+sweeps (one for the rows whose batch the runtime chose, ``batch="max"``, one for the rows with a
+stated batch) and returns the report; ``summary(report)`` gives the median and p90 |error| by
+metric, source, hardware and model family.
+
+Report columns: ``id, metric, measured, predicted, rel_error, status`` with
+``rel_error = (predicted - measured) / measured`` and ``status`` = ``ok`` or ``skipped: <reason>``;
+then context columns (``unit``, ``hardware``, ``model``, ``mode``, ``source``, the tensorperf
+``variable`` compared, and the mapped ``tp, pp, dp, ep, batch``; ``batch`` is the concurrency the
+model used, i.e. the runtime's choice for ``batch="max"`` rows). ``measured`` and ``predicted``
+are in the row's own unit; everything in between is SI (ms -> s at the edges only).
+
+Mapping rules (each is a decision about what the benchmark ran; see docs/validation.md):
+
+Model and hardware
+    ``model`` is a preset id (aliases: ``llama-3-70b``/``llama-3.x-70b`` -> ``llama-3.3-70b``,
+    ``deepseek-r1``/``deepseek-v3.x`` -> ``deepseek-v3``: same architecture); ``hardware`` a
+    hardware preset id. Unknown ids are skipped with the reason.
+
+Dtypes
+    ``weight_dtype`` as given (fp16 stays fp16; fp8 and fp4 select the fp8/fp4 math rates). Empty:
+    ``bf16`` where the notes say the checkpoint's default precision was used (vLLM CI rows), else the
+    row is skipped (MLPerf logs do not state it). ``kv_dtype`` as given; empty: ``fp8`` for fp8 and
+    fp4 weights - the ModelOpt FP8/NVFP4 checkpoints TensorRT-LLM benchmarks quantize the KV cache to
+    FP8, and every row of these sources that states its KV dtype for fp8/fp4 weights says fp8 - else
+    the weight dtype (fp16/bf16 engines keep the cache in the activation format).
+
+Layout (N = num_gpus, pp = row pp or 1)
+    ``attention_dp`` true (TensorRT-LLM ``enable_attention_dp``, SGLang/DeepSeek DP attention):
+    attention runs as N/pp data-parallel replicas, so ``tp=1, dp=N/pp``; experts over the same GPUs
+    with ``ep`` = row ep, or 1 when not stated (TensorRT-LLM's default MoE mapping is tensor-parallel
+    experts, ep=1 x etp=N). The row's tp column is then the world size of the attention group, not
+    a TP degree (e.g. "TP8" in the perf-overview tables). Otherwise ``tp`` = row tp, ``dp`` = row dp
+    or 1, ``ep`` = row ep or 1. A layout that is not stated (empty tp) or whose tp·pp·dp differs from
+    ``num_gpus`` is skipped.
+
+Batch and metric, by mode (``variable`` is the tensorperf metric compared; ``*_total`` metrics are
+multiplied by ``num_gpus``)
+    ``max_throughput`` (trtllm-bench offline: all requests queued, in-flight batching, the runtime
+    picks the batch): ``batch="max"`` with ``max_num_seqs = 4096`` per scheduler (4096·dp with
+    attention DP, where every rank schedules its own requests); output throughput ->
+    ``serving_tokens_per_s_per_gpu`` (steady-state continuous batching: prefill chunks and decode in
+    one step; output tokens over a wall clock that includes all prefill work).
+    ``concurrency`` (a stated number of requests in flight, in-flight batching): ``batch`` =
+    concurrency, same serving metrics (``tok_s_per_user`` -> ``serving_tokens_per_s_per_user``,
+    ``tpot_mean_ms`` -> ``serving_step_time``).
+    ``fixed_batch`` (static batching: gptSessionBenchmark, the H200/Falcon blogs, vLLM latency
+    tests; the whole batch is prefilled, then decoded to the end): output throughput ->
+    ``tokens_per_s_per_gpu`` (output tokens / total batch latency, prefill included: the sources
+    define it as output_len·batch/total_latency/tp), ``ttft_ms`` -> ``ttft_max`` (a static engine
+    emits every first token at the end of the batch's context phase), ``e2e_latency_ms`` ->
+    ``e2e_latency``, ``tpot_mean_ms`` -> ``tpot``, ``tok_s_per_user`` -> ``tokens_per_s_per_user``.
+    ``disagg_prefill`` (prefill-only instances): ``prefill_input_tok_s_per_gpu`` ->
+    ``prefill_tokens_per_s_per_gpu``; without a stated batch, ``dp·ceil(16384/ISL)`` requests (16,384
+    prompt tokens per rank and forward, as the rows that state it say); output_len 1 when empty.
+    ``disagg_decode`` (decode-only instances): ``decode_output_tok_s_per_gpu`` ->
+    ``decode_tokens_per_s_per_gpu``, ``tok_s_per_user`` -> ``tokens_per_s_per_user``, at the stated
+    batch, or for throughput ``batch="max"`` (memory-bound batch; the source saturated decode) when
+    none is given (a per-user speed without a batch is skipped);
+    an empty OSL becomes 1, i.e. one decode step at a context of ISL (the rows give "KV length").
+
+Skipped (``status = "skipped: <reason>"``)
+    speculative decoding (``speculative`` not empty: MTP acceptance is not modelled); p99 metrics
+    (tails of an arrival process, the model gives means); ``*_ambiguous`` metrics (per GPU or total
+    not stated); ``server`` and ``production`` modes (arrival-rate driven or mixed traffic with KV
+    cache hits; concurrency not stated); empty ISL/OSL (dataset workloads); unknown presets, units or
+    metric/mode pairs; unstated dtypes, layouts or batches; and points the model finds infeasible
+    (``skipped: infeasible (<tensorperf.describe(reason)>)``), never an exception.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import presets
+from .api import sweep
+from .masks import describe
+from .units import MS
+from .validation import SpecError
+
+REQUIRED_COLUMNS = ("id", "hardware", "num_gpus", "model", "weight_dtype", "kv_dtype", "tp", "pp", "ep", "dp",
+                    "attention_dp", "batch", "isl", "osl", "mode", "metric", "value", "unit", "speculative",
+                    "source")
+NUMERIC_COLUMNS = ("num_gpus", "tp", "pp", "ep", "dp", "batch", "isl", "osl", "value")
+REPORT_COLUMNS = ("id", "metric", "measured", "predicted", "rel_error", "status")
+CONTEXT_COLUMNS = ("unit", "hardware", "model", "mode", "source", "variable", "weight_dtype", "kv_dtype",
+                   "isl", "osl", "tp", "pp", "dp", "ep", "batch")
+
+# a row's unit -> SI factor (the only unit conversions of the module)
+UNIT_TO_SI: Mapping[str, float] = {"ms": MS, "s": 1.0, "tok/s": 1.0, "tok/s/gpu": 1.0, "tok/s/user": 1.0}
+
+MODEL_ALIASES: Mapping[str, str] = {
+    "llama-3-70b": "llama-3.3-70b", "llama-3.0-70b": "llama-3.3-70b", "llama-3.1-70b-instruct": "llama-3.1-70b",
+    "deepseek-r1": "deepseek-v3", "deepseek-r1-0528": "deepseek-v3", "deepseek-v3.1": "deepseek-v3",
+}
+
+# trtllm-bench's scheduler cap on requests in flight (per scheduler, i.e. per attention replica)
+MAX_NUM_SEQS = 4096
+# disaggregated prefill without a stated batch: prompt tokens per rank per forward
+PREFILL_TOKENS_PER_RANK = 16384
+
+_SERVING = {"output_tok_s_total": ("serving_tokens_per_s_per_gpu", True),
+            "output_tok_s_per_gpu": ("serving_tokens_per_s_per_gpu", False),
+            "tok_s_per_user": ("serving_tokens_per_s_per_user", False),
+            "tpot_mean_ms": ("serving_step_time", False)}
+_STATIC = {"output_tok_s_total": ("tokens_per_s_per_gpu", True),
+           "output_tok_s_per_gpu": ("tokens_per_s_per_gpu", False),
+           "ttft_ms": ("ttft_max", False), "ttft_mean_ms": ("ttft_max", False),
+           "e2e_latency_ms": ("e2e_latency", False), "tpot_mean_ms": ("tpot", False),
+           "tok_s_per_user": ("tokens_per_s_per_user", False)}
+# mode -> metric -> (tensorperf variable, multiply by num_gpus)
+VARIABLES: Mapping[str, Mapping[str, tuple[str, bool]]] = {
+    "max_throughput": _SERVING,
+    "concurrency": _SERVING,
+    "fixed_batch": _STATIC,
+    "disagg_prefill": {"prefill_input_tok_s_per_gpu": ("prefill_tokens_per_s_per_gpu", False),
+                       "ttft_ms": ("ttft_max", False)},
+    "disagg_decode": {"decode_output_tok_s_per_gpu": ("decode_tokens_per_s_per_gpu", False),
+                      "tok_s_per_user": ("tokens_per_s_per_user", False), "tpot_mean_ms": ("tpot", False)},
+}
+_UNMODELLED_MODES = {
+    "server": "server scenario (arrival-rate driven; concurrency and ISL/OSL not stated)",
+    "production": "production traffic (mixed workload with KV-cache hits)",
+}
+MAPPED_COLUMNS = ("status", "model", "hardware", "weight_dtype", "kv_dtype", "prompt_len", "output_len", "tp", "pp",
+                  "dp", "ep", "batch", "max_num_seqs", "variable", "times_gpus", "si")
+_GRID_INPUTS = ("model", "hardware", "weight_dtype", "kv_dtype", "prompt_len", "output_len", "tp", "pp", "dp", "ep")
+
+
+# ------------------------------------------------------------------------------------------ loading
+def load_measurements(path: str | Path) -> pd.DataFrame:
+    """Read a measurements CSV; a missing file, column or a non-numeric number raises SpecError."""
+    path = Path(path)
+    try:
+        rows = pd.read_csv(path, dtype={"id": str}, keep_default_na=True)
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such measurements file") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, IsADirectoryError) as e:
+        raise SpecError(f"{path}: not a readable CSV ({str(e).splitlines()[0] if str(e) else type(e).__name__})") \
+            from None
+    for column in REQUIRED_COLUMNS:
+        if column not in rows.columns:
+            raise SpecError(f"{path}: missing column {column!r} (a measurements CSV needs "
+                            f"{', '.join(REQUIRED_COLUMNS)})")
+    for column in NUMERIC_COLUMNS:
+        numbers = pd.to_numeric(rows[column], errors="coerce")
+        bad = numbers.isna() & rows[column].notna()
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise SpecError(f"{path}: column {column!r} of row {rows['id'].iloc[i]!r} is {rows[column].iloc[i]!r}, "
+                            "not a number")
+        rows[column] = numbers
+    if rows["id"].isna().any() or rows["id"].duplicated().any():
+        dup = rows["id"][rows["id"].duplicated()].iloc[0] if rows["id"].duplicated().any() else None
+        raise SpecError(f"{path}: column 'id' must be unique and non-empty (got {dup!r} twice)" if dup is not None
+                        else f"{path}: column 'id' has an empty value")
+    return rows
+
+
+# ------------------------------------------------------------------------------------------ mapping
+def _text(value: Any) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value).strip()
+
+
+def _number(value: Any) -> float | None:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(x) else x
+
+
+def _flag(value: Any) -> bool:
+    return _text(value).lower() in ("true", "1", "yes")
+
+
+def source_label(source: str) -> str:
+    """A short name for a source URL: repository/file@commit for GitHub, host/page otherwise."""
+    url = _text(source).split()[0] if _text(source) else ""
+    url = re.sub(r"^https?://", "", url).rstrip("/")
+    m = re.match(r"github\.com/([^/]+)/([^/]+)/blob/([^/]+)/(.*)$", url)
+    if m:
+        owner, repo, ref, path = m.groups()
+        if "/results/" in f"/{path}":  # MLPerf results: repo + submitter
+            parts = path.split("/")
+            return f"{repo}/{parts[1] if len(parts) > 1 else parts[0]}"
+        stem = Path(path).stem
+        return f"{repo}/{stem}" + (f"@{ref[:7]}" if re.fullmatch(r"[0-9a-f]{7,40}", ref) else "")
+    host, _, rest = url.partition("/")
+    page = [p for p in rest.split("/") if p and p != "blog"]
+    return host + ("/" + page[-1] if page else "") if host != "buildkite.com" else f"{host}/{'/'.join(page[:2])}"
+
+
+def model_family(model: str) -> str:
+    """Coarse family of a model id (for grouping errors)."""
+    m = _text(model).lower()
+    for prefix in ("llama-2", "llama-3", "llama-4", "deepseek", "gpt-oss", "gpt-j", "falcon", "mixtral", "qwen"):
+        if m.startswith(prefix):
+            return prefix + (".x" if prefix == "llama-3" else "")
+    return m or "-"
+
+
+def _model_id(name: str) -> str:
+    name = _text(name).lower()
+    return MODEL_ALIASES.get(name, name)
+
+
+def _weight_dtype(row: Mapping[str, Any]) -> str | None:
+    w = _text(row.get("weight_dtype")).lower()
+    if w:
+        return w
+    notes = _text(row.get("notes")).lower()
+    return "bf16" if re.search(r"orig_precision=\(default", notes) else None
+
+
+def _kv_dtype(row: Mapping[str, Any], weight: str) -> str:
+    kv = _text(row.get("kv_dtype")).lower()
+    if kv:
+        return kv
+    return "fp8" if weight in ("fp8", "fp4") else weight
+
+
+def _layout(row: Mapping[str, Any]) -> tuple[int, int, int, int] | str:
+    """(tp, pp, dp, ep) or the reason the layout cannot be known."""
+    n = _number(row.get("num_gpus"))
+    tp, pp, dp, ep = (_number(row.get(k)) for k in ("tp", "pp", "dp", "ep"))
+    pp = pp or 1.0
+    if n is None:
+        return "num_gpus not stated"
+    if _flag(row.get("attention_dp")):
+        if n % pp:
+            return f"num_gpus {n:g} not divisible by pp {pp:g}"
+        layout = (1.0, pp, n / pp, ep or 1.0)
+    else:
+        if tp is None:
+            return "layout not stated (tp/pp/dp split unknown)"
+        layout = (tp, pp, dp or 1.0, ep or 1.0)
+    if layout[0] * layout[1] * layout[2] != n:
+        return f"layout tp·pp·dp = {layout[0] * layout[1] * layout[2]:g} does not match num_gpus {n:g}"
+    return tuple(int(v) for v in layout)  # type: ignore[return-value]
+
+
+def _map_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One row -> its grid point and variable, or {'status': 'skipped: ...'}."""
+    metric, mode = _text(row.get("metric")), _text(row.get("mode"))
+    out: dict[str, Any] = {"status": "ok"}
+
+    def skip(reason: str) -> dict[str, Any]:
+        return {"status": f"skipped: {reason}"}
+
+    spec = _text(row.get("speculative"))
+    if spec:
+        return skip(f"speculative decoding ({spec}; draft acceptance not modelled)")
+    if "p99" in metric:
+        return skip("p99 metric (tail latency of an arrival process; the model gives means)")
+    if "ambiguous" in metric:
+        return skip("ambiguous metric (per-GPU or total not stated)")
+    if mode in _UNMODELLED_MODES:
+        return skip(_UNMODELLED_MODES[mode])
+    if mode not in VARIABLES:
+        return skip(f"unknown mode {mode!r}")
+    if metric not in VARIABLES[mode]:
+        return skip(f"no mapping for metric {metric!r} in mode {mode!r}")
+    unit = _text(row.get("unit"))
+    if unit not in UNIT_TO_SI:
+        return skip(f"unknown unit {unit!r}")
+    isl, osl = _number(row.get("isl")), _number(row.get("osl"))
+    if osl is None and mode.startswith("disagg_"):
+        osl = 1.0  # prefill-only / decode at a context of ISL
+    if isl is None or osl is None:
+        return skip("ISL/OSL not stated (dataset workload)")
+    model = _model_id(row.get("model"))
+    if model not in presets.models():
+        return skip(f"unknown model preset {model!r}")
+    hardware = _text(row.get("hardware")).lower()
+    if hardware not in presets.hardware():
+        return skip(f"unknown hardware preset {hardware!r}")
+    weight = _weight_dtype(row)
+    if weight is None:
+        return skip("weight dtype not stated")
+    layout = _layout(row)
+    if isinstance(layout, str):
+        return skip(layout)
+    tp, pp, dp, ep = layout
+    batch = _number(row.get("batch"))
+    if batch is not None:
+        batch_value: int | str = int(batch)
+    elif mode == "max_throughput" or (mode == "disagg_decode" and metric == "decode_output_tok_s_per_gpu"):
+        batch_value = "max"
+    elif mode == "disagg_prefill":
+        batch_value = dp * math.ceil(PREFILL_TOKENS_PER_RANK / isl)
+    else:
+        return skip("batch not stated")
+    variable, total = VARIABLES[mode][metric]
+    out.update(model=model, hardware=hardware, weight_dtype=weight, kv_dtype=_kv_dtype(row, weight),
+               prompt_len=int(isl), output_len=int(osl), tp=tp, pp=pp, dp=dp, ep=ep, batch=batch_value,
+               max_num_seqs=MAX_NUM_SEQS * dp, variable=variable, times_gpus=total, si=UNIT_TO_SI[unit])
+    return out
+
+
+def map_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The grid point of every row (index aligned with ``rows``): model, hardware, dtypes,
+    prompt_len, output_len, tp, pp, dp, ep, batch (int or 'max'), max_num_seqs, variable,
+    times_gpus, si (the unit's SI factor) and status ('ok' or 'skipped: ...')."""
+    records = [_map_row(r) for r in rows.to_dict("records")]
+    return pd.DataFrame(records, index=rows.index, columns=MAPPED_COLUMNS)
+
+
+# ------------------------------------------------------------------------------------------ predicting
+def _evaluate(points: pd.DataFrame, batch_max: bool, efficiency: Mapping[str, float] | None,
+              what_if: Mapping[str, Any]) -> pd.DataFrame:
+    """One zipped sweep over ``points``: predicted SI value, concurrency and reason per point."""
+    specs = {m: presets.model(m) for m in points["model"].unique()}  # parse each preset once
+    inputs: dict[str, Any] = {k: points[k].tolist() for k in _GRID_INPUTS}
+    inputs["model"] = [specs[m] for m in inputs["model"]]
+    zipped = list(_GRID_INPUTS)
+    if batch_max:
+        inputs.update(batch="max", max_num_seqs=points["max_num_seqs"].astype(int).tolist())
+        zipped.append("max_num_seqs")
+    else:
+        inputs["batch"] = points["batch"].astype(int).tolist()
+        zipped.append("batch")
+    ds = sweep(**inputs, zipped=zipped, efficiency=efficiency, **what_if)
+    n = len(points)
+    values = np.full(n, np.nan)
+    for variable in points["variable"].unique():
+        sel = (points["variable"] == variable).to_numpy()
+        values[sel] = np.broadcast_to(ds[variable].values, (n,))[sel]
+    gpus = np.broadcast_to(ds["num_gpus"].values, (n,))
+    values = np.where(points["times_gpus"].to_numpy(dtype=bool), values * gpus, values)
+    return pd.DataFrame({"value": values,
+                         "concurrency": np.broadcast_to(ds["concurrency"].values, (n,)),
+                         "reason": np.broadcast_to(ds["infeasible_reason"].values, (n,)).astype(np.int64)},
+                        index=points.index)
+
+
+def predict(rows: pd.DataFrame, efficiency: Mapping[str, float] | None = None, **what_if: Any) -> pd.DataFrame:
+    """The report: one line per row with ``REPORT_COLUMNS`` then ``CONTEXT_COLUMNS``.
+
+    All mapped rows are evaluated in at most two zipped sweeps (runtime-chosen batch, stated batch).
+    ``efficiency`` overrides every hardware's default factors (as in :func:`tensorperf.sweep`);
+    ``what_if`` scalars (e.g. ``launch_overhead=20e-6``) are passed to the sweeps unchanged."""
+    mapped = map_rows(rows)
+    ok = mapped[mapped["status"] == "ok"]
+    predicted = pd.DataFrame({"value": np.nan, "concurrency": np.nan, "reason": 0}, index=rows.index)
+    if len(ok):
+        is_max = ok["batch"].map(lambda b: b == "max")
+        for batch_max in (True, False):
+            points = ok[is_max == batch_max]
+            if len(points):
+                predicted.loc[points.index] = _evaluate(points, batch_max, efficiency, what_if)
+    status = mapped["status"].copy()
+    infeasible = (status == "ok") & (predicted["reason"] != 0)
+    status[infeasible] = [f"skipped: infeasible ({describe(int(c))})" for c in predicted["reason"][infeasible]]
+    good = status == "ok"
+    si = mapped["si"].where(good)
+    measured = rows["value"].astype(float)
+    value = (predicted["value"] / si).where(good)
+    report = pd.DataFrame({
+        "id": rows["id"], "metric": rows["metric"], "measured": measured, "predicted": value,
+        "rel_error": ((value - measured) / measured).where(good), "status": status,
+        "unit": rows["unit"], "hardware": rows["hardware"], "model": rows["model"], "mode": rows["mode"],
+        "source": rows["source"].map(source_label), "variable": mapped["variable"],
+        "weight_dtype": mapped["weight_dtype"], "kv_dtype": mapped["kv_dtype"],
+        "isl": mapped["prompt_len"], "osl": mapped["output_len"],
+        **{k: mapped[k] for k in ("tp", "pp", "dp", "ep")},
+        "batch": predicted["concurrency"].where(mapped["status"] == "ok"),
+    })
+    return report.reset_index(drop=True)
+
+
+def validate(path: str | Path, efficiency: Mapping[str, float] | None = None, **what_if: Any) -> pd.DataFrame:
+    """load_measurements + predict."""
+    return predict(load_measurements(path), efficiency=efficiency, **what_if)
+
+
+# ------------------------------------------------------------------------------------------ summary
+SUMMARY_GROUPS = ("metric", "source", "hardware", "family")
+
+
+def summary(report: pd.DataFrame, by: Sequence[str] = SUMMARY_GROUPS) -> pd.DataFrame:
+    """Median and p90 |rel_error| (and the median signed error, 'bias') of the ok rows, with row
+    counts, grouped by each of ``by`` (``family``: the model family) and over all rows.
+
+    Columns: group, key, rows, ok, median, p90, bias (fractions, not percent)."""
+    frame = report.assign(family=report["model"].map(model_family), _ok=report["status"] == "ok",
+                          _abs=report["rel_error"].abs())
+
+    def stats(group: str, key: str, part: pd.DataFrame) -> dict[str, Any]:
+        good = part[part["_ok"]]
+        return {"group": group, "key": key, "rows": len(part), "ok": len(good),
+                "median": float(good["_abs"].median()) if len(good) else np.nan,
+                "p90": float(good["_abs"].quantile(0.9)) if len(good) else np.nan,
+                "bias": float(good["rel_error"].median()) if len(good) else np.nan}
+
+    out = [stats("all", "all", frame)]
+    for group in by:
+        for key, part in frame.groupby(group, sort=True, dropna=False):
+            out.append(stats(group, str(key), part))
+    return pd.DataFrame(out)

@@ -1,0 +1,161 @@
+"""Fit the size-dependent efficiency curves to measured kernels (data/kernel_measurements.csv).
+
+Each measured kernel is predicted with the same forms the engine uses (physics.roofline,
+physics.comm) and the curve parameters are fitted by a torch optimizer on the log of the time:
+
+- GEMM (per GPU and dtype): t = roofline(F / (compute · m/(m + gemm_half_tokens) · peak),
+  bytes / (memory · W_hbm)); fits compute, gemm_half_tokens, memory.
+- grouped MoE expert GEMMs (per GPU and dtype): the same with m = tokens per expert and
+  expert_half_tokens.
+- prefill (context) attention (per GPU): t = roofline(F / (attention · peak), bytes / (memory · W)).
+- all-reduce (per GPU, NCCL and custom kernels together): ring 2(n−1)·α + 2(n−1)/n·(S + comm_half_bytes)
+  / (scaleup · W_link); fits scaleup and comm_half_bytes.
+
+Efficiencies stay in (0, 1] through a sigmoid, sizes stay positive through a softplus: a smooth,
+bounded reparameterization (no clipping), so Adam works on unconstrained numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import presets
+from .physics.comm import ring_all_reduce
+from .physics.roofline import compute_time, memory_time, op_time, saturation
+from .validation import SpecError
+
+GPU_PRESET = MappingProxyType({"h100_sxm": "h100-sxm", "h200_sxm": "h200-sxm", "b200_sxm": "b200"})
+PEAK_COLUMN = MappingProxyType({"bfloat16": "peak_flops_bf16", "fp8": "peak_flops_fp8",
+                                "fp8_block": "peak_flops_fp8", "nvfp4": "peak_flops_fp4"})
+REQUIRED = ("gpu", "op", "dtype", "m", "measured_time_ms", "flops", "bytes_moved", "num_gpus", "message_bytes",
+            "shape")
+SIZE_SCALE = {"tokens": 256.0, "bytes": 2.0**20}  # softplus units for the half sizes
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Fitted parameters and the fit's quality for one group of kernels."""
+
+    kind: str
+    gpu: str
+    dtype: str
+    params: dict[str, float]
+    rows: int
+    median_abs_error: float  # |predicted/measured − 1|, after the fit
+    max_abs_error: float
+
+
+def load_kernels(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError) as e:
+        raise SpecError(f"{path}: cannot read kernel measurements: {e}") from None
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise SpecError(f"{path}: column {missing[0]!r} is missing; required: {', '.join(REQUIRED)}")
+    return frame[frame.gpu.isin(list(GPU_PRESET))].reset_index(drop=True)
+
+
+def _tensor(values) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(values, dtype=np.float64))
+
+
+def _sig(u):
+    return torch.sigmoid(u)
+
+
+def _fit(predict, measured: torch.Tensor, init: dict[str, float], kinds: dict[str, str],
+         steps: int = 1500) -> tuple[dict[str, float], torch.Tensor]:
+    """Minimize mean (log t_pred − log t_meas)² over bounded parameters; return values and predictions."""
+    raw = {}
+    for name, value in init.items():
+        if kinds[name] == "eff":
+            raw[name] = torch.tensor(float(np.log(value / (1 - value))), dtype=torch.float64, requires_grad=True)
+        else:
+            raw[name] = torch.tensor(float(np.log(np.expm1(value / SIZE_SCALE[kinds[name]]))),
+                                     dtype=torch.float64, requires_grad=True)
+
+    def values():
+        return {n: _sig(r) if kinds[n] == "eff" else torch.nn.functional.softplus(r) * SIZE_SCALE[kinds[n]]
+                for n, r in raw.items()}
+
+    opt = torch.optim.Adam(list(raw.values()), lr=0.05)
+    target = torch.log(measured)
+    for _ in range(steps):  # optimizer iterations, not grid points
+        opt.zero_grad()
+        loss = ((torch.log(predict(values())) - target) ** 2).mean()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        fitted = values()
+        return {n: float(v) for n, v in fitted.items()}, predict(fitted)
+
+
+def _gemm_group(rows: pd.DataFrame, peak: float, bw: float, size_column: np.ndarray, half: str):
+    flops, nbytes, size = _tensor(rows.flops), _tensor(rows.bytes_moved), _tensor(size_column)
+
+    def predict(p):
+        eff_c = p["compute"] * saturation(size, p[half])
+        return op_time(compute_time(flops, peak, eff_c), memory_time(nbytes, bw, p["memory"]), 1.0)
+
+    return predict, {"compute": 0.7, "memory": 0.7, half: 64.0}, {"compute": "eff", "memory": "eff",
+                                                                  half: "tokens"}
+
+
+def _tokens_per_expert(shape: str) -> float:
+    kv = dict(item.split("=") for item in shape.split(";"))
+    return float(kv["num_tokens"]) * float(kv["topk"]) / float(kv["experts"])
+
+
+def fit_kernels(frame: pd.DataFrame, steps: int = 1500) -> list[Fit]:
+    """Fit every group (a loop over a handful of kernel groups); returns one Fit per group."""
+    fits = []
+    for (gpu, op, dtype), rows in frame.groupby(["gpu", "op", "dtype"], sort=True):
+        hw = presets.hardware_spec(GPU_PRESET[gpu])
+        measured = _tensor(rows.measured_time_ms) * 1e-3
+        if op == "gemm" and dtype in PEAK_COLUMN:
+            peak = getattr(hw, PEAK_COLUMN[dtype])
+            model = _gemm_group(rows, peak, hw.hbm_bandwidth, rows.m.to_numpy(), "gemm_half_tokens")
+        elif op == "moe_experts" and dtype in PEAK_COLUMN:
+            peak = getattr(hw, PEAK_COLUMN[dtype])
+            size = np.array([_tokens_per_expert(s) for s in rows["shape"]])
+            model = _gemm_group(rows, peak, hw.hbm_bandwidth, size, "expert_half_tokens")
+        elif op == "context_attention":
+            flops, nbytes = _tensor(rows.flops), _tensor(rows.bytes_moved)
+
+            def attention(p, flops=flops, nbytes=nbytes, hw=hw):
+                return op_time(compute_time(flops, hw.peak_flops_bf16, p["attention"]),
+                               memory_time(nbytes, hw.hbm_bandwidth, p["memory"]), 1.0)
+
+            model = (attention, {"attention": 0.5, "memory": 0.7}, {"attention": "eff", "memory": "eff"})
+        elif op in ("nccl_all_reduce", "custom_allreduce"):
+            n, S = _tensor(rows.num_gpus), _tensor(rows.message_bytes)
+
+            def all_reduce(p, n=n, S=S, hw=hw):
+                return ring_all_reduce(S + p["comm_half_bytes"], n, hw.scaleup_bandwidth * p["scaleup"],
+                                       hw.scaleup_latency)
+
+            model = (all_reduce, {"scaleup": 0.8, "comm_half_bytes": 2.0**20},
+                     {"scaleup": "eff", "comm_half_bytes": "bytes"})
+        else:
+            continue
+        predict, init, kinds = model
+        params, predicted = _fit(predict, measured, init, kinds, steps)
+        err = (predicted / measured - 1).abs().numpy()
+        fits.append(Fit(kind=op, gpu=GPU_PRESET[gpu], dtype=dtype, params=params, rows=len(rows),
+                        median_abs_error=float(np.median(err)), max_abs_error=float(err.max())))
+    return fits
+
+
+def fits_table(fits: list[Fit]) -> pd.DataFrame:
+    """One row per fitted group: kind, gpu, dtype, rows, fitted parameters, median/max |error|."""
+    records = [{"kind": f.kind, "gpu": f.gpu, "dtype": f.dtype, "rows": f.rows, **f.params,
+                "median_abs_error": f.median_abs_error, "max_abs_error": f.max_abs_error} for f in fits]
+    return pd.DataFrame.from_records(records)
