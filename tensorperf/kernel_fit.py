@@ -64,7 +64,30 @@ def load_kernels(path: str | Path) -> pd.DataFrame:
 
 
 def _tensor(values) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(values, dtype=np.float64))
+    return torch.tensor(np.asarray(values, dtype=np.float64))
+
+
+def _shape(shape: str) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in shape.split(";") if "=" in item)
+
+
+def _attention_bytes(rows: pd.DataFrame) -> np.ndarray:
+    """Flash prefill reads Q, K, V and writes O once: B·S·(2·n_q + 2·n_kv)·d_h·2 bytes (bf16)."""
+    return (rows.batch * rows.seq * (2 * rows.num_heads + 2 * rows.num_kv_heads) * rows.head_dim * 2).to_numpy()
+
+
+def _expert_bytes(rows: pd.DataFrame) -> np.ndarray:
+    """Weights of the GPU's E/ep experts that the tokens touch (3 matrices of hidden x inter) plus
+    the routed activations in and out; 1 byte per weight for fp8, 2 for bf16."""
+    out = []
+    for shape, dtype in zip(rows["shape"], rows["dtype"]):
+        s = _shape(shape)
+        E, ep, k, T = float(s["experts"]), float(s["moe_ep"]), float(s["topk"]), float(s["num_tokens"])
+        h, f = float(s["hidden"]), float(s["inter"])
+        b = 2.0 if dtype == "bfloat16" else 1.0
+        touched = E / ep * (1 - (1 - k / E) ** T)
+        out.append(touched * 3 * h * f * b + T * k / ep * 2 * h * 2)
+    return np.asarray(out)
 
 
 def _sig(u):
@@ -98,8 +121,10 @@ def _fit(predict, measured: torch.Tensor, init: dict[str, float], kinds: dict[st
         return {n: float(v) for n, v in fitted.items()}, predict(fitted)
 
 
-def _gemm_group(rows: pd.DataFrame, peak: float, bw: float, size_column: np.ndarray, half: str):
-    flops, nbytes, size = _tensor(rows.flops), _tensor(rows.bytes_moved), _tensor(size_column)
+def _gemm_group(rows: pd.DataFrame, peak: float, bw: float, size_column: np.ndarray, half: str,
+                nbytes_column: np.ndarray | None = None):
+    flops, size = _tensor(rows.flops), _tensor(size_column)
+    nbytes = _tensor(rows.bytes_moved if nbytes_column is None else nbytes_column)
 
     def predict(p):
         eff_c = p["compute"] * saturation(size, p[half])
@@ -110,7 +135,7 @@ def _gemm_group(rows: pd.DataFrame, peak: float, bw: float, size_column: np.ndar
 
 
 def _tokens_per_expert(shape: str) -> float:
-    kv = dict(item.split("=") for item in shape.split(";"))
+    kv = _shape(shape)
     return float(kv["num_tokens"]) * float(kv["topk"]) / float(kv["experts"])
 
 
@@ -126,9 +151,9 @@ def fit_kernels(frame: pd.DataFrame, steps: int = 1500) -> list[Fit]:
         elif op == "moe_experts" and dtype in PEAK_COLUMN:
             peak = getattr(hw, PEAK_COLUMN[dtype])
             size = np.array([_tokens_per_expert(s) for s in rows["shape"]])
-            model = _gemm_group(rows, peak, hw.hbm_bandwidth, size, "expert_half_tokens")
+            model = _gemm_group(rows, peak, hw.hbm_bandwidth, size, "expert_half_tokens", _expert_bytes(rows))
         elif op == "context_attention":
-            flops, nbytes = _tensor(rows.flops), _tensor(rows.bytes_moved)
+            flops, nbytes = _tensor(rows.flops), _tensor(_attention_bytes(rows))
 
             def attention(p, flops=flops, nbytes=nbytes, hw=hw):
                 return op_time(compute_time(flops, hw.peak_flops_bf16, p["attention"]),
