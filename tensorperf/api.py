@@ -51,27 +51,24 @@ def _listify(name: str, value: Any) -> tuple[tuple[Any, ...], bool]:
     return (value,), False
 
 
-def _model_spec(item: Any) -> ModelSpec:
-    if isinstance(item, ModelSpec):
-        return item
-    if isinstance(item, str):
-        if item.endswith(".toml"):
-            return presets.load_model_file(item)
-        if item.endswith(".json"):
-            return ModelSpec.from_hf_config(item)
-        return presets.model(item)
-    raise SpecError(f"model must be a preset id, a .toml or config.json path or a ModelSpec, got {type(item).__name__} "
-                    f"{item!r}")
+# How each spec input is resolved: spec class, loaders by file suffix, preset lookup.
+_SPEC_SOURCES: Mapping[str, tuple[type, Mapping[str, Any], Any]] = MappingProxyType({
+    "model": (ModelSpec, {".toml": presets.load_model_file, ".json": ModelSpec.from_hf_config}, presets.model),
+    "hardware": (HardwareSpec, {".toml": presets.load_hardware_file}, presets.hardware_spec),
+})
 
 
-def _hardware_spec(item: Any) -> HardwareSpec:
-    if isinstance(item, HardwareSpec):
+def _spec(kind: str, item: Any) -> Any:
+    """A spec object from a spec, a file path (by suffix) or a preset id."""
+    cls, loaders, preset = _SPEC_SOURCES[kind]
+    if isinstance(item, cls):
         return item
     if isinstance(item, str):
-        if item.endswith(".toml"):
-            return presets.load_hardware_file(item)
-        return presets.hardware_spec(item)
-    raise SpecError(f"hardware must be a preset id, a .toml path or a HardwareSpec, got "
+        for suffix, load in loaders.items():
+            if item.endswith(suffix):
+                return load(item)
+        return preset(item)
+    raise SpecError(f"{kind} must be a preset id, a {' or '.join(loaders)} path or a {cls.__name__}, got "
                     f"{type(item).__name__} {item!r}")
 
 
@@ -113,10 +110,10 @@ def build_grid(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtyp
         raise SpecError(f"dtype = {dtype!r} is not allowed: must be torch.float64 or torch.float32")
     inputs: dict[str, tuple[tuple[Any, ...], tuple[Any, ...], bool]] = {}
     values, is_dim = _listify("model", model)
-    specs = tuple(_model_spec(v) for v in values)
+    specs = tuple(_spec("model", v) for v in values)
     inputs["model"] = (specs, tuple(s.name for s in specs), is_dim)
     values, is_dim = _listify("hardware", hardware)
-    hws = tuple(_hardware_spec(v) for v in values)
+    hws = tuple(_spec("hardware", v) for v in values)
     inputs["hardware"] = (hws, tuple(h.name for h in hws), is_dim)
     for name, value in (("weight_dtype", weight_dtype), ("kv_dtype", kv_dtype), ("act_dtype", act_dtype)):
         values, is_dim = _listify(name, value)

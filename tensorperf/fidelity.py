@@ -68,8 +68,9 @@ Skipped (``status = "skipped: <reason>"``)
     (tails of an arrival process, the model gives means); ``*_ambiguous`` metrics (per GPU or total
     not stated); ``server`` and ``production`` modes (arrival-rate driven or mixed traffic with KV
     cache hits; concurrency not stated); empty ISL/OSL (dataset workloads); unknown presets, units or
-    metric/mode pairs; unstated dtypes, layouts or batches; and points the model finds infeasible
-    (``skipped: infeasible (<tensorperf.describe(reason)>)``), never an exception.
+    metric/mode pairs; non-positive values; unstated dtypes, layouts or batches; and points the
+    model finds infeasible (``skipped: infeasible (<tensorperf.describe(reason)>)``), never an
+    exception.
 """
 
 from __future__ import annotations
@@ -272,6 +273,9 @@ def _map_row(row: Mapping[str, Any]) -> dict[str, Any]:
         return skip(f"unknown mode {mode!r}")
     if metric not in VARIABLES[mode]:
         return skip(f"no mapping for metric {metric!r} in mode {mode!r}")
+    value = _number(row.get("value"))
+    if value is None or value <= 0:
+        return skip("measured value missing or not positive")
     unit = _text(row.get("unit"))
     if unit not in UNIT_TO_SI:
         return skip(f"unknown unit {unit!r}")
@@ -363,6 +367,7 @@ def predict(rows: pd.DataFrame, efficiency: Mapping[str, float] | None = None, *
     status = mapped["status"].copy()
     infeasible = (status == "ok") & (predicted["reason"] != 0)
     status[infeasible] = [f"skipped: infeasible ({describe(int(c))})" for c in predicted["reason"][infeasible]]
+    status[(status == "ok") & ~np.isfinite(predicted["value"].astype(float))] = "skipped: no finite prediction"
     good = status == "ok"
     si = mapped["si"].where(good)
     measured = rows["value"].astype(float)
