@@ -17,9 +17,9 @@ are in the row's own unit; everything in between is SI (ms -> s at the edges onl
 Mapping rules (each is a decision about what the benchmark ran; see docs/validation.md):
 
 Model and hardware
-    ``model`` is a preset id (aliases: ``llama-3-70b``/``llama-3.x-70b`` -> ``llama-3.3-70b``,
-    ``deepseek-r1``/``deepseek-v3.x`` -> ``deepseek-v3``: same architecture); ``hardware`` a
-    hardware preset id. Unknown ids are skipped with the reason.
+    ``model`` is a preset id (aliases: ``llama-3-70b``/``llama-3.0-70b`` -> ``llama-3.3-70b``,
+    ``deepseek-r1``/``deepseek-r1-0528``/``deepseek-v3.1`` -> ``deepseek-v3``: same dimensions);
+    ``hardware`` a hardware preset id. Unknown ids are skipped with the reason.
 
 Dtypes
     ``weight_dtype`` as given (fp16 stays fp16; fp8 and fp4 select the fp8/fp4 math rates). Empty:
@@ -102,7 +102,7 @@ CONTEXT_COLUMNS = ("unit", "hardware", "model", "mode", "source", "variable", "w
 UNIT_TO_SI: Mapping[str, float] = {"ms": MS, "s": 1.0, "tok/s": 1.0, "tok/s/gpu": 1.0, "tok/s/user": 1.0}
 
 MODEL_ALIASES: Mapping[str, str] = {
-    "llama-3-70b": "llama-3.3-70b", "llama-3.0-70b": "llama-3.3-70b", "llama-3.1-70b-instruct": "llama-3.1-70b",
+    "llama-3-70b": "llama-3.3-70b", "llama-3.0-70b": "llama-3.3-70b",
     "deepseek-r1": "deepseek-v3", "deepseek-r1-0528": "deepseek-v3", "deepseek-v3.1": "deepseek-v3",
 }
 
