@@ -13,7 +13,7 @@ tensor placed on the spec's axis) and :meth:`Grid.lookup` (a table indexed by th
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -112,16 +112,18 @@ class Grid:
         """Map the labels of a categorical input through ``table`` (e.g. dtype name -> bytes)."""
         return self.place(name, [table[label] for label in self.values[name]], dtype)
 
-    def spec(self, name: str, attr: str | None = None, int_dtype: torch.dtype | None = None) -> Any:
+    def spec(self, name: str, attr: str | Callable[[Any], Any] | None = None,
+             int_dtype: torch.dtype | None = None) -> Any:
         """Tensor view of the specs of input ``name`` (``model`` or ``hardware``).
 
         Every numeric/bool field of the spec class becomes a tensor placed on the ``name`` axis, in
         the grid's dtype, or in ``int_dtype`` for int/bool fields when given (exact counts).
-        ``attr`` selects a nested spec (e.g. ``"seed"`` or ``"efficiency"``) instead.
+        ``attr`` selects a nested spec (a field name such as ``"seed"``, or a function of the spec)
+        instead.
         """
         specs = self.values[name]
         if attr is not None:
-            specs = tuple(getattr(s, attr) for s in specs)
+            specs = tuple(attr(s) if callable(attr) else getattr(s, attr) for s in specs)
         cls = type(specs[0])
         kinds = {f.name: f.type for f in dataclasses.fields(cls)}
         fields = {}

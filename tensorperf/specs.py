@@ -257,7 +257,9 @@ class Efficiency:
     """Achieved fraction of a peak rate, each in (0, 1], and the parameters of their size-dependent forms.
 
     compute: dense GEMMs vs the tensor-core peak; attention: the attention core (flash kernels);
-    memory: HBM streams vs peak bandwidth; scaleup / scaleout: collectives vs per-direction link
+    gemm_memory: HBM traffic of GEMM kernels (weight streaming, with dequantization for fp8/fp4)
+    vs peak bandwidth; memory: every other HBM stream (KV cache, norms, embeddings);
+    scaleup / scaleout: collectives vs per-direction link
     bandwidth. overlap: 1 -> op time = max(compute, memory) (perfect overlap), 0 -> their sum.
     comm_overlap: fraction of communication hidden behind compute.
 
@@ -270,6 +272,7 @@ class Efficiency:
 
     compute: float = 0.7
     attention: float = 0.5
+    gemm_memory: float = 0.8
     memory: float = 0.8
     scaleup: float = 0.8
     scaleout: float = 0.8
@@ -282,6 +285,7 @@ class Efficiency:
 
     CONSTRAINTS: ClassVar[dict[str, Any]] = {
         "compute": unit_interval, "attention": unit_interval, "memory": unit_interval,
+        "gemm_memory": unit_interval,
         "scaleup": unit_interval, "scaleout": unit_interval,
         "overlap": fraction, "comm_overlap": fraction,
         "gemm_half_tokens": non_negative, "expert_half_tokens": non_negative,
@@ -347,7 +351,9 @@ class HardwareSpec:
     scaleout_bandwidth: float
     scaleout_latency: float = 5e-6
     launch_overhead: float = 0.0  # per kernel, s
-    efficiency: Efficiency = field(default_factory=Efficiency)  # defaults for this device
+    efficiency: Efficiency = field(default_factory=Efficiency)  # defaults for this device (bf16 math)
+    efficiency_fp8: Efficiency | None = None  # kernels with fp8 weights (None: as `efficiency`)
+    efficiency_fp4: Efficiency | None = None  # kernels with fp4 weights (None: as `efficiency`)
     seed: SeedHardware | None = field(default=None, compare=False)
     source: str = field(default="", compare=False)
 
@@ -371,6 +377,11 @@ class HardwareSpec:
 
     def replace(self, **changes: Any) -> HardwareSpec:
         return dataclasses.replace(self, **changes)
+
+    def efficiency_for(self, column: str) -> Efficiency:
+        """The efficiency factors of kernels computing at a peak column ('bf16', 'fp8', 'fp4')."""
+        specific = {"fp8": self.efficiency_fp8, "fp4": self.efficiency_fp4}.get(column)
+        return self.efficiency if specific is None else specific
 
 
 MODEL_FIELDS = numeric_fields(ModelSpec)

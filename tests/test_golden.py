@@ -8,7 +8,8 @@ import torch
 import tensorperf as tp
 from tensorperf.physics import comm, ops, pipeline
 
-IDEAL = dict(compute=1, attention=1, memory=1, scaleup=1, scaleout=1)
+IDEAL = dict(compute=1, attention=1, memory=1, gemm_memory=1, scaleup=1, scaleout=1, gemm_half_tokens=0,
+             expert_half_tokens=0, comm_half_bytes=0)
 
 
 def free_links(preset: str, **changes) -> tp.HardwareSpec:
@@ -143,8 +144,9 @@ def test_single_request_prefill_pays_the_hops():
     # G8: m = 1: TTFT(pp) = TTFT(pp = 1) + (pp − 1)·t_p2p, t_p2p = alpha + S·d·2 B / W on the tier
     hw = tp.presets.hardware_spec("h100-sxm")
     ds = tp.sweep(model="llama-3.1-8b", hardware=hw, prompt_len=4096, pp=[1, 2, 4])
-    eff = hw.efficiency.scaleup
-    hop = hw.scaleup_latency + 4096 * 4096 * 2 / (hw.scaleup_bandwidth * eff)  # 4 GPUs: one domain
+    eff = hw.efficiency
+    # 4 GPUs: one domain; the link efficiency's size form adds comm_half_bytes to the message
+    hop = hw.scaleup_latency + (4096 * 4096 * 2 + eff.comm_half_bytes) / (hw.scaleup_bandwidth * eff.scaleup)
     base = float(ds.ttft.sel(pp=1))
     for p in (2, 4):
         assert float(ds.ttft.sel(pp=p)) == pytest.approx(base + (p - 1) * hop, rel=1e-12)
@@ -155,7 +157,8 @@ def test_decode_pipeline_with_fewer_microbatches_than_stages():
     hw = tp.presets.hardware_spec("h100-sxm")
     ds = tp.sweep(model="llama-3.1-8b", hardware=hw, prompt_len=1024, output_len=2, batch=2, pp=[1, 4])
     one = tp.sweep(model="llama-3.1-8b", hardware=hw, prompt_len=1024, output_len=2, batch=1, pp=1)
-    hop = hw.scaleup_latency + 1 * 4096 * 2 / (hw.scaleup_bandwidth * hw.efficiency.scaleup)
+    eff = hw.efficiency
+    hop = hw.scaleup_latency + (1 * 4096 * 2 + eff.comm_half_bytes) / (hw.scaleup_bandwidth * eff.scaleup)
     assert float(ds.tpot.sel(pp=4)) == pytest.approx(float(one.tpot) + 3 * hop, rel=1e-12)
 
 

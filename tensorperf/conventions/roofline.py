@@ -35,7 +35,7 @@ from ..physics.memory import (
 )
 from ..physics.roofline import compute_time, memory_time, op_time, saturation
 from ..results import Evaluation
-from ..specs import MODEL_FIELDS
+from ..specs import MODEL_FIELDS, Efficiency
 from ..units import DTYPE_BYTES, MATH_COLUMN
 
 OPS = ("embed", "norm", "qkv", "attn", "out_proj", "mlp", "router", "experts", "shared_experts",
@@ -54,7 +54,15 @@ class _Context:
     def __init__(self, grid: Grid, efficiency: Mapping[str, Any], fields: Mapping[str, torch.Tensor]):
         self.m = grid.spec("model")
         self.hw = hw = grid.spec("hardware")
-        eff = grid.spec("hardware", attr="efficiency")
+        column = {"bf16": 0, "fp8": 1, "fp4": 2}
+        code = grid.lookup("weight_dtype", {k: column[v] for k, v in MATH_COLUMN.items()})
+        # each hardware's factors for the weight format's kernels (bf16, fp8 or fp4 tables)
+        by_column = [grid.spec("hardware", attr=lambda h, c=c: h.efficiency_for(c)) for c in column]
+        eff = by_column[0]
+        for f in dataclasses.fields(Efficiency):
+            mixed = torch.where(code == 0, getattr(by_column[0], f.name),
+                                torch.where(code == 1, getattr(by_column[1], f.name), getattr(by_column[2], f.name)))
+            object.__setattr__(eff, f.name, mixed)
         for name, value in efficiency.items():  # values may be tensors (sensitivity leaves)
             object.__setattr__(eff, name, torch.as_tensor(value, dtype=grid.dtype, device=grid.device))
         for name, value in fields.items():  # model/hardware fields replaced by tensors (leaves)
@@ -90,8 +98,6 @@ class _Context:
         micro = given_micro if given_micro is not None else default_microbatches(pp, self.B_rep)
         self.lay = Layout(tp=tp, pp=pp, dp=dp, ep=ep, micro=micro)
         self.B_mb = self.B_rep / self.lay.micro
-        column = {"bf16": 0, "fp8": 1, "fp4": 2}
-        code = grid.lookup("weight_dtype", {k: column[v] for k, v in MATH_COLUMN.items()})
         peak = torch.where(code == 0, hw.peak_flops_bf16,
                            torch.where(code == 1, hw.peak_flops_fp8, hw.peak_flops_fp4))
         self.dtype_ok = peak > 0
@@ -101,9 +107,9 @@ class _Context:
                                 bw_out=hw.scaleout_bandwidth * eff.scaleout, lat_out=hw.scaleout_latency,
                                 domain=hw.scaleup_size, mesh=hw.scaleup_mesh)
 
-    def time(self, flops, nbytes, peak, eff_compute):
+    def time(self, flops, nbytes, peak, eff_compute, eff_memory):
         t_c = compute_time(flops, peak, eff_compute)
-        t_m = memory_time(nbytes, self.hw.hbm_bandwidth, self.eff.memory)
+        t_m = memory_time(nbytes, self.hw.hbm_bandwidth, eff_memory)
         launched = (flops > 0) | (nbytes > 0)  # an op with no work launches no kernel
         return op_time(t_c, t_m, self.eff.overlap) + self.hw.launch_overhead * launched
 
@@ -118,22 +124,25 @@ def _phase_ops(cx: _Context, ph: ops.Phase, attention_parts: tuple[ops.Phase, ..
     c = eff.compute * saturation(ph.tokens, eff.gemm_half_tokens)  # GEMMs of T rows
     c_head = eff.compute * saturation(ph.sequences, eff.gemm_half_tokens)
     per_expert = lay.dp * ph.tokens * m.experts_per_token / torch.clamp(m.num_experts, min=1)
-    c_expert = eff.compute * saturation(per_expert, eff.expert_half_tokens)
+    # grouped expert GEMMs saturate with tokens per expert; a lone expert is a plain GEMM
+    half = torch.where(m.num_experts > 1, eff.expert_half_tokens, eff.gemm_half_tokens)
+    c_expert = eff.compute * saturation(per_expert, half)
     cores = [ops.attention_core(m, lay, p, b) for p in (attention_parts or (ph,))]
     attn = (sum(f for f, _ in cores), sum(n for _, n in cores))
-    table = {
-        "embed": (*ops.embedding(m, ph, b), cx.peak_gemm, c),
-        "norm": (*ops.norm(m, ph, b), cx.peak_attn, c),
-        "qkv": (*ops.qkv(m, lay, ph, b), cx.peak_gemm, c),
-        "attn": (*attn, cx.peak_attn, a),
-        "out_proj": (*ops.out_proj(m, lay, ph, b), cx.peak_gemm, c),
-        "mlp": (*ops.dense_mlp(m, lay, ph, b), cx.peak_gemm, c),
-        "router": (*ops.router(m, ph, b), cx.peak_attn, c),
-        "experts": (*ops.routed_experts(m, lay, ph, b), cx.peak_gemm, c_expert),
-        "shared_experts": (*ops.shared_experts(m, lay, ph, b), cx.peak_gemm, c),
-        "lm_head": (*ops.lm_head(m, lay, ph, b), cx.peak_gemm, c_head),
+    mem, gemm_mem = eff.memory, eff.gemm_memory  # streams vs GEMM kernels' traffic
+    table = {  # op: (FLOP, bytes, peak, compute efficiency, memory efficiency)
+        "embed": (*ops.embedding(m, ph, b), cx.peak_gemm, c, mem),
+        "norm": (*ops.norm(m, ph, b), cx.peak_attn, c, mem),
+        "qkv": (*ops.qkv(m, lay, ph, b), cx.peak_gemm, c, gemm_mem),
+        "attn": (*attn, cx.peak_attn, a, mem),
+        "out_proj": (*ops.out_proj(m, lay, ph, b), cx.peak_gemm, c, gemm_mem),
+        "mlp": (*ops.dense_mlp(m, lay, ph, b), cx.peak_gemm, c, gemm_mem),
+        "router": (*ops.router(m, ph, b), cx.peak_attn, c, gemm_mem),
+        "experts": (*ops.routed_experts(m, lay, ph, b), cx.peak_gemm, c_expert, gemm_mem),
+        "shared_experts": (*ops.shared_experts(m, lay, ph, b), cx.peak_gemm, c, gemm_mem),
+        "lm_head": (*ops.lm_head(m, lay, ph, b), cx.peak_gemm, c_head, gemm_mem),
     }
-    return {k: (f, n, cx.time(f, n, p, e)) for k, (f, n, p, e) in table.items()}
+    return {k: (f, n, cx.time(f, n, p, e, em)) for k, (f, n, p, e, em) in table.items()}
 
 
 def _phase_comm(cx: _Context, tokens) -> dict[str, torch.Tensor]:

@@ -52,7 +52,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _build(cls: type, data: dict[str, Any], path: Path, name: str) -> Any:
-    known = {f.name for f in dataclasses.fields(cls)} - {"name", "seed", "source", "efficiency"}
+    known = {f.name for f in dataclasses.fields(cls)} - {"name", "seed", "source", "efficiency", "efficiency_fp8",
+                                                         "efficiency_fp4"}
     values = {k: v for k, v in data.items() if k not in _META_KEYS}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -80,10 +81,14 @@ def load_hardware_file(path: str | Path) -> HardwareSpec:
     path = Path(path)
     data = _read_toml(path)
     seed = data.pop("seed", None)
-    efficiency = data.pop("efficiency", {})
+    efficiency = dict(data.pop("efficiency", {}))
+    # [efficiency.fp8] / [efficiency.fp4]: factors that differ for kernels with those weights
+    per_dtype = {k: efficiency.pop(k) for k in ("fp8", "fp4") if isinstance(efficiency.get(k), dict)}
     spec = _build(HardwareSpec, data, path, str(data.get("id", path.stem)))
     try:
-        spec = dataclasses.replace(spec, efficiency=Efficiency(**efficiency))
+        base = Efficiency(**efficiency)
+        specific = {f"efficiency_{k}": dataclasses.replace(base, **v) for k, v in per_dtype.items()}
+        spec = dataclasses.replace(spec, efficiency=base, **specific)
     except (SpecError, TypeError) as e:
         raise SpecError(f"{path}: [efficiency]: {e}") from None
     if seed is not None:
