@@ -187,10 +187,15 @@ def check_efficiency(efficiency: Mapping[str, float] | None) -> dict[str, float]
     if not isinstance(efficiency, Mapping):
         raise SpecError(f"efficiency must be a mapping of factor name to value, got {efficiency!r}")
     names = [f.name for f in dataclasses.fields(Efficiency)]
+    allowed = names + [f"{n}_scale" for n in names]
     for key in efficiency:
-        if key not in names:
-            raise unknown_name_error("efficiency factor", key, names)
-    Efficiency(**efficiency)  # range checks name the factor and the value
+        if key not in allowed:
+            raise unknown_name_error("efficiency factor", key, allowed)
+    for key, value in efficiency.items():
+        if key.endswith("_scale") and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                           and np.isfinite(value) and value > 0):
+            raise SpecError(f"efficiency {key} = {value!r} is not allowed: must be a finite number > 0")
+    Efficiency(**{k: v for k, v in efficiency.items() if not k.endswith("_scale")})  # names factor and value
     return {k: float(v) for k, v in efficiency.items()}
 
 
@@ -224,7 +229,8 @@ def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: An
       4.8e12]``, ``num_kv_heads=[1, 8]``) replaces every preset's value; ``<field>_scale``
       multiplies it (``hbm_bandwidth_scale=[1, 1.3]``). Each becomes a dimension.
     - ``efficiency``: :class:`~tensorperf.specs.Efficiency` field -> value, overriding every
-      hardware's defaults (e.g. ``{"memory": 0.8}``).
+      hardware's defaults (e.g. ``{"memory": 0.8}``); ``<field>_scale`` scales each preset's own
+      value instead (efficiencies by their odds, so they stay in (0, 1]; sizes and times linearly).
 
     Returns an ``xarray.Dataset`` with one variable per metric (SI units in ``attrs["units"]``);
     infeasible points are NaN with their reason bits in ``infeasible_reason``.

@@ -322,9 +322,9 @@ def map_rows(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------------------ predicting
-def _evaluate(points: pd.DataFrame, batch_max: bool, efficiency: Mapping[str, float] | None,
-              what_if: Mapping[str, Any]) -> pd.DataFrame:
-    """One zipped sweep over ``points``: predicted SI value, concurrency and reason per point."""
+def grid_inputs(points: pd.DataFrame, batch_max: bool) -> dict[str, Any]:
+    """The inputs of one zipped sweep over mapped ``points`` (rows of :func:`map_rows`, all with
+    ``batch == "max"`` when ``batch_max``, else all with a stated batch)."""
     specs = {m: presets.model(m) for m in points["model"].unique()}  # parse each preset once
     inputs: dict[str, Any] = {k: points[k].tolist() for k in _GRID_INPUTS}
     inputs["model"] = [specs[m] for m in inputs["model"]]
@@ -335,7 +335,14 @@ def _evaluate(points: pd.DataFrame, batch_max: bool, efficiency: Mapping[str, fl
     else:
         inputs["batch"] = points["batch"].astype(int).tolist()
         zipped.append("batch")
-    ds = sweep(**inputs, zipped=zipped, efficiency=efficiency, **what_if)
+    inputs["zipped"] = zipped
+    return inputs
+
+
+def _evaluate(points: pd.DataFrame, batch_max: bool, efficiency: Mapping[str, float] | None,
+              what_if: Mapping[str, Any]) -> pd.DataFrame:
+    """One zipped sweep over ``points``: predicted SI value, concurrency and reason per point."""
+    ds = sweep(**grid_inputs(points, batch_max), efficiency=efficiency, **what_if)
     n = len(points)
     values = np.full(n, np.nan)
     for variable in points["variable"].unique():

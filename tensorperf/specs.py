@@ -256,7 +256,8 @@ class ModelSpec:
 class Efficiency:
     """Achieved fraction of a peak rate, each in (0, 1], and the parameters of their size-dependent forms.
 
-    compute: dense GEMMs vs the tensor-core peak; attention: the attention core (flash kernels);
+    compute: dense GEMMs vs the tensor-core peak; expert_compute: grouped (MoE expert) GEMMs at
+    large token counts; attention: the attention core (flash kernels);
     gemm_memory: HBM traffic of GEMM kernels (weight streaming, with dequantization for fp8/fp4)
     vs peak bandwidth; memory: every other HBM stream (KV cache, norms, embeddings);
     scaleup / scaleout: collectives vs per-direction link
@@ -271,6 +272,7 @@ class Efficiency:
     """
 
     compute: float = 0.7
+    expert_compute: float = 0.7
     attention: float = 0.5
     gemm_memory: float = 0.8
     memory: float = 0.8
@@ -285,7 +287,7 @@ class Efficiency:
 
     CONSTRAINTS: ClassVar[dict[str, Any]] = {
         "compute": unit_interval, "attention": unit_interval, "memory": unit_interval,
-        "gemm_memory": unit_interval,
+        "gemm_memory": unit_interval, "expert_compute": unit_interval,
         "scaleup": unit_interval, "scaleout": unit_interval,
         "overlap": fraction, "comm_overlap": fraction,
         "gemm_half_tokens": non_negative, "expert_half_tokens": non_negative,

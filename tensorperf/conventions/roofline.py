@@ -42,6 +42,16 @@ OPS = ("embed", "norm", "qkv", "attn", "out_proj", "mlp", "router", "experts", "
        "lm_head", "tp_comm", "ep_comm", "pp_comm")
 
 
+BOUNDED_FACTORS = frozenset({"compute", "expert_compute", "attention", "gemm_memory", "memory", "scaleup", "scaleout", "overlap",
+                             "comm_overlap"})
+
+
+def scaled_efficiency(value, scale, bounded: bool):
+    """A factor scaled relative to a preset's value. Fractions scale their odds, η·s / (1 + η·(s − 1)),
+    which stays in (0, 1] (≈ η·s for small η, exactly η at s = 1); sizes and times are multiplied."""
+    return value * scale / (1 + value * (scale - 1)) if bounded else value * scale
+
+
 def _simpson(first, middle, last):
     """Mean over an interval from its ends and midpoint; exact for quadratics (and for constants,
     bit for bit, in this form)."""
@@ -64,7 +74,12 @@ class _Context:
                                 torch.where(code == 1, getattr(by_column[1], f.name), getattr(by_column[2], f.name)))
             object.__setattr__(eff, f.name, mixed)
         for name, value in efficiency.items():  # values may be tensors (sensitivity leaves)
-            object.__setattr__(eff, name, torch.as_tensor(value, dtype=grid.dtype, device=grid.device))
+            value = torch.as_tensor(value, dtype=grid.dtype, device=grid.device)
+            if name.endswith("_scale"):  # relative to each preset's own value
+                field = name.removesuffix("_scale")
+                value = scaled_efficiency(getattr(eff, field), value, field in BOUNDED_FACTORS)
+                name = field
+            object.__setattr__(eff, name, value)
         for name, value in fields.items():  # model/hardware fields replaced by tensors (leaves)
             object.__setattr__(self.m if name in MODEL_FIELDS else hw, name, value)
         self.eff = eff
@@ -126,7 +141,7 @@ def _phase_ops(cx: _Context, ph: ops.Phase, attention_parts: tuple[ops.Phase, ..
     per_expert = lay.dp * ph.tokens * m.experts_per_token / torch.clamp(m.num_experts, min=1)
     # grouped expert GEMMs saturate with tokens per expert; a lone expert is a plain GEMM
     half = torch.where(m.num_experts > 1, eff.expert_half_tokens, eff.gemm_half_tokens)
-    c_expert = eff.compute * saturation(per_expert, half)
+    c_expert = torch.where(m.num_experts > 1, eff.expert_compute, eff.compute) * saturation(per_expert, half)
     cores = [ops.attention_core(m, lay, p, b) for p in (attention_parts or (ph,))]
     attn = (sum(f for f, _ in cores), sum(n for _, n in cores))
     mem, gemm_mem = eff.memory, eff.gemm_memory  # streams vs GEMM kernels' traffic

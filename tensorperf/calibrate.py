@@ -1,0 +1,189 @@
+"""Calibrate efficiency factors against published measurements, with autograd and a torch optimizer.
+
+The rows of a measurements file are mapped to grid points exactly as ``tensorperf validate`` does
+(:mod:`tensorperf.fidelity`), split into a train and a test part (seeded, by row), and the chosen
+factors are fitted on the train part by Adam on the mean squared log error of the predictions.
+Every factor is a *global* value that overrides all hardware presets (the same meaning as
+``sweep(efficiency=...)``); factors not fitted keep each preset's per-hardware, per-format values.
+
+Bounded, smooth reparameterization (no clipping): a factor in (0, 1] is ``sigmoid(u)``, a
+fraction in [0, 1] likewise, and a positive size or time is ``softplus(u)·unit``; the optimizer
+works on the unconstrained ``u``. The result reports the median |relative error| on train and
+test before and after, and the fitted values; ``to_toml`` writes them for ``--efficiency``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import fidelity
+from .api import build_grid, check_efficiency
+from .conventions import roofline
+from .specs import Efficiency
+from .validation import SpecError, unknown_name_error
+
+# factor -> (kind, unit for positive quantities)
+FACTOR_KINDS: Mapping[str, tuple[str, float]] = MappingProxyType({
+    "compute": ("eff", 1.0), "expert_compute": ("eff", 1.0), "attention": ("eff", 1.0), "gemm_memory": ("eff", 1.0), "memory": ("eff", 1.0),
+    "scaleup": ("eff", 1.0), "scaleout": ("eff", 1.0), "overlap": ("eff", 1.0), "comm_overlap": ("eff", 1.0),
+    "gemm_half_tokens": ("size", 64.0), "expert_half_tokens": ("size", 64.0),
+    "comm_half_bytes": ("size", 2.0**20), "step_overhead": ("size", 1e-3),
+    "launch_overhead": ("size", 1e-5),  # a HardwareSpec field: seconds per kernel launch
+    **{f"{n}_scale": ("scale", 1.0) for n in ("compute", "expert_compute", "attention", "gemm_memory", "memory", "scaleup",
+                                              "scaleout", "gemm_half_tokens", "expert_half_tokens",
+                                              "comm_half_bytes")},
+})
+HARDWARE_FACTORS = frozenset({"launch_overhead"})  # fitted as a HardwareSpec field, not an Efficiency one
+HUBER = 0.05  # log-ratio scale where the loss turns from quadratic to linear
+DEFAULT_FACTORS = ("attention", "memory", "comm_overlap", "step_overhead", "expert_half_tokens")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Fitted global factors and the error before/after on each part of the split."""
+
+    factors: dict[str, float]
+    before: dict[str, float]  # median |rel_error| on train / test with the presets' defaults
+    after: dict[str, float]
+    rows: dict[str, int]
+    report: pd.DataFrame  # the validation report after the fit, with a 'part' column
+
+    def to_toml(self) -> str:
+        lines = ["# efficiency factors fitted by tensorperf calibrate (global overrides of the presets)",
+                 f"# median |error| train {self.before['train']:.3f} -> {self.after['train']:.3f}, "
+                 f"test {self.before['test']:.3f} -> {self.after['test']:.3f}", "[efficiency]"]
+        lines += [f"{k} = {v:.6g}" for k, v in self.factors.items()]
+        return "\n".join(lines) + "\n"
+
+
+def _split(ids: pd.Index, train_fraction: float, seed: int) -> np.ndarray:
+    """True for train rows: a seeded permutation, the first train_fraction of it."""
+    order = np.random.default_rng(seed).permutation(len(ids))
+    train = np.zeros(len(ids), dtype=bool)
+    train[order[: int(round(train_fraction * len(ids)))]] = True
+    return train
+
+
+class _Model:
+    """Differentiable predictions of the mapped rows: at most two zipped grids, built once."""
+
+    def __init__(self, mapped: pd.DataFrame):
+        self.parts = []
+        is_max = mapped["batch"].map(lambda b: b == "max")
+        for batch_max in (True, False):
+            points = mapped[is_max == batch_max]
+            if len(points):
+                inputs = fidelity.grid_inputs(points, batch_max)
+                grid = build_grid(**inputs)
+                self.parts.append((points.index, points, grid))
+
+    def predict(self, factors: Mapping[str, torch.Tensor]) -> dict:
+        """Predicted SI values by row index (tensors) and the feasibility of each point."""
+        efficiency = {k: v for k, v in factors.items() if k not in HARDWARE_FACTORS}
+        fields = {k: v for k, v in factors.items() if k in HARDWARE_FACTORS}
+        out = {}
+        for index, points, grid in self.parts:
+            ev = roofline.evaluate(grid, efficiency, fields)
+            gpus = ev.values["num_gpus"].expand(grid.shape).reshape(-1)
+            ok = (ev.reason == 0).expand(grid.shape).reshape(-1)
+            for i, (row, var, total) in enumerate(zip(index, points["variable"], points["times_gpus"])):
+                value = ev.values[var].expand(grid.shape).reshape(-1)[i]  # rows, not grid points
+                out[row] = (value * gpus[i] if total else value, bool(ok[i]))
+        return out
+
+
+def _values(raw: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {}
+    for name, u in raw.items():
+        kind, unit = FACTOR_KINDS[name]
+        if kind == "eff":
+            out[name] = torch.sigmoid(u)
+        elif kind == "scale":
+            out[name] = torch.exp(u)
+        else:
+            out[name] = torch.nn.functional.softplus(u) * unit
+    return out
+
+
+def _initial(name: str, value: float) -> torch.Tensor:
+    kind, unit = FACTOR_KINDS[name]
+    if kind == "eff":
+        v = min(max(value, 1e-3), 1 - 1e-3)
+        u = np.log(v / (1 - v))
+    elif kind == "scale":
+        u = 0.0  # start at the presets' own values
+    else:
+        u = np.log(np.expm1(max(value / unit, 1e-3)))
+    return torch.tensor(float(u), dtype=torch.float64, requires_grad=True)
+
+
+def calibrate(measurements: str | Path | pd.DataFrame, *, factors: Sequence[str] = DEFAULT_FACTORS,
+              train_fraction: float = 0.7, seed: int = 0, steps: int = 150, lr: float = 0.05) -> Calibration:
+    """Fit ``factors`` on a train part of ``measurements``; report error before and after on both parts."""
+    for name in factors:
+        if name not in FACTOR_KINDS:
+            raise unknown_name_error("factor", name, FACTOR_KINDS)
+    if not 0 < train_fraction < 1:
+        raise SpecError(f"train_fraction = {train_fraction!r} is not allowed: must be in (0, 1)")
+    rows = measurements if isinstance(measurements, pd.DataFrame) else fidelity.load_measurements(measurements)
+    base = fidelity.predict(rows)
+    usable = base["status"].eq("ok").to_numpy()
+    rows = rows[usable].reset_index(drop=True)
+    mapped = fidelity.map_rows(rows)
+    measured = torch.tensor(rows["value"].astype(float).to_numpy() * mapped["si"].astype(float).to_numpy())
+    train = _split(rows.index, train_fraction, seed)
+    model = _Model(mapped)
+    defaults = Efficiency()
+    raw = {n: _initial(n, 1.0 if n.endswith("_scale") else getattr(defaults, n, 2e-6)) for n in factors}
+    # start from each preset's own value where one exists: initialize at the median over the rows
+    opt = torch.optim.Adam(list(raw.values()), lr=lr)
+    idx_train = torch.as_tensor(np.flatnonzero(train))
+
+    def predicted(efficiency) -> tuple[torch.Tensor, torch.Tensor]:
+        out = model.predict(efficiency)
+        values = torch.stack([out[i][0] for i in range(len(rows))])
+        ok = torch.tensor([out[i][1] for i in range(len(rows))])
+        return values, ok
+
+    with torch.no_grad():
+        start, _ = predicted({})
+    for _ in range(steps):  # optimizer iterations
+        opt.zero_grad()
+        values, ok = predicted(_values(raw))
+        err = torch.log(values[idx_train]) - torch.log(measured[idx_train])
+        # pseudo-Huber on the log ratio: quadratic near 0, linear in the tails, so the few rows
+        # the model cannot express (e.g. non-native kernels) do not drag every factor
+        loss = (torch.sqrt(err[ok[idx_train]] ** 2 + HUBER**2) - HUBER).mean()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        fitted = {n: float(v) for n, v in _values(raw).items()}
+        final, ok = predicted({n: torch.tensor(v, dtype=torch.float64) for n, v in fitted.items()})
+    check_efficiency({k: v for k, v in fitted.items() if k not in HARDWARE_FACTORS})  # true by construction
+
+    def median(pred, mask):
+        rel = (pred / measured - 1).abs().numpy()
+        return float(np.median(rel[mask]))
+
+    test = ~train
+    report = fidelity.predict(rows, efficiency={k: v for k, v in fitted.items() if k not in HARDWARE_FACTORS},
+                              **{k: v for k, v in fitted.items() if k in HARDWARE_FACTORS})
+    report["part"] = np.where(train, "train", "test")
+    return Calibration(
+        factors=fitted,
+        before={"train": median(start, train), "test": median(start, test)},
+        after={"train": median(final, train & ok.numpy()), "test": median(final, test & ok.numpy())},
+        rows={"train": int(train.sum()), "test": int(test.sum())},
+        report=report)
+
+
+def fields() -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(Efficiency))
