@@ -43,7 +43,10 @@ FACTOR_KINDS: Mapping[str, tuple[str, float]] = MappingProxyType({
 })
 HARDWARE_FACTORS = frozenset({"launch_overhead"})  # fitted as a HardwareSpec field, not an Efficiency one
 HUBER = 0.05  # log-ratio scale where the loss turns from quadratic to linear
-DEFAULT_FACTORS = ("attention", "memory", "comm_overlap", "step_overhead", "expert_half_tokens")
+# Relative factors keep each preset's per-hardware, per-format structure (measured on kernels) and
+# adjust it end to end; the per-step overhead and communication overlap have no kernel measurement.
+DEFAULT_FACTORS = ("compute_scale", "expert_compute_scale", "gemm_memory_scale", "memory_scale", "attention_scale",
+                   "expert_half_tokens_scale", "scaleup_scale", "step_overhead", "comm_overlap")
 
 
 @dataclass(frozen=True)

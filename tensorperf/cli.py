@@ -92,13 +92,17 @@ def _sweep(args, out) -> int:
     axes = {k: getattr(args, k) for k in ("model", "hardware", "weight_dtype", "kv_dtype", "prompt_len",
                                           "output_len", "batch", "tp", "pp", "dp", "ep", "world_size")
             if getattr(args, k) is not None}
-    ds = sweep(convention=args.convention, **axes)
+    efficiency = _efficiency_file(args.efficiency) if args.efficiency else None
+    ds = sweep(convention=args.convention, efficiency=efficiency, **axes)
     if args.output:
         from .io import save
         save(ds, args.output)
         print(f"wrote {args.output}", file=out)
-    frame = ds[[v for v in ("ttft", "tpot", "tokens_per_s_per_gpu", "tokens_per_s_per_user", "memory_per_gpu")
-                if v in ds]].to_dataframe().reset_index()
+    shown = ds[[v for v in ("ttft", "tpot", "tokens_per_s_per_gpu", "tokens_per_s_per_user", "memory_per_gpu")
+                if v in ds]]
+    if not shown.ttft.dims:  # every input a scalar: one row
+        shown = shown.expand_dims("point")
+    frame = shown.to_dataframe().reset_index()
     cols = [c for c in frame.columns if c in ("model", "hardware", "weight_dtype", "prompt_len", "output_len",
                                                "batch", "tp", "pp", "dp", "ep")
             and frame[c].nunique() > 1] + ["ttft", "tpot", "tokens_per_s_per_gpu", "tokens_per_s_per_user",
@@ -164,6 +168,30 @@ def _validate(args, out) -> int:
     return 0
 
 
+def _calibrate(args, out) -> int:
+    from .calibrate import DEFAULT_FACTORS, calibrate
+
+    factors = args.factors if args.factors else list(DEFAULT_FACTORS)
+    factors = [factors] if isinstance(factors, str) else factors
+    result = calibrate(args.file, factors=factors, train_fraction=args.train_fraction, seed=args.seed,
+                       steps=args.steps)
+    print(f"{args.file}: {result.rows['train']} train / {result.rows['test']} test rows (seed {args.seed}); "
+          f"median |error| train {result.before['train']:.1%} -> {result.after['train']:.1%}, "
+          f"test {result.before['test']:.1%} -> {result.after['test']:.1%}", file=out)
+    print(table([{"factor": k, "fitted": v} for k, v in result.factors.items()], ["factor", "fitted"]), file=out)
+    if args.output:
+        with open(args.output, "w") as fh:
+            fh.write(result.to_toml())
+        print(f"wrote {args.output} (use it with --efficiency)", file=out)
+    if args.kernels:
+        from .kernel_fit import fit_kernels, fits_table, load_kernels
+
+        fits = fits_table(fit_kernels(load_kernels(args.kernels)))
+        print(f"\nSize-dependent efficiency curves fitted to {args.kernels}", file=out)
+        print(table(fits.to_dict("records"), list(fits.columns)), file=out)
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit code 2, no traceback
         raise UsageError(f"{self.prog}: {message}")
@@ -181,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     for flag in ("prompt-len", "output-len", "batch", "tp", "pp", "dp", "ep", "world-size"):
         s.add_argument(f"--{flag}", dest=flag.replace("-", "_"), type=_csv(int))
     s.add_argument("--convention", choices=["roofline", "seed"], default="roofline")
+    s.add_argument("--efficiency", metavar="FILE.toml",
+                   help="TOML table of Efficiency field -> value overriding every hardware's defaults")
     s.add_argument("-o", "--output", help="write the Dataset (.nc, .csv or .json)")
     s.add_argument("--limit", type=int, default=40, help="rows to print")
     sub.add_parser("presets", help="list model and hardware presets with key numbers")
@@ -190,6 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("-o", "--output", help="write the per-row report (.csv)")
     v.add_argument("--efficiency", metavar="FILE.toml",
                    help="TOML table of Efficiency field -> value overriding every hardware's defaults")
+    c = sub.add_parser("calibrate", help="fit efficiency factors to published measurements (train/test split)")
+    c.add_argument("file", metavar="FILE.csv")
+    c.add_argument("-o", "--output", metavar="eff.toml", help="write the fitted factors for --efficiency")
+    c.add_argument("--factors", type=_csv(str), help="comma-separated factors to fit (default: a robust set)")
+    c.add_argument("--train-fraction", dest="train_fraction", type=float, default=0.7)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--steps", type=int, default=150)
+    c.add_argument("--kernels", metavar="KERNELS.csv",
+                   help="also fit the size-dependent curves to kernel measurements and show the fit")
     return p
 
 
@@ -203,6 +242,8 @@ def main(argv: Sequence[str] | None = None, out=None) -> int:
             return _presets(out)
         if args.command == "validate":
             return _validate(args, out)
+        if args.command == "calibrate":
+            return _calibrate(args, out)
         return _sweep(args, out)
     except (UsageError, SpecError) as e:
         print(f"error: {e}", file=sys.stderr)
