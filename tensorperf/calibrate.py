@@ -31,15 +31,15 @@ from .specs import Efficiency
 from .validation import SpecError, unknown_name_error
 
 # factor -> (kind, unit for positive quantities)
+_EFFICIENCIES = ("compute", "expert_compute", "attention", "gemm_memory", "memory", "scaleup", "scaleout",
+                 "overlap", "comm_overlap")
+_SIZES = {"gemm_half_tokens": 64.0, "expert_half_tokens": 64.0, "comm_half_bytes": 2.0**20,
+          "step_overhead": 1e-3, "launch_overhead": 1e-5}  # launch_overhead: a HardwareSpec field
 FACTOR_KINDS: Mapping[str, tuple[str, float]] = MappingProxyType({
-    "compute": ("eff", 1.0), "expert_compute": ("eff", 1.0), "attention": ("eff", 1.0), "gemm_memory": ("eff", 1.0), "memory": ("eff", 1.0),
-    "scaleup": ("eff", 1.0), "scaleout": ("eff", 1.0), "overlap": ("eff", 1.0), "comm_overlap": ("eff", 1.0),
-    "gemm_half_tokens": ("size", 64.0), "expert_half_tokens": ("size", 64.0),
-    "comm_half_bytes": ("size", 2.0**20), "step_overhead": ("size", 1e-3),
-    "launch_overhead": ("size", 1e-5),  # a HardwareSpec field: seconds per kernel launch
-    **{f"{n}_scale": ("scale", 1.0) for n in ("compute", "expert_compute", "attention", "gemm_memory", "memory", "scaleup",
-                                              "scaleout", "gemm_half_tokens", "expert_half_tokens",
-                                              "comm_half_bytes")},
+    **{n: ("eff", 1.0) for n in _EFFICIENCIES},
+    **{n: ("size", unit) for n, unit in _SIZES.items()},
+    **{f"{n}_scale": ("scale", 1.0) for n in _EFFICIENCIES[:-2] + ("gemm_half_tokens", "expert_half_tokens",
+                                                                   "comm_half_bytes")},
 })
 HARDWARE_FACTORS = frozenset({"launch_overhead"})  # fitted as a HardwareSpec field, not an Efficiency one
 HUBER = 0.05  # log-ratio scale where the loss turns from quadratic to linear

@@ -42,8 +42,8 @@ OPS = ("embed", "norm", "qkv", "attn", "out_proj", "mlp", "router", "experts", "
        "lm_head", "tp_comm", "ep_comm", "pp_comm")
 
 
-BOUNDED_FACTORS = frozenset({"compute", "expert_compute", "attention", "gemm_memory", "memory", "scaleup", "scaleout", "overlap",
-                             "comm_overlap"})
+BOUNDED_FACTORS = frozenset({"compute", "expert_compute", "attention", "gemm_memory", "memory", "scaleup",
+                             "scaleout", "overlap", "comm_overlap"})
 
 
 def scaled_efficiency(value, scale, bounded: bool):
