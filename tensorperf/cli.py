@@ -1,7 +1,9 @@
-"""Command line: ``tensorperf`` (the default sweep), ``tensorperf sweep``, ``tensorperf presets``,
-``tensorperf validate FILE.csv`` (predicted vs published measurements).
+"""Command line: ``tensorperf`` (the default sweep) and the subcommands ``sweep``, ``best``,
+``pareto``, ``explain``, ``sensitivity``, ``calibrate``, ``validate``, ``presets`` and ``plot``.
 
-Parses arguments, builds the inputs, calls the library and formats the output; no physics here.
+Parses arguments, builds the inputs (flags over a TOML sweep file, :mod:`tensorperf.sweepfile`),
+calls the library and formats the output; no physics here. A bad flag, value or file is one line
+on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import xarray as xr
+
 from . import presets
 from .api import check_efficiency, sweep
+from .masks import describe
 from .reductions import best
 from .report import table
 from .validation import SpecError
@@ -30,6 +35,8 @@ DEFAULT_SWEEP: dict[str, Any] = dict(
     world_size=64,
 )
 INTERACTIVITY = (10.0, 20.0)
+PLOT_KINDS = ("pareto", "breakdown", "memory", "sensitivity")
+DEFAULT_WRT = ("compute", "memory", "gemm_memory", "attention", "hbm_bandwidth", "scaleup_bandwidth")
 BEST_COLUMNS = ["hardware", "weight_dtype", "prompt_len", "tp", "pp", "dp", "ep", "batch",
                 "tokens_per_s_per_gpu", "tokens_per_s_per_user", "ttft", "memory_per_gpu"]
 
@@ -88,28 +95,408 @@ def _presets(out) -> int:
     return 0
 
 
-def _sweep(args, out) -> int:
-    axes = {k: getattr(args, k) for k in ("model", "hardware", "weight_dtype", "kv_dtype", "prompt_len",
-                                          "output_len", "batch", "tp", "pp", "dp", "ep", "world_size")
-            if getattr(args, k) is not None}
-    efficiency = _efficiency_file(args.efficiency) if args.efficiency else None
-    ds = sweep(convention=args.convention, efficiency=efficiency, **axes)
-    if args.output:
-        from .io import save
-        save(ds, args.output)
-        print(f"wrote {args.output}", file=out)
-    shown = ds[[v for v in ("ttft", "tpot", "tokens_per_s_per_gpu", "tokens_per_s_per_user", "memory_per_gpu")
-                if v in ds]]
-    if not shown.ttft.dims:  # every input a scalar: one row
+# --------------------------------------------------------------------------- sweep inputs
+
+# sweep() inputs given by flags: input name -> flag
+INPUT_FLAGS = {name: "--" + name.replace("_", "-") for name in (
+    "model", "hardware", "weight_dtype", "kv_dtype", "act_dtype", "prompt_len", "output_len", "batch",
+    "tp", "pp", "dp", "ep", "microbatches", "world_size", "max_num_seqs")}
+METRIC_COLUMNS = ["ttft", "tpot", "tokens_per_s_per_gpu", "tokens_per_s_per_user", "memory_per_gpu"]
+OBJECTIVE = "tokens_per_s_per_gpu"
+
+
+def _batch(text: str):
+    if text.strip() == "max":
+        return "max"
+    return _csv(int)(text)
+
+
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _what_if(text: str) -> tuple[str, Any]:
+    """``--set FIELD=V1,V2``: a what-if input (numbers; integers stay integers)."""
+    from .api import OVERRIDABLE
+
+    name, sep, values = text.partition("=")
+    name = name.strip()
+    if not sep or name not in OVERRIDABLE:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not FIELD=V1,V2,... with FIELD a numeric ModelSpec/HardwareSpec field or <field>_scale "
+            "(e.g. hbm_bandwidth_scale=1,1.3 or num_kv_heads=1,8)")
+    try:
+        numbers = [int(v) if v.strip().lstrip("-").isdigit() else float(v) for v in _names(values)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: the values of {name} must be numbers") from None
+    if not numbers:
+        raise argparse.ArgumentTypeError(f"{text!r}: give at least one value for {name}")
+    return name, numbers[0] if len(numbers) == 1 else numbers
+
+
+def _where(text: str) -> tuple[str, tuple[str, float]]:
+    from .sweepfile import parse_where
+
+    try:
+        return parse_where(text)
+    except SpecError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--where ")) from None
+
+
+def _is_results(path: str | None) -> bool:
+    from .io import FORMATS
+
+    return path is not None and any(path.endswith(f) for f in FORMATS)
+
+
+def _sweep_inputs(args, command: str) -> tuple[dict[str, Any], Any]:
+    """sweep() keyword arguments from the sweep file (if any) overridden by the flags, and the file."""
+    from . import sweepfile
+
+    path = _file_arg(args)
+    spec = sweepfile.load(path) if path else None
+    inputs: dict[str, Any] = dict(spec.inputs) if spec else {}
+    for name in INPUT_FLAGS:
+        if getattr(args, name, None) is not None:
+            inputs[name] = getattr(args, name)
+    if args.zipped is not None:
+        inputs["zipped"] = args.zipped
+    for name, values in args.what_if or ():
+        inputs[name] = values
+    for name in ("model", "hardware"):
+        if name not in inputs:
+            raise UsageError(f"tensorperf {command}: {INPUT_FLAGS[name]} is required (or {name} in a sweep "
+                             "file's [sweep] table)")
+    efficiency = spec.efficiency if spec else None
+    if args.efficiency:
+        efficiency = _efficiency_file(args.efficiency)
+    inputs["efficiency"] = efficiency
+    inputs["convention"] = args.convention or (spec.convention if spec else None) or "roofline"
+    return inputs, spec
+
+
+def _file_arg(args) -> str | None:
+    if args.file and args.file_flag and args.file != args.file_flag:
+        raise UsageError(f"give the sweep file once: {args.file} or --file {args.file_flag}")
+    return args.file or args.file_flag
+
+
+def _given_sweep_flags(args) -> list[str]:
+    flags = [INPUT_FLAGS[n] for n in INPUT_FLAGS if getattr(args, n, None) is not None]
+    flags += ["--zip"] * (args.zipped is not None) + ["--set"] * bool(args.what_if)
+    flags += ["--efficiency"] * bool(args.efficiency) + ["--convention"] * bool(args.convention)
+    return flags
+
+
+def _results(args, command: str) -> tuple[xr.Dataset, Any]:
+    """The Dataset a command works on: a saved results file, or a sweep from a file and flags."""
+    path = _file_arg(args)
+    if _is_results(path):
+        flags = _given_sweep_flags(args)
+        if flags:
+            raise UsageError(f"tensorperf {command}: {flags[0]} does not apply to a results file ({path}); "
+                             "give a sweep file (.toml) or flags to run a sweep")
+        from .io import load
+
+        return load(path), None
+    inputs, spec = _sweep_inputs(args, command)
+    return sweep(**inputs), spec
+
+
+def _summary(ds: xr.Dataset, spec) -> str:
+    sizes = ", ".join(f"{d} {n}" for d, n in ds.sizes.items() if d != "op") or "one point"
+    n = int(ds.ttft.size)
+    text = f"{n:,} configuration{'s' * (n != 1)} ({sizes}); {int(ds.feasible.sum()):,} feasible"
+    if spec is not None and spec.description:
+        text = f"{spec.description}\n{text}"
+    return text
+
+
+def _dim_columns(frame, dims) -> list[str]:
+    return [c for c in frame.columns if c in dims and frame[c].nunique() > 1]
+
+
+def _point_rows(ds: xr.Dataset, limit: int, out) -> None:
+    """Every point of a small grid: the varying inputs, the headline metrics, why infeasible."""
+    metrics = METRIC_COLUMNS + (["concurrency"] if ds["batch"].dtype.kind in "OUS" else [])  # batch='max'
+    shown = ds[[v for v in metrics + ["infeasible_reason"] if v in ds]]
+    if not shown.ttft.dims:
         shown = shown.expand_dims("point")
     frame = shown.to_dataframe().reset_index()
-    cols = [c for c in frame.columns if c in ("model", "hardware", "weight_dtype", "prompt_len", "output_len",
-                                               "batch", "tp", "pp", "dp", "ep")
-            and frame[c].nunique() > 1] + ["ttft", "tpot", "tokens_per_s_per_gpu", "tokens_per_s_per_user",
-                                          "memory_per_gpu"]
+    frame["why infeasible"] = [describe(int(c)) if c else "" for c in frame["infeasible_reason"]]
+    cols = _dim_columns(frame, [c for c in ds.coords if c != "op"]) + [m for m in metrics if m in frame]
+    if frame["infeasible_reason"].any():
+        cols.append("why infeasible")
+    print(table(frame.to_dict("records")[:limit], cols), file=out)
+    if len(frame) > limit:
+        print(f"... {len(frame) - limit} more rows (use -o to save them all)", file=out)
+
+
+def _best_rows(res: xr.Dataset, keep: Sequence[str], objective: str,
+               extra: Sequence[str] = ()) -> tuple[list[dict], list[str]]:
+    data = res if res["found"].dims else res.expand_dims("_row")
+    frame = data.to_dataframe().reset_index()
+    chosen = [c.removeprefix("best_") for c in frame.columns if c.startswith("best_")]
+    frame = frame.rename(columns={f"best_{c}": c for c in chosen})
+    rows = frame.to_dict("records")
+    for row in rows:
+        if not row["found"]:
+            row.update({c: None for c in chosen})
+    metrics = [objective] + [m for m in [*extra, *METRIC_COLUMNS] if m != objective and m in frame]
+    cols = [k for k in keep if k in frame] + [c for c in chosen if c != "point"] + metrics
+    return rows, cols
+
+
+def _where_dict(pairs) -> dict | None:
+    """--where conditions as best()/pareto() take them: one per variable."""
+    if not pairs:
+        return None
+    names = [name for name, _ in pairs]
+    twice = next((n for n in names if names.count(n) > 1), None)
+    if twice:
+        raise UsageError(f"--where names {twice} twice; give one condition per variable")
+    return dict(pairs)
+
+
+def _where_text(where: dict) -> str:
+    return " and ".join(f"{k} {op} {v:g}" for k, (op, v) in where.items())
+
+
+def _print_best(ds: xr.Dataset, out, objective: str, where: dict, keep: list[str] | None, maximize: bool) -> xr.Dataset:
+    from .reductions import default_over
+    from .validation import unknown_name_error
+
+    if objective not in ds.data_vars:
+        raise unknown_name_error("objective", objective, ds.data_vars)
+    dims = list(ds[objective].dims)
+    if keep is None:
+        over = default_over(ds, dims)
+        keep = [d for d in dims if d not in over]
+    res = best(ds, objective, where=where or None, keep=keep, maximize=maximize)
+    extra = ["concurrency"] if "batch" in ds.coords and ds["batch"].dtype.kind in "OUS" else []  # batch='max'
+    rows, cols = _best_rows(res, keep, objective, extra)
+    title = f"Best point by {objective} ({'max' if maximize else 'min'})"
+    title += f" with {_where_text(where)}" if where else ""
+    title += f" for each {', '.join(keep)}" if keep else ""
+    print(f"{title} ('-': no feasible point qualifies)", file=out)
+    print(table(rows, cols), file=out)
+    return res
+
+
+def _check_output(args) -> None:
+    if getattr(args, "output", None) and not (args.command == "pareto" and args.output.endswith(".csv")):
+        from .io import check_path
+
+        check_path(args.output)
+
+
+def _sweep(args, out) -> int:
+    inputs, spec = _sweep_inputs(args, "sweep")
+    ds = sweep(**inputs)
+    if args.output:
+        from .io import save
+
+        save(ds, args.output)
+        print(f"wrote {args.output}", file=out)
+    print(_summary(ds, spec), file=out)
+    size = int(ds.ttft.size)
+    chosen = spec.best if spec is not None else {}
+    if size <= args.limit and not chosen:
+        _point_rows(ds, args.limit, out)
+        return 0
+    print("", file=out)
+    objective = chosen.get("objective", OBJECTIVE)
+    keep = chosen.get("keep")
+    if keep is not None and objective in ds:  # less dims the flags made scalar
+        keep = [k for k in keep if k in ds[objective].dims]
+    _print_best(ds, out, objective, chosen.get("where", {}), keep, chosen.get("maximize", True))
+    if size > args.limit:
+        print("\n(more views of the grid: tensorperf best|pareto with the same inputs; -o FILE saves every "
+              "point)", file=out)
+    return 0
+
+
+def _best(args, out) -> int:
+    ds, spec = _results(args, "best")
+    chosen = spec.best if spec is not None else {}
+    objective = args.objective or chosen.get("objective", OBJECTIVE)
+    where = _where_dict(args.where) or chosen.get("where", {})
+    keep = args.keep
+    if keep is None and chosen.get("keep") is not None:  # the file's choice, less dims the flags made scalar
+        keep = [k for k in chosen["keep"] if k in ds[objective].dims] if objective in ds else chosen["keep"]
+    maximize = not args.minimize if args.minimize else chosen.get("maximize", True)
+    res = _print_best(ds, out, objective, where, keep, maximize)
+    if args.output:
+        from .io import save
+
+        save(res, args.output)
+        print(f"wrote {args.output}", file=out)
+    return 0
+
+
+def _pareto(args, out) -> int:
+    from .reductions import default_over, pareto, pareto_table
+
+    ds, _ = _results(args, "pareto")
+    where = _where_dict(args.where)
+    extra = ["concurrency"] if "batch" in ds.coords and ds["batch"].dtype.kind in "OUS" else []  # batch='max'
+    extra = [v for v in (*extra, "ttft", "tpot", "memory_per_gpu") if v in ds.data_vars and v not in (args.x, args.y)]
+    frame = pareto_table(ds, args.x, args.y, over=args.over, where=where, extra=extra)
+    dims = [d for d in ds.dims if d in ds[args.x].dims or d in ds[args.y].dims]
+    over = args.over or default_over(ds, dims)
+    kept = [d for d in dims if d not in over]
+    print(f"Pareto frontier of {args.y} versus {args.x} over {', '.join(over)}"
+          + (f" with {_where_text(where)}" if where else "") + f": {len(frame)} points", file=out)
+    labels = [c for c in frame.columns if c not in (args.x, args.y, *extra, "point")
+              and (c in kept or c in over or frame[c].nunique() > 1)]
+    print(table(frame.to_dict("records"), labels + [args.y, args.x, *extra]), file=out)
+    if args.output:
+        if args.output.endswith(".csv"):
+            frame.to_csv(args.output, index=False)
+        else:
+            from .io import save
+
+            save(pareto(ds, args.x, args.y, over=args.over, where=where), args.output)
+        print(f"wrote {args.output}", file=out)
+    return 0
+
+
+def _prefix(values, unit: str) -> tuple[str, float]:
+    """A unit prefix that keeps the largest of ``values`` in [1, 1000)."""
+    top = max([abs(v) for v in values if v == v] + [0.0])
+    for power, name in ((15, "P"), (12, "T"), (9, "G"), (6, "M"), (3, "k")):
+        if top >= 10 ** power:
+            return f"{name}{unit}", 10.0 ** -power
+    return unit, 1.0
+
+
+def _op_table(ds: xr.Dataset, phase: str) -> str:
+    from .results import OP_BOUNDS
+
+    flops = ds[f"{phase}_op_flops"].values
+    nbytes = ds[f"{phase}_op_bytes"].values
+    times = ds[f"{phase}_op_time"].values
+    bound = ds[f"{phase}_op_bound"].values if f"{phase}_op_bound" in ds else None
+    total = float(times.sum())
+    fhead, fscale = _prefix(flops, "FLOP")
+    bhead, bscale = _prefix(nbytes, "B")
+    rows = []
+    for i, op in enumerate(ds["op"].values.tolist()):
+        if not times[i] > 0:  # no work in this model/layout
+            continue
+        comm = op.endswith("_comm")  # network traffic, not FLOPs or HBM bytes
+        rows.append({"op": op, "flop": None if comm else flops[i], "bytes": None if comm else nbytes[i],
+                     "time": times[i], "share": times[i] / total if total else None,
+                     "bound": OP_BOUNDS[int(bound[i])] if bound is not None else "-"})
+    rows.append({"op": "total", "flop": float(flops.sum()), "bytes": float(nbytes.sum()), "time": total,
+                 "share": 1.0, "bound": ""})
+    formats = {"op": ("op", 1, "s"), "flop": (fhead, fscale, "~.2f"), "bytes": (bhead, bscale, "~.2f"),
+               "time": ("time ms", 1e3, "~.3f"), "share": ("share %", 100, "~.1f"), "bound": ("bound", 1, "s")}
+    return table(rows, list(formats), formats)
+
+
+def _explain(args, out) -> int:
+    inputs, spec = _sweep_inputs(args, "explain")
+    for name, value in inputs.items():
+        if name in ("efficiency", "convention"):
+            continue
+        if name == "zipped" and value:
+            raise UsageError(f"tensorperf explain: one point only; --zip {','.join(value)} makes several")
+        if isinstance(value, list) and len(value) > 1:
+            flag = INPUT_FLAGS.get(name, f"--set {name}=")
+            raise UsageError(f"tensorperf explain: one point only, but {flag} has {len(value)} values "
+                             f"({', '.join(map(str, value))}); give one value for each input")
+        if isinstance(value, list):
+            inputs[name] = value[0]
+    if inputs["convention"] != "roofline":
+        raise UsageError("tensorperf explain: the per-op breakdown needs --convention roofline")
+    ds = sweep(**inputs)
+    p = {k: ds[k].item() for k in ds.coords if not ds[k].dims}
+    n_gpus = int(p["tp"] * p["pp"] * p["dp"])
+    what_if = [f"{k}={p[k]:g}" for k in p if k not in INPUT_FLAGS and k != "op"]
+    print(f"{p['model']} on {p['hardware']}: weights {p['weight_dtype']}, KV {p['kv_dtype']}, "
+          f"prompt {p['prompt_len']}, output {p['output_len']}, batch {p['batch']}, "
+          f"tp {p['tp']} x pp {p['pp']} x dp {p['dp']} (ep {p['ep']}) "
+          f"= {n_gpus} GPUs" + (f"; what-if {', '.join(what_if)}" if what_if else ""), file=out)
+    code = int(ds.infeasible_reason)
+    if code:
+        print(f"feasible: no ({describe(code)}; infeasible_reason {code})", file=out)
+    else:
+        print("feasible: yes", file=out)
+    gb = 1e-9
+    mem = (f"memory {float(ds.memory_per_gpu) * gb:.1f} of {float(ds.memory_capacity_per_gpu) * gb:.1f} GB usable "
+           f"per GPU (weights {float(ds.weight_memory_per_gpu) * gb:.1f}, KV cache "
+           f"{float(ds.kv_cache_memory_per_gpu) * gb:.1f}, activations {float(ds.activation_memory_per_gpu) * gb:.1f})")
+    if code:
+        print(mem, file=out)
+        print("(times and per-op numbers are not defined at an infeasible point)", file=out)
+        return 0
+    print(f"TTFT {float(ds.ttft):.3f} s, TPOT {float(ds.tpot) * 1e3:.2f} ms ({float(ds.tokens_per_s_per_user):.1f} "
+          f"tokens/s/user), {float(ds.tokens_per_s_per_gpu):.1f} output tokens/s/GPU, MFU {float(ds.mfu):.3f}, "
+          f"MBU {float(ds.mbu):.3f}", file=out)
+    print(mem, file=out)
+    print("\nPrefill: the batch's prompts, per GPU, all layers (bound: compute if compute time > memory time)",
+          file=out)
+    print(_op_table(ds, "prefill"), file=out)
+    print("\nDecode: one step at the mean context, per GPU, all layers", file=out)
+    print(_op_table(ds, "decode"), file=out)
+    return 0
+
+
+def _sensitivity(args, out) -> int:
+    from .sensitivity import sensitivity
+
+    inputs, spec = _sweep_inputs(args, "sensitivity")
+    res = sensitivity(of=args.of, wrt=args.wrt, **inputs)
+    if args.output:
+        from .io import save
+
+        save(res, args.output)
+        print(f"wrote {args.output}", file=out)
+    print(f"Elasticity of {args.of} (d ln {args.of} / d ln parameter: % change of {args.of} per 1% of the "
+          "parameter)", file=out)
+    el = res["elasticity"]
+    if el.dims == ("param",):
+        rows = [{"parameter": p, "elasticity": float(e), "value": float(res["value"])}
+                for p, e in zip(res["param"].values.tolist(), el.values)]
+        rows.sort(key=lambda r: -abs(r["elasticity"]))
+        for r in rows:
+            r["elasticity"] = round(r["elasticity"], 3)
+        print(table(rows, ["parameter", "elasticity"]), file=out)
+        return 0
+    wide = el.to_dataset(dim="param").round(3)
+    wide["feasible"] = res["feasible"]
+    frame = wide.to_dataframe().reset_index()
+    params = [str(p) for p in res["param"].values.tolist()]
+    cols = _dim_columns(frame, [d for d in el.dims if d != "param"]) + params + ["feasible"]
     print(table(frame.to_dict("records")[: args.limit], cols), file=out)
     if len(frame) > args.limit:
         print(f"... {len(frame) - args.limit} more rows (use -o to save them all)", file=out)
+    return 0
+
+
+def _plot(args, out) -> int:
+    from . import plot
+
+    if _is_results(args.results):
+        from .io import load
+
+        ds = load(args.results)
+    elif args.results.endswith(".toml"):
+        from . import sweepfile
+
+        spec = sweepfile.load(args.results)
+        ds = sweep(**spec.inputs, efficiency=spec.efficiency, convention=spec.convention or "roofline")
+    else:
+        from .io import FORMATS
+
+        raise UsageError(f"tensorperf plot: RESULTS {args.results!r} must be a results file "
+                         f"({', '.join(FORMATS)}) or a sweep file (.toml)")
+    plot._check_path(args.output)
+    if args.sel:
+        ds = plot.select(ds, dict(args.sel))
+    plot.KINDS[args.kind](ds, args.output)
+    print(f"wrote {args.output}", file=out)
     return 0
 
 
@@ -197,22 +584,68 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+def _assignment(text: str) -> tuple[str, str]:
+    dim, sep, value = text.partition("=")
+    if not sep or not dim.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not DIM=VALUE (e.g. hardware=b200 or tp=8)")
+    return dim.strip(), value.strip()
+
+
+def _add_sweep_flags(p: argparse.ArgumentParser, results: bool = False) -> None:
+    """The inputs of one sweep: a TOML sweep file and/or flags (flags win)."""
+    what = "a sweep file (.toml) or a results file (.nc, .zarr, .json, .csv)" if results else "a sweep file (.toml)"
+    p.add_argument("file", nargs="?", metavar="FILE", help=what)
+    p.add_argument("--file", dest="file_flag", metavar="FILE", help=what)
+    p.add_argument("--model", type=_csv(str), help="preset ids or spec files, comma-separated")
+    p.add_argument("--hardware", type=_csv(str), help="preset ids or spec files, comma-separated")
+    for flag in ("weight-dtype", "kv-dtype", "act-dtype"):
+        p.add_argument(f"--{flag}", dest=flag.replace("-", "_"), type=_csv(str))
+    p.add_argument("--batch", type=_batch, help="requests in flight, comma-separated, or 'max'")
+    for flag in ("prompt-len", "output-len", "tp", "pp", "dp", "ep", "microbatches", "world-size", "max-num-seqs"):
+        p.add_argument(f"--{flag}", dest=flag.replace("-", "_"), type=_csv(int))
+    p.add_argument("--zip", dest="zipped", type=_names, metavar="NAMES",
+                   help="inputs (lists of one length) that share one 'point' dimension, e.g. tp,dp")
+    p.add_argument("--set", dest="what_if", type=_what_if, action="append", metavar="FIELD=V1,V2",
+                   help="what-if: a numeric ModelSpec/HardwareSpec field or <field>_scale (repeatable)")
+    p.add_argument("--convention", choices=["roofline", "seed"])
+    p.add_argument("--efficiency", metavar="FILE.toml",
+                   help="TOML table of Efficiency field -> value overriding every hardware's defaults")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="tensorperf", description="Vectorized performance model of LLM inference serving. "
                 "Without a command: the default sweep of the seed's 1.8T MoE scenario.")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
-    s = sub.add_parser("sweep", help="evaluate a grid given by comma-separated flag values")
-    s.add_argument("--model", type=_csv(str), required=True)
-    s.add_argument("--hardware", type=_csv(str), required=True)
-    s.add_argument("--weight-dtype", dest="weight_dtype", type=_csv(str))
-    s.add_argument("--kv-dtype", dest="kv_dtype", type=_csv(str))
-    for flag in ("prompt-len", "output-len", "batch", "tp", "pp", "dp", "ep", "world-size"):
-        s.add_argument(f"--{flag}", dest=flag.replace("-", "_"), type=_csv(int))
-    s.add_argument("--convention", choices=["roofline", "seed"], default="roofline")
-    s.add_argument("--efficiency", metavar="FILE.toml",
-                   help="TOML table of Efficiency field -> value overriding every hardware's defaults")
-    s.add_argument("-o", "--output", help="write the Dataset (.nc, .csv or .json)")
-    s.add_argument("--limit", type=int, default=40, help="rows to print")
+    s = sub.add_parser("sweep", help="evaluate a grid given by a sweep file and/or comma-separated flag values")
+    _add_sweep_flags(s)
+    s.add_argument("-o", "--output", help="write the Dataset (.nc, .zarr, .csv or .json)")
+    s.add_argument("--limit", type=int, default=40, help="grids up to this many points print every point")
+    b = sub.add_parser("best", help="the best point per group under constraints")
+    _add_sweep_flags(b, results=True)
+    b.add_argument("--objective", help=f"variable to optimize (default {OBJECTIVE})")
+    b.add_argument("--minimize", action="store_true", help="minimize the objective instead")
+    b.add_argument("--where", type=_where, action="append", metavar="EXPR",
+                   help="constraint like 'tokens_per_s_per_user>=20' (SI units; repeatable)")
+    b.add_argument("--keep", type=_names, metavar="DIMS",
+                   help="dims to keep (one winner each); default: every dim but the layout and batch dims")
+    b.add_argument("-o", "--output", help="write the winners (.nc, .zarr, .csv or .json)")
+    q = sub.add_parser("pareto", help="the Pareto frontier of tokens/s/GPU versus tokens/s/user")
+    _add_sweep_flags(q, results=True)
+    q.add_argument("--x", default="tokens_per_s_per_user")
+    q.add_argument("--y", default="tokens_per_s_per_gpu")
+    q.add_argument("--over", type=_names, metavar="DIMS", help="dims to take the frontier over "
+                   "(default: the layout and batch dims)")
+    q.add_argument("--where", type=_where, action="append", metavar="EXPR")
+    q.add_argument("-o", "--output", help="write the frontier (.csv: the table; .nc/.zarr/.json: the Dataset)")
+    e = sub.add_parser("explain", help="one point: per-op FLOPs, bytes, time and bound, prefill and decode")
+    _add_sweep_flags(e)
+    n = sub.add_parser("sensitivity", help="elasticities of a metric to efficiencies and spec fields")
+    _add_sweep_flags(n)
+    n.add_argument("--of", default="tpot", help="metric (default tpot)")
+    n.add_argument("--wrt", type=_names, default=list(DEFAULT_WRT),
+                   help=f"parameters, comma-separated (default {','.join(DEFAULT_WRT)})")
+    n.add_argument("-o", "--output", help="write the sensitivity Dataset (.nc, .zarr, .csv or .json)")
+    n.add_argument("--limit", type=int, default=40, help="rows to print")
     sub.add_parser("presets", help="list model and hardware presets with key numbers")
     v = sub.add_parser("validate", help="predict published measurements (measurements.csv schema) and "
                        "summarize the relative error")
@@ -229,7 +662,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--steps", type=int, default=150)
     c.add_argument("--kernels", metavar="KERNELS.csv",
                    help="also fit the size-dependent curves to kernel measurements and show the fit")
+    g = sub.add_parser("plot", help="draw results: pareto, breakdown, memory or sensitivity")
+    g.add_argument("kind", metavar="KIND", choices=PLOT_KINDS, help=f"one of {', '.join(PLOT_KINDS)}")
+    g.add_argument("results", metavar="RESULTS", help="a results file (-o of sweep/sensitivity) or a sweep file")
+    g.add_argument("-o", "--output", required=True, metavar="FILE", help="the figure (.png, .svg or .pdf)")
+    g.add_argument("--sel", type=_assignment, action="append", metavar="DIM=VALUE",
+                   help="select one label of a dimension first (repeatable)")
     return p
+
+
+COMMANDS = {"sweep": _sweep, "best": _best, "pareto": _pareto, "explain": _explain, "sensitivity": _sensitivity,
+            "validate": _validate, "calibrate": _calibrate, "plot": _plot}
 
 
 def main(argv: Sequence[str] | None = None, out=None) -> int:
@@ -240,11 +683,15 @@ def main(argv: Sequence[str] | None = None, out=None) -> int:
             return _default_run(out)
         if args.command == "presets":
             return _presets(out)
-        if args.command == "validate":
-            return _validate(args, out)
-        if args.command == "calibrate":
-            return _calibrate(args, out)
-        return _sweep(args, out)
+        if args.command in ("sweep", "best", "pareto", "sensitivity"):
+            _check_output(args)
+        return COMMANDS[args.command](args, out)
     except (UsageError, SpecError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head`: stop quietly
+        if out is sys.stdout:
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -20,6 +20,9 @@ import xarray as xr
 from .grid import Grid
 from .masks import Reason
 
+# What bounds an op (the codes of prefill_op_bound / decode_op_bound are indices into this tuple).
+OP_BOUNDS = ("none", "compute", "memory", "communication")
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -64,6 +67,12 @@ METRICS: Mapping[str, Metric] = MappingProxyType({
     "prefill_op_bytes": Metric("bytes", "HBM bytes per GPU of each operation over a prefill"),
     "decode_op_flops": Metric("FLOP", "FLOPs per GPU of each operation in one decode step"),
     "decode_op_bytes": Metric("bytes", "HBM bytes per GPU of each operation in one decode step"),
+    "prefill_op_bound": Metric("1", "what bounds each operation in prefill: "
+                               + ", ".join(f"{i}={b}" for i, b in enumerate(OP_BOUNDS))
+                               + " (compute: compute time > memory time)", masked=False),
+    "decode_op_bound": Metric("1", "what bounds each operation in a decode step: "
+                              + ", ".join(f"{i}={b}" for i, b in enumerate(OP_BOUNDS))
+                              + " (compute: compute time > memory time)", masked=False),
     "layer_comm_time": Metric("s", "per-layer communication time in prefill"),
     "layer_bubble_time": Metric("s", "per-layer pipeline bubble time in prefill"),
     "layer_time": Metric("s", "per-layer time of one sequence in prefill"),

@@ -34,7 +34,7 @@ from ..physics.memory import (
     workspace_bytes_per_gpu,
 )
 from ..physics.roofline import compute_time, memory_time, op_time, saturation
-from ..results import Evaluation
+from ..results import OP_BOUNDS, Evaluation
 from ..specs import MODEL_FIELDS, Efficiency
 from ..units import DTYPE_BYTES, MATH_COLUMN
 
@@ -123,14 +123,16 @@ class _Context:
                                 domain=hw.scaleup_size, mesh=hw.scaleup_mesh)
 
     def time(self, flops, nbytes, peak, eff_compute, eff_memory):
+        """(time, compute time − memory time) of one op; the sign of the second says what bounds it."""
         t_c = compute_time(flops, peak, eff_compute)
         t_m = memory_time(nbytes, self.hw.hbm_bandwidth, eff_memory)
         launched = (flops > 0) | (nbytes > 0)  # an op with no work launches no kernel
-        return op_time(t_c, t_m, self.eff.overlap) + self.hw.launch_overhead * launched
+        return op_time(t_c, t_m, self.eff.overlap) + self.hw.launch_overhead * launched, t_c - t_m
 
 
 def _phase_ops(cx: _Context, ph: ops.Phase, attention_parts: tuple[ops.Phase, ...] = ()) -> dict[str, tuple]:
-    """Per-op (FLOP, bytes, time) for one layer (embed/lm_head: once per pass), per GPU.
+    """Per-op (FLOP, bytes, time, compute time − memory time) for one layer (embed/lm_head: once per
+    pass), per GPU.
 
     ``attention_parts`` replaces the attention core of ``ph`` by the sum over several phases (a
     mixed prefill + decode step: the core holds no weights, so its parts add exactly)."""
@@ -157,7 +159,7 @@ def _phase_ops(cx: _Context, ph: ops.Phase, attention_parts: tuple[ops.Phase, ..
         "shared_experts": (*ops.shared_experts(m, lay, ph, b), cx.peak_gemm, c, gemm_mem),
         "lm_head": (*ops.lm_head(m, lay, ph, b), cx.peak_gemm, c_head, gemm_mem),
     }
-    return {k: (f, n, cx.time(f, n, p, e, em)) for k, (f, n, p, e, em) in table.items()}
+    return {k: (f, n, *cx.time(f, n, p, e, em)) for k, (f, n, p, e, em) in table.items()}
 
 
 def _phase_comm(cx: _Context, tokens) -> dict[str, torch.Tensor]:
@@ -206,6 +208,18 @@ def _stack(per_op: dict, counts: dict, index: int):
     return torch.stack(torch.broadcast_tensors(*cols), dim=-1)
 
 
+def _bound(margin: Mapping[str, torch.Tensor], times: torch.Tensor) -> torch.Tensor:
+    """What bounds each op (op axis last; int8 codes, names in :data:`~tensorperf.results.OP_BOUNDS`):
+    compute where its compute time exceeds its memory time (``margin`` = t_compute − t_memory > 0),
+    memory otherwise, communication for the collectives (``*_comm``), none where the op takes no
+    time (no work, or no peer to talk to). Codes are built per op at its own (broadcast) shape and
+    stacked as int8, so the grid-sized intermediate is one byte per point and op."""
+    code = {name: torch.tensor(i, dtype=torch.int8, device=times.device) for i, name in enumerate(OP_BOUNDS)}
+    cols = [torch.where(margin[k] > 0, code["compute"], code["memory"]) if k in margin else code["communication"]
+            for k in OPS]
+    return torch.where(times > 0, torch.stack(torch.broadcast_tensors(*cols), dim=-1), code["none"])
+
+
 def _serving_step(cx: _Context) -> torch.Tensor:
     """Steady-state continuous batching (in-flight batching with chunked prefill), the regime of
     offline "max throughput" benchmarks: B requests stay in flight; a request spends one step per
@@ -249,15 +263,19 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
     last = torch.clamp(T_out - 1, min=1)
     dec_comm = _phase_comm(cx, cx.B_mb)
     nodes = []
-    for j in (torch.ones_like(last), (1 + last) / 2, last):
+    dec_margin: dict[str, torch.Tensor] = {}  # Simpson sum of t_compute − t_memory (its sign: the bound)
+    for j, weight in ((torch.ones_like(last), 1), ((1 + last) / 2, 4), (last, 1)):
         keys = cx.B_mb * mean_decode_keys(m, S + j)
         dec = ops.Phase(tokens=cx.B_mb, pairs=keys, kv_read=keys, sequences=cx.B_mb, absorbed=True)
         dec_ops = _phase_ops(cx, dec)
         times, total, slowest, _ = _compose(cx, dec_ops, dec_comm, mix)
         nodes.append((pipeline.decode_step(total, slowest, lay.micro) + cx.eff.step_overhead, times,
                       _stack(dec_ops, counts, 0), _stack(dec_ops, counts, 1)))
+        dec_margin = {k: weight * v[3] + dec_margin.get(k, 0) for k, v in dec_ops.items()}
     tpot, dec_times, dec_flops, dec_bytes = (_simpson(*v) for v in zip(*nodes))
     pre_flops, pre_bytes = _stack(pre_ops, counts, 0), _stack(pre_ops, counts, 1)
+    pre_bound = _bound({k: v[3] for k, v in pre_ops.items()}, pre_times)
+    dec_bound = _bound(dec_margin, dec_times)  # of the mean decode step
     serving_step = _serving_step(cx)
 
     n_gpus = lay.num_gpus
@@ -303,12 +321,14 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
         "prefill_op_bytes": pre_bytes,
         "decode_op_flops": dec_flops,
         "decode_op_bytes": dec_bytes,
+        "prefill_op_bound": pre_bound,
+        "decode_op_bound": dec_bound,
     }
     checks = _checks(cx, memory <= capacity)
     if "world_size" in grid.values:
         checks[Reason.WORLD_SIZE] = n_gpus == grid.axis("world_size")
     reason = combine(checks, grid.shape, grid.device)
-    trailing = {k: ("op",) for k in values if k.endswith(("_op_time", "_op_flops", "_op_bytes"))}
+    trailing = {k: ("op",) for k in values if k.endswith(("_op_time", "_op_flops", "_op_bytes", "_op_bound"))}
     return Evaluation(values=values, reason=reason, trailing=trailing, trailing_coords={"op": OPS})
 
 
