@@ -20,7 +20,7 @@ from .api import check_efficiency, sweep
 from .masks import describe
 from .reductions import best
 from .report import table
-from .validation import SpecError
+from .validation import SpecError, read_toml
 
 # The seed's scenario: the 1.8T MoE on 64 GPUs, prompts of 8K and 16K tokens, 1024 output tokens,
 # fp16/fp8/fp4, every power-of-two layout, across the hardware presets.
@@ -506,15 +506,7 @@ VALIDATE_GROUPS = (("metric", "metric"), ("source", "source"), ("hardware", "har
 
 def _efficiency_file(path: str) -> dict[str, float]:
     """A TOML table of Efficiency field -> value (top level, or under [efficiency])."""
-    import tomllib
-
-    try:
-        with open(path, "rb") as fh:
-            doc = tomllib.load(fh)
-    except OSError as e:
-        raise SpecError(f"{path}: cannot read efficiency file ({e.strerror or e})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise SpecError(f"{path}: not valid TOML ({e})") from None
+    doc = read_toml(path, "efficiency file")
     table = doc["efficiency"] if set(doc) == {"efficiency"} and isinstance(doc["efficiency"], dict) else doc
     for key, value in table.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):

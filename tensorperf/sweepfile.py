@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ from typing import Any
 
 from . import api
 from .reductions import COMPARISONS
-from .validation import SpecError
+from .validation import SpecError, read_toml
 
 SWEEP_KEYS = ("model", "hardware", "weight_dtype", "kv_dtype", "act_dtype", "prompt_len", "output_len", "batch",
               "tp", "pp", "dp", "ep", "microbatches", "world_size", "max_num_seqs", "zipped")
@@ -118,13 +117,7 @@ def load(path: str | Path, *, check: bool = True) -> SweepFile:
     """Read and check a sweep file. With ``check``, the inputs are validated by :func:`build_grid`
     (with a placeholder model/hardware where the file leaves them to flags)."""
     path = str(path)
-    try:
-        with open(path, "rb") as fh:
-            doc = tomllib.load(fh)
-    except OSError as e:
-        raise SpecError(f"{path}: cannot read sweep file ({e.strerror or e})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise SpecError(f"{path}: not valid TOML ({e})") from None
+    doc = read_toml(path, "sweep file")
     for key in doc:
         if key not in TOP_KEYS:
             raise _unknown(path, "the sweep file", key, TOP_KEYS)

@@ -137,6 +137,19 @@ def unknown_name_error(kind: str, name: Any, available: Iterable[str]) -> SpecEr
     return SpecError(f"unknown {kind} {name!r}.{hint} Available: {', '.join(available)}")
 
 
+def read_toml(path: Any, kind: str = "file") -> dict[str, Any]:
+    """Parse a TOML file; a missing file or bad syntax raises SpecError naming the file."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read {kind} ({e.strerror or e})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{path}: not valid TOML ({e})") from None
+
+
 def check_choice(field: str, value: Any, allowed: Mapping[str, Any] | Iterable[str]) -> None:
     if value not in allowed:
         raise unknown_name_error(field, value, allowed)

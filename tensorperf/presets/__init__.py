@@ -9,14 +9,13 @@ table with the seed notebook's raw hardware dict (only ``mi300-seed`` does).
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ..specs import Efficiency, HardwareSpec, ModelSpec, SeedHardware
-from ..validation import SpecError, unknown_name_error
+from ..validation import SpecError, read_toml, unknown_name_error
 
 __all__ = ["models", "hardware", "model", "hardware_spec", "load_model_file", "load_hardware_file"]
 
@@ -42,13 +41,7 @@ def hardware() -> tuple[str, ...]:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except OSError as e:
-        raise SpecError(f"cannot read {path}: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise SpecError(f"{path}: not valid TOML: {e}") from None
+    return read_toml(path, "spec file")
 
 
 def _build(cls: type, data: dict[str, Any], path: Path, name: str) -> Any:
