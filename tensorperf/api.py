@@ -33,7 +33,7 @@ OVERRIDABLE = frozenset(MODEL_FIELDS + HARDWARE_FIELDS
 CONVENTIONS: Mapping[str, Any] = MappingProxyType({"roofline": roofline.evaluate, "seed": seed.evaluate})
 
 _INTEGER_AXES = ("prompt_len", "output_len", "batch", "tp", "pp", "dp", "ep", "microbatches", "world_size",
-                 "max_num_seqs")
+                 "max_num_seqs", "chunk_size")
 _FLOAT_DTYPES = MappingProxyType({"float64": torch.float64, "float32": torch.float32})
 
 
@@ -201,13 +201,14 @@ def check_efficiency(efficiency: Mapping[str, float] | None) -> dict[str, float]
 
 _DEFAULTS = MappingProxyType({"prompt_len": 1024, "output_len": 128, "batch": 1,
                               "tp": 1, "pp": 1, "dp": 1, "ep": 1, "microbatches": None, "world_size": None,
-                              "max_num_seqs": None})
+                              "max_num_seqs": None, "chunk_size": None})
 
 
 def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: Any = "bf16",
           act_dtype: Any = "bf16", prompt_len: Any = 1024, output_len: Any = 128, batch: Any = 1,
           tp: Any = 1, pp: Any = 1, dp: Any = 1, ep: Any = 1, microbatches: Any = None,
-          world_size: Any = None, max_num_seqs: Any = None, zipped: Sequence[str] = (),
+          world_size: Any = None, max_num_seqs: Any = None, chunk_size: Any = None,
+          zipped: Sequence[str] = (),
           convention: Convention = "roofline", efficiency: Mapping[str, float] | None = None,
           dtype: Any = torch.float64, device: str | torch.device = "cpu", **what_if: Any) -> xr.Dataset:
     """Evaluate every point of the grid spanned by the list-valued inputs, in one pass.
@@ -223,6 +224,8 @@ def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: An
       ``concurrency``. Each of the dp replicas splits its share into ``microbatches`` pipeline
       microbatches (default: the largest divisor of batch/dp not above pp).
     - ``world_size``: keep only layouts using exactly that many GPUs (others are masked).
+    - ``chunk_size``: chunked prefill, ceil(S / C) chunks per prompt, each attending to its own tokens
+      and the cached ones before it (default: the whole prompt in one pass).
     - ``zipped``: inputs (lists of one length) that share one dimension, ``point``; the i-th values
       form the i-th configuration instead of spanning a Cartesian product.
     - What-if inputs: any numeric field of ModelSpec or HardwareSpec (``hbm_bandwidth=[3.35e12,
@@ -245,7 +248,7 @@ def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: An
     grid = build_grid(model=model, hardware=hardware, weight_dtype=weight_dtype, kv_dtype=kv_dtype,
                       act_dtype=act_dtype, prompt_len=prompt_len, output_len=output_len, batch=batch,
                       tp=tp, pp=pp, dp=dp, ep=ep, microbatches=microbatches, world_size=world_size,
-                      max_num_seqs=max_num_seqs, zipped=zipped, **what_if,
+                      max_num_seqs=max_num_seqs, chunk_size=chunk_size, zipped=zipped, **what_if,
                       dtype=dtype, device=device)
     overrides = check_efficiency(efficiency)
     with torch.no_grad():

@@ -21,7 +21,7 @@ import torch
 from ..grid import Grid
 from ..masks import Reason, combine
 from ..physics import comm, ops, pipeline
-from ..physics.attention import mean_cached_tokens, mean_decode_keys, mean_prefill_pairs
+from ..physics.attention import mean_cached_tokens, mean_decode_keys, mean_pairs_between, mean_prefill_pairs
 from ..physics.layout import Layout, default_microbatches
 from ..physics.memory import (
     ACTIVATION_TOKENS,
@@ -84,6 +84,8 @@ class _Context:
             object.__setattr__(self.m if name in MODEL_FIELDS else hw, name, value)
         self.eff = eff
         self.S = S = grid.axis("prompt_len")
+        self.chunks = (torch.ceil(S / grid.axis("chunk_size")) if "chunk_size" in grid.values
+                       else torch.ones_like(S))  # prefill chunks per prompt
         self.T_out = grid.axis("output_len")
         tp, pp, dp, ep = (grid.axis(n) for n in ("tp", "pp", "dp", "ep"))
         self.b = b = ops.Bytes(w=grid.lookup("weight_dtype", DTYPE_BYTES), kv=grid.lookup("kv_dtype", DTYPE_BYTES),
@@ -232,14 +234,58 @@ def _serving_step(cx: _Context) -> torch.Tensor:
     prompt_tokens = cx.B_mb * prompt_share
     decode = ops.Phase(tokens=cx.B_mb, pairs=decode_keys, kv_read=decode_keys, sequences=cx.B_mb,
                        absorbed=True)
-    # prompt tokens attend causally: mean pairs per prompt token = pairs(S) / S
+    # prompt tokens attend causally: mean pairs per prompt token = pairs(S) / S; in n chunks each chunk
+    # re-reads the cache before it, (n + 1)/2 times a prompt's own KV on average
     prompt = ops.Phase(tokens=prompt_tokens, pairs=prompt_tokens * mean_prefill_pairs(m, S) / S,
-                       kv_read=prompt_tokens, sequences=cx.B_mb / T_out, absorbed=False)
+                       kv_read=prompt_tokens * (cx.chunks + 1) / 2, sequences=cx.B_mb / T_out, absorbed=False)
     tokens = cx.B_mb + prompt_tokens
     mixed = ops.Phase(tokens=tokens, pairs=decode_keys, kv_read=decode_keys, sequences=cx.B_mb, absorbed=True)
     per_op = _phase_ops(cx, mixed, attention_parts=(decode, prompt))
     _, total, slowest, _ = _compose(cx, per_op, _phase_comm(cx, tokens), cx.mix)
     return pipeline.decode_step(total, slowest, cx.lay.micro) + cx.eff.step_overhead
+
+
+def _chunked_prefill(cx: _Context, grid: Grid):
+    """Per-op sums over the chunks of a chunked prefill, the summed collectives, and the chunk count.
+
+    Chunk j of C tokens follows j·C cached ones: its attention covers P(jC + C) − P(jC) pairs and
+    reads the jC + C cached tokens; every chunk re-reads the weights. The last chunk holds the
+    remainder r = S − floor(S/C)·C (when r > 0) and carries the LM head. Full chunks differ only in
+    their attention, evaluated on a leading chunk axis (length max S / min C over the grid) and summed
+    exactly; the other ops are the same for every full chunk."""
+    m, lay, b, eff, S = cx.m, cx.lay, cx.b, cx.eff, cx.S
+    C = torch.minimum(grid.axis("chunk_size"), S)
+    n_full = torch.floor(S / C)
+    rest = S - n_full * C
+    has_rest = (rest > 0) * 1.0
+    bmb = cx.B_mb
+    full = ops.Phase(tokens=bmb * C, pairs=bmb * mean_pairs_between(m, torch.zeros_like(C), C), kv_read=bmb * C,
+                     sequences=bmb, absorbed=False)
+    last = ops.Phase(tokens=bmb * rest, pairs=bmb * mean_pairs_between(m, S - rest, S),
+                     kv_read=bmb * mean_cached_tokens(m, S) * (rest > 0), sequences=bmb, absorbed=False)
+    full_ops, last_ops = _phase_ops(cx, full), _phase_ops(cx, last)
+    # the attention of every full chunk j (a leading axis, broadcast against the grid)
+    n_max = int(max(grid.values["prompt_len"]) // min(grid.values["chunk_size"]))
+    j = torch.arange(max(n_max, 1), dtype=grid.dtype, device=grid.device).reshape([-1] + [1] * len(grid.dims))
+    start = j * C
+    chunk_j = ops.Phase(tokens=full.tokens, pairs=bmb * mean_pairs_between(m, start, start + C),
+                        kv_read=bmb * mean_cached_tokens(m, start + C), sequences=bmb, absorbed=False)
+    f, n = ops.attention_core(m, lay, chunk_j, b)
+    t, margin = cx.time(f, n, cx.peak_attn, eff.attention, eff.memory)
+    valid = j < n_full
+    attn_full = [torch.where(valid, x, torch.zeros_like(x)).sum(dim=0) for x in (f, n, t, margin)]
+    per_op = {}
+    for name in full_ops:  # a handful of op kinds
+        if name == "attn":
+            per_op[name] = tuple(a + has_rest * x for a, x in zip(attn_full, last_ops[name]))
+        elif name == "lm_head":  # logits once, after the last chunk
+            per_op[name] = tuple(torch.where(rest > 0, x, y) for x, y in zip(last_ops[name], full_ops[name]))
+        else:
+            per_op[name] = tuple(n_full * x + has_rest * y for x, y in zip(full_ops[name], last_ops[name]))
+    c_full, c_last = _phase_comm(cx, full.tokens), _phase_comm(cx, last.tokens)
+    coll = {k: n_full * c_full[k] + has_rest * c_last[k] for k in ("dense", "moe_tp", "moe_ep", "hops")}
+    coll["hop"] = c_full["hop"]  # the slowest stage's hop, per chunk (the stage composition sums chunks)
+    return per_op, coll, n_full + has_rest
 
 
 def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
@@ -258,6 +304,15 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
     pre_ops = _phase_ops(cx, pre)
     pre_times, pre_total, pre_slowest, counts = _compose(cx, pre_ops, _phase_comm(cx, tokens), mix)
     ttft, ttft_max = pipeline.prefill_times(pre_total + cx.eff.step_overhead, pre_slowest, lay.micro)
+    if "chunk_size" in grid.values:  # chunked prefill; a chunk of the whole prompt is the above exactly
+        whole = grid.axis("chunk_size") >= S
+        c_ops, c_coll, n_chunks = _chunked_prefill(cx, grid)
+        c_times, c_total, c_slowest, _ = _compose(cx, c_ops, c_coll, mix)
+        c_ttft, c_ttft_max = pipeline.chunked_prefill_times(c_total + n_chunks * cx.eff.step_overhead,
+                                                            c_slowest, lay.micro, n_chunks)
+        keep = lambda a, b: torch.where(whole.reshape(whole.shape + (1,) * (b.dim() - whole.dim())), a, b)  # noqa: E731
+        ttft, ttft_max, pre_times = keep(ttft, c_ttft), keep(ttft_max, c_ttft_max), keep(pre_times, c_times)
+        pre_ops = {k: tuple(keep(a, b) for a, b in zip(pre_ops[k], c_ops[k])) for k in pre_ops}
 
     # decode: Simpson nodes over steps j = 1 .. T_out − 1 (a loop over 3 quadrature nodes)
     last = torch.clamp(T_out - 1, min=1)

@@ -40,6 +40,13 @@ def _safe(x):
     return torch.where(x > 0, x, torch.ones_like(x))
 
 
+def mean_pairs_between(m, start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
+    """Pairs of the queries at positions start+1 .. end (a prefill chunk after `start` cached
+    tokens): P(end) − P(start) with P the cumulative pair count, per sequence, averaged over layers.
+    For full causal layers c·p + c(c+1)/2 with c = end − start, p = start (model-spec §3.3)."""
+    return mean_prefill_pairs(m, end) - mean_prefill_pairs(m, start)
+
+
 def mean_prefill_pairs(m, S: torch.Tensor) -> torch.Tensor:
     """Query-key pairs per sequence per layer, averaged over the model's layers."""
     return _mix(m, causal_pairs(S), window_pairs(S, _safe(m.sliding_window)),

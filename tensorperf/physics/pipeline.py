@@ -70,6 +70,14 @@ def prefill_times(total, slowest, micro):
     return total + (micro - 1) / 2 * slowest, total + (micro - 1) * slowest
 
 
+def chunked_prefill_times(total, slowest, micro, chunks):
+    """Prefill in n chunks per microbatch, summed over chunks: the m·n chunk passes follow one another
+    through the slowest stage, and the last one drains through the others (an average chunk's
+    fill). (mean TTFT, last TTFT); with n = 1 this is exactly prefill_times."""
+    fill = (total - slowest) / chunks
+    return (micro + 1) / 2 * slowest + fill, micro * slowest + fill
+
+
 def decode_step(total, slowest, micro):
     """TPOT: every sequence passes every stage once per token; stages idle when m < pp."""
     return torch.maximum(total, micro * slowest)

@@ -1,0 +1,62 @@
+"""Long contexts: chunked prefill (chunk_size) and context parallelism (cp)."""
+
+import numpy as np
+import pytest
+import torch
+
+import tensorperf as tp
+from tensorperf.physics.attention import mean_pairs_between
+
+S_1M = 1_048_576  # 128 chunks of 8192
+L8B = tp.presets.model("llama-3.1-8b")
+BIG = tp.presets.hardware_spec("b200").replace(name="b200-big", hbm_capacity=1e13)
+
+
+def _view(spec):
+    """A float tensor view of a ModelSpec (as the engine builds one)."""
+    g = tp.build_grid(model=spec, hardware="b200")
+    return g.spec("model")
+
+
+def test_chunk_pair_counts_for_a_1m_token_prompt():
+    m = _view(L8B)
+    C = 8192.0
+    j = torch.arange(128, dtype=torch.float64)
+    pairs = mean_pairs_between(m, j * C, j * C + C)
+    # chunk j: c·p + c(c+1)/2 = 8192·8192·j + 8192·8193/2 = 67,108,864·j + 33,558,528
+    assert pairs[0].item() == 33_558_528 and pairs[127].item() == 67_108_864 * 127 + 33_558_528
+    # all chunks together: S(S+1)/2 = 549,756,338,176 pairs, as one pass
+    assert pairs.sum().item() == S_1M * (S_1M + 1) // 2 == 549_756_338_176
+
+
+def test_chunked_prefill_flops_kv_and_time():
+    ds = tp.sweep(model="llama-3.1-8b", hardware=BIG, prompt_len=S_1M, output_len=1, chunk_size=[8192, S_1M])
+    # attention FLOPs do not depend on the chunking: 4·n_q·d_h·n_L·S(S+1)/2 = 4·32·128·32·549,756,338,176
+    attn = ds.prefill_op_flops.sel(op="attn")
+    assert float(attn.sel(chunk_size=8192)) == float(attn.sel(chunk_size=S_1M)) == 4 * 32 * 128 * 32 * 549_756_338_176
+    # the weights are re-read by each of the 128 chunks: QKV bytes grow, FLOPs do not
+    qkv_bytes = ds.prefill_op_bytes.sel(op="qkv")
+    assert float(qkv_bytes.sel(chunk_size=8192)) > float(qkv_bytes.sel(chunk_size=S_1M))
+    # the KV cache of the whole request: (S + T_out)·2·n_L·n_kv·d_h·2 B = 1,048,577·131,072 B
+    assert float(ds.kv_cache_memory_per_gpu.sel(chunk_size=8192)) == 1_048_577 * 131_072
+    assert bool((ds.ttft.sel(chunk_size=8192) >= ds.ttft.sel(chunk_size=S_1M)).all())
+
+
+@pytest.mark.parametrize("model", ["llama-3.1-8b", "deepseek-v3", "gpt-oss-120b", "llama-4-scout"])
+def test_chunk_at_least_the_prompt_equals_unchunked_exactly(model):
+    kw = dict(model=model, hardware=BIG, prompt_len=[1000, 8192], batch=[1, 8], tp=8, pp=[1, 2], output_len=64)
+    plain = tp.sweep(**kw)
+    chunked = tp.sweep(**kw, chunk_size=[8192, 50000])
+    for name in ("ttft", "ttft_max", "tpot", "prefill_op_time", "prefill_op_flops", "prefill_op_bytes"):
+        for c in (8192, 50000):
+            got = chunked[name].sel(chunk_size=c)
+            want = plain[name].transpose(*got.dims)
+            if c == 8192:  # only the prompts that fit one chunk
+                got, want = got.sel(prompt_len=[1000, 8192]), want.sel(prompt_len=[1000, 8192])
+            np.testing.assert_array_equal(got.values, want.values, err_msg=f"{name} C={c}")
+
+
+def test_smaller_chunks_never_speed_up_a_single_prefill():
+    ds = tp.sweep(model=["llama-3.1-8b", "mixtral-8x7b"], hardware=BIG, prompt_len=131072,
+                  chunk_size=[2048, 8192, 32768, 131072], batch=1, tp=8)
+    assert bool((ds.ttft.diff("chunk_size") <= 1e-12 * ds.ttft.isel(chunk_size=slice(1, None))).all())
