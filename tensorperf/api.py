@@ -32,7 +32,7 @@ OVERRIDABLE = frozenset(MODEL_FIELDS + HARDWARE_FIELDS
 
 CONVENTIONS: Mapping[str, Any] = MappingProxyType({"roofline": roofline.evaluate, "seed": seed.evaluate})
 
-_INTEGER_AXES = ("prompt_len", "output_len", "batch", "tp", "pp", "dp", "ep", "microbatches", "world_size",
+_INTEGER_AXES = ("prompt_len", "output_len", "batch", "tp", "cp", "pp", "dp", "ep", "microbatches", "world_size",
                  "max_num_seqs", "chunk_size")
 _FLOAT_DTYPES = MappingProxyType({"float64": torch.float64, "float32": torch.float32})
 
@@ -200,13 +200,13 @@ def check_efficiency(efficiency: Mapping[str, float] | None) -> dict[str, float]
 
 
 _DEFAULTS = MappingProxyType({"prompt_len": 1024, "output_len": 128, "batch": 1,
-                              "tp": 1, "pp": 1, "dp": 1, "ep": 1, "microbatches": None, "world_size": None,
+                              "tp": 1, "cp": 1, "pp": 1, "dp": 1, "ep": 1, "microbatches": None, "world_size": None,
                               "max_num_seqs": None, "chunk_size": None})
 
 
 def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: Any = "bf16",
           act_dtype: Any = "bf16", prompt_len: Any = 1024, output_len: Any = 128, batch: Any = 1,
-          tp: Any = 1, pp: Any = 1, dp: Any = 1, ep: Any = 1, microbatches: Any = None,
+          tp: Any = 1, pp: Any = 1, dp: Any = 1, ep: Any = 1, cp: Any = 1, microbatches: Any = None,
           world_size: Any = None, max_num_seqs: Any = None, chunk_size: Any = None,
           zipped: Sequence[str] = (),
           convention: Convention = "roofline", efficiency: Mapping[str, float] | None = None,
@@ -247,7 +247,7 @@ def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: An
         raise unknown_name_error("convention", convention, CONVENTIONS)
     grid = build_grid(model=model, hardware=hardware, weight_dtype=weight_dtype, kv_dtype=kv_dtype,
                       act_dtype=act_dtype, prompt_len=prompt_len, output_len=output_len, batch=batch,
-                      tp=tp, pp=pp, dp=dp, ep=ep, microbatches=microbatches, world_size=world_size,
+                      tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, microbatches=microbatches, world_size=world_size,
                       max_num_seqs=max_num_seqs, chunk_size=chunk_size, zipped=zipped, **what_if,
                       dtype=dtype, device=device)
     overrides = check_efficiency(efficiency)

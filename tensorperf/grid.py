@@ -28,7 +28,7 @@ from .validation import SpecError
 DIM_ORDER = (
     "model", "hardware", "weight_dtype", "kv_dtype", "act_dtype",
     "prompt_len", "output_len", "batch",
-    "tp", "pp", "dp", "ep", "microbatches", "chunk_size", "world_size", "max_num_seqs",
+    "tp", "cp", "pp", "dp", "ep", "microbatches", "chunk_size", "world_size", "max_num_seqs",
 )
 ZIP_DIM = "point"
 CATEGORICAL = frozenset({"model", "hardware", "weight_dtype", "kv_dtype", "act_dtype"})

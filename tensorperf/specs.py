@@ -262,7 +262,8 @@ class Efficiency:
     vs peak bandwidth; memory: every other HBM stream (KV cache, norms, embeddings);
     scaleup / scaleout: collectives vs per-direction link
     bandwidth. overlap: 1 -> op time = max(compute, memory) (perfect overlap), 0 -> their sum.
-    comm_overlap: fraction of communication hidden behind compute.
+    comm_overlap: fraction of communication hidden behind compute. cp_overlap: fraction of the
+    attention compute that hides the ring-attention K/V transfer of context parallelism.
 
     Size-dependent forms (smooth, saturating; 0 turns a form off):
     GEMM compute efficiency = compute · m / (m + gemm_half_tokens) with m the GEMM's rows (tokens);
@@ -280,6 +281,7 @@ class Efficiency:
     scaleout: float = 0.8
     overlap: float = 1.0
     comm_overlap: float = 0.0
+    cp_overlap: float = 1.0
     gemm_half_tokens: float = 0.0
     expert_half_tokens: float = 0.0
     comm_half_bytes: float = 0.0
@@ -289,7 +291,7 @@ class Efficiency:
         "compute": unit_interval, "attention": unit_interval, "memory": unit_interval,
         "gemm_memory": unit_interval, "expert_compute": unit_interval,
         "scaleup": unit_interval, "scaleout": unit_interval,
-        "overlap": fraction, "comm_overlap": fraction,
+        "overlap": fraction, "comm_overlap": fraction, "cp_overlap": fraction,
         "gemm_half_tokens": non_negative, "expert_half_tokens": non_negative,
         "comm_half_bytes": non_negative, "step_overhead": non_negative,
     }

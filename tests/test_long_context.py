@@ -60,3 +60,34 @@ def test_smaller_chunks_never_speed_up_a_single_prefill():
     ds = tp.sweep(model=["llama-3.1-8b", "mixtral-8x7b"], hardware=BIG, prompt_len=131072,
                   chunk_size=[2048, 8192, 32768, 131072], batch=1, tp=8)
     assert bool((ds.ttft.diff("chunk_size") <= 1e-12 * ds.ttft.isel(chunk_size=slice(1, None))).all())
+
+
+def test_context_parallel_prefill_speeds_up_long_prompts_until_comm_dominates():
+    # Llama-3.1-70B, 128K prompt, tp=8: cp ranks split the tokens and the pairs; on an NVL72 domain
+    # the ring transfer hides behind attention, so TTFT falls with cp
+    kw = dict(model="llama-3.1-70b", prompt_len=131072, output_len=2, batch=1, tp=8, cp=[1, 2, 4, 8])
+    fast = tp.sweep(hardware=tp.presets.hardware_spec("gb200").replace(name="gb200-big", hbm_capacity=1e13), **kw)
+    t = fast.ttft.values
+    assert np.all(np.diff(t) < 0) and t[-1] < t[0] / 4
+    # with a 1 GB/s, 1 ms scale-out link the cp ring leaves the 8-GPU domain and communication dominates
+    slow_hw = BIG.replace(name="slow-net", scaleout_bandwidth=1e9, scaleout_latency=1e-3)
+    slow = tp.sweep(hardware=slow_hw, **kw)
+    assert float(slow.ttft.sel(cp=8)) > float(slow.ttft.sel(cp=1))
+    assert list(fast.num_gpus.values) == [8, 16, 32, 64]  # N = tp·cp·pp·dp
+
+
+def test_context_parallel_divides_the_kv_cache_and_decode_attention():
+    ds = tp.sweep(model=["llama-3.1-8b", "deepseek-v3"], hardware=BIG, prompt_len=524288, output_len=2,
+                  batch=2, tp=8, cp=[1, 4])
+    kv = ds.kv_cache_memory_per_gpu
+    np.testing.assert_array_equal(kv.sel(cp=4).values * 4, kv.sel(cp=1).values)
+    attn = ds.decode_op_bytes.sel(op="attn")  # KV read per decode step per GPU: 1/cp of it
+    assert bool((attn.sel(cp=4) < attn.sel(cp=1) / 3).all())
+    # weights are not split by cp (each cp rank holds the full attention/dense weights)
+    w = ds.weight_memory_per_gpu.sel(model="llama-3.1-8b")
+    assert float(w.sel(cp=4)) == float(w.sel(cp=1))
+
+
+def test_seed_convention_rejects_cp_and_chunking():
+    with pytest.raises(tp.SpecError, match="no context parallelism or chunked prefill"):
+        tp.sweep(model="gpt-moe-1.8t", hardware="mi300-seed", convention="seed", cp=[1, 2])

@@ -22,7 +22,7 @@ from ..grid import Grid
 from ..masks import Reason, combine
 from ..physics import comm, ops, pipeline
 from ..physics.attention import mean_cached_tokens, mean_decode_keys, mean_pairs_between, mean_prefill_pairs
-from ..physics.layout import Layout, default_microbatches
+from ..physics.layout import Layout, default_microbatches, kv_elements_per_rank
 from ..physics.memory import (
     ACTIVATION_TOKENS,
     MEMORY_UTILIZATION,
@@ -43,7 +43,7 @@ OPS = ("embed", "norm", "qkv", "attn", "out_proj", "mlp", "router", "experts", "
 
 
 BOUNDED_FACTORS = frozenset({"compute", "expert_compute", "attention", "gemm_memory", "memory", "scaleup",
-                             "scaleout", "overlap", "comm_overlap"})
+                             "scaleout", "overlap", "comm_overlap", "cp_overlap"})
 
 
 def scaled_efficiency(value, scale, bounded: bool):
@@ -87,13 +87,13 @@ class _Context:
         self.chunks = (torch.ceil(S / grid.axis("chunk_size")) if "chunk_size" in grid.values
                        else torch.ones_like(S))  # prefill chunks per prompt
         self.T_out = grid.axis("output_len")
-        tp, pp, dp, ep = (grid.axis(n) for n in ("tp", "pp", "dp", "ep"))
+        tp, pp, dp, ep, cp = (grid.axis(n) for n in ("tp", "pp", "dp", "ep", "cp"))
         self.b = b = ops.Bytes(w=grid.lookup("weight_dtype", DTYPE_BYTES), kv=grid.lookup("kv_dtype", DTYPE_BYTES),
                                a=grid.lookup("act_dtype", DTYPE_BYTES))
         given_micro = grid.axis("microbatches") if "microbatches" in grid.values else None
         # memory that does not depend on the batch: weights, KV bytes per sequence, usable capacity
         self.mix = pipeline.stage_mix(self.m, pp)
-        shell = Layout(tp=tp, pp=pp, dp=dp, ep=ep, micro=torch.ones_like(pp))
+        shell = Layout(tp=tp, pp=pp, dp=dp, ep=ep, micro=torch.ones_like(pp), cp=cp)
         self.L_max = S + self.T_out
         self.weights = weight_bytes_per_gpu(self.m, shell, self.mix, b.w)
         self.kv_seq = kv_bytes_per_sequence(self.m, shell, mean_cached_tokens(self.m, self.L_max), b.kv,
@@ -113,7 +113,7 @@ class _Context:
             self.B = grid.axis("batch")
         self.B_rep = self.B / dp
         micro = given_micro if given_micro is not None else default_microbatches(pp, self.B_rep)
-        self.lay = Layout(tp=tp, pp=pp, dp=dp, ep=ep, micro=micro)
+        self.lay = Layout(tp=tp, pp=pp, dp=dp, ep=ep, micro=micro, cp=cp)
         self.B_mb = self.B_rep / self.lay.micro
         peak = torch.where(code == 0, hw.peak_flops_bf16,
                            torch.where(code == 1, hw.peak_flops_fp8, hw.peak_flops_fp4))
@@ -142,7 +142,7 @@ def _phase_ops(cx: _Context, ph: ops.Phase, attention_parts: tuple[ops.Phase, ..
     a = eff.attention
     c = eff.compute * saturation(ph.tokens, eff.gemm_half_tokens)  # GEMMs of T rows
     c_head = eff.compute * saturation(ph.sequences, eff.gemm_half_tokens)
-    per_expert = lay.dp * ph.tokens * m.experts_per_token / torch.clamp(m.num_experts, min=1)
+    per_expert = lay.dp * ph.spread * ph.tokens * m.experts_per_token / torch.clamp(m.num_experts, min=1)
     # grouped expert GEMMs saturate with tokens per expert; a lone expert is a plain GEMM
     half = torch.where(m.num_experts > 1, eff.expert_half_tokens, eff.gemm_half_tokens)
     c_expert = torch.where(m.num_experts > 1, eff.expert_compute, eff.compute) * saturation(per_expert, half)
@@ -177,10 +177,35 @@ def _phase_comm(cx: _Context, tokens) -> dict[str, torch.Tensor]:
     a2a = comm.group_all_to_all(act / lay.tp * m.experts_per_token + half, lay.ep, ep_tiers)
     hop_in = comm.pipeline_hop(act + half, torch.ones_like(lay.pp, dtype=torch.bool), t)
     hop_out = comm.pipeline_hop(act + half, torch.zeros_like(lay.pp, dtype=torch.bool), t)
-    crossing = comm.domain_crossings(lay.pp, lay.tp * lay.dp, t.domain)
+    crossing = comm.domain_crossings(lay.pp, lay.stage_gpus, t.domain)
     return {"dense": exposed * 2 * ar_tp, "moe_tp": exposed * (ar_tp + ar_etp), "moe_ep": exposed * 2 * a2a,
             "hops": crossing * hop_out + (lay.pp - 1 - crossing) * hop_in,
             "hop": torch.where(crossing > 0, hop_out, hop_in)}
+
+
+def _with_context_parallel(cx: _Context, coll: dict, ph: ops.Phase, t_attn: torch.Tensor) -> dict:
+    """Add context parallelism's per-layer collectives (zero at cp = 1). Prefill (tokens split over
+    cp): ring attention passes the K/V blocks around the cp ring, an all-gather of the cached tokens'
+    K/V, hidden behind up to cp_overlap of the attention compute. Decode (KV split over cp): the cp
+    ranks' partial attention outputs are combined, an all-reduce of B·n_q·d_h activations."""
+    m, lay, t = cx.m, cx.lay, cx.tiers
+    cp_tiers = dataclasses.replace(t, domain=torch.clamp(t.domain / lay.tp, min=1))  # cp next to tp
+    if ph.absorbed:  # decode
+        partial = ph.tokens * m.num_heads / lay.tp * m.head_dim * cx.b.a
+        extra = (1 - cx.eff.comm_overlap) * comm.group_all_reduce(partial, lay.cp, cp_tiers)
+    else:
+        ring = comm.all_gather(ph.kv_read * kv_elements_per_rank(m, lay) * cx.b.kv, lay.cp,
+                               *_tier(cp_tiers, lay.cp))
+        extra = torch.clamp(ring - cx.eff.cp_overlap * t_attn, min=0)
+    return coll | {"dense": coll["dense"] + extra, "moe_tp": coll["moe_tp"] + extra}
+
+
+def _tier(tiers: comm.Tiers, n):
+    """(bandwidth, latency) of a group of n ranks: its domain's links, or the scale-out ones."""
+    n_in, n_out = comm.split(n, tiers.domain)
+    crosses = n_out > 1
+    bw = torch.where(crosses, torch.minimum(tiers.bw_within(n_in), n_in * tiers.bw_out), tiers.bw_within(n_in))
+    return bw, torch.where(crosses, tiers.lat_out, tiers.lat_in)
 
 
 def _compose(cx: _Context, per_op: dict, coll: dict, mix: pipeline.StageMix):
@@ -230,18 +255,23 @@ def _serving_step(cx: _Context) -> torch.Tensor:
     forward pass over that mixed batch (weights read once); output tokens/s = B / step."""
     m, S, T_out = cx.m, cx.S, cx.T_out
     prompt_share = S / T_out  # prompt tokens per output token
-    decode_keys = cx.B_mb * mean_decode_keys(m, S + T_out / 2)
-    prompt_tokens = cx.B_mb * prompt_share
+    cp = cx.lay.cp
+    decode_keys = cx.B_mb * mean_decode_keys(m, S + T_out / 2) / cp
+    prompt_tokens = cx.B_mb * prompt_share / cp
     decode = ops.Phase(tokens=cx.B_mb, pairs=decode_keys, kv_read=decode_keys, sequences=cx.B_mb,
                        absorbed=True)
     # prompt tokens attend causally: mean pairs per prompt token = pairs(S) / S; in n chunks each chunk
     # re-reads the cache before it, (n + 1)/2 times a prompt's own KV on average
     prompt = ops.Phase(tokens=prompt_tokens, pairs=prompt_tokens * mean_prefill_pairs(m, S) / S,
-                       kv_read=prompt_tokens * (cx.chunks + 1) / 2, sequences=cx.B_mb / T_out, absorbed=False)
+                       kv_read=prompt_tokens * cp * (cx.chunks + 1) / 2, sequences=cx.B_mb / T_out,
+                       absorbed=False)
     tokens = cx.B_mb + prompt_tokens
     mixed = ops.Phase(tokens=tokens, pairs=decode_keys, kv_read=decode_keys, sequences=cx.B_mb, absorbed=True)
     per_op = _phase_ops(cx, mixed, attention_parts=(decode, prompt))
-    _, total, slowest, _ = _compose(cx, per_op, _phase_comm(cx, tokens), cx.mix)
+    t_attn = per_op["attn"][2]
+    coll = _with_context_parallel(cx, _with_context_parallel(cx, _phase_comm(cx, tokens), prompt, t_attn),
+                                  decode, t_attn)
+    _, total, slowest, _ = _compose(cx, per_op, coll, cx.mix)
     return pipeline.decode_step(total, slowest, cx.lay.micro) + cx.eff.step_overhead
 
 
@@ -258,18 +288,18 @@ def _chunked_prefill(cx: _Context, grid: Grid):
     n_full = torch.floor(S / C)
     rest = S - n_full * C
     has_rest = (rest > 0) * 1.0
-    bmb = cx.B_mb
-    full = ops.Phase(tokens=bmb * C, pairs=bmb * mean_pairs_between(m, torch.zeros_like(C), C), kv_read=bmb * C,
-                     sequences=bmb, absorbed=False)
-    last = ops.Phase(tokens=bmb * rest, pairs=bmb * mean_pairs_between(m, S - rest, S),
-                     kv_read=bmb * mean_cached_tokens(m, S) * (rest > 0), sequences=bmb, absorbed=False)
+    bmb, cp = cx.B_mb, lay.cp
+    full = ops.Phase(tokens=bmb * C / cp, pairs=bmb * mean_pairs_between(m, torch.zeros_like(C), C) / cp,
+                     kv_read=bmb * C, sequences=bmb, absorbed=False, spread=cp)
+    last = ops.Phase(tokens=bmb * rest / cp, pairs=bmb * mean_pairs_between(m, S - rest, S) / cp,
+                     kv_read=bmb * mean_cached_tokens(m, S) * (rest > 0), sequences=bmb, absorbed=False, spread=cp)
     full_ops, last_ops = _phase_ops(cx, full), _phase_ops(cx, last)
     # the attention of every full chunk j (a leading axis, broadcast against the grid)
     n_max = int(max(grid.values["prompt_len"]) // min(grid.values["chunk_size"]))
     j = torch.arange(max(n_max, 1), dtype=grid.dtype, device=grid.device).reshape([-1] + [1] * len(grid.dims))
     start = j * C
-    chunk_j = ops.Phase(tokens=full.tokens, pairs=bmb * mean_pairs_between(m, start, start + C),
-                        kv_read=bmb * mean_cached_tokens(m, start + C), sequences=bmb, absorbed=False)
+    chunk_j = ops.Phase(tokens=full.tokens, pairs=bmb * mean_pairs_between(m, start, start + C) / cp,
+                        kv_read=bmb * mean_cached_tokens(m, start + C), sequences=bmb, absorbed=False, spread=cp)
     f, n = ops.attention_core(m, lay, chunk_j, b)
     t, margin = cx.time(f, n, cx.peak_attn, eff.attention, eff.memory)
     valid = j < n_full
@@ -282,7 +312,8 @@ def _chunked_prefill(cx: _Context, grid: Grid):
             per_op[name] = tuple(torch.where(rest > 0, x, y) for x, y in zip(last_ops[name], full_ops[name]))
         else:
             per_op[name] = tuple(n_full * x + has_rest * y for x, y in zip(full_ops[name], last_ops[name]))
-    c_full, c_last = _phase_comm(cx, full.tokens), _phase_comm(cx, last.tokens)
+    c_full = _with_context_parallel(cx, _phase_comm(cx, full.tokens), full, full_ops["attn"][2])
+    c_last = _with_context_parallel(cx, _phase_comm(cx, last.tokens), last, last_ops["attn"][2])
     coll = {k: n_full * c_full[k] + has_rest * c_last[k] for k in ("dense", "moe_tp", "moe_ep", "hops")}
     coll["hop"] = c_full["hop"]  # the slowest stage's hop, per chunk (the stage composition sums chunks)
     return per_op, coll, n_full + has_rest
@@ -298,11 +329,14 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
     mix = cx.mix
 
     # prefill: B_mb sequences of S tokens per replica-microbatch
-    tokens = cx.B_mb * S
-    pre = ops.Phase(tokens=tokens, pairs=cx.B_mb * mean_prefill_pairs(m, S), kv_read=tokens,
-                    sequences=cx.B_mb, absorbed=False)
+    # (context parallelism: each cp rank takes 1/cp of the tokens and pairs, and reads every K/V block)
+    cp = lay.cp
+    tokens = cx.B_mb * S / cp
+    pre = ops.Phase(tokens=tokens, pairs=cx.B_mb * mean_prefill_pairs(m, S) / cp, kv_read=cx.B_mb * S,
+                    sequences=cx.B_mb, absorbed=False, spread=cp)
     pre_ops = _phase_ops(cx, pre)
-    pre_times, pre_total, pre_slowest, counts = _compose(cx, pre_ops, _phase_comm(cx, tokens), mix)
+    pre_coll = _with_context_parallel(cx, _phase_comm(cx, tokens), pre, pre_ops["attn"][2])
+    pre_times, pre_total, pre_slowest, counts = _compose(cx, pre_ops, pre_coll, mix)
     ttft, ttft_max = pipeline.prefill_times(pre_total + cx.eff.step_overhead, pre_slowest, lay.micro)
     if "chunk_size" in grid.values:  # chunked prefill; a chunk of the whole prompt is the above exactly
         whole = grid.axis("chunk_size") >= S
@@ -320,10 +354,11 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
     nodes = []
     dec_margin: dict[str, torch.Tensor] = {}  # Simpson sum of t_compute − t_memory (its sign: the bound)
     for j, weight in ((torch.ones_like(last), 1), ((1 + last) / 2, 4), (last, 1)):
-        keys = cx.B_mb * mean_decode_keys(m, S + j)
+        keys = cx.B_mb * mean_decode_keys(m, S + j) / lay.cp  # the KV cache is split over cp
         dec = ops.Phase(tokens=cx.B_mb, pairs=keys, kv_read=keys, sequences=cx.B_mb, absorbed=True)
         dec_ops = _phase_ops(cx, dec)
-        times, total, slowest, _ = _compose(cx, dec_ops, dec_comm, mix)
+        coll = _with_context_parallel(cx, dec_comm, dec, dec_ops["attn"][2])
+        times, total, slowest, _ = _compose(cx, dec_ops, coll, mix)
         nodes.append((pipeline.decode_step(total, slowest, lay.micro) + cx.eff.step_overhead, times,
                       _stack(dec_ops, counts, 0), _stack(dec_ops, counts, 1)))
         dec_margin = {k: weight * v[3] + dec_margin.get(k, 0) for k, v in dec_ops.items()}
@@ -342,7 +377,8 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
     # memory per GPU
     L_max, kv_seq, weights, capacity = cx.L_max, cx.kv_seq, cx.weights, cx.capacity
     kv = kv_seq * cx.B_rep
-    act = activation_bytes_per_gpu(m, lay, cx.B_mb * S, cx.B_mb, b.a)
+    step_tokens = cx.B_mb * (torch.minimum(S, grid.axis("chunk_size")) if "chunk_size" in grid.values else S)
+    act = activation_bytes_per_gpu(m, lay, step_tokens / lay.cp, cx.B_mb, b.a)
     memory = weights + kv + act
     kv_total = m.kv_elements_per_token_per_layer * m.num_layers * mean_cached_tokens(m, L_max) * b.kv
     min_gpus = torch.ceil((m.num_params * b.w + B * kv_total + act) / capacity)
@@ -396,7 +432,7 @@ def _checks(cx: _Context, fits) -> dict[Reason, torch.Tensor]:
     moe = m.num_experts > 0
     heads = _divides(m.num_heads, lay.tp) & (_divides(m.num_kv_heads, lay.tp) | _divides(lay.tp, m.num_kv_heads))
     mlp = _divides(m.d_ff, lay.tp) | (m.num_dense_layers == 0)
-    experts = torch.where(moe, _divides(m.num_experts, lay.ep) & _divides(lay.tp * lay.dp, lay.ep)
+    experts = torch.where(moe, _divides(m.num_experts, lay.ep) & _divides(lay.stage_gpus, lay.ep)
                           & _divides(m.d_ff_expert, lay.etp), lay.ep == 1)
     G = cx.hw.scaleup_size
     consistent = (_divides(m.num_heads, m.num_kv_heads) & ((m.num_experts == 0) | (

@@ -178,6 +178,9 @@ def evaluate(grid: Grid, efficiency: Any = None) -> Evaluation:
     if touched:
         raise SpecError(f"convention='seed' reads the seed's raw hardware table; what-if hardware inputs "
                         f"{touched} apply to convention='roofline' only")
+    if grid.values.get("cp", (1,)) != (1,) or "chunk_size" in grid.values:
+        raise SpecError("convention='seed' has no context parallelism or chunked prefill; use cp=1 and no "
+                        "chunk_size, or convention='roofline'")
     if grid.values["batch"] == ("max",):
         raise SpecError("batch='max' needs a memory model; convention='seed' has none (use 'roofline')")
     i64 = torch.int64

@@ -1,9 +1,11 @@
 """How a layout splits the work: parallel degrees, per-rank heads, and the MoE folding.
 
-Convention (model-spec §3.8, §8.3, Megatron-Core "MoE parallel folding"): N = tp · pp · dp GPUs.
-Inside each pipeline stage the tp·dp GPUs run attention and dense layers as dp replicas of tp-way
-tensor parallelism, and MoE layers as ep-way expert parallelism times etp-way expert-tensor
-parallelism over the same GPUs, ep · etp = tp · dp (experts are not replicated).
+Convention (model-spec §3.8, §8.3, Megatron-Core "MoE parallel folding"): N = tp · cp · pp · dp
+GPUs. Inside each pipeline stage the tp·cp·dp GPUs run attention and dense layers as dp replicas of
+tp-way tensor parallelism times cp-way context parallelism (each cp rank holds 1/cp of every
+sequence's tokens in prefill and of its KV cache in decode), and MoE layers as ep-way expert
+parallelism times etp-way expert-tensor parallelism over the same GPUs, ep · etp = tp · cp · dp
+(experts are not replicated). Rank order tp, cp, ep, dp, pp (Megatron), so cp sits next to tp.
 """
 
 from __future__ import annotations
@@ -20,15 +22,21 @@ class Layout:
     dp: torch.Tensor
     ep: torch.Tensor
     micro: torch.Tensor  # pipeline microbatches per replica
+    cp: torch.Tensor | float = 1.0  # context parallelism
+
+    @property
+    def stage_gpus(self) -> torch.Tensor:
+        """GPUs of one pipeline stage: tp · cp · dp."""
+        return self.tp * self.cp * self.dp
 
     @property
     def etp(self) -> torch.Tensor:
-        """Expert-tensor-parallel degree: the stage's tp·dp GPUs not used by ep."""
-        return self.tp * self.dp / self.ep
+        """Expert-tensor-parallel degree: the stage's GPUs not used by ep."""
+        return self.stage_gpus / self.ep
 
     @property
     def num_gpus(self) -> torch.Tensor:
-        return self.tp * self.pp * self.dp
+        return self.stage_gpus * self.pp
 
 
 def default_microbatches(pp: torch.Tensor, per_replica_batch: torch.Tensor) -> torch.Tensor:

@@ -36,7 +36,7 @@ def weight_bytes_per_gpu(m, lay: Layout, mix: StageMix, b_w):
     """Worst candidate stage's resident weights (bytes)."""
     common = attention_weights_per_rank(m, lay) + m.norm_params_per_layer
     dense = common + m.dense_mlp_params / lay.tp
-    moe = (common + m.num_experts * m.expert_params / (lay.tp * lay.dp)
+    moe = (common + m.num_experts * m.expert_params / lay.stage_gpus
            + m.num_shared_experts * m.expert_params / lay.tp + m.router_params * (m.num_experts > 1))
     table = m.vocab_size * m.d_model / lay.tp
     head = table * (1 - m.tie_embeddings * (lay.pp == 1))  # a tied table is shared on one stage
@@ -46,8 +46,9 @@ def weight_bytes_per_gpu(m, lay: Layout, mix: StageMix, b_w):
 
 
 def kv_bytes_per_sequence(m, lay: Layout, cached_tokens, b_kv, layers):
-    """KV-cache bytes one sequence occupies on one GPU of a stage with `layers` layers."""
-    return layers * kv_elements_per_rank(m, lay) * cached_tokens * b_kv
+    """KV-cache bytes one sequence occupies on one GPU of a stage with `layers` layers (1/cp of its
+    tokens under context parallelism)."""
+    return layers * kv_elements_per_rank(m, lay) * cached_tokens * b_kv / lay.cp
 
 
 def workspace_bytes_per_gpu(m, lay: Layout, step_tokens, b_a):

@@ -31,6 +31,7 @@ class Phase:
     kv_read: torch.Tensor  # cached tokens read by the attention core
     sequences: torch.Tensor  # sequences (LM head positions)
     absorbed: bool  # MLA decode runs the absorbed path, prefill the naive one (§8.17)
+    spread: torch.Tensor | float = 1.0  # cp ranks holding different tokens (prefill: cp; decode: 1)
 
 
 @dataclass(frozen=True)
@@ -128,12 +129,14 @@ def expected_experts(E: torch.Tensor, k: torch.Tensor, tokens: torch.Tensor) -> 
 
 def routed_experts(m, lay: Layout, ph: Phase, b: Bytes):
     """Routed experts, dropless and balanced: 2·T·k·d·F_e·n_mat/tp FLOP per GPU. Weights read: the
-    GPU's E/ep experts (its 1/etp shard) that at least one of the stage's dp·T tokens selects."""
+    GPU's E/ep experts (its 1/etp shard) that at least one of the stage's dp·T tokens selects (T per
+    GPU times the cp ranks holding different tokens)."""
     E, k, d = m.num_experts, m.experts_per_token, m.d_model
     fe = m.d_ff_expert / lay.etp
     per_expert = m.mlp_matrices * d * fe
-    touched = expected_experts(E, k, lay.dp * ph.tokens) / lay.ep
-    routed = lay.dp * ph.tokens * k / lay.ep  # token-expert pairs landing on this ep slot
+    stage_tokens = lay.dp * ph.spread * ph.tokens
+    touched = expected_experts(E, k, stage_tokens) / lay.ep
+    routed = stage_tokens * k / lay.ep  # token-expert pairs landing on this ep slot
     flops = 2 * routed * per_expert
     nbytes = touched * per_expert * b.w + routed * (2 * d + m.mlp_matrices * fe) * b.a
     # permute into expert order and the weighted combine back, on the GPU that owns the tokens:
