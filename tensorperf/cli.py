@@ -100,7 +100,7 @@ def _presets(out) -> int:
 # sweep() inputs given by flags: input name -> flag
 INPUT_FLAGS = {name: "--" + name.replace("_", "-") for name in (
     "model", "hardware", "weight_dtype", "kv_dtype", "act_dtype", "prompt_len", "output_len", "batch",
-    "tp", "pp", "dp", "ep", "microbatches", "world_size", "max_num_seqs")}
+    "tp", "cp", "pp", "dp", "ep", "microbatches", "chunk_size", "world_size", "max_num_seqs")}
 METRIC_COLUMNS = ["ttft", "tpot", "tokens_per_s_per_gpu", "tokens_per_s_per_user", "memory_per_gpu"]
 OBJECTIVE = "tokens_per_s_per_gpu"
 
@@ -593,7 +593,8 @@ def _add_sweep_flags(p: argparse.ArgumentParser, results: bool = False) -> None:
     for flag in ("weight-dtype", "kv-dtype", "act-dtype"):
         p.add_argument(f"--{flag}", dest=flag.replace("-", "_"), type=_csv(str))
     p.add_argument("--batch", type=_batch, help="requests in flight, comma-separated, or 'max'")
-    for flag in ("prompt-len", "output-len", "tp", "pp", "dp", "ep", "microbatches", "world-size", "max-num-seqs"):
+    for flag in ("prompt-len", "output-len", "tp", "cp", "pp", "dp", "ep", "microbatches", "chunk-size", "world-size",
+                 "max-num-seqs"):
         p.add_argument(f"--{flag}", dest=flag.replace("-", "_"), type=_csv(int))
     p.add_argument("--zip", dest="zipped", type=_names, metavar="NAMES",
                    help="inputs (lists of one length) that share one 'point' dimension, e.g. tp,dp")

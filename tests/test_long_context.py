@@ -91,3 +91,16 @@ def test_context_parallel_divides_the_kv_cache_and_decode_attention():
 def test_seed_convention_rejects_cp_and_chunking():
     with pytest.raises(tp.SpecError, match="no context parallelism or chunked prefill"):
         tp.sweep(model="gpt-moe-1.8t", hardware="mi300-seed", convention="seed", cp=[1, 2])
+
+
+def test_long_context_example_runs():
+    import io
+    from pathlib import Path
+
+    from tensorperf.cli import main
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "long-context.toml"
+    out = io.StringIO()
+    assert main(["sweep", str(path)], out=out) == 0
+    text = out.getvalue()
+    assert "deepseek-v3" in text and "1048576" in text and "gpt-moe-1.8t" in text
