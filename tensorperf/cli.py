@@ -412,11 +412,12 @@ def _explain(args, out) -> int:
         raise UsageError("tensorperf explain: the per-op breakdown needs --convention roofline")
     ds = sweep(**inputs)
     p = {k: ds[k].item() for k in ds.coords if not ds[k].dims}
-    n_gpus = int(p["tp"] * p["pp"] * p["dp"])
+    n_gpus = int(ds.num_gpus)
     what_if = [f"{k}={p[k]:g}" for k in p if k not in INPUT_FLAGS and k != "op"]
     print(f"{p['model']} on {p['hardware']}: weights {p['weight_dtype']}, KV {p['kv_dtype']}, "
           f"prompt {p['prompt_len']}, output {p['output_len']}, batch {p['batch']}, "
-          f"tp {p['tp']} x pp {p['pp']} x dp {p['dp']} (ep {p['ep']}) "
+          f"tp {p['tp']} x cp {p['cp']} x pp {p['pp']} x dp {p['dp']} (ep {p['ep']}"
+          + (f", chunks of {p['chunk_size']}" if "chunk_size" in p else "") + ") "
           f"= {n_gpus} GPUs" + (f"; what-if {', '.join(what_if)}" if what_if else ""), file=out)
     code = int(ds.infeasible_reason)
     if code:
