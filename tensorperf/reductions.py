@@ -26,7 +26,7 @@ COMPARISONS = MappingProxyType({
 
 # The dims a frontier is taken over by default (those present): how a workload is laid out and
 # batched. A dimension also counts when one of these inputs lies on it (a zipped ``point`` dim).
-LAYOUT_DIMS = ("tp", "pp", "dp", "ep", "batch", "microbatches", "max_num_seqs")
+LAYOUT_DIMS = ("tp", "cp", "pp", "dp", "ep", "batch", "microbatches", "chunk_size", "max_num_seqs")
 POINT_DIM = "point"
 _FALLBACK_POINT_DIM = "pareto_point"
 

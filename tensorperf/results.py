@@ -60,13 +60,18 @@ METRICS: Mapping[str, Metric] = MappingProxyType({
     "mfu": Metric("1", "model FLOP utilization during decode"),
     "mbu": Metric("1", "memory-bandwidth utilization during decode"),
     "layer_op_time": Metric("s", "per-layer time of each operation in prefill"),
-    "prefill_op_time": Metric("s", "prefill time of each operation summed over the layers of the "
-                              "slowest pipeline stage"),
-    "decode_op_time": Metric("s", "time of each operation in one decode step (mean context)"),
-    "prefill_op_flops": Metric("FLOP", "FLOPs per GPU of each operation over a prefill"),
-    "prefill_op_bytes": Metric("bytes", "HBM bytes per GPU of each operation over a prefill"),
-    "decode_op_flops": Metric("FLOP", "FLOPs per GPU of each operation in one decode step"),
-    "decode_op_bytes": Metric("bytes", "HBM bytes per GPU of each operation in one decode step"),
+    "prefill_op_time": Metric("s", "prefill time of each operation for one microbatch, summed over all "
+                              "layers (all pipeline stages) and chunks"),
+    "decode_op_time": Metric("s", "time of each operation in one decode step of one microbatch, summed "
+                             "over all layers (mean over the generation)"),
+    "prefill_op_flops": Metric("FLOP", "FLOPs of each operation on one GPU of each stage for one microbatch's "
+                               "prefill, summed over all layers"),
+    "prefill_op_bytes": Metric("bytes", "HBM bytes of each operation on one GPU of each stage for one "
+                               "microbatch's prefill, summed over all layers"),
+    "decode_op_flops": Metric("FLOP", "FLOPs of each operation on one GPU of each stage in one decode step "
+                              "of one microbatch, summed over all layers"),
+    "decode_op_bytes": Metric("bytes", "HBM bytes of each operation on one GPU of each stage in one decode "
+                              "step of one microbatch, summed over all layers"),
     "prefill_op_bound": Metric("1", "what bounds each operation in prefill: "
                                + ", ".join(f"{i}={b}" for i, b in enumerate(OP_BOUNDS))
                                + " (compute: compute time > memory time)", masked=False),

@@ -104,3 +104,25 @@ def test_long_context_example_runs():
     assert main(["sweep", str(path)], out=out) == 0
     text = out.getvalue()
     assert "deepseek-v3" in text and "1048576" in text and "gpt-moe-1.8t" in text
+
+
+@pytest.mark.parametrize("pp", [1, 2, 4])
+def test_a_one_token_remainder_chunk_changes_little(pp):
+    # C = S − 1 runs the chunked path (one full chunk and a 1-token remainder); it must stay within a
+    # few percent of the single pass, and above it: the remainder re-reads the weights once more
+    kw = dict(model=["llama-3.1-8b", "mixtral-8x7b"], hardware=BIG, prompt_len=8192, tp=8, pp=pp, batch=[1, 4])
+    one = tp.sweep(**kw)
+    two = tp.sweep(**kw, chunk_size=8191)
+    for name in ("ttft", "ttft_max"):
+        a, b = one[name].values, two[name].values
+        assert np.all(b >= a * (1 - 1e-12)) and np.all(b <= a * 1.10), name
+
+
+def test_chunked_prefill_pays_one_pipeline_hop_per_chunk():
+    # pp = 2 over a 1 GB/s link (tp = 8 fills each 8-GPU domain): the first stage sends each of the
+    # 8 chunks' activations on, 1024·4096·2 B / (1e9·eta) each, and every chunk passes that stage
+    slow = BIG.replace(name="slow-link", scaleup_size=8, scaleout_bandwidth=1e9)
+    ds = tp.sweep(model="llama-3.1-8b", hardware=slow, tp=8, pp=2, prompt_len=8192, chunk_size=[1024, 8192])
+    hop = 1024 * 4096 * 2 / (1e9 * slow.efficiency.scaleout)
+    assert float(ds.ttft_max.sel(chunk_size=1024)) > 8 * hop
+    assert float(ds.prefill_op_time.sel(op="pp_comm", chunk_size=1024)) > 8 * hop

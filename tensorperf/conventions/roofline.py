@@ -21,7 +21,13 @@ import torch
 from ..grid import Grid
 from ..masks import Reason, combine
 from ..physics import comm, ops, pipeline
-from ..physics.attention import mean_cached_tokens, mean_decode_keys, mean_pairs_between, mean_prefill_pairs
+from ..physics.attention import (
+    mean_cached_tokens,
+    mean_chunked_keys,
+    mean_decode_keys,
+    mean_pairs_between,
+    mean_prefill_pairs,
+)
 from ..physics.layout import Layout, default_microbatches, kv_elements_per_rank
 from ..physics.memory import (
     ACTIVATION_TOKENS,
@@ -107,7 +113,8 @@ class _Context:
                              given_micro if given_micro is not None else 1)
             if "max_num_seqs" in grid.values:  # the scheduler's limit, kept a multiple of dp
                 cap = grid.axis("max_num_seqs")
-                fits = torch.minimum(fits, torch.clamp(torch.floor(cap / dp), min=1) * dp)
+                step = dp * (given_micro if given_micro is not None else 1)
+                fits = torch.minimum(fits, torch.clamp(torch.floor(cap / step), min=1) * step)
             self.B = torch.clamp(fits, min=1) * torch.ones_like(dp)
         else:
             self.B = grid.axis("batch")
@@ -142,7 +149,10 @@ def _phase_ops(cx: _Context, ph: ops.Phase, attention_parts: tuple[ops.Phase, ..
     a = eff.attention
     c = eff.compute * saturation(ph.tokens, eff.gemm_half_tokens)  # GEMMs of T rows
     c_head = eff.compute * saturation(ph.sequences, eff.gemm_half_tokens)
-    per_expert = lay.dp * ph.spread * ph.tokens * m.experts_per_token / torch.clamp(m.num_experts, min=1)
+    # rows of each grouped expert GEMM: the stage's token-expert pairs over the experts they touch
+    stage_tokens = lay.dp * ph.spread * ph.tokens
+    touched = torch.clamp(ops.expected_experts(m.num_experts, m.experts_per_token, stage_tokens), min=1)
+    per_expert = stage_tokens * m.experts_per_token / touched
     # grouped expert GEMMs saturate with tokens per expert; a lone expert is a plain GEMM
     half = torch.where(m.num_experts > 1, eff.expert_half_tokens, eff.gemm_half_tokens)
     c_expert = torch.where(m.num_experts > 1, eff.expert_compute, eff.compute) * saturation(per_expert, half)
@@ -256,7 +266,8 @@ def _serving_step(cx: _Context) -> torch.Tensor:
     m, S, T_out = cx.m, cx.S, cx.T_out
     prompt_share = S / T_out  # prompt tokens per output token
     cp = cx.lay.cp
-    decode_keys = cx.B_mb * mean_decode_keys(m, S + T_out / 2) / cp
+    steps = torch.clamp(T_out - 1, min=1)
+    decode_keys = cx.B_mb * mean_decode_keys(m, S + T_out / 2, mean_chunked_keys(m, S, steps)) / cp
     prompt_tokens = cx.B_mb * prompt_share / cp
     decode = ops.Phase(tokens=cx.B_mb, pairs=decode_keys, kv_read=decode_keys, sequences=cx.B_mb,
                        absorbed=True)
@@ -315,8 +326,13 @@ def _chunked_prefill(cx: _Context, grid: Grid):
     c_full = _with_context_parallel(cx, _phase_comm(cx, full.tokens), full, full_ops["attn"][2])
     c_last = _with_context_parallel(cx, _phase_comm(cx, last.tokens), last, last_ops["attn"][2])
     coll = {k: n_full * c_full[k] + has_rest * c_last[k] for k in ("dense", "moe_tp", "moe_ep", "hops")}
-    coll["hop"] = c_full["hop"]  # the slowest stage's hop, per chunk (the stage composition sums chunks)
-    return per_op, coll, n_full + has_rest
+    coll["hop"] = n_full * c_full["hop"] + has_rest * c_last["hop"]  # the slowest stage sends every chunk on
+    # pipeline drain of the final chunk: the remainder, or a full chunk (its attention averaged)
+    avg = dict(full_ops) | {"attn": tuple(x / torch.clamp(n_full, min=1) for x in attn_full)}
+    _, total_f, slowest_f, _ = _compose(cx, avg, c_full, cx.mix)
+    _, total_l, slowest_l, _ = _compose(cx, last_ops, c_last, cx.mix)
+    fill = torch.maximum(total_f - slowest_f, has_rest * (total_l - slowest_l))
+    return per_op, coll, fill
 
 
 def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
@@ -340,10 +356,10 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
     ttft, ttft_max = pipeline.prefill_times(pre_total + cx.eff.step_overhead, pre_slowest, lay.micro)
     if "chunk_size" in grid.values:  # chunked prefill; a chunk of the whole prompt is the above exactly
         whole = grid.axis("chunk_size") >= S
-        c_ops, c_coll, n_chunks = _chunked_prefill(cx, grid)
+        c_ops, c_coll, fill = _chunked_prefill(cx, grid)
         c_times, c_total, c_slowest, _ = _compose(cx, c_ops, c_coll, mix)
-        c_ttft, c_ttft_max = pipeline.chunked_prefill_times(c_total + n_chunks * cx.eff.step_overhead,
-                                                            c_slowest, lay.micro, n_chunks)
+        c_ttft, c_ttft_max = pipeline.chunked_prefill_times(c_total, c_slowest + cx.chunks * cx.eff.step_overhead,
+                                                            lay.micro, fill)
         keep = lambda a, b: torch.where(whole.reshape(whole.shape + (1,) * (b.dim() - whole.dim())), a, b)  # noqa: E731
         ttft, ttft_max, pre_times = keep(ttft, c_ttft), keep(ttft_max, c_ttft_max), keep(pre_times, c_times)
         pre_ops = {k: tuple(keep(a, b) for a, b in zip(pre_ops[k], c_ops[k])) for k in pre_ops}
@@ -353,8 +369,9 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
     dec_comm = _phase_comm(cx, cx.B_mb)
     nodes = []
     dec_margin: dict[str, torch.Tensor] = {}  # Simpson sum of t_compute − t_memory (its sign: the bound)
+    saw = mean_chunked_keys(m, S, last)  # chunked-attention layers: exact mean over the generation
     for j, weight in ((torch.ones_like(last), 1), ((1 + last) / 2, 4), (last, 1)):
-        keys = cx.B_mb * mean_decode_keys(m, S + j) / lay.cp  # the KV cache is split over cp
+        keys = cx.B_mb * mean_decode_keys(m, S + j, saw) / lay.cp  # the KV cache is split over cp
         dec = ops.Phase(tokens=cx.B_mb, pairs=keys, kv_read=keys, sequences=cx.B_mb, absorbed=True)
         dec_ops = _phase_ops(cx, dec)
         coll = _with_context_parallel(cx, dec_comm, dec, dec_ops["attn"][2])
@@ -381,7 +398,8 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
     act = activation_bytes_per_gpu(m, lay, step_tokens / lay.cp, cx.B_mb, b.a)
     memory = weights + kv + act
     kv_total = m.kv_elements_per_token_per_layer * m.num_layers * mean_cached_tokens(m, L_max) * b.kv
-    min_gpus = torch.ceil((m.num_params * b.w + B * kv_total + act) / capacity)
+    # weights and KV of the whole deployment over what each GPU has left after its workspace
+    min_gpus = torch.ceil((m.num_params * b.w + B * kv_total) / torch.clamp(capacity - act, min=1.0))
 
     values = {
         "ttft": ttft,

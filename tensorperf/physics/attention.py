@@ -53,10 +53,21 @@ def mean_prefill_pairs(m, S: torch.Tensor) -> torch.Tensor:
                 chunked_pairs(S, _safe(m.attention_chunk)))
 
 
-def mean_decode_keys(m, L: torch.Tensor) -> torch.Tensor:
-    """Keys attended by one decode query at context L (new token included), averaged over layers."""
+def mean_decode_keys(m, L: torch.Tensor, chunked: torch.Tensor | None = None) -> torch.Tensor:
+    """Keys attended by one decode query at context L (new token included), averaged over layers.
+
+    ``chunked`` replaces the chunked-attention layers' keys, ((L − 1) mod C) + 1, a sawtooth in L,
+    by a given value (e.g. its exact mean over a generation, :func:`mean_chunked_keys`)."""
     C = _safe(m.attention_chunk)
-    return _mix(m, L, torch.minimum(L, _safe(m.sliding_window)), torch.remainder(L - 1, C) + 1)
+    saw = torch.remainder(L - 1, C) + 1 if chunked is None else chunked
+    return _mix(m, L, torch.minimum(L, _safe(m.sliding_window)), saw)
+
+
+def mean_chunked_keys(m, S: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+    """Exact mean over decode steps L = S+1 .. S+steps of a chunked layer's keys ((L − 1) mod C) + 1:
+    the running sum of keys is the chunked pair count, so the mean is a difference of pair counts."""
+    C = _safe(m.attention_chunk)
+    return (chunked_pairs(S + steps, C) - chunked_pairs(S, C)) / steps
 
 
 def mean_cached_tokens(m, L: torch.Tensor) -> torch.Tensor:

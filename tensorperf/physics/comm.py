@@ -44,8 +44,8 @@ def ring_all_reduce(nbytes, n, bw, lat):
 
 
 def tree_all_reduce(nbytes, n, bw, lat):
-    """Double binary tree: 2·log2(n)·α + 2(n−1)/n · S / W (bandwidth term as the ring's; NCCL #545)."""
-    return 2 * torch.log2(n) * lat + 2 * (n - 1) / n * nbytes / bw
+    """Double binary tree: 2·⌈log2 n⌉·α + 2(n−1)/n · S / W (bandwidth term as the ring's; NCCL #545)."""
+    return 2 * torch.ceil(torch.log2(n)) * lat + 2 * (n - 1) / n * nbytes / bw
 
 
 def all_gather(nbytes, n, bw, lat):

@@ -3,8 +3,8 @@
 Stages are contiguous and uneven: the first (n_L mod pp) stages get ceil(n_L/pp) layers, the rest
 floor. Stage times are linear in (dense layers, MoE layers, embedding, LM head, outgoing hop), so
 the slowest stage is one of a few candidates: the first stage (embedding, leading dense layers),
-the second, the first stage wholly past the leading dense layers (most MoE layers), and the last
-(LM head). Candidates form a trailing axis of size 4.
+the second, the last stage holding leading dense layers, the first stage wholly past them (most MoE
+layers), and the last (LM head). Candidates form a trailing axis of size 5.
 
 Schedules (GPipe, forward only), with m microbatches and stage times t_s (hop included):
   prefill: last request's first token at  sum_s t_s + (m − 1)·max_s t_s;  mean over microbatches
@@ -21,7 +21,7 @@ import torch
 
 @dataclass(frozen=True)
 class StageMix:
-    """Layer counts of the candidate stages, trailing axis of size 4."""
+    """Layer counts of the candidate stages, trailing axis of size 5."""
 
     dense: torch.Tensor
     moe: torch.Tensor
@@ -46,7 +46,9 @@ def stage_mix(m, pp: torch.Tensor) -> StageMix:
     s_moe = torch.where(lead <= r * big, torch.ceil(lead / big),
                         r + torch.ceil((lead - r * big) / torch.clamp(q, min=1)))
     last = pp - 1
-    s = torch.cat([torch.zeros_like(s_moe), torch.ones_like(s_moe), s_moe, last.expand_as(s_moe)], dim=-1)
+    # (the stage before s_moe holds the last leading dense layers and possibly more layers)
+    s = torch.cat([torch.zeros_like(s_moe), torch.ones_like(s_moe), torch.clamp(s_moe - 1, min=0), s_moe,
+                   last.expand_as(s_moe)], dim=-1)
     s = torch.minimum(s, last)
     layers = q + (s < r)
     start = _start(s, q, r)
@@ -59,7 +61,7 @@ def stage_mix(m, pp: torch.Tensor) -> StageMix:
 
 
 def stage_times(mix: StageMix, t_dense, t_moe, t_embed, t_head, t_hop):
-    """Time of each candidate stage (trailing axis 4); inputs broadcast against the grid."""
+    """Time of each candidate stage (trailing axis 5); inputs broadcast against the grid."""
     u = lambda t: t.unsqueeze(-1)  # noqa: E731 - align with the candidate axis
     return (mix.dense * u(t_dense) + mix.moe * u(t_moe) + mix.first * u(t_embed)
             + mix.last * u(t_head) + mix.hop * u(t_hop))
@@ -70,11 +72,10 @@ def prefill_times(total, slowest, micro):
     return total + (micro - 1) / 2 * slowest, total + (micro - 1) * slowest
 
 
-def chunked_prefill_times(total, slowest, micro, chunks):
-    """Prefill in n chunks per microbatch, summed over chunks: the m·n chunk passes follow one another
-    through the slowest stage, and the last one drains through the others (an average chunk's
-    fill). (mean TTFT, last TTFT); with n = 1 this is exactly prefill_times."""
-    fill = (total - slowest) / chunks
+def chunked_prefill_times(total, slowest, micro, fill):
+    """Prefill in chunks, stage times summed over the chunks: the m microbatches' chunk passes follow
+    one another through the slowest stage, then the last chunk drains through the other stages
+    (``fill``: its sum over stages minus its slowest stage). (mean TTFT, last TTFT)."""
     return (micro + 1) / 2 * slowest + fill, micro * slowest + fill
 
 
