@@ -126,3 +126,14 @@ def test_chunked_prefill_pays_one_pipeline_hop_per_chunk():
     hop = 1024 * 4096 * 2 / (1e9 * slow.efficiency.scaleout)
     assert float(ds.ttft_max.sel(chunk_size=1024)) > 8 * hop
     assert float(ds.prefill_op_time.sel(op="pp_comm", chunk_size=1024)) > 8 * hop
+
+
+def test_chunk_axis_in_blocks_gives_the_same_sums(monkeypatch):
+    from tensorperf.conventions import roofline
+
+    kw = dict(model="llama-3.1-8b", hardware=BIG, prompt_len=[65536, 131072], chunk_size=[512, 8192], tp=8)
+    whole = tp.sweep(**kw)
+    monkeypatch.setattr(roofline, "CHUNK_BLOCK_ELEMENTS", 5)  # a few chunks at a time
+    blocks = tp.sweep(**kw)
+    np.testing.assert_allclose(blocks.ttft.values, whole.ttft.values, rtol=1e-12)
+    np.testing.assert_allclose(blocks.prefill_op_flops.values, whole.prefill_op_flops.values, rtol=1e-12)

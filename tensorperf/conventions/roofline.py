@@ -44,6 +44,7 @@ from ..results import OP_BOUNDS, Evaluation
 from ..specs import MODEL_FIELDS, Efficiency
 from ..units import DTYPE_BYTES, MATH_COLUMN
 
+CHUNK_BLOCK_ELEMENTS = 2**24  # chunks x grid points evaluated at once in a chunked prefill
 OPS = ("embed", "norm", "qkv", "attn", "out_proj", "mlp", "router", "experts", "shared_experts",
        "lm_head", "tp_comm", "ep_comm", "pp_comm")
 
@@ -306,15 +307,21 @@ def _chunked_prefill(cx: _Context, grid: Grid):
                      kv_read=bmb * mean_cached_tokens(m, S) * (rest > 0), sequences=bmb, absorbed=False, spread=cp)
     full_ops, last_ops = _phase_ops(cx, full), _phase_ops(cx, last)
     # the attention of every full chunk j (a leading axis, broadcast against the grid)
-    n_max = int(max(grid.values["prompt_len"]) // min(grid.values["chunk_size"]))
-    j = torch.arange(max(n_max, 1), dtype=grid.dtype, device=grid.device).reshape([-1] + [1] * len(grid.dims))
-    start = j * C
-    chunk_j = ops.Phase(tokens=full.tokens, pairs=bmb * mean_pairs_between(m, start, start + C) / cp,
-                        kv_read=bmb * mean_cached_tokens(m, start + C), sequences=bmb, absorbed=False, spread=cp)
-    f, n = ops.attention_core(m, lay, chunk_j, b)
-    t, margin = cx.time(f, n, cx.peak_attn, eff.attention, eff.memory)
-    valid = j < n_full
-    attn_full = [torch.where(valid, x, torch.zeros_like(x)).sum(dim=0) for x in (f, n, t, margin)]
+    n_max = max(int(max(grid.values["prompt_len"]) // min(grid.values["chunk_size"])), 1)
+    block = max(1, CHUNK_BLOCK_ELEMENTS // max(grid.size, 1))  # bounded memory for any chunk count
+    attn_full = [0.0, 0.0, 0.0, 0.0]
+    for first in range(0, n_max, block):  # blocks of the chunk axis, not grid points
+        j = torch.arange(first, min(first + block, n_max), dtype=grid.dtype, device=grid.device)
+        j = j.reshape([-1] + [1] * len(grid.dims))
+        start = j * C
+        chunk_j = ops.Phase(tokens=full.tokens, pairs=bmb * mean_pairs_between(m, start, start + C) / cp,
+                            kv_read=bmb * mean_cached_tokens(m, start + C), sequences=bmb, absorbed=False,
+                            spread=cp)
+        f, n = ops.attention_core(m, lay, chunk_j, b)
+        t, margin = cx.time(f, n, cx.peak_attn, eff.attention, eff.memory)
+        valid = j < n_full
+        attn_full = [acc + torch.where(valid, x, torch.zeros_like(x)).sum(dim=0)
+                     for acc, x in zip(attn_full, (f, n, t, margin))]
     per_op = {}
     for name in full_ops:  # a handful of op kinds
         if name == "attn":

@@ -6,6 +6,9 @@ tp-way tensor parallelism times cp-way context parallelism (each cp rank holds 1
 sequence's tokens in prefill and of its KV cache in decode), and MoE layers as ep-way expert
 parallelism times etp-way expert-tensor parallelism over the same GPUs, ep · etp = tp · cp · dp
 (experts are not replicated). Rank order tp, cp, ep, dp, pp (Megatron), so cp sits next to tp.
+Consequence: with dp > 1 the experts are sharded over the replicas too (edp = 1); independent
+replicas of a MoE model, each holding all experts, are separate deployments (sweep dp = 1 and
+multiply).
 """
 
 from __future__ import annotations
