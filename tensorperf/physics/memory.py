@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from .layout import Layout, kv_elements_per_rank, query_heads_per_rank
+from .layout import Layout, kv_elements_per_rank
+from .ops import out_proj_weights, qkv_weights
 from .pipeline import StageMix
 
 ACTIVATION_TOKENS = 8192
@@ -19,17 +20,8 @@ ACTIVATION_WIDTHS = 4  # hidden-size buffers live at once (residual, norm out, a
 
 
 def attention_weights_per_rank(m, lay: Layout):
-    """GQA: d·(nq + 2·nkv)·dh + nq·dh·d per rank; MLA: replicated down-projections + split up."""
-    nq = query_heads_per_rank(m, lay)
-    nkv = torch.ceil(m.num_kv_heads / lay.tp)
-    d = m.d_model
-    gqa = d * (nq + 2 * nkv) * m.head_dim + nq * m.head_dim * d
-    qk = m.qk_nope_head_dim + m.qk_rope_head_dim
-    r_q, r_kv = m.q_lora_rank, m.kv_lora_rank
-    q = torch.where(r_q > 0, d * r_q + r_q * nq * qk, d * nq * qk)
-    mla = (q + d * (r_kv + m.qk_rope_head_dim) + r_kv * nq * (m.qk_nope_head_dim + m.v_head_dim)
-           + nq * m.v_head_dim * d)
-    return torch.where(r_kv > 0, mla, gqa)
+    """Attention weights held by one TP rank (elements): its QKV and output projections (physics.ops)."""
+    return qkv_weights(m, lay) + out_proj_weights(m, lay)
 
 
 def weight_bytes_per_gpu(m, lay: Layout, mix: StageMix, b_w):

@@ -50,22 +50,33 @@ def norm(m, ph: Phase, b: Bytes):
     return n * per_element * T * d, n * 2 * T * d * b.a
 
 
+def qkv_weights(m, lay: Layout):
+    """QKV projection weights per TP rank (elements): d·(nq + 2·nkv)·dh (GQA); MLA's down-projections
+    (replicated over tp, §8.15) plus its up-projections for the rank's nq heads."""
+    d = m.d_model
+    nq = query_heads_per_rank(m, lay)
+    gqa = d * (nq + 2 * kv_heads_per_rank(m, lay)) * m.head_dim
+    qk = m.qk_nope_head_dim + m.qk_rope_head_dim
+    r_q, r_kv = m.q_lora_rank, m.kv_lora_rank
+    q = torch.where(r_q > 0, d * r_q + r_q * nq * qk, d * nq * qk)
+    mla = q + d * (r_kv + m.qk_rope_head_dim) + r_kv * nq * (m.qk_nope_head_dim + m.v_head_dim)
+    return torch.where(r_kv > 0, mla, gqa)
+
+
+def out_proj_weights(m, lay: Layout):
+    """Attention output projection weights per TP rank (elements): nq·dv·d."""
+    dv = torch.where(m.kv_lora_rank > 0, m.v_head_dim, m.head_dim)
+    return query_heads_per_rank(m, lay) * dv * m.d_model
+
+
 def qkv(m, lay: Layout, ph: Phase, b: Bytes):
-    """QKV projections: 2·T·d·(nq + 2·nkv)·dh (GQA); MLA's down/up projections with the
-    down-projections replicated over tp (§8.15)."""
+    """QKV projections: 2·T·(weights per rank) FLOP, i.e. 2·T·d·(nq + 2·nkv)·dh for GQA."""
     T, d = ph.tokens, m.d_model
     nq = query_heads_per_rank(m, lay)
-    nkv = kv_heads_per_rank(m, lay)
-    gqa_w = d * (nq + 2 * nkv) * m.head_dim
-    gqa_out = (nq + 2 * nkv) * m.head_dim
-    qk = m.qk_nope_head_dim + m.qk_rope_head_dim
-    r_q, r_kv, rope = m.q_lora_rank, m.kv_lora_rank, m.qk_rope_head_dim
-    q_w = torch.where(r_q > 0, d * r_q + r_q * nq * qk, d * nq * qk)
-    mla_w = q_w + d * (r_kv + rope) + r_kv * nq * (m.qk_nope_head_dim + m.v_head_dim)
-    mla_out = nq * qk + r_kv + rope
-    is_mla = r_kv > 0
-    w = torch.where(is_mla, mla_w, gqa_w)
-    out = torch.where(is_mla, mla_out, gqa_out)
+    gqa_out = (nq + 2 * kv_heads_per_rank(m, lay)) * m.head_dim
+    mla_out = nq * (m.qk_nope_head_dim + m.qk_rope_head_dim) + m.kv_lora_rank + m.qk_rope_head_dim
+    out = torch.where(m.kv_lora_rank > 0, mla_out, gqa_out)
+    w = qkv_weights(m, lay)
     return 2 * T * w, w * b.w + T * (d + out) * b.a
 
 
@@ -95,10 +106,8 @@ def attention_core(m, lay: Layout, ph: Phase, b: Bytes):
 
 def out_proj(m, lay: Layout, ph: Phase, b: Bytes):
     """Attention output projection: 2·T·nq·dv·d."""
-    nq = query_heads_per_rank(m, lay)
-    dv = torch.where(m.kv_lora_rank > 0, m.v_head_dim, m.head_dim)
-    w = nq * dv * m.d_model
-    return 2 * ph.tokens * w, w * b.w + ph.tokens * (nq * dv + m.d_model) * b.a
+    w = out_proj_weights(m, lay)
+    return 2 * ph.tokens * w, w * b.w + ph.tokens * (w / m.d_model + m.d_model) * b.a
 
 
 def dense_mlp(m, lay: Layout, ph: Phase, b: Bytes):
