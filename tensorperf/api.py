@@ -21,7 +21,7 @@ from .grid import Grid
 from .results import to_dataset
 from .specs import HARDWARE_FIELDS, MODEL_FIELDS, Efficiency, HardwareSpec, ModelSpec
 from .units import DTYPE_BYTES
-from .validation import SpecError, unknown_name_error
+from .validation import SpecError, is_number, unknown_name_error
 
 Convention = Literal["seed", "roofline"]
 
@@ -80,14 +80,17 @@ def _unique(name: str, labels: Sequence[Any]) -> None:
         seen.add(label)
 
 
+MAX_INTEGER = 2**53  # integer inputs stay exact in float64
+
+
 def _integer_axis(name: str, values: tuple[Any, ...]) -> tuple[int, ...]:
     out = []
     for v in values:
         ok = isinstance(v, (int, np.integer)) and not isinstance(v, bool)
         if isinstance(v, (float, np.floating)) and np.isfinite(v) and float(v).is_integer():
             ok = True
-        if not ok or v < 1:
-            raise SpecError(f"{name} = {v!r} is not allowed: must be an integer >= 1")
+        if not ok or not 1 <= v <= MAX_INTEGER:
+            raise SpecError(f"{name} = {v!r} is not allowed: must be an integer >= 1 (at most 2^53)")
         out.append(int(v))
     return tuple(out)
 
@@ -106,7 +109,7 @@ def build_grid(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtyp
         if dtype not in _FLOAT_DTYPES:
             raise unknown_name_error("dtype", dtype, _FLOAT_DTYPES)
         dtype = _FLOAT_DTYPES[dtype]
-    if dtype not in (torch.float64, torch.float32):
+    if not isinstance(dtype, torch.dtype) or dtype not in (torch.float64, torch.float32):
         raise SpecError(f"dtype = {dtype!r} is not allowed: must be torch.float64 or torch.float32")
     inputs: dict[str, tuple[tuple[Any, ...], tuple[Any, ...], bool]] = {}
     values, is_dim = _listify("model", model)
@@ -118,12 +121,14 @@ def build_grid(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtyp
     for name, value in (("weight_dtype", weight_dtype), ("kv_dtype", kv_dtype), ("act_dtype", act_dtype)):
         values, is_dim = _listify(name, value)
         for v in values:
-            if v not in DTYPE_BYTES:
+            if not isinstance(v, str) or v not in DTYPE_BYTES:
                 raise unknown_name_error(name, v, DTYPE_BYTES)
         inputs[name] = (values, values, is_dim)
     for name in _INTEGER_AXES:
-        if axes.get(name, _DEFAULTS[name]) is None:
+        if axes.get(name) is None and _DEFAULTS[name] is None:
             continue  # optional input not given
+        if axes.get(name) is None:
+            axes[name] = _DEFAULTS[name]  # None means "the default"
         if name == "batch" and isinstance(axes.get(name), str):
             if axes[name] != "max":
                 raise SpecError(f"batch = {axes[name]!r} is not allowed: must be an integer >= 1, a list of "
@@ -142,8 +147,10 @@ def build_grid(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtyp
             _unique(name, labels)
     try:
         device = torch.device(device)
-    except (RuntimeError, TypeError) as e:
+    except (RuntimeError, TypeError, ValueError, OverflowError) as e:
         raise SpecError(f"device = {device!r} is not a torch device: {e}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SpecError(f"device = {str(device)!r} is not available on this machine (no CUDA); use 'cpu'")
     return Grid.build(inputs, dtype=dtype, device=device, zipped=zipped)
 
 
@@ -156,7 +163,7 @@ def _override_values(name: str, values: tuple[Any, ...]) -> tuple[float, ...]:
     for v in values:
         if isinstance(v, bool) and name.endswith("_scale"):
             raise SpecError(f"{name} = {v!r} is not allowed: must be a finite number > 0")
-        if name.endswith("_scale") and not (isinstance(v, (int, float, np.number)) and np.isfinite(v) and v > 0):
+        if name.endswith("_scale") and not (is_number(v) and v > 0):
             raise SpecError(f"{name} = {v!r} is not allowed: must be a finite number > 0")
         for rule in rules:
             if not getattr(rule, "other", "") and not rule.check(v, None):
@@ -166,11 +173,11 @@ def _override_values(name: str, values: tuple[Any, ...]) -> tuple[float, ...]:
 
 def _check_zipped(zipped: Sequence[str], inputs: Mapping[str, tuple]) -> tuple[str, ...]:
     """Inputs that share the 'point' dimension: each a list, all of one length."""
-    if isinstance(zipped, str):
+    if isinstance(zipped, str) or not isinstance(zipped, (list, tuple)):
         raise SpecError(f"zipped = {zipped!r} is not allowed: must be a list of input names")
     zipped = tuple(zipped)
     for name in zipped:
-        if name not in inputs:
+        if not isinstance(name, str) or name not in inputs:
             raise unknown_name_error("input in zipped", name, inputs)
         if not inputs[name][2]:
             raise SpecError(f"zipped input {name!r} must be a list (one value per point), got a scalar")
@@ -192,8 +199,7 @@ def check_efficiency(efficiency: Mapping[str, float] | None) -> dict[str, float]
         if key not in allowed:
             raise unknown_name_error("efficiency factor", key, allowed)
     for key, value in efficiency.items():
-        if key.endswith("_scale") and not (isinstance(value, (int, float)) and not isinstance(value, bool)
-                                           and np.isfinite(value) and value > 0):
+        if key.endswith("_scale") and not (is_number(value) and value > 0):
             raise SpecError(f"efficiency {key} = {value!r} is not allowed: must be a finite number > 0")
     Efficiency(**{k: v for k, v in efficiency.items() if not k.endswith("_scale")})  # names factor and value
     return {k: float(v) for k, v in efficiency.items()}
@@ -243,7 +249,7 @@ def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: An
     >>> round(float(ds.ttft), 6)
     29.018907
     """
-    if convention not in CONVENTIONS:
+    if not isinstance(convention, str) or convention not in CONVENTIONS:
         raise unknown_name_error("convention", convention, CONVENTIONS)
     grid = build_grid(model=model, hardware=hardware, weight_dtype=weight_dtype, kv_dtype=kv_dtype,
                       act_dtype=act_dtype, prompt_len=prompt_len, output_len=output_len, batch=batch,

@@ -53,6 +53,8 @@ def _csv(kind):
         except ValueError:
             raise argparse.ArgumentTypeError(
                 f"expected comma-separated {kind.__name__} values, got {text!r}") from None
+        if not values:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {text!r}")
         return values[0] if len(values) == 1 else values
     return parse
 

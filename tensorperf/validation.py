@@ -28,8 +28,19 @@ class Rule:
         raise NotImplementedError
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def is_number(value: Any) -> bool:
+    """A finite real number (int, float or numpy scalar), not a bool; huge ints that overflow a float fail."""
+    import numpy as np
+
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+_is_number = is_number
 
 
 def _is_integer(value: Any) -> bool:
