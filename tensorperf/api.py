@@ -95,15 +95,18 @@ def _integer_axis(name: str, values: tuple[Any, ...]) -> tuple[int, ...]:
     return tuple(out)
 
 
+ALLREDUCE = ("ring", "tree", "hierarchical")  # all-reduce algorithms (physics.comm)
+
+
 def build_grid(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: Any = "bf16",
-               act_dtype: Any = "bf16", dtype: Any = torch.float64, device: str | torch.device = "cpu",
-               zipped: Sequence[str] = (), **axes: Any) -> Grid:
+               act_dtype: Any = "bf16", allreduce: Any = "ring", dtype: Any = torch.float64,
+               device: str | torch.device = "cpu", zipped: Sequence[str] = (), **axes: Any) -> Grid:
     """Validate the inputs of :func:`sweep` and build its Grid (exposed for tests and tools)."""
     overrides = {k: axes.pop(k) for k in list(axes) if k in OVERRIDABLE}
     unknown = sorted(set(axes) - set(_INTEGER_AXES))
     if unknown:
         raise unknown_name_error("sweep input", unknown[0], ("model", "hardware", "weight_dtype",
-                                                             "kv_dtype", "act_dtype") + _INTEGER_AXES
+                                                             "kv_dtype", "act_dtype", "allreduce") + _INTEGER_AXES
                                  + tuple(OVERRIDABLE))
     if isinstance(dtype, str):
         if dtype not in _FLOAT_DTYPES:
@@ -124,6 +127,11 @@ def build_grid(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtyp
             if not isinstance(v, str) or v not in DTYPE_BYTES:
                 raise unknown_name_error(name, v, DTYPE_BYTES)
         inputs[name] = (values, values, is_dim)
+    values, is_dim = _listify("allreduce", allreduce)
+    for v in values:
+        if not isinstance(v, str) or v not in ALLREDUCE:
+            raise unknown_name_error("allreduce", v, ALLREDUCE)
+    inputs["allreduce"] = (values, values, is_dim)
     for name in _INTEGER_AXES:
         if axes.get(name) is None and _DEFAULTS[name] is None:
             continue  # optional input not given
@@ -214,7 +222,7 @@ def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: An
           act_dtype: Any = "bf16", prompt_len: Any = 1024, output_len: Any = 128, batch: Any = 1,
           tp: Any = 1, pp: Any = 1, dp: Any = 1, ep: Any = 1, cp: Any = 1, microbatches: Any = None,
           world_size: Any = None, max_num_seqs: Any = None, chunk_size: Any = None,
-          zipped: Sequence[str] = (),
+          allreduce: Any = "ring", zipped: Sequence[str] = (),
           convention: Convention = "roofline", efficiency: Mapping[str, float] | None = None,
           dtype: Any = torch.float64, device: str | torch.device = "cpu", **what_if: Any) -> xr.Dataset:
     """Evaluate every point of the grid spanned by the list-valued inputs, in one pass.
@@ -232,6 +240,9 @@ def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: An
     - ``world_size``: keep only layouts using exactly that many GPUs (others are masked).
     - ``chunk_size``: chunked prefill, ceil(S / C) chunks per prompt, each attending to its own tokens
       and the cached ones before it (default: the whole prompt in one pass).
+    - ``allreduce``: ``"ring"`` (NCCL's flat ring, default), ``"tree"`` (double binary tree:
+      2·⌈log2 n⌉ latency steps) or ``"hierarchical"`` (reduce-scatter inside each scale-up domain,
+      all-reduce across domains, all-gather inside; model-spec §8.7); a list makes it a dimension.
     - ``zipped``: inputs (lists of one length) that share one dimension, ``point``; the i-th values
       form the i-th configuration instead of spanning a Cartesian product.
     - What-if inputs: any numeric field of ModelSpec or HardwareSpec (``hbm_bandwidth=[3.35e12,
@@ -254,7 +265,8 @@ def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: An
     grid = build_grid(model=model, hardware=hardware, weight_dtype=weight_dtype, kv_dtype=kv_dtype,
                       act_dtype=act_dtype, prompt_len=prompt_len, output_len=output_len, batch=batch,
                       tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, microbatches=microbatches, world_size=world_size,
-                      max_num_seqs=max_num_seqs, chunk_size=chunk_size, zipped=zipped, **what_if,
+                      max_num_seqs=max_num_seqs, chunk_size=chunk_size, allreduce=allreduce, zipped=zipped,
+                      **what_if,
                       dtype=dtype, device=device)
     overrides = check_efficiency(efficiency)
     with torch.no_grad():

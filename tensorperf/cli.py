@@ -101,7 +101,7 @@ def _presets(out) -> int:
 
 # sweep() inputs given by flags: input name -> flag
 INPUT_FLAGS = {name: "--" + name.replace("_", "-") for name in (
-    "model", "hardware", "weight_dtype", "kv_dtype", "act_dtype", "prompt_len", "output_len", "batch",
+    "model", "hardware", "weight_dtype", "kv_dtype", "act_dtype", "allreduce", "prompt_len", "output_len", "batch",
     "tp", "cp", "pp", "dp", "ep", "microbatches", "chunk_size", "world_size", "max_num_seqs")}
 METRIC_COLUMNS = ["ttft", "tpot", "tokens_per_s_per_gpu", "tokens_per_s_per_user", "memory_per_gpu"]
 OBJECTIVE = "tokens_per_s_per_gpu"
@@ -593,7 +593,7 @@ def _add_sweep_flags(p: argparse.ArgumentParser, results: bool = False) -> None:
     p.add_argument("--file", dest="file_flag", metavar="FILE", help=what)
     p.add_argument("--model", type=_csv(str), help="preset ids or spec files, comma-separated")
     p.add_argument("--hardware", type=_csv(str), help="preset ids or spec files, comma-separated")
-    for flag in ("weight-dtype", "kv-dtype", "act-dtype"):
+    for flag in ("weight-dtype", "kv-dtype", "act-dtype", "allreduce"):
         p.add_argument(f"--{flag}", dest=flag.replace("-", "_"), type=_csv(str))
     p.add_argument("--batch", type=_batch, help="requests in flight, comma-separated, or 'max'")
     for flag in ("prompt-len", "output-len", "tp", "cp", "pp", "dp", "ep", "microbatches", "chunk-size", "world-size",

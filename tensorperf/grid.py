@@ -26,12 +26,12 @@ from .validation import SpecError
 
 # Canonical order of the sweep dimensions (tensor axes follow it).
 DIM_ORDER = (
-    "model", "hardware", "weight_dtype", "kv_dtype", "act_dtype",
+    "model", "hardware", "weight_dtype", "kv_dtype", "act_dtype", "allreduce",
     "prompt_len", "output_len", "batch",
     "tp", "cp", "pp", "dp", "ep", "microbatches", "chunk_size", "world_size", "max_num_seqs",
 )
 ZIP_DIM = "point"
-CATEGORICAL = frozenset({"model", "hardware", "weight_dtype", "kv_dtype", "act_dtype"})
+CATEGORICAL = frozenset({"model", "hardware", "weight_dtype", "kv_dtype", "act_dtype", "allreduce"})
 
 
 @dataclass(frozen=True)

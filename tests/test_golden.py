@@ -178,3 +178,22 @@ def test_capacity_llama_70b():
     assert float(point.weight_memory_per_gpu) == 16 * 855_654_400 * 2 + 1_050_673_152 * 2
     assert float(point.kv_cache_memory_per_gpu) == 16 * 2 * 8 * 128 * 2 * 8192 * 64
     assert math.isclose(float(point.memory_capacity_per_gpu), 72e9)
+
+
+def test_allreduce_algorithm_is_selectable():
+    # G6 / model-spec §8.7: the default flat ring; "hierarchical" is RS inside the node, AR of S/8
+    # across nodes, AG inside; "tree" keeps the ring's bandwidth term with 2·⌈log2 n⌉ latency steps
+    hw = tp.presets.hardware_spec("h100-sxm").replace(name="h100-g6", scaleup_bandwidth=450e9, scaleup_latency=2e-6,
+                                                      scaleout_bandwidth=50e9, scaleout_latency=5e-6)
+    eff = dict(scaleup=1, scaleout=1, comm_half_bytes=0)
+    ds = tp.sweep(model="llama-3.1-70b", hardware=hw, tp=16, prompt_len=8192, output_len=2, efficiency=eff,
+                  allreduce=["ring", "tree", "hierarchical"])
+    tp_comm = ds.prefill_op_time.sel(op="tp_comm")
+    S = 8192 * 8192 * 2  # one prefill's activations, bf16: the G6 message
+    per_layer = 2 * 80  # two all-reduces per dense layer, 80 layers
+    ring = 2 * 15 / 16 * S / 400e9 + 30 * 5e-6
+    hier = 0.8955021511111111e-3
+    tree = 2 * 15 / 16 * S / 400e9 + 2 * 4 * 5e-6
+    assert float(tp_comm.sel(allreduce="ring")) == pytest.approx(per_layer * ring, rel=1e-12)
+    assert float(tp_comm.sel(allreduce="hierarchical")) == pytest.approx(per_layer * hier, rel=1e-12)
+    assert float(tp_comm.sel(allreduce="tree")) == pytest.approx(per_layer * tree, rel=1e-12)

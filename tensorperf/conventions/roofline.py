@@ -128,6 +128,7 @@ class _Context:
         self.dtype_ok = peak > 0
         self.peak_gemm = torch.where(self.dtype_ok, peak, hw.peak_flops_bf16)
         self.peak_attn = hw.peak_flops_bf16
+        self.allreduce = grid.lookup("allreduce", {"ring": 0, "tree": 1, "hierarchical": 2})
         self.tiers = comm.Tiers(bw_in=hw.scaleup_bandwidth * eff.scaleup, lat_in=hw.scaleup_latency,
                                 bw_out=hw.scaleout_bandwidth * eff.scaleout, lat_out=hw.scaleout_latency,
                                 domain=hw.scaleup_size, mesh=hw.scaleup_mesh)
@@ -175,6 +176,15 @@ def _phase_ops(cx: _Context, ph: ops.Phase, attention_parts: tuple[ops.Phase, ..
     return {k: (f, n, *cx.time(f, n, p, e, em)) for k, (f, n, p, e, em) in table.items()}
 
 
+def _all_reduce(cx: _Context, nbytes, n):
+    """The all-reduce algorithm selected by the ``allreduce`` input (ring, tree or hierarchical)."""
+    t = cx.tiers
+    ring = comm.group_all_reduce(nbytes, n, t)
+    tree = comm.group_tree_all_reduce(nbytes, n, t)
+    hier = comm.hierarchical_all_reduce(nbytes, n, t)
+    return torch.where(cx.allreduce == 2, hier, torch.where(cx.allreduce == 1, tree, ring))
+
+
 def _phase_comm(cx: _Context, tokens) -> dict[str, torch.Tensor]:
     """Per-layer collectives of a phase (exposed part), and the pipeline hop."""
     m, lay, t = cx.m, cx.lay, cx.tiers
@@ -182,8 +192,8 @@ def _phase_comm(cx: _Context, tokens) -> dict[str, torch.Tensor]:
     exposed = 1 - cx.eff.comm_overlap
     # link efficiency S/(S + h) on a message of S bytes = the full efficiency on S + h bytes
     half = cx.eff.comm_half_bytes
-    ar_tp = comm.group_all_reduce(act + half, lay.tp, t)
-    ar_etp = comm.group_all_reduce(act * lay.etp / lay.tp + half, lay.etp, t)
+    ar_tp = _all_reduce(cx, act + half, lay.tp)
+    ar_etp = _all_reduce(cx, act * lay.etp / lay.tp + half, lay.etp)
     ep_tiers = dataclasses.replace(t, domain=torch.clamp(t.domain / lay.etp, min=1))
     a2a = comm.group_all_to_all(act / lay.tp * m.experts_per_token + half, lay.ep, ep_tiers)
     hop_in = comm.pipeline_hop(act + half, torch.ones_like(lay.pp, dtype=torch.bool), t)
@@ -203,7 +213,7 @@ def _with_context_parallel(cx: _Context, coll: dict, ph: ops.Phase, t_attn: torc
     cp_tiers = dataclasses.replace(t, domain=torch.clamp(t.domain / lay.tp, min=1))  # cp next to tp
     if ph.absorbed:  # decode
         partial = ph.tokens * m.num_heads / lay.tp * m.head_dim * cx.b.a
-        extra = (1 - cx.eff.comm_overlap) * comm.group_all_reduce(partial, lay.cp, cp_tiers)
+        extra = (1 - cx.eff.comm_overlap) * comm.group_all_reduce(partial, lay.cp, cp_tiers)  # small: ring
     else:
         ring = comm.all_gather(ph.kv_read * kv_elements_per_rank(m, lay) * cx.b.kv, lay.cp,
                                *_tier(cp_tiers, lay.cp))

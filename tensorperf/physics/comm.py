@@ -78,6 +78,17 @@ def group_all_reduce(nbytes, n, tiers: Tiers):
     return ring_all_reduce(nbytes, n, bw, lat)
 
 
+def group_tree_all_reduce(nbytes, n, tiers: Tiers):
+    """Double binary tree over a group that may span domains: the ring's bandwidth term with
+    2·⌈log2 n⌉ latency steps."""
+    n_in, n_out = split(n, tiers.domain)
+    crosses = n_out > 1
+    bw_in = tiers.bw_within(n_in)
+    bw = torch.where(crosses, torch.minimum(bw_in, n_in * tiers.bw_out), bw_in)
+    lat = torch.where(crosses, tiers.lat_out, tiers.lat_in)
+    return tree_all_reduce(nbytes, n, bw, lat)
+
+
 def hierarchical_all_reduce(nbytes, n, tiers: Tiers):
     """Reduce-scatter inside the domain, all-reduce of S/n_in across domains, all-gather inside."""
     n_in, n_out = split(n, tiers.domain)
