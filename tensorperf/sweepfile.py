@@ -39,8 +39,9 @@ from . import api
 from .reductions import COMPARISONS
 from .validation import SpecError, read_toml
 
-SWEEP_KEYS = ("model", "hardware", "weight_dtype", "kv_dtype", "act_dtype", "allreduce", "prompt_len", "output_len", "batch",
-              "tp", "cp", "pp", "dp", "ep", "microbatches", "chunk_size", "world_size", "max_num_seqs", "zipped")
+SWEEP_KEYS = ("model", "hardware", "weight_dtype", "kv_dtype", "act_dtype", "allreduce", "prompt_len", "output_len",
+              "batch", "tp", "cp", "pp", "dp", "ep", "microbatches", "chunk_size", "world_size", "max_num_seqs",
+              "zipped")
 TOP_KEYS = ("description", "convention", "sweep", "efficiency", "best")
 BEST_KEYS = ("objective", "where", "keep", "maximize")
 WHAT_IF_WORDS = "any numeric ModelSpec/HardwareSpec field or <field>_scale (what-if)"
