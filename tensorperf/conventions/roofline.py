@@ -216,17 +216,9 @@ def _with_context_parallel(cx: _Context, coll: dict, ph: ops.Phase, t_attn: torc
         extra = (1 - cx.eff.comm_overlap) * comm.group_all_reduce(partial, lay.cp, cp_tiers)  # small: ring
     else:
         ring = comm.all_gather(ph.kv_read * kv_elements_per_rank(m, lay) * cx.b.kv, lay.cp,
-                               *_tier(cp_tiers, lay.cp))
+                               *comm.flat_link(lay.cp, cp_tiers))
         extra = torch.clamp(ring - cx.eff.cp_overlap * t_attn, min=0)
     return coll | {"dense": coll["dense"] + extra, "moe_tp": coll["moe_tp"] + extra}
-
-
-def _tier(tiers: comm.Tiers, n):
-    """(bandwidth, latency) of a group of n ranks: its domain's links, or the scale-out ones."""
-    n_in, n_out = comm.split(n, tiers.domain)
-    crosses = n_out > 1
-    bw = torch.where(crosses, torch.minimum(tiers.bw_within(n_in), n_in * tiers.bw_out), tiers.bw_within(n_in))
-    return bw, torch.where(crosses, tiers.lat_out, tiers.lat_in)
 
 
 def _compose(cx: _Context, per_op: dict, coll: dict, mix: pipeline.StageMix):

@@ -67,26 +67,26 @@ def split(n: torch.Tensor, domain: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     return n_in, n / n_in
 
 
-def group_all_reduce(nbytes, n, tiers: Tiers):
-    """Flat ring over a group that may span domains (model-spec §8.7): the inner rings share the
-    domain's egress, so W = min(W_in, n_in · W_out) once the group leaves the domain."""
+def flat_link(n, tiers: Tiers):
+    """(bandwidth, latency) seen by a flat algorithm over a group of n ranks (model-spec §8.7): the
+    domain's links, or once the group leaves the domain the inner rings share its egress,
+    W = min(W_in, n_in · W_out), at the scale-out latency."""
     n_in, n_out = split(n, tiers.domain)
     crosses = n_out > 1
     bw_in = tiers.bw_within(n_in)
     bw = torch.where(crosses, torch.minimum(bw_in, n_in * tiers.bw_out), bw_in)
-    lat = torch.where(crosses, tiers.lat_out, tiers.lat_in)
-    return ring_all_reduce(nbytes, n, bw, lat)
+    return bw, torch.where(crosses, tiers.lat_out, tiers.lat_in)
+
+
+def group_all_reduce(nbytes, n, tiers: Tiers):
+    """Flat ring all-reduce over a group that may span domains."""
+    return ring_all_reduce(nbytes, n, *flat_link(n, tiers))
 
 
 def group_tree_all_reduce(nbytes, n, tiers: Tiers):
     """Double binary tree over a group that may span domains: the ring's bandwidth term with
     2·⌈log2 n⌉ latency steps."""
-    n_in, n_out = split(n, tiers.domain)
-    crosses = n_out > 1
-    bw_in = tiers.bw_within(n_in)
-    bw = torch.where(crosses, torch.minimum(bw_in, n_in * tiers.bw_out), bw_in)
-    lat = torch.where(crosses, tiers.lat_out, tiers.lat_in)
-    return tree_all_reduce(nbytes, n, bw, lat)
+    return tree_all_reduce(nbytes, n, *flat_link(n, tiers))
 
 
 def hierarchical_all_reduce(nbytes, n, tiers: Tiers):
