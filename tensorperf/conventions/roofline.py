@@ -148,7 +148,6 @@ def _phase_ops(cx: _Context, ph: ops.Phase, attention_parts: tuple[ops.Phase, ..
     ``attention_parts`` replaces the attention core of ``ph`` by the sum over several phases (a
     mixed prefill + decode step: the core holds no weights, so its parts add exactly)."""
     m, lay, b, eff = cx.m, cx.lay, cx.b, cx.eff
-    a = eff.attention
     c = eff.compute * saturation(ph.tokens, eff.gemm_half_tokens)  # GEMMs of T rows
     c_head = eff.compute * saturation(ph.sequences, eff.gemm_half_tokens)
     # rows of each grouped expert GEMM: the stage's token-expert pairs over the experts they touch
@@ -158,14 +157,11 @@ def _phase_ops(cx: _Context, ph: ops.Phase, attention_parts: tuple[ops.Phase, ..
     # grouped expert GEMMs saturate with tokens per expert; a lone expert is a plain GEMM
     half = torch.where(m.num_experts > 1, eff.expert_half_tokens, eff.gemm_half_tokens)
     c_expert = torch.where(m.num_experts > 1, eff.expert_compute, eff.compute) * saturation(per_expert, half)
-    cores = [ops.attention_core(m, lay, p, b) for p in (attention_parts or (ph,))]
-    attn = (sum(f for f, _ in cores), sum(n for _, n in cores))
     mem, gemm_mem = eff.memory, eff.gemm_memory  # streams vs GEMM kernels' traffic
     table = {  # op: (FLOP, bytes, peak, compute efficiency, memory efficiency)
         "embed": (*ops.embedding(m, ph, b), cx.peak_gemm, c, mem),
         "norm": (*ops.norm(m, ph, b), cx.peak_attn, c, mem),
         "qkv": (*ops.qkv(m, lay, ph, b), cx.peak_gemm, c, gemm_mem),
-        "attn": (*attn, cx.peak_attn, a, mem),
         "out_proj": (*ops.out_proj(m, lay, ph, b), cx.peak_gemm, c, gemm_mem),
         "mlp": (*ops.dense_mlp(m, lay, ph, b), cx.peak_gemm, c, gemm_mem),
         "router": (*ops.router(m, ph, b), cx.peak_attn, c, gemm_mem),
@@ -173,7 +169,17 @@ def _phase_ops(cx: _Context, ph: ops.Phase, attention_parts: tuple[ops.Phase, ..
         "shared_experts": (*ops.shared_experts(m, lay, ph, b), cx.peak_gemm, c, gemm_mem),
         "lm_head": (*ops.lm_head(m, lay, ph, b), cx.peak_gemm, c_head, gemm_mem),
     }
-    return {k: (f, n, *cx.time(f, n, p, e, em)) for k, (f, n, p, e, em) in table.items()}
+    out = {k: (f, n, *cx.time(f, n, p, e, em)) for k, (f, n, p, e, em) in table.items()}
+    return {k: out[k] for k in OPS[:3]} | {"attn": _attention_op(cx, attention_parts or (ph,))} | {
+        k: out[k] for k in OPS[4:10]}
+
+
+def _attention_op(cx: _Context, parts: tuple[ops.Phase, ...]) -> tuple:
+    """(FLOP, bytes, time, compute − memory time) of the attention core, summed over ``parts`` (the
+    core holds no weights, so the phases of a mixed step add exactly)."""
+    cores = [ops.attention_core(cx.m, cx.lay, p, cx.b) for p in parts]
+    f, n = sum(f for f, _ in cores), sum(n for _, n in cores)
+    return (f, n, *cx.time(f, n, cx.peak_attn, cx.eff.attention, cx.eff.memory))
 
 
 def _all_reduce(cx: _Context, nbytes, n):
@@ -221,25 +227,40 @@ def _with_context_parallel(cx: _Context, coll: dict, ph: ops.Phase, t_attn: torc
     return coll | {"dense": coll["dense"] + extra, "moe_tp": coll["moe_tp"] + extra}
 
 
-def _compose(cx: _Context, per_op: dict, coll: dict, mix: pipeline.StageMix):
-    """Per-op totals over all layers (op axis last), sum over stages, and the slowest stage."""
-    m = cx.m
+def _counts(m) -> dict[str, Any]:
+    """How many times each op runs in one pass through the model (embedding and LM head once)."""
     n_moe = m.num_moe_layers
     n_dense = m.num_layers - n_moe
-    counts = {"embed": 1, "norm": m.num_layers, "qkv": m.num_layers, "attn": m.num_layers,
-              "out_proj": m.num_layers, "mlp": n_dense, "router": n_moe, "experts": n_moe,
-              "shared_experts": n_moe, "lm_head": 1}
+    return {"embed": 1, "norm": m.num_layers, "qkv": m.num_layers, "attn": m.num_layers,
+            "out_proj": m.num_layers, "mlp": n_dense, "router": n_moe, "experts": n_moe,
+            "shared_experts": n_moe, "lm_head": 1}
+
+
+def _total(per_op: dict, counts: dict, index: int):
+    """Sum over the ops of ``counts · per_op[op][index]`` at the ops' own (broadcast) shapes, in the
+    fixed order of OPS (so the result does not depend on which axes a grid or chunk sweeps)."""
+    return sum(counts[k] * per_op[k][index] for k in OPS if k in per_op)
+
+
+def _compose(cx: _Context, per_op: dict, coll: dict, mix: pipeline.StageMix, breakdown: bool = False):
+    """Per-op totals over all layers (op axis last; only with ``breakdown``), the sum over stages,
+    and the slowest stage."""
+    m = cx.m
+    counts = _counts(m)
+    n_moe = m.num_moe_layers
+    n_dense = m.num_layers - n_moe
     comm_total = {"tp_comm": n_dense * coll["dense"] + n_moe * coll["moe_tp"],
                   "ep_comm": n_moe * coll["moe_ep"], "pp_comm": coll["hops"]}
     t = {k: counts[k] * v[2] for k, v in per_op.items()} | comm_total
-    times = torch.stack(torch.broadcast_tensors(*(t[k] for k in OPS)), dim=-1)
+    total = sum(t[k] for k in OPS)
+    times = torch.stack(torch.broadcast_tensors(*(t[k] for k in OPS)), dim=-1) if breakdown else None
     common = sum(per_op[k][2] for k in ("norm", "qkv", "attn", "out_proj"))
     t_dense = common + per_op["mlp"][2] + coll["dense"]
     t_moe = (common + per_op["router"][2] + per_op["experts"][2] + per_op["shared_experts"][2]
              + coll["moe_tp"] + coll["moe_ep"])
     slowest = pipeline.stage_times(mix, t_dense, t_moe, per_op["embed"][2], per_op["lm_head"][2],
                                    coll["hop"]).amax(dim=-1)
-    return times, times.sum(dim=-1), slowest, counts
+    return times, total, slowest
 
 
 def _stack(per_op: dict, counts: dict, index: int):
@@ -285,7 +306,7 @@ def _serving_step(cx: _Context) -> torch.Tensor:
     t_attn = per_op["attn"][2]
     coll = _with_context_parallel(cx, _with_context_parallel(cx, _phase_comm(cx, tokens), prompt, t_attn),
                                   decode, t_attn)
-    _, total, slowest, _ = _compose(cx, per_op, coll, cx.mix)
+    _, total, slowest = _compose(cx, per_op, coll, cx.mix)
     return pipeline.decode_step(total, slowest, cx.lay.micro) + cx.eff.step_overhead
 
 
@@ -338,20 +359,23 @@ def _chunked_prefill(cx: _Context, grid: Grid):
     coll["hop"] = n_full * c_full["hop"] + has_rest * c_last["hop"]  # the slowest stage sends every chunk on
     # pipeline drain of the final chunk: the remainder, or a full chunk (its attention averaged)
     avg = dict(full_ops) | {"attn": tuple(x / torch.clamp(n_full, min=1) for x in attn_full)}
-    _, total_f, slowest_f, _ = _compose(cx, avg, c_full, cx.mix)
-    _, total_l, slowest_l, _ = _compose(cx, last_ops, c_last, cx.mix)
+    _, total_f, slowest_f = _compose(cx, avg, c_full, cx.mix)
+    _, total_l, slowest_l = _compose(cx, last_ops, c_last, cx.mix)
     fill = torch.maximum(total_f - slowest_f, has_rest * (total_l - slowest_l))
     return per_op, coll, fill
 
 
 def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
-             fields: Mapping[str, torch.Tensor] | None = None) -> Evaluation:
+             fields: Mapping[str, torch.Tensor] | None = None, breakdown: bool = True) -> Evaluation:
     """Every metric over the grid. ``efficiency`` overrides Efficiency factors (numbers or tensors);
-    ``fields`` replaces ModelSpec/HardwareSpec fields by tensors (used for sensitivities)."""
+    ``fields`` replaces ModelSpec/HardwareSpec fields by tensors (used for sensitivities).
+    ``breakdown=False`` skips the per-op variables (an ``op`` axis of 13 values per point); every
+    other metric is the same, bit for bit."""
     cx = _Context(grid, efficiency or {}, fields or {})
     m, lay, hw, b = cx.m, cx.lay, cx.hw, cx.b
     S, T_out, B = cx.S, cx.T_out, cx.B
     mix = cx.mix
+    counts = _counts(m)
 
     # prefill: B_mb sequences of S tokens per replica-microbatch
     # (context parallelism: each cp rank takes 1/cp of the tokens and pairs, and reads every K/V block)
@@ -361,37 +385,37 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
                     sequences=cx.B_mb, absorbed=False, spread=cp)
     pre_ops = _phase_ops(cx, pre)
     pre_coll = _with_context_parallel(cx, _phase_comm(cx, tokens), pre, pre_ops["attn"][2])
-    pre_times, pre_total, pre_slowest, counts = _compose(cx, pre_ops, pre_coll, mix)
+    pre_times, pre_total, pre_slowest = _compose(cx, pre_ops, pre_coll, mix, breakdown)
     ttft, ttft_max = pipeline.prefill_times(pre_total + cx.eff.step_overhead, pre_slowest, lay.micro)
     if "chunk_size" in grid.values:  # chunked prefill; a chunk of the whole prompt is the above exactly
         whole = grid.axis("chunk_size") >= S
         c_ops, c_coll, fill = _chunked_prefill(cx, grid)
-        c_times, c_total, c_slowest, _ = _compose(cx, c_ops, c_coll, mix)
+        c_times, c_total, c_slowest = _compose(cx, c_ops, c_coll, mix, breakdown)
         c_ttft, c_ttft_max = pipeline.chunked_prefill_times(c_total, c_slowest + cx.chunks * cx.eff.step_overhead,
                                                             lay.micro, fill)
         keep = lambda a, b: torch.where(whole.reshape(whole.shape + (1,) * (b.dim() - whole.dim())), a, b)  # noqa: E731
-        ttft, ttft_max, pre_times = keep(ttft, c_ttft), keep(ttft_max, c_ttft_max), keep(pre_times, c_times)
+        ttft, ttft_max = keep(ttft, c_ttft), keep(ttft_max, c_ttft_max)
+        pre_times = keep(pre_times, c_times) if breakdown else None
         pre_ops = {k: tuple(keep(a, b) for a, b in zip(pre_ops[k], c_ops[k])) for k in pre_ops}
 
-    # decode: Simpson nodes over steps j = 1 .. T_out − 1 (a loop over 3 quadrature nodes)
+    # decode: Simpson nodes over steps j = 1 .. T_out − 1 (a loop over 3 quadrature nodes). Only the
+    # attention core depends on the step (its context S + j); every other op, and the collectives,
+    # are computed once.
     last = torch.clamp(T_out - 1, min=1)
-    dec_comm = _phase_comm(cx, cx.B_mb)
-    nodes = []
-    dec_margin: dict[str, torch.Tensor] = {}  # Simpson sum of t_compute − t_memory (its sign: the bound)
     saw = mean_chunked_keys(m, S, last)  # chunked-attention layers: exact mean over the generation
-    for j, weight in ((torch.ones_like(last), 1), ((1 + last) / 2, 4), (last, 1)):
+    nodes = []
+    for j in (torch.ones_like(last), (1 + last) / 2, last):
         keys = cx.B_mb * mean_decode_keys(m, S + j, saw) / lay.cp  # the KV cache is split over cp
-        dec = ops.Phase(tokens=cx.B_mb, pairs=keys, kv_read=keys, sequences=cx.B_mb, absorbed=True)
-        dec_ops = _phase_ops(cx, dec)
-        coll = _with_context_parallel(cx, dec_comm, dec, dec_ops["attn"][2])
-        times, total, slowest, _ = _compose(cx, dec_ops, coll, mix)
-        nodes.append((pipeline.decode_step(total, slowest, lay.micro) + cx.eff.step_overhead, times,
-                      _stack(dec_ops, counts, 0), _stack(dec_ops, counts, 1)))
-        dec_margin = {k: weight * v[3] + dec_margin.get(k, 0) for k, v in dec_ops.items()}
-    tpot, dec_times, dec_flops, dec_bytes = (_simpson(*v) for v in zip(*nodes))
-    pre_flops, pre_bytes = _stack(pre_ops, counts, 0), _stack(pre_ops, counts, 1)
-    pre_bound = _bound({k: v[3] for k, v in pre_ops.items()}, pre_times)
-    dec_bound = _bound(dec_margin, dec_times)  # of the mean decode step
+        nodes.append(ops.Phase(tokens=cx.B_mb, pairs=keys, kv_read=keys, sequences=cx.B_mb, absorbed=True))
+    dec_ops = _phase_ops(cx, nodes[1])
+    dec_coll = _with_context_parallel(cx, _phase_comm(cx, cx.B_mb), nodes[1], dec_ops["attn"][2])
+    steps, attn = [], []
+    for node in nodes:
+        attn.append(_attention_op(cx, (node,)))
+        _, total, slowest = _compose(cx, dec_ops | {"attn": attn[-1]}, dec_coll, mix)
+        steps.append(pipeline.decode_step(total, slowest, lay.micro) + cx.eff.step_overhead)
+    tpot = _simpson(*steps)
+    dec_ops = dec_ops | {"attn": tuple(_simpson(*v) for v in zip(*attn))}  # the mean step's attention
     serving_step = _serving_step(cx)
 
     n_gpus = lay.num_gpus
@@ -431,17 +455,21 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
         "max_batch": max_batch(capacity, weights, cx.workspace_cap, cx.per_sequence, lay.dp),
         "min_gpus_for_capacity": min_gpus,
         "num_gpus": n_gpus,
-        "mfu": dec_flops.sum(-1) * per_gpu_step / (tpot * peak),
-        "mbu": dec_bytes.sum(-1) * per_gpu_step / (tpot * hw.hbm_bandwidth),
-        "prefill_op_time": pre_times,
-        "decode_op_time": dec_times,
-        "prefill_op_flops": pre_flops,
-        "prefill_op_bytes": pre_bytes,
-        "decode_op_flops": dec_flops,
-        "decode_op_bytes": dec_bytes,
-        "prefill_op_bound": pre_bound,
-        "decode_op_bound": dec_bound,
+        "mfu": _total(dec_ops, counts, 0) * per_gpu_step / (tpot * peak),
+        "mbu": _total(dec_ops, counts, 1) * per_gpu_step / (tpot * hw.hbm_bandwidth),
     }
+    if breakdown:
+        dec_times, _, _ = _compose(cx, dec_ops, dec_coll, mix, breakdown)  # of the mean decode step
+        values |= {
+            "prefill_op_time": pre_times,
+            "decode_op_time": dec_times,
+            "prefill_op_flops": _stack(pre_ops, counts, 0),
+            "prefill_op_bytes": _stack(pre_ops, counts, 1),
+            "decode_op_flops": _stack(dec_ops, counts, 0),
+            "decode_op_bytes": _stack(dec_ops, counts, 1),
+            "prefill_op_bound": _bound({k: v[3] for k, v in pre_ops.items()}, pre_times),
+            "decode_op_bound": _bound({k: v[3] for k, v in dec_ops.items()}, dec_times),
+        }
     checks = _checks(cx, memory <= capacity)
     if "world_size" in grid.values:
         checks[Reason.WORLD_SIZE] = n_gpus == grid.axis("world_size")
