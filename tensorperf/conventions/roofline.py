@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -99,7 +100,9 @@ class _Context:
                                a=grid.lookup("act_dtype", DTYPE_BYTES))
         given_micro = grid.axis("microbatches") if "microbatches" in grid.values else None
         # memory that does not depend on the batch: weights, KV bytes per sequence, usable capacity
-        self.mix = pipeline.stage_mix(self.m, pp)
+        lead_dense = (any(s.first_dense_layers > 0 for s in grid.values["model"])
+                      or any(k.startswith("first_dense_layers") for k in (*grid.values, *fields)))
+        self.mix = pipeline.stage_mix(self.m, pp, lead_dense)
         shell = Layout(tp=tp, pp=pp, dp=dp, ep=ep, micro=torch.ones_like(pp), cp=cp)
         self.L_max = S + self.T_out
         self.weights = weight_bytes_per_gpu(self.m, shell, self.mix, b.w)
@@ -242,24 +245,58 @@ def _total(per_op: dict, counts: dict, index: int):
     return sum(counts[k] * per_op[k][index] for k in OPS if k in per_op)
 
 
-def _compose(cx: _Context, per_op: dict, coll: dict, mix: pipeline.StageMix, breakdown: bool = False):
-    """Per-op totals over all layers (op axis last; only with ``breakdown``), the sum over stages,
-    and the slowest stage."""
+@dataclass(frozen=True)
+class _Pass:
+    """One pass through the model (one microbatch, every stage) before its attention core is added:
+    the sum over stages and the candidate stages' times of every other op and collective."""
+
+    total: torch.Tensor
+    candidates: tuple[torch.Tensor, ...]
+    layers: torch.Tensor  # layers of the model (attention runs once per layer)
+    stage_layers: tuple[torch.Tensor, ...]  # layers of each candidate stage
+
+
+def _without_attention(cx: _Context, per_op: dict, coll: dict, mix: pipeline.StageMix) -> _Pass:
     m = cx.m
     counts = _counts(m)
     n_moe = m.num_moe_layers
     n_dense = m.num_layers - n_moe
     comm_total = {"tp_comm": n_dense * coll["dense"] + n_moe * coll["moe_tp"],
                   "ep_comm": n_moe * coll["moe_ep"], "pp_comm": coll["hops"]}
-    t = {k: counts[k] * v[2] for k, v in per_op.items()} | comm_total
-    total = sum(t[k] for k in OPS)
-    times = torch.stack(torch.broadcast_tensors(*(t[k] for k in OPS)), dim=-1) if breakdown else None
-    common = sum(per_op[k][2] for k in ("norm", "qkv", "attn", "out_proj"))
+    t = {k: counts[k] * v[2] for k, v in per_op.items() if k != "attn"} | comm_total
+    common = sum(per_op[k][2] for k in ("norm", "qkv", "out_proj"))
     t_dense = common + per_op["mlp"][2] + coll["dense"]
     t_moe = (common + per_op["router"][2] + per_op["experts"][2] + per_op["shared_experts"][2]
              + coll["moe_tp"] + coll["moe_ep"])
-    slowest = pipeline.stage_times(mix, t_dense, t_moe, per_op["embed"][2], per_op["lm_head"][2],
-                                   coll["hop"]).amax(dim=-1)
+    candidates = pipeline.candidate_times(mix, t_dense, t_moe, per_op["embed"][2], per_op["lm_head"][2],
+                                          coll["hop"])
+    return _Pass(total=sum(t[k] for k in OPS if k in t), candidates=tuple(candidates), layers=m.num_layers,
+                 stage_layers=tuple(mix.layers[..., i] for i in range(len(candidates))))
+
+
+def _with_attention(p: _Pass, t_attn: torch.Tensor):
+    """(sum over stages, slowest stage) once the attention core's per-layer time is added."""
+    slowest = None
+    for cand, layers in zip(p.candidates, p.stage_layers):  # at most 5 candidate stages
+        t = cand + layers * t_attn
+        slowest = t if slowest is None else torch.maximum(slowest, t)
+    return p.total + p.layers * t_attn, slowest
+
+
+def _compose(cx: _Context, per_op: dict, coll: dict, mix: pipeline.StageMix, breakdown: bool = False):
+    """Per-op totals over all layers (op axis last; only with ``breakdown``), the sum over stages,
+    and the slowest stage."""
+    total, slowest = _with_attention(_without_attention(cx, per_op, coll, mix), per_op["attn"][2])
+    times = None
+    if breakdown:
+        m = cx.m
+        counts = _counts(m)
+        n_moe = m.num_moe_layers
+        n_dense = m.num_layers - n_moe
+        t = {k: counts[k] * v[2] for k, v in per_op.items()} | {
+            "tp_comm": n_dense * coll["dense"] + n_moe * coll["moe_tp"], "ep_comm": n_moe * coll["moe_ep"],
+            "pp_comm": coll["hops"]}
+        times = torch.stack(torch.broadcast_tensors(*(t[k] for k in OPS)), dim=-1)
     return times, total, slowest
 
 
@@ -410,9 +447,10 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
     dec_ops = _phase_ops(cx, nodes[1])
     dec_coll = _with_context_parallel(cx, _phase_comm(cx, cx.B_mb), nodes[1], dec_ops["attn"][2])
     steps, attn = [], []
+    rest = _without_attention(cx, dec_ops, dec_coll, mix)
     for node in nodes:
         attn.append(_attention_op(cx, (node,)))
-        _, total, slowest = _compose(cx, dec_ops | {"attn": attn[-1]}, dec_coll, mix)
+        total, slowest = _with_attention(rest, attn[-1][2])
         steps.append(pipeline.decode_step(total, slowest, lay.micro) + cx.eff.step_overhead)
     tpot = _simpson(*steps)
     dec_ops = dec_ops | {"attn": tuple(_simpson(*v) for v in zip(*attn))}  # the mean step's attention

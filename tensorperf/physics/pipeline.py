@@ -4,7 +4,11 @@ Stages are contiguous and uneven: the first (n_L mod pp) stages get ceil(n_L/pp)
 floor. Stage times are linear in (dense layers, MoE layers, embedding, LM head, outgoing hop), so
 the slowest stage is one of a few candidates: the first stage (embedding, leading dense layers),
 the second, the last stage holding leading dense layers, the first stage wholly past them (most MoE
-layers), and the last (LM head). Candidates form a trailing axis of size 5.
+layers), and the last (LM head). Candidates form a trailing axis of size 5. Without leading dense layers the
+first and the last stage suffice: every other stage holds no more dense or MoE layers than the first
+(the first (n_L mod pp) stages hold the extra layer), no embedding, and the same hop, so its time can
+never exceed the first stage's (sums of non-negative terms round monotonically, so not even by
+rounding) — two candidates instead of five, the same maximum bit for bit.
 
 Schedules (GPipe, forward only), with m microbatches and stage times t_s (hop included):
   prefill: last request's first token at  sum_s t_s + (m − 1)·max_s t_s;  mean over microbatches
@@ -35,7 +39,9 @@ def _start(s, q, r):
     return s * q + torch.minimum(s, r)
 
 
-def stage_mix(m, pp: torch.Tensor) -> StageMix:
+def stage_mix(m, pp: torch.Tensor, lead_dense: bool = True) -> StageMix:
+    """The candidate stages' layer counts; ``lead_dense=False`` (no model of the grid has leading dense
+    layers) keeps only the first and the last stage (see the module note)."""
     n = m.num_layers.unsqueeze(-1)
     pp = pp.unsqueeze(-1)
     q = torch.floor(n / pp)
@@ -47,8 +53,11 @@ def stage_mix(m, pp: torch.Tensor) -> StageMix:
                         r + torch.ceil((lead - r * big) / torch.clamp(q, min=1)))
     last = pp - 1
     # (the stage before s_moe holds the last leading dense layers and possibly more layers)
-    s = torch.cat([torch.zeros_like(s_moe), torch.ones_like(s_moe), torch.clamp(s_moe - 1, min=0), s_moe,
-                   last.expand_as(s_moe)], dim=-1)
+    if lead_dense:
+        s = torch.cat([torch.zeros_like(s_moe), torch.ones_like(s_moe), torch.clamp(s_moe - 1, min=0), s_moe,
+                       last.expand_as(s_moe)], dim=-1)
+    else:
+        s = torch.cat([torch.zeros_like(s_moe), last.expand_as(s_moe)], dim=-1)
     s = torch.minimum(s, last)
     layers = q + (s < r)
     start = _start(s, q, r)
@@ -61,10 +70,22 @@ def stage_mix(m, pp: torch.Tensor) -> StageMix:
 
 
 def stage_times(mix: StageMix, t_dense, t_moe, t_embed, t_head, t_hop):
-    """Time of each candidate stage (trailing axis 5); inputs broadcast against the grid."""
+    """Time of each candidate stage (trailing candidate axis); inputs broadcast against the grid."""
     u = lambda t: t.unsqueeze(-1)  # noqa: E731 - align with the candidate axis
     return (mix.dense * u(t_dense) + mix.moe * u(t_moe) + mix.first * u(t_embed)
             + mix.last * u(t_head) + mix.hop * u(t_hop))
+
+
+def candidate_times(mix: StageMix, t_dense, t_moe, t_embed, t_head, t_hop) -> list[torch.Tensor]:
+    """The candidate stages' times as separate tensors (no trailing axis, so a grid-sized
+    intermediate per candidate rather than one candidates times larger)."""
+    out = []
+    for i in range(mix.dense.shape[-1]):  # at most 5 candidates, not grid points
+        col = lambda c: c[..., i]  # noqa: E731
+        t = col(mix.dense) * t_dense + col(mix.moe) * t_moe
+        t = t + col(mix.first) * t_embed + col(mix.last) * t_head + col(mix.hop) * t_hop
+        out.append(t)
+    return out
 
 
 def prefill_times(total, slowest, micro):
