@@ -131,7 +131,9 @@ class _Context:
         self.dtype_ok = peak > 0
         self.peak_gemm = torch.where(self.dtype_ok, peak, hw.peak_flops_bf16)
         self.peak_attn = hw.peak_flops_bf16
-        self.allreduce = grid.lookup("allreduce", {"ring": 0, "tree": 1, "hierarchical": 2})
+        self.allreduce_code = {name: i for i, name in enumerate(ALL_REDUCE)}
+        self.allreduce = grid.lookup("allreduce", self.allreduce_code)
+        self.allreduce_used = tuple(dict.fromkeys(grid.values["allreduce"]))
         self.tiers = comm.Tiers(bw_in=hw.scaleup_bandwidth * eff.scaleup, lat_in=hw.scaleup_latency,
                                 bw_out=hw.scaleout_bandwidth * eff.scaleout, lat_out=hw.scaleout_latency,
                                 domain=hw.scaleup_size, mesh=hw.scaleup_mesh)
@@ -185,13 +187,18 @@ def _attention_op(cx: _Context, parts: tuple[ops.Phase, ...]) -> tuple:
     return (f, n, *cx.time(f, n, cx.peak_attn, cx.eff.attention, cx.eff.memory))
 
 
+ALL_REDUCE = {"ring": comm.group_all_reduce, "tree": comm.group_tree_all_reduce,
+              "hierarchical": comm.hierarchical_all_reduce}  # the ``allreduce`` input's algorithms
+
+
 def _all_reduce(cx: _Context, nbytes, n):
-    """The all-reduce algorithm selected by the ``allreduce`` input (ring, tree or hierarchical)."""
-    t = cx.tiers
-    ring = comm.group_all_reduce(nbytes, n, t)
-    tree = comm.group_tree_all_reduce(nbytes, n, t)
-    hier = comm.hierarchical_all_reduce(nbytes, n, t)
-    return torch.where(cx.allreduce == 2, hier, torch.where(cx.allreduce == 1, tree, ring))
+    """The all-reduce algorithm selected by the ``allreduce`` input (ring, tree or hierarchical):
+    only the algorithms the grid uses are evaluated."""
+    out = None
+    for name in cx.allreduce_used:  # at most three algorithms, not grid points
+        t = ALL_REDUCE[name](nbytes, n, cx.tiers)
+        out = t if out is None else torch.where(cx.allreduce == cx.allreduce_code[name], t, out)
+    return out
 
 
 def _phase_comm(cx: _Context, tokens) -> dict[str, torch.Tensor]:
