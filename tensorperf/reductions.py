@@ -8,6 +8,7 @@ running maximum (``np.maximum.accumulate``).
 
 from __future__ import annotations
 
+import math
 import numbers
 import operator
 from collections.abc import Mapping, Sequence
@@ -57,6 +58,17 @@ def _dim_list(kind: str, dims: Any, available: Sequence[str]) -> list[str]:
     return dims
 
 
+def _threshold(value: Any) -> float | None:
+    """A where-threshold as a float: a real number, not a bool, not NaN, within float range (±inf allowed)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
+        return None
+    try:
+        value = float(value)
+    except (OverflowError, TypeError, ValueError):
+        return None
+    return None if math.isnan(value) else value
+
+
 def _check_where(ds: xr.Dataset, where: Any, dims: Sequence[str] | None) -> dict[str, tuple[str, Any]]:
     if where is None:
         return {}
@@ -68,11 +80,10 @@ def _check_where(ds: xr.Dataset, where: Any, dims: Sequence[str] | None) -> dict
         if not isinstance(name, str) or name not in ds.data_vars:
             raise unknown_name_error("variable in where", name, ds.data_vars)
         ok = (isinstance(cond, (tuple, list)) and len(cond) == 2 and isinstance(cond[0], str)
-              and cond[0] in COMPARISONS and isinstance(cond[1], numbers.Real)
-              and not isinstance(cond[1], (bool, np.bool_)) and not np.isnan(cond[1]))
+              and cond[0] in COMPARISONS and _threshold(cond[1]) is not None)
         if not ok:
             raise SpecError(f"where[{name!r}] = {cond!r} is not allowed: must be (comparison, value) "
-                            f"with comparison in {', '.join(COMPARISONS)} and a real number value")
+                            f"with comparison in {', '.join(COMPARISONS)} and a real number value (not NaN)")
         if ds[name].dtype.kind not in "biuf":
             raise SpecError(f"where[{name!r}]: variable {name!r} is not numeric (dtype {ds[name].dtype})")
         if dims is not None:
@@ -80,7 +91,7 @@ def _check_where(ds: xr.Dataset, where: Any, dims: Sequence[str] | None) -> dict
             if extra:
                 raise SpecError(f"where[{name!r}]: variable {name!r} has dimension(s) {extra} that the "
                                 f"reduced variables lack (they have {list(dims)})")
-        out[name] = (cond[0], cond[1])
+        out[name] = (cond[0], _threshold(cond[1]))
     return out
 
 
@@ -279,6 +290,8 @@ def pareto_table(ds: xr.Dataset, x: str = "tokens_per_s_per_user", y: str = "tok
     lie on the dims of ``x``/``y``), sorted by the kept dims and then by ``x`` ascending."""
     if isinstance(extra, str):
         extra = (extra,)
+    if not isinstance(extra, (list, tuple)):
+        raise SpecError(f"extra = {extra!r} is not allowed: must be a list of variable names")
     front = _pareto(ds, x, y, over=over, where=where, maximize=maximize, extra=tuple(extra))
     point = front.attrs["point_dim"]
     kept = [d for d in front["on_frontier"].dims if d != point]

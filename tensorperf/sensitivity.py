@@ -44,17 +44,21 @@ def sensitivity(*, of: str, wrt: Sequence[str], efficiency: dict | None = None, 
     Returns ``gradient`` and ``elasticity`` with the grid's dims plus ``param``, the metric itself as
     ``value``, and ``feasible``; infeasible points keep finite derivatives of the formulas.
     """
-    if axes.get("convention", "roofline") != "roofline":
-        raise SpecError("sensitivity needs convention='roofline' (the seed convention floors its times)")
-    axes.pop("convention", None)
-    if of not in METRICS or of in ("feasible", "infeasible_reason"):
-        raise unknown_name_error("metric (of)", of, [k for k in METRICS if k not in ("feasible",
-                                                                                      "infeasible_reason")])
-    if isinstance(wrt, str) or not wrt:
+    convention = axes.pop("convention", "roofline")
+    if not isinstance(convention, str) or convention != "roofline":
+        raise SpecError(f"convention = {convention!r} is not allowed: sensitivity needs convention='roofline' "
+                        "(the seed convention floors its times)")
+    scalar_metrics = [k for k in METRICS if k not in ("feasible", "infeasible_reason")]
+    if not isinstance(of, str) or of not in scalar_metrics:
+        raise unknown_name_error("metric (of)", of, scalar_metrics)
+    if isinstance(wrt, str) or not isinstance(wrt, (list, tuple)) or not wrt:
         raise SpecError(f"wrt = {wrt!r} is not allowed: must be a non-empty list of parameter names")
     for name in wrt:
-        if name not in PARAMETERS:
+        if not isinstance(name, str) or name not in PARAMETERS:
             raise unknown_name_error("parameter in wrt", name, PARAMETERS)
+    twice = next((name for name in wrt if list(wrt).count(name) > 1), None)
+    if twice is not None:
+        raise SpecError(f"wrt = {list(wrt)!r} names {twice!r} twice; list each parameter once")
     efficiency = api.check_efficiency(efficiency)
     grid = api.build_grid(**axes)
     leaves = {name: _base_value(grid, name, efficiency).detach().expand(grid.shape).clone().requires_grad_()

@@ -43,8 +43,11 @@ def is_number(value: Any) -> bool:
 _is_number = is_number
 
 
+MAX_INTEGER = 2**53  # integers above this are not exact in float64 (the engine's default dtype)
+
+
 def _is_integer(value: Any) -> bool:
-    return _is_number(value) and float(value).is_integer()
+    return _is_number(value) and float(value).is_integer() and abs(value) <= MAX_INTEGER
 
 
 @dataclass(frozen=True)
@@ -110,15 +113,15 @@ class _AtMost(Rule):
 
 positive = _Positive("a finite number > 0")
 non_negative = _NonNegative("a finite number >= 0")
-positive_integer = _PositiveInteger("an integer >= 1")
-non_negative_integer = _NonNegativeInteger("an integer >= 0")
+positive_integer = _PositiveInteger("an integer >= 1 (at most 2^53)")
+non_negative_integer = _NonNegativeInteger("an integer >= 0 (at most 2^53)")
 unit_interval = _UnitInterval("a number in (0, 1]")
 fraction = _Fraction("a number in [0, 1]")
 boolean = _Boolean("true or false")
 
 
 def divides(other: str) -> Rule:
-    return _Divides(f"an integer >= 0 that divides {other}", other)
+    return _Divides(f"an integer >= 0 (at most 2^53) that divides {other}", other)
 
 
 def at_most(other: str) -> Rule:
@@ -128,16 +131,13 @@ def at_most(other: str) -> Rule:
 def validate(spec: Any) -> None:
     """Check every rule in ``type(spec).CONSTRAINTS``; raise SpecError on the first broken one."""
     cls = type(spec)
+    name = getattr(spec, "name", None)
+    where = f" (spec {name!r})" if name is not None else ""
     for field, rules in cls.CONSTRAINTS.items():
         value = getattr(spec, field)
         for rule in rules if isinstance(rules, tuple) else (rules,):
-            if value is None:
-                continue
             if not rule.check(value, spec):
-                raise SpecError(
-                    f"{cls.__name__}.{field} = {value!r} is not allowed: must be {rule.words}"
-                    f" (spec {getattr(spec, 'name', '?')!r})"
-                )
+                raise SpecError(f"{cls.__name__}.{field} = {value!r} is not allowed: must be {rule.words}{where}")
 
 
 def unknown_name_error(kind: str, name: Any, available: Iterable[str]) -> SpecError:

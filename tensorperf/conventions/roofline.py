@@ -45,7 +45,6 @@ from ..results import OP_BOUNDS, Evaluation
 from ..specs import MODEL_FIELDS, Efficiency
 from ..units import DTYPE_BYTES, MATH_COLUMN
 
-CHUNK_BLOCK_ELEMENTS = 2**24  # chunks x grid points evaluated at once in a chunked prefill
 OPS = ("embed", "norm", "qkv", "attn", "out_proj", "mlp", "router", "experts", "shared_experts",
        "lm_head", "tp_comm", "ep_comm", "pp_comm")
 
@@ -373,13 +372,12 @@ def _chunked_prefill(cx: _Context, grid: Grid):
     last = ops.Phase(tokens=bmb * rest / cp, pairs=bmb * mean_pairs_between(m, S - rest, S) / cp,
                      kv_read=bmb * mean_cached_tokens(m, S) * (rest > 0), sequences=bmb, absorbed=False, spread=cp)
     full_ops, last_ops = _phase_ops(cx, full), _phase_ops(cx, last)
-    # the attention of every full chunk j (a leading axis, broadcast against the grid)
+    # the attention of every full chunk j, accumulated one chunk position at a time: grid-sized
+    # memory for any chunk count, and a fixed order of additions (the sum does not depend on how the
+    # grid is split; positions past a point's own chunk count add exact zeros)
     n_max = max(int(max(grid.values["prompt_len"]) // min(grid.values["chunk_size"])), 1)
-    block = max(1, CHUNK_BLOCK_ELEMENTS // max(grid.size, 1))  # bounded memory for any chunk count
     attn_full = [0.0, 0.0, 0.0, 0.0]
-    for first in range(0, n_max, block):  # blocks of the chunk axis, not grid points
-        j = torch.arange(first, min(first + block, n_max), dtype=grid.dtype, device=grid.device)
-        j = j.reshape([-1] + [1] * len(grid.dims))
+    for j in range(n_max):  # chunk positions, not grid points
         start = j * C
         chunk_j = ops.Phase(tokens=full.tokens, pairs=bmb * mean_pairs_between(m, start, start + C) / cp,
                             kv_read=bmb * mean_cached_tokens(m, start + C), sequences=bmb, absorbed=False,
@@ -387,8 +385,7 @@ def _chunked_prefill(cx: _Context, grid: Grid):
         f, n = ops.attention_core(m, lay, chunk_j, b)
         t, margin = cx.time(f, n, cx.peak_attn, eff.attention, eff.memory)
         valid = j < n_full
-        attn_full = [acc + torch.where(valid, x, torch.zeros_like(x)).sum(dim=0)
-                     for acc, x in zip(attn_full, (f, n, t, margin))]
+        attn_full = [acc + torch.where(valid, x, torch.zeros_like(x)) for acc, x in zip(attn_full, (f, n, t, margin))]
     per_op = {}
     for name in full_ops:  # a handful of op kinds
         if name == "attn":

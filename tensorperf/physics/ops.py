@@ -133,7 +133,12 @@ def router(m, ph: Phase, b: Bytes):
 def expected_experts(E: torch.Tensor, k: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """Distinct experts touched by `tokens` uniformly routed tokens: E·(1 − (1 − k/E)^T) (§3.5)."""
     safe_E = torch.where(E > 0, E, torch.ones_like(E))
-    return safe_E * (1 - torch.pow(1 - k / safe_E, tokens))
+    p = k / safe_E
+    every = p >= 1  # every expert is chosen by each token
+    # (1 − p)^T as exp(T·log1p(−p)): torch's vectorized float64 pow differs from its scalar path in the
+    # last bit, so results would depend on a tensor's length (and a grid's chunking); exp and log1p agree
+    miss = torch.exp(tokens * torch.log1p(-torch.where(every, torch.zeros_like(p), p)))
+    return safe_E * (1 - torch.where(every & (tokens > 0), torch.zeros_like(miss), miss))
 
 
 def routed_experts(m, lay: Layout, ph: Phase, b: Bytes):
