@@ -14,9 +14,10 @@ from .api import build_grid, sweep
 from .masks import Reason, describe
 from .sensitivity import sensitivity
 from .specs import Efficiency, HardwareSpec, ModelSpec
+from .stream import Reduction, best, pareto, reduce
 from .validation import SpecError
 
 __all__ = [
-    "sweep", "build_grid", "sensitivity", "presets", "ModelSpec", "HardwareSpec", "Efficiency", "SpecError",
+    "sweep", "build_grid", "sensitivity", "best", "pareto", "reduce", "Reduction", "presets", "ModelSpec", "HardwareSpec", "Efficiency", "SpecError",
     "Reason", "describe", "__version__",
 ]

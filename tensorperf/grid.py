@@ -157,3 +157,14 @@ class Grid:
         values = {n: ((v[pos[n]],) if n in pos else v) for n, v in self.values.items()}
         labels = {n: ((v[pos[n]],) if n in pos else v) for n, v in self.labels.items()}
         return dataclasses.replace(self, values=MappingProxyType(values), labels=MappingProxyType(labels))
+
+    def block(self, ranges: Mapping[str, tuple[int, int]]) -> Grid:
+        """The sub-grid keeping positions ``start:stop`` of each dimension in ``ranges`` (a chunk of a
+        streamed sweep); every input lying on a dimension, zipped ones included, is sliced with it."""
+        values, labels = dict(self.values), dict(self.labels)
+        for name in self.values:
+            dim = self.dim_of(name)
+            if dim in ranges:
+                start, stop = ranges[dim]
+                values[name], labels[name] = self.values[name][start:stop], self.labels[name][start:stop]
+        return dataclasses.replace(self, values=MappingProxyType(values), labels=MappingProxyType(labels))

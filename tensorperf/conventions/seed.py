@@ -160,8 +160,9 @@ class _SeedModel:
         self.mlp_factor = width.to(f64) / spec.d_model.to(f64)  # mlp_factor (4 for the 1.8T model)
 
 
-def evaluate(grid: Grid, efficiency: Any = None) -> Evaluation:
+def evaluate(grid: Grid, efficiency: Any = None, breakdown: bool = True) -> Evaluation:
     """The seed's prefill (TTFT) model over the whole grid; decode is its constant 1 ms.
+    ``breakdown=False`` leaves out the per-op ``layer_op_time``.
 
     The seed's own efficiencies (SeedEfficiency) apply; ``efficiency`` overrides are rejected."""
     if efficiency:
@@ -225,7 +226,8 @@ def evaluate(grid: Grid, efficiency: Any = None) -> Evaluation:
         "layer_bubble_time": bubble * 1e-3,
         "layer_time": per_layer * 1e-3,
     }
-    values["layer_op_time"] = torch.stack(torch.broadcast_tensors(*ops), dim=-1) * 1e-3
+    if breakdown:
+        values["layer_op_time"] = torch.stack(torch.broadcast_tensors(*ops), dim=-1) * 1e-3
     reason = combine({Reason.WORLD_SIZE: num_gpus == world}, grid.shape, S.device)
     return Evaluation(values=values, reason=reason, trailing={"layer_op_time": ("op",)},
                       trailing_coords={"op": OPS})

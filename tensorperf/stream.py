@@ -1,0 +1,565 @@
+"""Streaming reductions over grids larger than memory: the grid is evaluated chunk by chunk and only
+a running reduction is kept (the best point per group, a Pareto frontier, or any :class:`Reduction`
+a user writes), so the full grid never exists.
+
+A chunk is a Cartesian block that is also a contiguous range of the grid's C-order flat index (the
+trailing dims whole, one dim split into ranges, each leading dim one position at a time). Chunks
+come in C order and every point's metrics are computed by the same elementwise arithmetic whatever
+the chunk around it (the engine has no cross-point sums), so a reduction merged in chunk order sees
+the same numbers in the same order as the unchunked one: ties resolve alike and results are equal
+bit for bit, for any chunk size.
+
+Chunks run in this process, or on a dask.distributed cluster (``client=``: a ``Client`` or a
+scheduler address): workers evaluate and reduce chunks, the client merges the small partial results
+in chunk order, so a cluster gives exactly the single-process result.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import numbers
+import re
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import xarray as xr
+
+from .api import CONVENTIONS, build_grid, check_efficiency
+from .grid import ZIP_DIM, Grid
+from .reductions import COMPARISONS, LAYOUT_DIMS, _frontier
+from .results import METRICS
+from .validation import SpecError, unknown_name_error
+
+# Peak working memory of the engine per grid point of a chunk (breakdown off), measured with
+# benchmarks/grid_throughput.py --memory on a 1.1M-point chunk (float64 ~0.5 kB/point), with margin.
+BYTES_PER_POINT = MappingProxyType({torch.float64: 800, torch.float32: 450})
+DEFAULT_MEMORY = 2 * 2**30  # bytes of working memory per chunk
+_UNITS = MappingProxyType({"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+                           "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40})
+
+
+# --------------------------------------------------------------------------- chunks
+
+@dataclass(frozen=True)
+class Chunk:
+    """Positions ``start:stop`` of the dims in ``ranges`` (the other dims whole); ``index`` is the
+    chunk's rank in C order."""
+
+    index: int
+    ranges: Mapping[str, tuple[int, int]]
+
+
+def points_for_memory(memory: Any, dtype: torch.dtype) -> int:
+    """Grid points per chunk that fit a working-memory budget (bytes, or a string such as '2GB')."""
+    nbytes = memory
+    if isinstance(memory, str):
+        match = re.fullmatch(r"\s*([0-9.eE+]+)\s*([A-Za-z]*)\s*", memory)
+        unit = match.group(2).upper() if match else None
+        if not match or unit not in _UNITS:
+            raise SpecError(f"memory = {memory!r} is not allowed: must be a number of bytes or a size such as "
+                            f"'512MB' or '2GiB' (units {', '.join(u for u in _UNITS if u)})")
+        try:
+            nbytes = float(match.group(1)) * _UNITS[unit]
+        except ValueError:
+            raise SpecError(f"memory = {memory!r} is not allowed: {match.group(1)!r} is not a number") from None
+    if isinstance(nbytes, bool) or not isinstance(nbytes, numbers.Real) or not math.isfinite(nbytes) or nbytes <= 0:
+        raise SpecError(f"memory = {memory!r} is not allowed: must be a positive number of bytes or a size "
+                        "such as '2GB'")
+    return max(1, int(nbytes // BYTES_PER_POINT[dtype]))
+
+
+def plan(grid: Grid, max_points: int) -> tuple[int, Iterator[Chunk]]:
+    """(number of chunks, the chunks in C order), each at most ``max_points`` points."""
+    if isinstance(max_points, bool) or not isinstance(max_points, numbers.Integral) or max_points < 1:
+        raise SpecError(f"chunk_points = {max_points!r} is not allowed: must be an integer >= 1")
+    dims, shape = grid.dims, grid.shape
+    k, inner = len(dims), 1
+    while k > 0 and inner * shape[k - 1] <= max_points:  # trailing dims that fit whole
+        inner *= shape[k - 1]
+        k -= 1
+    if k == 0:
+        return 1, iter([Chunk(0, MappingProxyType({}))])
+    split = k - 1
+    step = max(1, int(max_points) // inner)
+    starts = range(0, shape[split], step)
+    count = math.prod(shape[:split]) * len(starts)
+
+    def chunks() -> Iterator[Chunk]:
+        outer = itertools.product(*(range(n) for n in shape[:split]))
+        for i, (pos, start) in enumerate(itertools.product(outer, starts)):
+            ranges = {d: (p, p + 1) for d, p in zip(dims[:split], pos)}
+            ranges[dims[split]] = (start, min(start + step, shape[split]))
+            yield Chunk(i, MappingProxyType(ranges))
+    return count, chunks()
+
+
+# --------------------------------------------------------------------------- one chunk's metrics
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """The scalar metrics of one chunk (tensors broadcastable to ``grid.shape``) and its reasons."""
+
+    grid: Grid  # the chunk's own grid
+    chunk: Chunk
+    values: Mapping[str, torch.Tensor]
+    reason: torch.Tensor
+
+    @property
+    def feasible(self) -> torch.Tensor:
+        return self.reason == 0
+
+    def metric(self, name: str) -> torch.Tensor:
+        """A metric at the chunk's full shape, NaN where infeasible for masked metrics (as in sweep)."""
+        if name == "feasible":
+            return self.feasible
+        if name == "infeasible_reason":
+            return self.reason
+        t = self.values[name].expand(self.grid.shape)
+        if METRICS[name].masked:
+            t = torch.where(self.feasible, t, torch.full((), math.nan, dtype=t.dtype, device=t.device))
+        return t
+
+    def at(self, name: str, index: Sequence[np.ndarray]) -> np.ndarray:
+        """Values of a metric at chunk-local positions (one index array per dim) without expanding it
+        to the chunk's shape: a broadcast (size-1) axis is indexed at 0."""
+        t = self.values[name]
+        idx = tuple(torch.as_tensor(i if n > 1 else np.zeros_like(i), device=t.device) for i, n in zip(index, t.shape))
+        return t[idx].cpu().numpy()
+
+    def global_positions(self, dim: str, local: np.ndarray) -> np.ndarray:
+        return local + self.chunk.ranges.get(dim, (0, 0))[0]
+
+
+def evaluate_chunk(grid: Grid, chunk: Chunk, convention: str, overrides: Mapping[str, float]) -> ChunkResult:
+    """Evaluate one chunk of ``grid`` (scalar metrics only: no per-op breakdown)."""
+    sub = grid.block(chunk.ranges)
+    with torch.no_grad():
+        ev = CONVENTIONS[convention](sub, overrides, breakdown=False)
+    values = {k: v for k, v in ev.values.items() if k not in ev.trailing}
+    return ChunkResult(sub, chunk, MappingProxyType(values), ev.reason)
+
+
+# --------------------------------------------------------------------------- reductions
+
+class Reduction(Protocol):
+    """A streaming reduction. ``partial`` runs once per chunk (in this process or on a dask worker)
+    and returns something small; ``merge`` folds partials into the state in chunk (C) order, starting
+    from ``None``; ``finish`` turns the final state into the result. Implement these three methods
+    (on a picklable object, for dask) to stream any reduction."""
+
+    def partial(self, result: ChunkResult) -> Any: ...
+
+    def merge(self, state: Any, partial: Any) -> Any: ...
+
+    def finish(self, state: Any, grid: Grid) -> Any: ...
+
+
+def _where_mask(result: ChunkResult, where: Mapping[str, tuple[str, float]]) -> torch.Tensor:
+    ok = result.feasible
+    for name, (comparison, value) in where.items():
+        ok = ok & COMPARISONS[comparison](result.metric(name), value)
+    return ok
+
+
+def _split_dims(grid: Grid, keep: Sequence[str]) -> tuple[list[str], list[str]]:
+    return [d for d in grid.dims if d in keep], [d for d in grid.dims if d not in keep]
+
+
+def _flatten(t: torch.Tensor, grid: Grid, first: Sequence[str], second: Sequence[str]) -> torch.Tensor:
+    """A chunk-shaped tensor as (prod of ``first`` dims, prod of ``second`` dims), C order each."""
+    perm = [grid.dims.index(d) for d in (*first, *second)]
+    n_first = math.prod(grid.shape[grid.dims.index(d)] for d in first)
+    return t.permute(perm).reshape(n_first, -1)
+
+
+def _scalar_coords(grid: Grid) -> dict[str, Any]:
+    return {n: lab[0] for n, lab in grid.labels.items() if grid.dim_of(n) is None}
+
+
+def _label(grid: Grid, name: str, pos: np.ndarray, found: np.ndarray | None = None) -> np.ndarray:
+    labels = np.asarray(grid.labels[name])
+    out = labels[pos]
+    if found is not None and out.dtype.kind in "iuf":
+        out = np.where(found, out, np.nan)
+    return out
+
+
+@dataclass(frozen=True)
+class Best:
+    """The point maximizing (or minimizing) ``objective`` among feasible points meeting ``where``, per
+    combination of the ``keep`` dims (semantics of :func:`tensorperf.reductions.best`); ``kshape`` is
+    the shape of the kept dims over the whole grid (the state's shape)."""
+
+    objective: str
+    where: Mapping[str, tuple[str, float]]
+    keep: tuple[str, ...]
+    maximize: bool
+    kshape: tuple[int, ...]
+
+    def partial(self, result: ChunkResult) -> dict:
+        grid = result.grid
+        kdims, rdims = _split_dims(grid, self.keep)
+        score = result.metric(self.objective)
+        score = score if self.maximize else -score
+        ok = _where_mask(result, self.where) & ~torch.isnan(score)
+        score = torch.where(ok, score, torch.full((), -math.inf, dtype=score.dtype, device=score.device))
+        flat = _flatten(score, grid, kdims, rdims)
+        index = flat.argmax(dim=1)  # the first maximum in C order
+        best = flat.gather(1, index[:, None])[:, 0].cpu().numpy()
+        kshape = tuple(grid.shape[grid.dims.index(d)] for d in kdims)
+        rshape = tuple(grid.shape[grid.dims.index(d)] for d in rdims)
+        kpos = np.unravel_index(np.arange(flat.shape[0]), kshape) if kdims else ()
+        local = dict(zip(kdims, kpos)) | dict(zip(rdims, np.unravel_index(index.cpu().numpy(), rshape)))
+        index_all = [local[d] for d in grid.dims]
+        return {"block": tuple(slice(*result.chunk.ranges.get(d, (0, n))) for d, n in zip(kdims, self.kshape)),
+                "score": best.reshape(kshape),
+                "positions": {d: result.global_positions(d, local[d]).reshape(kshape) for d in rdims},
+                "values": {n: result.at(n, index_all).reshape(kshape) for n in result.values}}
+
+    def merge(self, state: dict | None, part: dict) -> dict:
+        if state is None:
+            state = {"score": np.full(self.kshape, -math.inf),
+                     "positions": {d: np.zeros(self.kshape, dtype=np.int64) for d in part["positions"]},
+                     "values": {n: np.full(self.kshape, np.nan if v.dtype.kind == "f" else 0, dtype=v.dtype)
+                                for n, v in part["values"].items()}}
+        sub = part["block"]
+        better = part["score"] > state["score"][sub]  # strictly: an earlier chunk keeps its tie
+        state["score"][sub] = np.where(better, part["score"], state["score"][sub])
+        for d, p in part["positions"].items():
+            state["positions"][d][sub] = np.where(better, p, state["positions"][d][sub])
+        for n, v in part["values"].items():
+            state["values"][n][sub] = np.where(better, v, state["values"][n][sub])
+        return state
+
+    def finish(self, state: dict, grid: Grid) -> xr.Dataset:
+        kdims, rdims = _split_dims(grid, self.keep)
+        positions, found = state["positions"], state["score"] > -math.inf
+        data: dict[str, Any] = {}
+        for name, v in state["values"].items():
+            if v.dtype.kind == "f":
+                meta = METRICS[name]
+                data[name] = (kdims, np.where(found, v, np.nan).astype(v.dtype),
+                              {"units": meta.units, "long_name": meta.long_name})
+        for dim in rdims:  # a dim without labels (a zipped 'point') reports the position
+            data[f"best_{dim}"] = (kdims, _label(grid, dim, positions[dim], found) if dim in grid.labels
+                                   else np.where(found, positions[dim], np.nan))
+        for name in grid.zipped:  # inputs zipped on a reduced dim: the winner's values
+            if grid.dim_of(name) in rdims:
+                data[f"best_{name}"] = (kdims, _label(grid, name, positions[grid.dim_of(name)], found))
+        data["found"] = (kdims, found)
+        coords = {d: list(grid.labels[d]) for d in kdims if d in grid.labels} | _scalar_coords(grid)
+        out = xr.Dataset(data, coords=coords)
+        out.attrs.update(objective=self.objective, maximize=str(self.maximize), where=repr(dict(self.where)))
+        return out
+
+
+@dataclass(frozen=True)
+class Pareto:
+    """The Pareto frontier of ``x`` versus ``y`` over the ``over`` dims, per combination of the other
+    dims (semantics of :func:`tensorperf.reductions.pareto`; the result is the frontier points only,
+    in the order of :func:`tensorperf.reductions.pareto_table`)."""
+
+    x: str
+    y: str
+    over: tuple[str, ...]
+    where: Mapping[str, tuple[str, float]]
+    maximize: tuple[bool, bool]
+
+    def partial(self, result: ChunkResult) -> dict:
+        grid = result.grid
+        kdims = [d for d in grid.dims if d not in self.over]
+        odims = [d for d in grid.dims if d in self.over]
+        xs, ys = result.metric(self.x), result.metric(self.y)
+        ok = _where_mask(result, self.where) & ~torch.isnan(xs) & ~torch.isnan(ys)
+        okv = _flatten(ok, grid, kdims, odims).cpu().numpy()
+        xv = _flatten(xs, grid, kdims, odims).cpu().numpy().astype(float)
+        yv = _flatten(ys, grid, kdims, odims).cpu().numpy().astype(float)
+        on = _frontier(np.where(okv, xv if self.maximize[0] else -xv, -np.inf),
+                       np.where(okv, yv if self.maximize[1] else -yv, -np.inf), okv)
+        g, r = np.nonzero(on)
+        kshape = tuple(grid.shape[grid.dims.index(d)] for d in kdims)
+        oshape = tuple(grid.shape[grid.dims.index(d)] for d in odims)
+        local = dict(zip(kdims, np.unravel_index(g, kshape) if kdims else ())) | dict(
+            zip(odims, np.unravel_index(r, oshape)))
+        index_all = [local[d] for d in grid.dims]
+        return {"positions": {d: result.global_positions(d, local[d]) for d in grid.dims},
+                "x": xv[g, r], "y": yv[g, r],
+                "values": {n: result.at(n, index_all) for n in result.values}}
+
+    def merge(self, state: dict | None, part: dict) -> dict:
+        if state is None:
+            return part
+        joined = {"positions": {d: np.concatenate([state["positions"][d], p]) for d, p in part["positions"].items()},
+                  "x": np.concatenate([state["x"], part["x"]]), "y": np.concatenate([state["y"], part["y"]]),
+                  "values": {n: np.concatenate([state["values"][n], v]) for n, v in part["values"].items()}}
+        return self._prune(joined)
+
+    def _prune(self, pts: dict) -> dict:
+        """Keep the points on their group's frontier (groups = the kept dims' positions)."""
+        kdims = [d for d in pts["positions"] if d not in self.over]
+        group = (np.stack([pts["positions"][d] for d in kdims]) if kdims
+                 else np.zeros((1, len(pts["x"])), dtype=np.int64))
+        _, gid = np.unique(group, axis=1, return_inverse=True)
+        gid = gid.reshape(-1)
+        order = np.argsort(gid, kind="stable")
+        counts = np.bincount(gid)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        col = np.arange(len(gid)) - starts[gid[order]]
+        shape = (len(counts), int(counts.max()) if len(counts) else 0)
+        xs, ys = np.full(shape, -np.inf), np.full(shape, -np.inf)
+        ok = np.zeros(shape, dtype=bool)
+        sx = pts["x"] if self.maximize[0] else -pts["x"]
+        sy = pts["y"] if self.maximize[1] else -pts["y"]
+        xs[gid[order], col], ys[gid[order], col], ok[gid[order], col] = sx[order], sy[order], True
+        on = _frontier(xs, ys, ok)
+        keep = np.zeros(len(gid), dtype=bool)
+        keep[order] = on[gid[order], col]
+        return {"positions": {d: p[keep] for d, p in pts["positions"].items()}, "x": pts["x"][keep],
+                "y": pts["y"][keep], "values": {n: v[keep] for n, v in pts["values"].items()}}
+
+    def finish(self, state: dict | None, grid: Grid) -> xr.Dataset:
+        kdims = [d for d in grid.dims if d not in self.over]
+        odims = [d for d in grid.dims if d in self.over]
+        if state is None:  # no chunk had a candidate
+            state = {"positions": {d: np.zeros(0, dtype=np.int64) for d in grid.dims}, "x": np.zeros(0),
+                     "y": np.zeros(0), "values": {}}
+        pos = state["positions"]
+        oflat = (np.ravel_multi_index([pos[d] for d in odims], [grid.shape[grid.dims.index(d)] for d in odims])
+                 if odims else np.zeros(len(state["x"]), dtype=np.int64))
+        # rows: by the kept dims (C order), then x ascending, then the point's C order over the over dims
+        rows = np.lexsort([oflat, state["x"], *reversed([pos[d] for d in kdims])])
+        coords: dict[str, Any] = {}
+        for d in (*kdims, *odims):
+            if d in grid.labels:
+                coords[d] = ("frontier", _label(grid, d, pos[d][rows]))
+            elif d in kdims:  # a kept dim without labels (a zipped 'point'): its position
+                coords[d] = ("frontier", pos[d][rows])
+            for name in grid.zipped if d == ZIP_DIM else ():  # inputs zipped on the dim ride along
+                coords[name] = ("frontier", _label(grid, name, pos[d][rows]))
+        data = {name: ("frontier", v[rows], {"units": METRICS[name].units, "long_name": METRICS[name].long_name})
+                for name, v in state["values"].items() if v.dtype.kind == "f"}
+        out = xr.Dataset(data, coords=coords | _scalar_coords(grid))
+        out.attrs.update(x=self.x, y=self.y, over=repr(list(odims)), maximize=repr(self.maximize),
+                         where=repr(dict(self.where)))
+        return out
+
+
+# --------------------------------------------------------------------------- drivers
+
+def _check_metric(kind: str, name: Any, available: Sequence[str]) -> str:
+    if not isinstance(name, str) or name not in available:
+        raise unknown_name_error(kind, name, available)
+    return name
+
+
+def _check_where(where: Any, available: Sequence[str]) -> dict[str, tuple[str, float]]:
+    if where is None:
+        return {}
+    if not isinstance(where, Mapping):
+        raise SpecError(f"where = {where!r} is not allowed: must be a mapping {{variable: (comparison, value)}}")
+    out = {}
+    for name, cond in where.items():
+        _check_metric("variable in where", name, available)
+        ok = (isinstance(cond, (tuple, list)) and len(cond) == 2 and isinstance(cond[0], str)
+              and cond[0] in COMPARISONS and isinstance(cond[1], numbers.Real)
+              and not isinstance(cond[1], (bool, np.bool_)) and not np.isnan(cond[1]))
+        if not ok:
+            raise SpecError(f"where[{name!r}] = {cond!r} is not allowed: must be (comparison, value) with "
+                            f"comparison in {', '.join(COMPARISONS)} and a real number value")
+        out[name] = (cond[0], float(cond[1]))
+    return out
+
+
+def _dims(kind: str, dims: Any, grid: Grid) -> tuple[str, ...]:
+    if isinstance(dims, str):
+        dims = (dims,)
+    try:
+        dims = tuple(dims)
+    except TypeError:
+        raise SpecError(f"{kind} = {dims!r} is not allowed: must be a list of dimension names") from None
+    for d in dims:
+        if not isinstance(d, str) or d not in grid.dims:
+            raise unknown_name_error(f"dimension in {kind}", d, grid.dims)
+    if len(set(dims)) != len(dims):
+        raise SpecError(f"{kind} = {list(dims)!r} lists a dimension twice")
+    return dims
+
+
+@dataclass(frozen=True)
+class _Setup:
+    grid: Grid
+    convention: str
+    overrides: Mapping[str, float]
+    metrics: tuple[str, ...]  # the scalar metrics this convention produces (plus feasible, reason)
+
+
+def _setup(convention: Any, efficiency: Any, axes: Mapping[str, Any]) -> _Setup:
+    if not isinstance(convention, str) or convention not in CONVENTIONS:
+        raise unknown_name_error("convention", convention, CONVENTIONS)
+    grid = build_grid(**axes)
+    overrides = check_efficiency(efficiency)
+    probe = evaluate_chunk(grid, Chunk(0, MappingProxyType({d: (0, 1) for d in grid.dims})), convention, overrides)
+    return _Setup(grid, convention, MappingProxyType(overrides),
+                  (*probe.values, "feasible", "infeasible_reason"))
+
+
+def _progress(total: int, progress: Any, desc: str):
+    if progress is None:
+        progress = sys.stderr.isatty()
+    if not isinstance(progress, (bool, np.bool_)):
+        raise SpecError(f"progress = {progress!r} is not allowed: must be True, False or None (auto: on a terminal)")
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="chunk", disable=not progress, delay=1.0, file=sys.stderr)
+
+
+def _run_chunk(grid: Grid, chunk: Chunk, convention: str, overrides: Mapping[str, float], reduction: Any) -> Any:
+    """One chunk on a worker: evaluate, reduce, return the small partial result."""
+    return reduction.partial(evaluate_chunk(grid, chunk, convention, overrides))
+
+
+def _execute(setup: _Setup, reduction: Any, max_points: int, progress: Any, client: Any, desc: str) -> Any:
+    grid = setup.grid
+    total, chunks = plan(grid, max_points)
+    state = None
+    with _progress(total, progress, desc) as bar:
+        if client is None:
+            for chunk in chunks:
+                state = reduction.merge(state, _run_chunk(grid, chunk, setup.convention, setup.overrides, reduction))
+                bar.update(1)
+        else:
+            state = _execute_dask(setup, reduction, chunks, client, bar)
+    return reduction.finish(state, grid)
+
+
+def _execute_dask(setup: _Setup, reduction: Any, chunks: Iterator[Chunk], client: Any, bar) -> Any:
+    """Chunks evaluated on the cluster's workers, a bounded window in flight, merged in chunk order."""
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise SpecError("client= needs dask.distributed: pip install 'tensorperf[distributed]'") from None
+    own = isinstance(client, str)
+    if own:
+        try:
+            client = Client(client, timeout="10s")
+        except (OSError, TimeoutError, ValueError) as e:
+            raise SpecError(f"client = {client!r}: cannot reach a dask scheduler there ({e})") from None
+    elif not isinstance(client, Client):
+        raise SpecError(f"client = {client!r} is not allowed: must be a dask.distributed Client or a "
+                        "scheduler address such as 'tcp://host:8786'")
+    try:
+        grid = client.scatter(setup.grid, broadcast=True)
+        window = max(4, 2 * sum(client.nthreads().values()))
+        pending: list = []
+        state = None
+        for chunk in itertools.chain(chunks, [None]):
+            if chunk is not None:
+                pending.append(client.submit(_run_chunk, grid, chunk, setup.convention, dict(setup.overrides),
+                                             reduction, pure=False))
+            while pending and (chunk is None or len(pending) >= window):
+                state = reduction.merge(state, pending.pop(0).result())  # in chunk order
+                bar.update(1)
+        return state
+    finally:
+        if own:
+            client.close()
+
+
+def _max_points(setup: _Setup, memory: Any, chunk_points: Any) -> int:
+    if chunk_points is not None:
+        if isinstance(chunk_points, bool) or not isinstance(chunk_points, numbers.Integral) or chunk_points < 1:
+            raise SpecError(f"chunk_points = {chunk_points!r} is not allowed: must be an integer >= 1")
+        return int(chunk_points)
+    return points_for_memory(memory, setup.grid.dtype)
+
+
+def best(objective: str = "tokens_per_s_per_gpu", *, where: Mapping[str, tuple[str, float]] | None = None,
+         keep: Sequence[str] = (), maximize: bool = True, memory: Any = DEFAULT_MEMORY,
+         chunk_points: int | None = None, progress: bool | None = None, client: Any = None,
+         convention: str = "roofline", efficiency: Mapping[str, float] | None = None, **axes: Any) -> xr.Dataset:
+    """The best point of a grid, streamed: :func:`tensorperf.sweep`'s inputs (``**axes``) span the
+    grid, which is evaluated in chunks of at most ``memory`` working bytes (or ``chunk_points``
+    points) keeping only the running best, so grids far larger than memory fit.
+
+    ``where`` maps a metric to ``(comparison, value)``, e.g. ``{"tokens_per_s_per_user": (">=", 20),
+    "ttft": ("<=", 2.0)}`` (comparisons ``>=, >, <=, <, ==``); only feasible points meeting every
+    condition qualify. ``keep`` lists dims to keep (one winner per combination of them; default
+    none: one winner). Returns a small Dataset: the winner's metrics, ``best_<dim>`` for each reduced
+    dim (and ``best_<input>`` for inputs zipped on one) and ``found``; equal, bit for bit, to
+    ``sweep(**axes).tperf.best(objective, where=where, keep=keep)`` for any chunk size. Ties go to
+    the first point in C order. ``progress`` shows a bar (default: on a terminal, after 1 s);
+    ``client`` runs the chunks on a dask.distributed cluster (a ``Client`` or scheduler address)."""
+    setup = _setup(convention, efficiency, axes)
+    objective = _check_metric("objective", objective, setup.metrics)
+    where = _check_where(where, setup.metrics)
+    keep = _dims("keep", keep, setup.grid)
+    if not isinstance(maximize, (bool, np.bool_)):
+        raise SpecError(f"maximize = {maximize!r} is not allowed: must be True or False")
+    if set(keep) == set(setup.grid.dims):
+        raise SpecError(f"nothing to choose from: every dimension is in keep={list(keep)}")
+    grid = setup.grid
+    kshape = tuple(grid.shape[grid.dims.index(d)] for d in grid.dims if d in keep)
+    reduction = Best(objective, MappingProxyType(where), keep, bool(maximize), kshape)
+    return _execute(setup, reduction, _max_points(setup, memory, chunk_points), progress, client, "best")
+
+
+def default_over(grid: Grid) -> tuple[str, ...]:
+    """The layout and batch dims of a grid (:data:`~tensorperf.reductions.LAYOUT_DIMS`, and a zipped
+    dim carrying one of those inputs)."""
+    return tuple(d for d in grid.dims if d in LAYOUT_DIMS
+                 or any(grid.dim_of(n) == d for n in LAYOUT_DIMS if n in grid.values))
+
+
+def pareto(x: str = "tokens_per_s_per_user", y: str = "tokens_per_s_per_gpu", *,
+           where: Mapping[str, tuple[str, float]] | None = None, over: Sequence[str] | None = None,
+           maximize: tuple[bool, bool] = (True, True), memory: Any = DEFAULT_MEMORY,
+           chunk_points: int | None = None, progress: bool | None = None, client: Any = None,
+           convention: str = "roofline", efficiency: Mapping[str, float] | None = None, **axes: Any) -> xr.Dataset:
+    """The Pareto frontier of ``x`` versus ``y``, streamed (see :func:`best` for the chunking,
+    ``where``, ``progress`` and ``client``): over the ``over`` dims (default: the layout and batch
+    dims), for each combination of the other dims. Returns the frontier points along a ``frontier``
+    dim with their kept-dim and layout coordinates and every scalar metric, sorted by the kept dims
+    then ``x`` ascending: the rows of ``sweep(**axes).tperf.pareto_table(x, y, ...)``."""
+    setup = _setup(convention, efficiency, axes)
+    x = _check_metric("x", x, setup.metrics)
+    y = _check_metric("y", y, setup.metrics)
+    if x == y:
+        raise SpecError(f"x and y are both {x!r}; a frontier needs two different variables")
+    if not (isinstance(maximize, (tuple, list)) and len(maximize) == 2
+            and all(isinstance(m, (bool, np.bool_)) for m in maximize)):
+        raise SpecError(f"maximize = {maximize!r} is not allowed: must be a pair of booleans (for x, y)")
+    where = _check_where(where, setup.metrics)
+    if over is None:
+        over = default_over(setup.grid)
+        if not over:
+            raise SpecError(f"no layout or batch dimension ({', '.join(LAYOUT_DIMS)}) is swept "
+                            f"(dims {list(setup.grid.dims)}); pass over=[...]")
+    else:
+        over = _dims("over", over, setup.grid)
+        if not over:
+            raise SpecError("over is empty; name the dimensions to take the frontier over")
+    reduction = Pareto(x, y, over, MappingProxyType(where), (bool(maximize[0]), bool(maximize[1])))
+    return _execute(setup, reduction, _max_points(setup, memory, chunk_points), progress, client, "pareto")
+
+
+def reduce(reduction: Reduction, *, memory: Any = DEFAULT_MEMORY, chunk_points: int | None = None,
+           progress: bool | None = None, client: Any = None, convention: str = "roofline",
+           efficiency: Mapping[str, float] | None = None, **axes: Any) -> Any:
+    """Stream any :class:`Reduction` over the grid spanned by ``**axes`` (chunking, progress and
+    ``client`` as in :func:`best`)."""
+    for method in ("partial", "merge", "finish"):
+        if not callable(getattr(reduction, method, None)):
+            raise SpecError(f"reduction = {reduction!r} is not allowed: it must have partial(), merge() and "
+                            "finish() methods (see tensorperf.stream.Reduction)")
+    setup = _setup(convention, efficiency, axes)
+    return _execute(setup, reduction, _max_points(setup, memory, chunk_points), progress, client, "reduce")
+
+
+__all__ = ["best", "pareto", "reduce", "Reduction", "Best", "Pareto", "ChunkResult", "Chunk", "plan",
+           "points_for_memory", "evaluate_chunk"]
