@@ -447,7 +447,7 @@ def _execute_dask(setup: _Setup, reduction: Any, chunks: Iterator[Chunk], client
     own = isinstance(client, str)
     if own:
         try:
-            client = Client(client, timeout="10s")
+            client = Client(client, timeout="5s")
         except (OSError, TimeoutError, ValueError) as e:
             raise SpecError(f"client = {client!r}: cannot reach a dask scheduler there ({e})") from None
     elif not isinstance(client, Client):

@@ -81,9 +81,9 @@ def candidate_times(mix: StageMix, t_dense, t_moe, t_embed, t_head, t_hop) -> li
     intermediate per candidate rather than one candidates times larger)."""
     out = []
     for i in range(mix.dense.shape[-1]):  # at most 5 candidates, not grid points
-        col = lambda c: c[..., i]  # noqa: E731
-        t = col(mix.dense) * t_dense + col(mix.moe) * t_moe
-        t = t + col(mix.first) * t_embed + col(mix.last) * t_head + col(mix.hop) * t_hop
+        dense, moe, first, last, hop = (c[..., i] for c in (mix.dense, mix.moe, mix.first, mix.last, mix.hop))
+        t = dense * t_dense + moe * t_moe
+        t = t + first * t_embed + last * t_head + hop * t_hop
         out.append(t)
     return out
 
