@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 import tensorperf as tp
 
@@ -32,3 +33,25 @@ def test_same_inputs_give_bitwise_identical_outputs():
     a, b = tp.sweep(**kw), tp.sweep(**kw)
     for name in a.data_vars:
         np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+
+
+def test_counts_above_2_pow_24_never_round_through_float32():
+    """2^24 + 1 = 16,777,217 = 97 · 172,961 is not a float32. Batch, layout degrees, GPU counts and the
+    divisibility decisions are exact float64 counts whatever the grid dtype, so a float32 sweep
+    reports the same counts and the same infeasibility bits as a float64 one."""
+    big = 2**24 + 1
+    kw = dict(model="llama-3.1-8b", hardware="h100-sxm", batch=[big, big - 1], dp=[97, 1], world_size=97)
+    f64, f32 = tp.sweep(**kw, dtype="float64"), tp.sweep(**kw, dtype="float32")
+    for name in ("concurrency", "num_gpus", "infeasible_reason", "max_batch", "min_gpus_for_capacity"):
+        np.testing.assert_array_equal(f32[name].values, f64[name].values, err_msg=name)
+        assert f32[name].dtype in (np.float64, np.int64), name
+    from tensorperf.api import build_grid
+    from tensorperf.conventions import roofline
+
+    ev = roofline.evaluate(build_grid(**kw, dtype="float32"), breakdown=False)  # unmasked values
+    assert ev.values["concurrency"].dtype == torch.float64
+    assert ev.values["concurrency"].reshape(-1)[0].item() == big  # float32(big) would be 2^24
+    # big/97 divides, so only memory/world size may fail, never the batch split
+    assert not int(f32.infeasible_reason.sel(batch=big, dp=97)) & int(tp.Reason.BATCH)
+    assert int(f32.infeasible_reason.sel(batch=big - 1, dp=97)) & int(tp.Reason.BATCH)
+    assert (f32.num_gpus.sel(dp=97).values == 97).all()

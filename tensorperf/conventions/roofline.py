@@ -90,14 +90,25 @@ class _Context:
         for name, value in fields.items():  # model/hardware fields replaced by tensors (leaves)
             object.__setattr__(self.m if name in MODEL_FIELDS else hw, name, value)
         self.eff = eff
-        self.S = S = grid.axis("prompt_len")
-        self.chunks = (torch.ceil(S / grid.axis("chunk_size")) if "chunk_size" in grid.values
-                       else torch.ones_like(S))  # prefill chunks per prompt
-        self.T_out = grid.axis("output_len")
-        tp, pp, dp, ep, cp = (grid.axis(n) for n in ("tp", "pp", "dp", "ep", "cp"))
+        # Counts (tokens per prompt, requests, layout degrees, GPUs, chunks, heads, experts, layers) stay
+        # exact: they are placed and combined in float64 (exact to 2^53) whatever the grid's dtype, and
+        # every count-valued metric (concurrency, max_batch, num_gpus, min_gpus_for_capacity) and every
+        # feasibility decision is computed from them in float64. Only the magnitudes (FLOP, bytes,
+        # seconds, rates) use the grid's dtype, from copies of the counts (.to() is a no-op in float64).
+        f64, dt = torch.float64, grid.dtype
+        exact = {n: grid.axis(n, f64) for n in ("prompt_len", "output_len", "tp", "pp", "dp", "ep", "cp")
+                 if n in grid.values}
+        self.m_exact = grid.spec("model", int_dtype=f64) if dt != f64 else self.m
+        self.S = S = exact["prompt_len"].to(dt)
+        self.chunks = (torch.ceil(exact["prompt_len"] / grid.axis("chunk_size", f64)).to(dt)
+                       if "chunk_size" in grid.values else torch.ones_like(S))  # prefill chunks per prompt
+        self.T_out = exact["output_len"].to(dt)
+        tp, pp, dp, ep, cp = (exact[n].to(dt) for n in ("tp", "pp", "dp", "ep", "cp"))
+        self.lay_exact = Layout(*(exact[n] for n in ("tp", "pp", "dp", "ep")), micro=torch.ones((), dtype=f64),
+                                cp=exact["cp"])
         self.b = b = ops.Bytes(w=grid.lookup("weight_dtype", DTYPE_BYTES), kv=grid.lookup("kv_dtype", DTYPE_BYTES),
                                a=grid.lookup("act_dtype", DTYPE_BYTES))
-        given_micro = grid.axis("microbatches") if "microbatches" in grid.values else None
+        given_micro = grid.axis("microbatches", f64) if "microbatches" in grid.values else None
         # memory that does not depend on the batch: weights, KV bytes per sequence, usable capacity
         lead_dense = (any(s.first_dense_layers > 0 for s in grid.values["model"])
                       or any(k.startswith("first_dense_layers") for k in (*grid.values, *fields)))
@@ -110,20 +121,26 @@ class _Context:
         self.capacity = MEMORY_UTILIZATION * hw.hbm_capacity
         self.workspace_cap = workspace_bytes_per_gpu(self.m, shell, torch.full_like(S, ACTIVATION_TOKENS), b.a)
         self.per_sequence = self.kv_seq + logit_bytes_per_sequence(self.m, shell)
+        dp64 = self.lay_exact.dp
         if grid.values["batch"] == ("max",):
             # the largest batch whose KV cache and logits fit next to the weights and a full workspace
-            fits = max_batch(self.capacity, self.weights, self.workspace_cap, self.per_sequence, dp,
-                             given_micro if given_micro is not None else 1)
+            # (a count: evaluated in float64 from the byte magnitudes)
+            fits = max_batch(self.capacity.to(f64), self.weights.to(f64), self.workspace_cap.to(f64),
+                             self.per_sequence.to(f64), dp64, given_micro if given_micro is not None else 1)
             if "max_num_seqs" in grid.values:  # the scheduler's limit, kept a multiple of dp
-                cap = grid.axis("max_num_seqs")
-                step = dp * (given_micro if given_micro is not None else 1)
+                cap = grid.axis("max_num_seqs", f64)
+                step = dp64 * (given_micro if given_micro is not None else 1)
                 fits = torch.minimum(fits, torch.clamp(torch.floor(cap / step), min=1) * step)
-            self.B = torch.clamp(fits, min=1) * torch.ones_like(dp)
+            self.B_exact = torch.clamp(fits, min=1) * torch.ones_like(dp64)
         else:
-            self.B = grid.axis("batch")
-        self.B_rep = self.B / dp
-        micro = given_micro if given_micro is not None else default_microbatches(pp, self.B_rep)
-        self.lay = Layout(tp=tp, pp=pp, dp=dp, ep=ep, micro=micro, cp=cp)
+            self.B_exact = grid.axis("batch", f64)
+        self.B = self.B_exact.to(dt)
+        self.B_rep_exact = self.B_exact / dp64
+        self.B_rep = self.B_rep_exact.to(dt)
+        micro = given_micro if given_micro is not None else default_microbatches(self.lay_exact.pp,
+                                                                                 self.B_rep_exact)
+        self.lay_exact = dataclasses.replace(self.lay_exact, micro=micro)
+        self.lay = Layout(tp=tp, pp=pp, dp=dp, ep=ep, micro=micro.to(dt), cp=cp)
         self.B_mb = self.B_rep / self.lay.micro
         peak = torch.where(code == 0, hw.peak_flops_bf16,
                            torch.where(code == 1, hw.peak_flops_fp8, hw.peak_flops_fp4))
@@ -474,7 +491,9 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
     memory = weights + kv + act
     kv_total = m.kv_elements_per_token_per_layer * m.num_layers * mean_cached_tokens(m, L_max) * b.kv
     # weights and KV of the whole deployment over what each GPU has left after its workspace
-    min_gpus = torch.ceil((m.num_params * b.w + B * kv_total) / torch.clamp(capacity - act, min=1.0))
+    f64 = torch.float64
+    min_gpus = torch.ceil((cx.m_exact.num_params * b.w.to(f64) + cx.B_exact * kv_total.to(f64))
+                          / torch.clamp(capacity.to(f64) - act.to(f64), min=1.0))  # a count: float64
 
     values = {
         "ttft": ttft,
@@ -488,15 +507,16 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
         "serving_step_time": serving_step,
         "serving_tokens_per_s_per_gpu": B / (serving_step * n_gpus),
         "serving_tokens_per_s_per_user": 1 / serving_step,
-        "concurrency": B,
+        "concurrency": cx.B_exact,
         "memory_per_gpu": memory,
         "weight_memory_per_gpu": weights,
         "kv_cache_memory_per_gpu": kv,
         "activation_memory_per_gpu": act,
         "memory_capacity_per_gpu": capacity,
-        "max_batch": max_batch(capacity, weights, cx.workspace_cap, cx.per_sequence, lay.dp),
+        "max_batch": max_batch(capacity.to(f64), weights.to(f64), cx.workspace_cap.to(f64),
+                               cx.per_sequence.to(f64), cx.lay_exact.dp),
         "min_gpus_for_capacity": min_gpus,
-        "num_gpus": n_gpus,
+        "num_gpus": cx.lay_exact.num_gpus,
         "mfu": _total(dec_ops, counts, 0) * per_gpu_step / (tpot * peak),
         "mbu": _total(dec_ops, counts, 1) * per_gpu_step / (tpot * hw.hbm_bandwidth),
     }
@@ -514,7 +534,7 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
         }
     checks = _checks(cx, memory <= capacity)
     if "world_size" in grid.values:
-        checks[Reason.WORLD_SIZE] = n_gpus == grid.axis("world_size")
+        checks[Reason.WORLD_SIZE] = cx.lay_exact.num_gpus == grid.axis("world_size", torch.float64)
     reason = combine(checks, grid.shape, grid.device)
     trailing = {k: ("op",) for k in values if k.endswith(("_op_time", "_op_flops", "_op_bytes", "_op_bound"))}
     return Evaluation(values=values, reason=reason, trailing=trailing, trailing_coords={"op": OPS})
@@ -525,7 +545,8 @@ def _divides(a, b):
 
 
 def _checks(cx: _Context, fits) -> dict[Reason, torch.Tensor]:
-    m, lay = cx.m, cx.lay
+    """Feasibility decisions, on the exact (float64) counts."""
+    m, lay = cx.m_exact, cx.lay_exact
     moe = m.num_experts > 0
     heads = _divides(m.num_heads, lay.tp) & (_divides(m.num_kv_heads, lay.tp) | _divides(lay.tp, m.num_kv_heads))
     mlp = _divides(m.d_ff, lay.tp) | (m.num_dense_layers == 0)
@@ -539,7 +560,7 @@ def _checks(cx: _Context, fits) -> dict[Reason, torch.Tensor]:
         Reason.INCONSISTENT: consistent,
         Reason.DIVISIBILITY: heads & mlp & experts,
         Reason.PIPELINE: lay.pp <= m.num_layers,
-        Reason.BATCH: _divides(cx.B, lay.dp) & _divides(cx.B_rep, lay.micro),
+        Reason.BATCH: _divides(cx.B_exact, lay.dp) & _divides(cx.B_rep_exact, lay.micro),
         Reason.DTYPE: cx.dtype_ok,
         Reason.PLACEMENT: (lay.tp <= G) | _divides(lay.tp, G),
         Reason.MEMORY: fits,
