@@ -28,7 +28,7 @@ from . import fidelity
 from .api import build_grid, check_efficiency
 from .conventions import roofline
 from .specs import Efficiency
-from .validation import SpecError, unknown_name_error
+from .validation import SpecError, is_number, unknown_name_error
 
 # factor -> (kind, unit for positive quantities)
 _EFFICIENCIES = ("compute", "expert_compute", "attention", "gemm_memory", "memory", "scaleup", "scaleout",
@@ -130,21 +130,62 @@ def _initial(name: str, value: float) -> torch.Tensor:
     return torch.tensor(float(u), dtype=torch.float64, requires_grad=True)
 
 
+MAX_STEPS = 100_000  # optimizer iterations: far beyond convergence (150 by default), short of a hang
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_options(factors: object, train_fraction: object, seed: object, steps: object, lr: object) -> None:
+    if isinstance(factors, str) or not isinstance(factors, (list, tuple)) or not factors:
+        raise SpecError(f"factors = {factors!r} is not allowed: must be a non-empty list of factor names "
+                        f"({', '.join(FACTOR_KINDS)})")
+    for name in factors:
+        if not isinstance(name, str) or name not in FACTOR_KINDS:
+            raise unknown_name_error("factor", name, FACTOR_KINDS)
+    twice = next((name for name in factors if list(factors).count(name) > 1), None)
+    if twice is not None:
+        raise SpecError(f"factors = {list(factors)!r} names the factor {twice!r} twice; list each once")
+    if not (is_number(train_fraction) and 0 < train_fraction < 1):
+        raise SpecError(f"train_fraction = {train_fraction!r} is not allowed: must be a number in (0, 1)")
+    if not (_is_int(seed) and seed >= 0):
+        raise SpecError(f"seed = {seed!r} is not allowed: must be an integer >= 0")
+    if not (_is_int(steps) and 0 <= steps <= MAX_STEPS):
+        raise SpecError(f"steps = {steps!r} is not allowed: must be an integer in [0, {MAX_STEPS}]")
+    if not (is_number(lr) and lr > 0):
+        raise SpecError(f"lr = {lr!r} is not allowed: must be a finite number > 0")
+
+
 def calibrate(measurements: str | Path | pd.DataFrame, *, factors: Sequence[str] = DEFAULT_FACTORS,
               train_fraction: float = 0.7, seed: int = 0, steps: int = 150, lr: float = 0.05) -> Calibration:
-    """Fit ``factors`` on a train part of ``measurements``; report error before and after on both parts."""
-    for name in factors:
-        if name not in FACTOR_KINDS:
-            raise unknown_name_error("factor", name, FACTOR_KINDS)
-    if not 0 < train_fraction < 1:
-        raise SpecError(f"train_fraction = {train_fraction!r} is not allowed: must be in (0, 1)")
-    rows = measurements if isinstance(measurements, pd.DataFrame) else fidelity.load_measurements(measurements)
+    """Fit ``factors`` on a train part of ``measurements``; report error before and after on both parts.
+
+    Every option is checked before any work: ``factors`` a non-empty list of distinct names of
+    :data:`FACTOR_KINDS`, ``train_fraction`` in (0, 1), ``seed`` an integer >= 0, ``steps`` an
+    integer in [0, MAX_STEPS], ``lr`` a finite number > 0; the table (a DataFrame or a CSV path) as
+    :func:`fidelity.load_measurements` checks it, with at least one row to train and one to test on."""
+    _check_options(factors, train_fraction, seed, steps, lr)
+    if isinstance(measurements, pd.DataFrame):
+        rows = fidelity.check_measurements(measurements, "measurements")
+        origin = "measurements"
+    else:
+        rows = fidelity.load_measurements(measurements)
+        origin = str(measurements)
     base = fidelity.predict(rows)
     usable = base["status"].eq("ok").to_numpy()
+    if not usable.any():
+        reasons = base["status"].value_counts()
+        raise SpecError(f"{origin}: no usable rows: all {len(rows)} rows are skipped (most often "
+                        f"{reasons.index[0]!r}); calibration needs rows the model can predict")
     rows = rows[usable].reset_index(drop=True)
     mapped = fidelity.map_rows(rows)
     measured = torch.tensor(rows["value"].astype(float).to_numpy() * mapped["si"].astype(float).to_numpy())
     train = _split(rows.index, train_fraction, seed)
+    for part, mask in (("train", train), ("test", ~train)):
+        if not mask.any():
+            raise SpecError(f"train_fraction = {train_fraction!r} leaves the {part} part of the {len(rows)} usable "
+                            f"rows of {origin} empty; give more rows or a train_fraction nearer 0.5")
     model = _Model(mapped)
     defaults = Efficiency()
     raw = {n: _initial(n, 1.0 if n.endswith("_scale") else getattr(defaults, n, 2e-6)) for n in factors}

@@ -76,6 +76,7 @@ Skipped (``status = "skipped: <reason>"``)
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -142,6 +143,10 @@ _GRID_INPUTS = ("model", "hardware", "weight_dtype", "kv_dtype", "prompt_len", "
 # ------------------------------------------------------------------------------------------ loading
 def load_measurements(path: str | Path) -> pd.DataFrame:
     """Read a measurements CSV; a missing file, column or a non-numeric number raises SpecError."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise SpecError(f"measurements path = {path!r} is not allowed: must be the path of a CSV file (str or Path)")
+    if not str(path).strip():
+        raise SpecError("measurements path = '' is not allowed: must be the path of a CSV file")
     path = Path(path)
     try:
         rows = pd.read_csv(path, dtype={"id": str}, keep_default_na=True)
@@ -150,22 +155,62 @@ def load_measurements(path: str | Path) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, IsADirectoryError) as e:
         raise SpecError(f"{path}: not a readable CSV ({str(e).splitlines()[0] if str(e) else type(e).__name__})") \
             from None
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read the measurements file ({e.strerror or e})") from None
+    return check_measurements(rows, str(path))
+
+
+COUNT_COLUMNS = ("num_gpus", "tp", "pp", "ep", "dp", "batch", "isl", "osl")  # integers >= 1 where stated
+_MAX_COUNT = 2**53
+
+
+def check_measurements(rows: Any, origin: str = "measurements") -> pd.DataFrame:
+    """A checked copy of a measurements table (the schema of ``data/measurements.csv``): every required
+    column, numbers in the numeric columns (finite; counts integers in [1, 2^53]), unique non-empty ids
+    and at least one row. ``origin`` (a file name) starts every error message."""
+    if not isinstance(rows, pd.DataFrame):
+        raise SpecError(f"{origin} = {rows!r} is not allowed: must be a pandas DataFrame or the path of a "
+                        "measurements CSV")
     for column in REQUIRED_COLUMNS:
         if column not in rows.columns:
-            raise SpecError(f"{path}: missing column {column!r} (a measurements CSV needs "
+            raise SpecError(f"{origin}: missing column {column!r} (a measurements CSV needs "
                             f"{', '.join(REQUIRED_COLUMNS)})")
+    if not len(rows):
+        raise SpecError(f"{origin}: no rows; a measurements table needs at least one")
+    rows = rows.copy()
+
+    def row_id(i: int) -> Any:
+        return rows["id"].iloc[i]
+
     for column in NUMERIC_COLUMNS:
-        numbers = pd.to_numeric(rows[column], errors="coerce")
-        bad = numbers.isna() & rows[column].notna()
+        raw = rows[column]
+        try:
+            numbers = pd.to_numeric(raw, errors="coerce")
+        except (TypeError, ValueError):  # cells pandas cannot even try (lists, dicts, ...)
+            numbers = pd.Series([_number(v) if isinstance(v, (str, int, float, np.number)) else np.nan for v in raw],
+                                index=raw.index, dtype=float)
+        bad = numbers.isna() & raw.notna()
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise SpecError(f"{path}: column {column!r} of row {rows['id'].iloc[i]!r} is {rows[column].iloc[i]!r}, "
-                            "not a number")
+            raise SpecError(f"{origin}: column {column!r} of row {row_id(i)!r} is {raw.iloc[i]!r}, not a number")
+        values = numbers.to_numpy(dtype=float)
+        stated = ~np.isnan(values)
+        bad = stated & ~np.isfinite(values)
+        if column in COUNT_COLUMNS:
+            with np.errstate(invalid="ignore"):
+                bad |= stated & ((values < 1) | (values > _MAX_COUNT) | (np.mod(values, 1) != 0))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            words = "an integer >= 1 (at most 2^53)" if column in COUNT_COLUMNS else "a finite number"
+            raise SpecError(f"{origin}: column {column!r} of row {row_id(i)!r} is {raw.iloc[i]!r}; must be {words} "
+                            "or empty")
         rows[column] = numbers
-    if rows["id"].isna().any() or rows["id"].duplicated().any():
-        dup = rows["id"][rows["id"].duplicated()].iloc[0] if rows["id"].duplicated().any() else None
-        raise SpecError(f"{path}: column 'id' must be unique and non-empty (got {dup!r} twice)" if dup is not None
-                        else f"{path}: column 'id' has an empty value")
+    ids = rows["id"]
+    if ids.isna().any() or ids.astype(str).str.strip().eq("").any():
+        raise SpecError(f"{origin}: column 'id' has an empty value; every row needs a unique id")
+    if ids.duplicated().any():
+        raise SpecError(f"{origin}: column 'id' must be unique and non-empty (got {ids[ids.duplicated()].iloc[0]!r} "
+                        "twice)")
     return rows
 
 
