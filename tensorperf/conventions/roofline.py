@@ -47,8 +47,11 @@ from ..units import DTYPE_BYTES, MATH_COLUMN
 
 OPS = ("embed", "norm", "qkv", "attn", "out_proj", "mlp", "router", "experts", "shared_experts",
        "lm_head", "tp_comm", "ep_comm", "pp_comm")
+MOE_OPS = frozenset({"router", "experts", "shared_experts"})  # zero in dense models
 
 
+# model fields that decide which layers are dense and which MoE
+STRUCTURE_FIELDS = frozenset({"num_layers", "first_dense_layers", "moe_layer_freq", "num_experts"})
 BOUNDED_FACTORS = frozenset({"compute", "expert_compute", "attention", "gemm_memory", "memory", "scaleup",
                              "scaleout", "overlap", "comm_overlap", "cp_overlap"})
 
@@ -112,6 +115,11 @@ class _Context:
         # memory that does not depend on the batch: weights, KV bytes per sequence, usable capacity
         lead_dense = (any(s.first_dense_layers > 0 for s in grid.values["model"])
                       or any(k.startswith("first_dense_layers") for k in (*grid.values, *fields)))
+        # which kinds of layer the grid's models have: ops and collectives of a kind no model has are
+        # exact zeros and are left out (what-if overrides of the layer structure keep both)
+        restructured = any(k.removesuffix("_scale") in STRUCTURE_FIELDS for k in (*grid.values, *fields))
+        self.has_dense = restructured or any(s.num_dense_layers > 0 for s in grid.values["model"])
+        self.has_moe = restructured or any(s.num_experts > 0 for s in grid.values["model"])
         self.mix = pipeline.stage_mix(self.m, pp, lead_dense)
         shell = Layout(tp=tp, pp=pp, dp=dp, ep=ep, micro=torch.ones_like(pp), cp=cp)
         self.L_max = S + self.T_out
@@ -162,6 +170,17 @@ class _Context:
         return op_time(t_c, t_m, self.eff.overlap) + self.hw.launch_overhead * launched, t_c - t_m
 
 
+def _expert_efficiency(cx: _Context, ph: ops.Phase):
+    """Compute efficiency of the grouped expert GEMMs: their rows are the stage's token-expert pairs
+    over the experts they touch; they saturate with tokens per expert (a lone expert is a plain GEMM)."""
+    m, eff = cx.m, cx.eff
+    stage_tokens = cx.lay.dp * ph.spread * ph.tokens
+    touched = torch.clamp(ops.expected_experts(m.num_experts, m.experts_per_token, stage_tokens), min=1)
+    per_expert = stage_tokens * m.experts_per_token / touched
+    half = torch.where(m.num_experts > 1, eff.expert_half_tokens, eff.gemm_half_tokens)
+    return torch.where(m.num_experts > 1, eff.expert_compute, eff.compute) * saturation(per_expert, half)
+
+
 def _phase_ops(cx: _Context, ph: ops.Phase, attention_parts: tuple[ops.Phase, ...] = ()) -> dict[str, tuple]:
     """Per-op (FLOP, bytes, time, compute time − memory time) for one layer (embed/lm_head: once per
     pass), per GPU.
@@ -171,28 +190,27 @@ def _phase_ops(cx: _Context, ph: ops.Phase, attention_parts: tuple[ops.Phase, ..
     m, lay, b, eff = cx.m, cx.lay, cx.b, cx.eff
     c = eff.compute * saturation(ph.tokens, eff.gemm_half_tokens)  # GEMMs of T rows
     c_head = eff.compute * saturation(ph.sequences, eff.gemm_half_tokens)
-    # rows of each grouped expert GEMM: the stage's token-expert pairs over the experts they touch
-    stage_tokens = lay.dp * ph.spread * ph.tokens
-    touched = torch.clamp(ops.expected_experts(m.num_experts, m.experts_per_token, stage_tokens), min=1)
-    per_expert = stage_tokens * m.experts_per_token / touched
-    # grouped expert GEMMs saturate with tokens per expert; a lone expert is a plain GEMM
-    half = torch.where(m.num_experts > 1, eff.expert_half_tokens, eff.gemm_half_tokens)
-    c_expert = torch.where(m.num_experts > 1, eff.expert_compute, eff.compute) * saturation(per_expert, half)
+    c_expert = _expert_efficiency(cx, ph) if cx.has_moe else None
     mem, gemm_mem = eff.memory, eff.gemm_memory  # streams vs GEMM kernels' traffic
-    table = {  # op: (FLOP, bytes, peak, compute efficiency, memory efficiency)
-        "embed": (*ops.embedding(m, ph, b), cx.peak_gemm, c, mem),
-        "norm": (*ops.norm(m, ph, b), cx.peak_attn, c, mem),
-        "qkv": (*ops.qkv(m, lay, ph, b), cx.peak_gemm, c, gemm_mem),
-        "out_proj": (*ops.out_proj(m, lay, ph, b), cx.peak_gemm, c, gemm_mem),
-        "mlp": (*ops.dense_mlp(m, lay, ph, b), cx.peak_gemm, c, gemm_mem),
-        "router": (*ops.router(m, ph, b), cx.peak_attn, c, gemm_mem),
-        "experts": (*ops.routed_experts(m, lay, ph, b), cx.peak_gemm, c_expert, gemm_mem),
-        "shared_experts": (*ops.shared_experts(m, lay, ph, b), cx.peak_gemm, c, gemm_mem),
-        "lm_head": (*ops.lm_head(m, lay, ph, b), cx.peak_gemm, c_head, gemm_mem),
+    table = {  # op: (FLOP and bytes, peak, compute efficiency, memory efficiency)
+        "embed": (lambda: ops.embedding(m, ph, b), cx.peak_gemm, c, mem),
+        "norm": (lambda: ops.norm(m, ph, b), cx.peak_attn, c, mem),
+        "qkv": (lambda: ops.qkv(m, lay, ph, b), cx.peak_gemm, c, gemm_mem),
+        "out_proj": (lambda: ops.out_proj(m, lay, ph, b), cx.peak_gemm, c, gemm_mem),
+        "mlp": (lambda: ops.dense_mlp(m, lay, ph, b), cx.peak_gemm, c, gemm_mem),
+        "router": (lambda: ops.router(m, ph, b), cx.peak_attn, c, gemm_mem),
+        "experts": (lambda: ops.routed_experts(m, lay, ph, b), cx.peak_gemm, c_expert, gemm_mem),
+        "shared_experts": (lambda: ops.shared_experts(m, lay, ph, b), cx.peak_gemm, c, gemm_mem),
+        "lm_head": (lambda: ops.lm_head(m, lay, ph, b), cx.peak_gemm, c_head, gemm_mem),
     }
-    out = {k: (f, n, *cx.time(f, n, p, e, em)) for k, (f, n, p, e, em) in table.items()}
+    skip = ({"mlp"} if not cx.has_dense else set()) | (MOE_OPS if not cx.has_moe else set())
+    out = {}
+    for k, (work, p, e, em) in table.items():  # nine op kinds
+        if k not in skip:
+            f, n = work()
+            out[k] = (f, n, *cx.time(f, n, p, e, em))
     return {k: out[k] for k in OPS[:3]} | {"attn": _attention_op(cx, attention_parts or (ph,))} | {
-        k: out[k] for k in OPS[4:10]}
+        k: out[k] for k in OPS[4:10] if k in out}
 
 
 def _attention_op(cx: _Context, parts: tuple[ops.Phase, ...]) -> tuple:
@@ -225,15 +243,19 @@ def _phase_comm(cx: _Context, tokens) -> dict[str, torch.Tensor]:
     # link efficiency S/(S + h) on a message of S bytes = the full efficiency on S + h bytes
     half = cx.eff.comm_half_bytes
     ar_tp = _all_reduce(cx, act + half, lay.tp)
-    ar_etp = _all_reduce(cx, act * lay.etp / lay.tp + half, lay.etp)
-    ep_tiers = dataclasses.replace(t, domain=torch.clamp(t.domain / lay.etp, min=1))
-    a2a = comm.group_all_to_all(act / lay.tp * m.experts_per_token + half, lay.ep, ep_tiers)
     hop_in = comm.pipeline_hop(act + half, torch.ones_like(lay.pp, dtype=torch.bool), t)
     hop_out = comm.pipeline_hop(act + half, torch.zeros_like(lay.pp, dtype=torch.bool), t)
     crossing = comm.domain_crossings(lay.pp, lay.stage_gpus, t.domain)
-    return {"dense": exposed * 2 * ar_tp, "moe_tp": exposed * (ar_tp + ar_etp), "moe_ep": exposed * 2 * a2a,
-            "hops": crossing * hop_out + (lay.pp - 1 - crossing) * hop_in,
-            "hop": torch.where(crossing > 0, hop_out, hop_in)}
+    out = {"hops": crossing * hop_out + (lay.pp - 1 - crossing) * hop_in,
+           "hop": torch.where(crossing > 0, hop_out, hop_in)}
+    if cx.has_dense:  # (the collectives of a kind of layer no model has are left out: exact zeros)
+        out["dense"] = exposed * 2 * ar_tp
+    if cx.has_moe:
+        ar_etp = _all_reduce(cx, act * lay.etp / lay.tp + half, lay.etp)
+        ep_tiers = dataclasses.replace(t, domain=torch.clamp(t.domain / lay.etp, min=1))
+        a2a = comm.group_all_to_all(act / lay.tp * m.experts_per_token + half, lay.ep, ep_tiers)
+        out |= {"moe_tp": exposed * (ar_tp + ar_etp), "moe_ep": exposed * 2 * a2a}
+    return out
 
 
 def _with_context_parallel(cx: _Context, coll: dict, ph: ops.Phase, t_attn: torch.Tensor) -> dict:
@@ -250,7 +272,7 @@ def _with_context_parallel(cx: _Context, coll: dict, ph: ops.Phase, t_attn: torc
         ring = comm.all_gather(ph.kv_read * kv_elements_per_rank(m, lay) * cx.b.kv, lay.cp,
                                *comm.flat_link(lay.cp, cp_tiers))
         extra = torch.clamp(ring - cx.eff.cp_overlap * t_attn, min=0)
-    return coll | {"dense": coll["dense"] + extra, "moe_tp": coll["moe_tp"] + extra}
+    return coll | {k: coll[k] + extra for k in ("dense", "moe_tp") if k in coll}
 
 
 def _counts(m) -> dict[str, Any]:
@@ -279,18 +301,24 @@ class _Pass:
     stage_layers: tuple[torch.Tensor, ...]  # layers of each candidate stage
 
 
+def _comm_totals(m, coll: dict) -> dict:
+    """Per-pass collective times of each kind (a kind no model of the grid has is absent)."""
+    n_moe = m.num_moe_layers
+    tp_terms = [n * coll[k] for n, k in ((m.num_layers - n_moe, "dense"), (n_moe, "moe_tp")) if k in coll]
+    out = {"tp_comm": sum(tp_terms), "pp_comm": coll["hops"]}
+    if "moe_ep" in coll:
+        out["ep_comm"] = n_moe * coll["moe_ep"]
+    return out
+
+
 def _without_attention(cx: _Context, per_op: dict, coll: dict, mix: pipeline.StageMix) -> _Pass:
     m = cx.m
     counts = _counts(m)
-    n_moe = m.num_moe_layers
-    n_dense = m.num_layers - n_moe
-    comm_total = {"tp_comm": n_dense * coll["dense"] + n_moe * coll["moe_tp"],
-                  "ep_comm": n_moe * coll["moe_ep"], "pp_comm": coll["hops"]}
-    t = {k: counts[k] * v[2] for k, v in per_op.items() if k != "attn"} | comm_total
+    t = {k: counts[k] * v[2] for k, v in per_op.items() if k != "attn"} | _comm_totals(m, coll)
     common = sum(per_op[k][2] for k in ("norm", "qkv", "out_proj"))
-    t_dense = common + per_op["mlp"][2] + coll["dense"]
+    t_dense = common + per_op["mlp"][2] + coll["dense"] if cx.has_dense else None
     t_moe = (common + per_op["router"][2] + per_op["experts"][2] + per_op["shared_experts"][2]
-             + coll["moe_tp"] + coll["moe_ep"])
+             + coll["moe_tp"] + coll["moe_ep"]) if cx.has_moe else None
     candidates = pipeline.candidate_times(mix, t_dense, t_moe, per_op["embed"][2], per_op["lm_head"][2],
                                           coll["hop"])
     return _Pass(total=sum(t[k] for k in OPS if k in t), candidates=tuple(candidates), layers=m.num_layers,
@@ -312,14 +340,10 @@ def _compose(cx: _Context, per_op: dict, coll: dict, mix: pipeline.StageMix, bre
     total, slowest = _with_attention(_without_attention(cx, per_op, coll, mix), per_op["attn"][2])
     times = None
     if breakdown:
-        m = cx.m
-        counts = _counts(m)
-        n_moe = m.num_moe_layers
-        n_dense = m.num_layers - n_moe
-        t = {k: counts[k] * v[2] for k, v in per_op.items()} | {
-            "tp_comm": n_dense * coll["dense"] + n_moe * coll["moe_tp"], "ep_comm": n_moe * coll["moe_ep"],
-            "pp_comm": coll["hops"]}
-        times = torch.stack(torch.broadcast_tensors(*(t[k] for k in OPS)), dim=-1)
+        counts = _counts(cx.m)
+        t = {k: counts[k] * v[2] for k, v in per_op.items()} | _comm_totals(cx.m, coll)
+        zero = torch.zeros((), dtype=total.dtype, device=total.device)
+        times = torch.stack(torch.broadcast_tensors(*(t.get(k, zero) for k in OPS)), dim=-1)
     return times, total, slowest
 
 
@@ -413,7 +437,7 @@ def _chunked_prefill(cx: _Context, grid: Grid):
             per_op[name] = tuple(n_full * x + has_rest * y for x, y in zip(full_ops[name], last_ops[name]))
     c_full = _with_context_parallel(cx, _phase_comm(cx, full.tokens), full, full_ops["attn"][2])
     c_last = _with_context_parallel(cx, _phase_comm(cx, last.tokens), last, last_ops["attn"][2])
-    coll = {k: n_full * c_full[k] + has_rest * c_last[k] for k in ("dense", "moe_tp", "moe_ep", "hops")}
+    coll = {k: n_full * c_full[k] + has_rest * c_last[k] for k in ("dense", "moe_tp", "moe_ep", "hops") if k in c_full}
     coll["hop"] = n_full * c_full["hop"] + has_rest * c_last["hop"]  # the slowest stage sends every chunk on
     # pipeline drain of the final chunk: the remainder, or a full chunk (its attention averaged)
     avg = dict(full_ops) | {"attn": tuple(x / torch.clamp(n_full, min=1) for x in attn_full)}

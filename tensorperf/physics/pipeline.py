@@ -78,11 +78,13 @@ def stage_times(mix: StageMix, t_dense, t_moe, t_embed, t_head, t_hop):
 
 def candidate_times(mix: StageMix, t_dense, t_moe, t_embed, t_head, t_hop) -> list[torch.Tensor]:
     """The candidate stages' times as separate tensors (no trailing axis, so a grid-sized
-    intermediate per candidate rather than one candidates times larger)."""
+    intermediate per candidate rather than one candidates times larger). ``t_dense`` or ``t_moe`` is
+    None when no model of the grid has layers of that kind (their term is an exact zero)."""
     out = []
     for i in range(mix.dense.shape[-1]):  # at most 5 candidates, not grid points
         dense, moe, first, last, hop = (c[..., i] for c in (mix.dense, mix.moe, mix.first, mix.last, mix.hop))
-        t = dense * t_dense + moe * t_moe
+        layers = [c * t for c, t in ((dense, t_dense), (moe, t_moe)) if t is not None]
+        t = sum(layers[1:], layers[0])
         t = t + first * t_embed + last * t_head + hop * t_hop
         out.append(t)
     return out
