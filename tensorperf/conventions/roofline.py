@@ -47,6 +47,10 @@ from ..units import DTYPE_BYTES, MATH_COLUMN
 
 OPS = ("embed", "norm", "qkv", "attn", "out_proj", "mlp", "router", "experts", "shared_experts",
        "lm_head", "tp_comm", "ep_comm", "pp_comm")
+# the order of the sum over ops (fixed, so results do not depend on the grid): terms that do not depend
+# on ep first, at their own smaller shapes; the attention core is added last (physics: _with_attention)
+SUM_ORDER = ("embed", "norm", "qkv", "out_proj", "mlp", "router", "shared_experts", "lm_head", "pp_comm",
+             "experts", "tp_comm", "ep_comm")
 MOE_OPS = frozenset({"router", "experts", "shared_experts"})  # zero in dense models
 
 
@@ -71,7 +75,9 @@ def _simpson(first, middle, last):
 class _Context:
     """Everything a phase needs: specs, layout, rates, efficiencies (all tensors on the grid)."""
 
-    def __init__(self, grid: Grid, efficiency: Mapping[str, Any], fields: Mapping[str, torch.Tensor]):
+    def __init__(self, grid: Grid, efficiency: Mapping[str, Any], fields: Mapping[str, torch.Tensor],
+                 breakdown: bool = True):
+        self.breakdown = breakdown
         self.m = grid.spec("model")
         self.hw = hw = grid.spec("hardware")
         column = {"bf16": 0, "fp8": 1, "fp4": 2}
@@ -163,11 +169,19 @@ class _Context:
                                 domain=hw.scaleup_size, mesh=hw.scaleup_mesh)
 
     def time(self, flops, nbytes, peak, eff_compute, eff_memory):
-        """(time, compute time − memory time) of one op; the sign of the second says what bounds it."""
+        """(time, compute time − memory time) of one op; the sign of the second says what bounds it
+        (computed only for the per-op breakdown; None otherwise)."""
         t_c = compute_time(flops, peak, eff_compute)
         t_m = memory_time(nbytes, self.hw.hbm_bandwidth, eff_memory)
-        launched = (flops > 0) | (nbytes > 0)  # an op with no work launches no kernel
-        return op_time(t_c, t_m, self.eff.overlap) + self.hw.launch_overhead * launched, t_c - t_m
+        launched = (flops + nbytes) > 0  # an op with no work launches no kernel (both are >= 0)
+        t = op_time(t_c, t_m, self.eff.overlap) + self.hw.launch_overhead * launched
+        return t, (t_c - t_m if self.breakdown else None)
+
+
+def _each(fn, *parts) -> tuple:
+    """``fn`` applied to each quantity of per-op tuples (FLOP, bytes, time, margin); the margin is None
+    without the breakdown, and stays None."""
+    return tuple(None if any(p is None for p in ps) else fn(*ps) for ps in zip(*parts))
 
 
 def _expert_efficiency(cx: _Context, ph: ops.Phase):
@@ -317,11 +331,11 @@ def _without_attention(cx: _Context, per_op: dict, coll: dict, mix: pipeline.Sta
     t = {k: counts[k] * v[2] for k, v in per_op.items() if k != "attn"} | _comm_totals(m, coll)
     common = sum(per_op[k][2] for k in ("norm", "qkv", "out_proj"))
     t_dense = common + per_op["mlp"][2] + coll["dense"] if cx.has_dense else None
-    t_moe = (common + per_op["router"][2] + per_op["experts"][2] + per_op["shared_experts"][2]
+    t_moe = (common + per_op["router"][2] + per_op["shared_experts"][2] + per_op["experts"][2]
              + coll["moe_tp"] + coll["moe_ep"]) if cx.has_moe else None
     candidates = pipeline.candidate_times(mix, t_dense, t_moe, per_op["embed"][2], per_op["lm_head"][2],
                                           coll["hop"])
-    return _Pass(total=sum(t[k] for k in OPS if k in t), candidates=tuple(candidates), layers=m.num_layers,
+    return _Pass(total=sum(t[k] for k in SUM_ORDER if k in t), candidates=tuple(candidates), layers=m.num_layers,
                  stage_layers=tuple(mix.layers[..., i] for i in range(len(candidates))))
 
 
@@ -426,21 +440,22 @@ def _chunked_prefill(cx: _Context, grid: Grid):
         f, n = ops.attention_core(m, lay, chunk_j, b)
         t, margin = cx.time(f, n, cx.peak_attn, eff.attention, eff.memory)
         valid = j < n_full
-        attn_full = [acc + torch.where(valid, x, torch.zeros_like(x)) for acc, x in zip(attn_full, (f, n, t, margin))]
+        attn_full = [None if x is None else acc + torch.where(valid, x, torch.zeros_like(x))
+                     for acc, x in zip(attn_full, (f, n, t, margin))]
     per_op = {}
     for name in full_ops:  # a handful of op kinds
         if name == "attn":
-            per_op[name] = tuple(a + has_rest * x for a, x in zip(attn_full, last_ops[name]))
+            per_op[name] = _each(lambda a, x: a + has_rest * x, attn_full, last_ops[name])
         elif name == "lm_head":  # logits once, after the last chunk
-            per_op[name] = tuple(torch.where(rest > 0, x, y) for x, y in zip(last_ops[name], full_ops[name]))
+            per_op[name] = _each(lambda x, y: torch.where(rest > 0, x, y), last_ops[name], full_ops[name])
         else:
-            per_op[name] = tuple(n_full * x + has_rest * y for x, y in zip(full_ops[name], last_ops[name]))
+            per_op[name] = _each(lambda x, y: n_full * x + has_rest * y, full_ops[name], last_ops[name])
     c_full = _with_context_parallel(cx, _phase_comm(cx, full.tokens), full, full_ops["attn"][2])
     c_last = _with_context_parallel(cx, _phase_comm(cx, last.tokens), last, last_ops["attn"][2])
     coll = {k: n_full * c_full[k] + has_rest * c_last[k] for k in ("dense", "moe_tp", "moe_ep", "hops") if k in c_full}
     coll["hop"] = n_full * c_full["hop"] + has_rest * c_last["hop"]  # the slowest stage sends every chunk on
     # pipeline drain of the final chunk: the remainder, or a full chunk (its attention averaged)
-    avg = dict(full_ops) | {"attn": tuple(x / torch.clamp(n_full, min=1) for x in attn_full)}
+    avg = dict(full_ops) | {"attn": _each(lambda x: x / torch.clamp(n_full, min=1), attn_full)}
     _, total_f, slowest_f = _compose(cx, avg, c_full, cx.mix)
     _, total_l, slowest_l = _compose(cx, last_ops, c_last, cx.mix)
     fill = torch.maximum(total_f - slowest_f, has_rest * (total_l - slowest_l))
@@ -453,7 +468,7 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
     ``fields`` replaces ModelSpec/HardwareSpec fields by tensors (used for sensitivities).
     ``breakdown=False`` skips the per-op variables (an ``op`` axis of 13 values per point); every
     other metric is the same, bit for bit."""
-    cx = _Context(grid, efficiency or {}, fields or {})
+    cx = _Context(grid, efficiency or {}, fields or {}, breakdown)
     m, lay, hw, b = cx.m, cx.lay, cx.hw, cx.b
     S, T_out, B = cx.S, cx.T_out, cx.B
     mix = cx.mix
@@ -478,7 +493,7 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
         keep = lambda a, b: torch.where(whole.reshape(whole.shape + (1,) * (b.dim() - whole.dim())), a, b)  # noqa: E731
         ttft, ttft_max = keep(ttft, c_ttft), keep(ttft_max, c_ttft_max)
         pre_times = keep(pre_times, c_times) if breakdown else None
-        pre_ops = {k: tuple(keep(a, b) for a, b in zip(pre_ops[k], c_ops[k])) for k in pre_ops}
+        pre_ops = {k: _each(keep, pre_ops[k], c_ops[k]) for k in pre_ops}
 
     # decode: Simpson nodes over steps j = 1 .. T_out − 1 (a loop over 3 quadrature nodes). Only the
     # attention core depends on the step (its context S + j); every other op, and the collectives,
@@ -498,7 +513,7 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
         total, slowest = _with_attention(rest, attn[-1][2])
         steps.append(pipeline.decode_step(total, slowest, lay.micro) + cx.eff.step_overhead)
     tpot = _simpson(*steps)
-    dec_ops = dec_ops | {"attn": tuple(_simpson(*v) for v in zip(*attn))}  # the mean step's attention
+    dec_ops = dec_ops | {"attn": _each(_simpson, *attn)}  # the mean step's attention
     serving_step = _serving_step(cx)
 
     n_gpus = lay.num_gpus

@@ -40,17 +40,17 @@ class Tiers:
 
 def ring_all_reduce(nbytes, n, bw, lat):
     """2(n−1)·α + 2(n−1)/n · S / W (reduce-scatter + all-gather; NCCL busbw factor 2(n−1)/n)."""
-    return 2 * (n - 1) * lat + 2 * (n - 1) / n * nbytes / bw
+    return nbytes * (2 * (n - 1) / (n * bw)) + 2 * (n - 1) * lat  # (group factors first: few axes)
 
 
 def tree_all_reduce(nbytes, n, bw, lat):
     """Double binary tree: 2·⌈log2 n⌉·α + 2(n−1)/n · S / W (bandwidth term as the ring's; NCCL #545)."""
-    return 2 * torch.ceil(torch.log2(n)) * lat + 2 * (n - 1) / n * nbytes / bw
+    return nbytes * (2 * (n - 1) / (n * bw)) + 2 * torch.ceil(torch.log2(n)) * lat
 
 
 def all_gather(nbytes, n, bw, lat):
     """Ring all-gather (or reduce-scatter) of a total of S bytes: (n−1)·α + (n−1)/n · S / W."""
-    return (n - 1) * lat + (n - 1) / n * nbytes / bw
+    return nbytes * ((n - 1) / (n * bw)) + (n - 1) * lat
 
 
 reduce_scatter = all_gather
@@ -101,9 +101,10 @@ def group_all_to_all(send_bytes, n, tiers: Tiers):
     part (n_in−1)/n·S/W_in and the inter part (n−n_in)/n·S/W_out overlap (max), latency
     (n_in−1)·α_in + (n−n_in)·α_out."""
     n_in, _ = split(n, tiers.domain)
-    intra = (n_in - 1) / n * send_bytes / tiers.bw_within(n_in)
-    inter = (n - n_in) / n * send_bytes / tiers.bw_out
-    return torch.maximum(intra, inter) + (n_in - 1) * tiers.lat_in + (n - n_in) * tiers.lat_out
+    # per-byte times of the two parts (they depend on few axes), then the message
+    intra = send_bytes * ((n_in - 1) / (n * tiers.bw_within(n_in)))
+    inter = send_bytes * ((n - n_in) / (n * tiers.bw_out))
+    return torch.maximum(intra, inter) + ((n_in - 1) * tiers.lat_in + (n - n_in) * tiers.lat_out)
 
 
 def domain_crossings(pp, stage_gpus, domain):

@@ -83,10 +83,8 @@ def candidate_times(mix: StageMix, t_dense, t_moe, t_embed, t_head, t_hop) -> li
     out = []
     for i in range(mix.dense.shape[-1]):  # at most 5 candidates, not grid points
         dense, moe, first, last, hop = (c[..., i] for c in (mix.dense, mix.moe, mix.first, mix.last, mix.hop))
-        layers = [c * t for c, t in ((dense, t_dense), (moe, t_moe)) if t is not None]
-        t = sum(layers[1:], layers[0])
-        t = t + first * t_embed + last * t_head + hop * t_hop
-        out.append(t)
+        ends = first * t_embed + last * t_head + hop * t_hop  # smaller shapes: summed first
+        out.append(sum((c * t for c, t in ((dense, t_dense), (moe, t_moe)) if t is not None), ends))
     return out
 
 
