@@ -286,10 +286,21 @@ def _print_best(ds: xr.Dataset, out, objective: str, where: dict, keep: list[str
 
 
 def _check_output(args) -> None:
-    if getattr(args, "output", None) and not (args.command == "pareto" and args.output.endswith(".csv")):
+    """-o FILE: a known extension (where the command has a choice of formats) in a folder that exists,
+    checked before any work."""
+    output = getattr(args, "output", None)
+    if output is None:
+        return
+    if args.command in ("sweep", "best", "pareto", "sensitivity") and not (
+            args.command == "pareto" and output.endswith(".csv")):
         from .io import check_path
 
-        check_path(args.output)
+        check_path(output)
+    from pathlib import Path
+
+    folder = Path(output).parent
+    if not output.strip() or not folder.is_dir():
+        raise UsageError(f"tensorperf {args.command}: -o {output!r}: the folder {str(folder)!r} does not exist")
 
 
 def _sweep(args, out) -> int:
@@ -555,6 +566,11 @@ def _calibrate(args, out) -> int:
 
     factors = args.factors if args.factors else list(DEFAULT_FACTORS)
     factors = [factors] if isinstance(factors, str) else factors
+    kernels = None
+    if args.kernels:  # read before the fit: a bad file fails at once
+        from .kernel_fit import load_kernels
+
+        kernels = load_kernels(args.kernels)
     result = calibrate(args.file, factors=factors, train_fraction=args.train_fraction, seed=args.seed,
                        steps=args.steps)
     print(f"{args.file}: {result.rows['train']} train / {result.rows['test']} test rows (seed {args.seed}); "
@@ -565,10 +581,10 @@ def _calibrate(args, out) -> int:
         with open(args.output, "w") as fh:
             fh.write(result.to_toml())
         print(f"wrote {args.output} (use it with --efficiency)", file=out)
-    if args.kernels:
-        from .kernel_fit import fit_kernels, fits_table, load_kernels
+    if kernels is not None:
+        from .kernel_fit import fit_kernels, fits_table
 
-        fits = fits_table(fit_kernels(load_kernels(args.kernels)))
+        fits = fits_table(fit_kernels(kernels))
         print(f"\nSize-dependent efficiency curves fitted to {args.kernels}", file=out)
         print(table(fits.to_dict("records"), list(fits.columns)), file=out)
     return 0
@@ -679,8 +695,7 @@ def main(argv: Sequence[str] | None = None, out=None) -> int:
             return _default_run(out)
         if args.command == "presets":
             return _presets(out)
-        if args.command in ("sweep", "best", "pareto", "sensitivity"):
-            _check_output(args)
+        _check_output(args)
         return COMMANDS[args.command](args, out)
     except (UsageError, SpecError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -691,3 +706,7 @@ def main(argv: Sequence[str] | None = None, out=None) -> int:
 
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:  # a file the command reads or writes
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2

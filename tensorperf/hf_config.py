@@ -33,6 +33,7 @@ Malformed input raises :class:`~tensorperf.validation.SpecError` naming the file
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -55,21 +56,28 @@ _ARCHITECTURES = {
 }
 
 _REQUIRED = object()
+MAX_LAYERS = 100_000  # num_hidden_layers: real models have < 1,000
 _LAYER_TYPES = ("sliding_attention", "full_attention")
 
 
 # ---- typed access to one config table, with errors that name the file and the key -------------------
+
+_MAX_INT = 2**53  # ModelSpec's bound: integers stay exact in float64
+
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
 _KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "positive int": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "int": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "positive int": (lambda v: _is_int(v) and 1 <= v <= _MAX_INT, "an integer >= 1 (at most 2^53)"),
+    # layer indices are enumerated (MoE placement, layer_types): a bound keeps that finite
+    "layer count": (lambda v: _is_int(v) and 1 <= v <= MAX_LAYERS, f"an integer in [1, {MAX_LAYERS}]"),
+    "int": (lambda v: _is_int(v) and 0 <= v <= _MAX_INT, "an integer >= 0 (at most 2^53)"),
     "bool": (lambda v: isinstance(v, bool), "true or false"),
     "str": (lambda v: isinstance(v, str), "a string"),
-    "int list": (lambda v: isinstance(v, list) and all(_is_int(x) for x in v), "a list of integers"),
+    "int list": (lambda v: isinstance(v, list) and all(_is_int(x) and 0 <= x <= _MAX_INT for x in v),
+                 "a list of integers >= 0"),
     "str list": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of strings"),
 }
 
@@ -134,7 +142,12 @@ def _model_type(data: dict[str, Any], path: Path, prefix: str) -> str:
         if not isinstance(mt, str):
             raise SpecError(f"{path}: key {prefix + 'model_type'!r} = {mt!r} is not allowed: must be a string")
         return mt
-    for arch in data.get("architectures") or ():
+    architectures = data.get("architectures")
+    if architectures is not None and not (isinstance(architectures, list)
+                                          and all(isinstance(a, str) for a in architectures)):
+        raise SpecError(f"{path}: key {prefix + 'architectures'!r} = {architectures!r} is not allowed: must be a "
+                        f"list of strings (and key {prefix + 'model_type'!r} is missing)")
+    for arch in architectures or ():
         if arch in _ARCHITECTURES:
             return _ARCHITECTURES[arch]
     raise SpecError(f"{path}: key {prefix + 'model_type'!r} is missing; supported model types: "
@@ -156,6 +169,9 @@ def model_spec_from_hf_config(path: str | Path, name: str | None = None) -> Mode
     model types: :data:`SUPPORTED_MODEL_TYPES`. A missing file, invalid JSON, an unsupported model_type,
     or a missing or wrong-typed key raises SpecError naming the file and the key.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise SpecError(f"path = {path!r} is not allowed: must be the path of a config.json or of its folder "
+                        "(str or Path)")
     path = Path(path)
     if path.is_dir():
         path = path / "config.json"
@@ -185,7 +201,7 @@ def model_spec_from_hf_config(path: str | Path, name: str | None = None) -> Mode
 def _common(c: _Table, mla: bool = False) -> dict[str, Any]:
     """Widths, heads, vocabulary and embeddings (GQA/MQA/MHA attention; MLA sets its own heads)."""
     d = c.get("hidden_size", "positive int")
-    layers = c.get("num_hidden_layers", "positive int")
+    layers = c.get("num_hidden_layers", "layer count")
     heads = c.get("num_attention_heads", "positive int")
     kv_heads = head_dim = heads  # placeholders for MLA, replaced by the caller
     if not mla:

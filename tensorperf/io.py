@@ -19,6 +19,7 @@ coordinates and attrs.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ FORMATS = (".nc", ".zarr", ".csv", ".json")
 
 def check_path(path: str | Path) -> None:
     """Raise SpecError now if ``path`` has no known extension (before a long sweep, not after)."""
-    _suffix(Path(path))
+    _suffix(_path(path))
 
 
 def _suffix(path: Path) -> str:
@@ -123,9 +124,18 @@ def _to_json(ds: xr.Dataset) -> dict:
             "data_vars": {k: var(ds[k].variable) for k in ds.data_vars}}
 
 
-def _from_json(doc: dict) -> xr.Dataset:
-    def var(d: dict) -> tuple:
+def _from_json(doc: Any) -> xr.Dataset:
+    def table(value: Any, what: str) -> dict:
+        if not isinstance(value, dict):
+            raise SpecError(f"{what} = {_short(value)} is not allowed: must be a JSON object")
+        return value
+
+    def var(name: str, d: Any) -> tuple:
+        d = table(d, f"variable {name!r}")
         dtype = np.dtype(d.get("dtype", "float64"))
+        dims = d["dims"]
+        if not (isinstance(dims, list) and all(isinstance(x, str) for x in dims)):
+            raise SpecError(f"variable {name!r}: dims = {_short(dims)} is not allowed: must be a list of names")
         data = d["data"]
         if dtype.kind == "f":
             data = np.asarray(np.where(np.equal(np.asarray(data, dtype=object), None), np.nan,
@@ -134,20 +144,42 @@ def _from_json(doc: dict) -> xr.Dataset:
             data = np.asarray(data, dtype=str)
         else:
             data = np.asarray(data, dtype=dtype)
-        return (tuple(d["dims"]), data, d.get("attrs", {}))
+        return (tuple(dims), data, table(d.get("attrs", {}), f"attrs of {name!r}"))
 
+    doc = table(doc, "the document")
     try:
-        coords = {k: var(v) for k, v in doc.get("coords", {}).items()}
-        data_vars = {k: var(v) for k, v in doc["data_vars"].items()}
-    except (KeyError, TypeError, ValueError) as e:
+        coords = {k: var(k, v) for k, v in table(doc.get("coords", {}), "coords").items()}
+        data_vars = {k: var(k, v) for k, v in table(doc["data_vars"], "data_vars").items()}
+        return xr.Dataset(data_vars, coords=coords, attrs=table(doc.get("attrs", {}), "attrs"))
+    except SpecError as e:
+        raise SpecError(f"not a tensorperf/xarray JSON Dataset: {e}") from None
+    except (KeyError, TypeError, ValueError, IndexError) as e:
         raise SpecError(f"not a tensorperf/xarray JSON Dataset ({type(e).__name__}: {e})") from None
-    return xr.Dataset(data_vars, coords=coords, attrs=doc.get("attrs", {}))
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _path(path: Any) -> Path:
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise SpecError(f"path = {path!r} is not allowed: must be a file name (str or Path) ending in "
+                        f"{', '.join(FORMATS)}")
+    return Path(path)
 
 
 def save(ds: xr.Dataset, path: str | Path) -> None:
     """Write ``ds`` in the format named by the extension of ``path`` (see the module docstring)."""
-    path = Path(path)
+    path = _path(path)
     suffix = _suffix(path)
+    try:
+        _save(ds, path, suffix)
+    except OSError as e:
+        raise SpecError(f"{path}: cannot write it ({e.strerror or e})") from None
+
+
+def _save(ds: xr.Dataset, path: Path, suffix: str) -> None:
     if suffix == ".nc":
         engine = netcdf_engine()
         plain = _with_plain_attrs(ds)
@@ -171,10 +203,17 @@ def save(ds: xr.Dataset, path: str | Path) -> None:
 
 def load(path: str | Path) -> xr.Dataset:
     """Read a Dataset written by :func:`save` (into memory; ``.csv`` gives values without attrs)."""
-    path = Path(path)
+    path = _path(path)
     suffix = _suffix(path)
     if not path.exists():
         raise SpecError(f"file {str(path)!r} does not exist")
+    ds = _load(path, suffix)
+    if not ds.variables:
+        raise SpecError(f"{path}: holds no variables (an empty or corrupt {suffix} file)")
+    return ds
+
+
+def _load(path: Path, suffix: str) -> xr.Dataset:
     try:
         if suffix == ".nc":
             ds = xr.load_dataset(path, engine=netcdf_engine())
@@ -189,9 +228,10 @@ def load(path: str | Path) -> xr.Dataset:
 
             return _from_csv(pd.read_csv(path))
         return _from_json(json.loads(path.read_text()))
-    except (OSError, ValueError) as e:
-        if isinstance(e, SpecError):
-            raise SpecError(f"{path}: {e}") from None
+    except SpecError as e:
+        raise SpecError(f"{path}: {e}") from None
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError) as e:
+        # anything the readers raise on a corrupt file names the file
         raise SpecError(f"{path}: cannot read it as {suffix} ({type(e).__name__}: {e})") from None
 
 
@@ -204,6 +244,10 @@ def _from_csv(frame: Any) -> xr.Dataset:
     inputs = [c for c in frame.columns if c in DIM_ORDER or c in OVERRIDABLE or c in (ZIP_DIM, "param")]
     scalars = {c: frame[c].iloc[0] for c in inputs if frame[c].nunique(dropna=False) == 1 and len(frame) > 1}
     dims = [c for c in inputs if c not in scalars]
+    if inputs and frame.duplicated(subset=inputs).any():
+        row = frame[frame.duplicated(subset=inputs)].iloc[0]
+        raise SpecError(f"two rows have the same coordinates ({', '.join(f'{d}={row[d]!r}' for d in inputs)}); "
+                        "a results table has one row per grid point")
     frame = frame.drop(columns=list(scalars))
     if not dims:
         ds = xr.Dataset.from_dataframe(frame)

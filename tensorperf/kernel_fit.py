@@ -17,6 +17,7 @@ bounded reparameterization (no clipping), so Adam works on unconstrained numbers
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -51,15 +52,32 @@ class Fit:
     max_abs_error: float
 
 
+NUMERIC = ("m", "measured_time_ms", "flops", "bytes_moved", "num_gpus", "message_bytes")
+
+
 def load_kernels(path: str | Path) -> pd.DataFrame:
+    """Read a kernel measurements CSV: every REQUIRED column, numbers (finite, >= 0; times > 0) in NUMERIC."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise SpecError(f"kernel measurements path = {path!r} is not allowed: must be the path of a CSV file")
     path = Path(path)
     try:
         frame = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError) as e:
-        raise SpecError(f"{path}: cannot read kernel measurements: {e}") from None
+    except (OSError, ValueError) as e:  # ValueError: parser errors, empty file, not UTF-8
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise SpecError(f"{path}: cannot read kernel measurements: {reason}") from None
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise SpecError(f"{path}: column {missing[0]!r} is missing; required: {', '.join(REQUIRED)}")
+    for column in NUMERIC:
+        numbers = pd.to_numeric(frame[column], errors="coerce")
+        bad = frame[column].notna() & ~(np.isfinite(numbers) & (numbers >= 0))
+        if column == "measured_time_ms":
+            bad |= ~(numbers > 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise SpecError(f"{path}: column {column!r} of row {i + 1} is {frame[column].iloc[i]!r}; must be a finite "
+                            f"number {'> 0' if column == 'measured_time_ms' else '>= 0'}")
+        frame[column] = numbers
     return frame[frame.gpu.isin(list(GPU_PRESET))].reset_index(drop=True)
 
 

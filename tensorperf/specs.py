@@ -36,6 +36,22 @@ def _tensor_view(cls: type, values: dict[str, Any]) -> Any:
     return obj
 
 
+def _check_name(spec: Any) -> None:
+    """``name``: a non-empty string; ``source``: a string."""
+    cls = type(spec).__name__
+    if not isinstance(spec.name, str) or not spec.name.strip():
+        raise SpecError(f"{cls}.name = {spec.name!r} is not allowed: must be a non-empty string")
+    if not isinstance(spec.source, str):
+        raise SpecError(f"{cls}.source = {spec.source!r} is not allowed: must be a string")
+
+
+def _check_instance(spec: Any, field: str, kind: type, optional: bool) -> None:
+    value = getattr(spec, field)
+    if not (isinstance(value, kind) or (optional and value is None)):
+        raise SpecError(f"{type(spec).__name__}.{field} = {value!r} is not allowed: must be a {kind.__name__}"
+                        + (" or None" if optional else "") + f" (spec {spec.name!r})")
+
+
 def numeric_fields(cls: type) -> tuple[str, ...]:
     """Names of the fields of a spec class that are numbers or flags (sweepable)."""
     return tuple(
@@ -129,6 +145,7 @@ class ModelSpec:
     }
 
     def __post_init__(self) -> None:
+        _check_name(self)
         validate(self)
         problems = []
         if self.num_experts and not 1 <= self.experts_per_token <= self.num_experts:
@@ -377,7 +394,12 @@ class HardwareSpec:
     }
 
     def __post_init__(self) -> None:
+        _check_name(self)
         validate(self)
+        _check_instance(self, "efficiency", Efficiency, optional=False)
+        _check_instance(self, "efficiency_fp8", Efficiency, optional=True)
+        _check_instance(self, "efficiency_fp4", Efficiency, optional=True)
+        _check_instance(self, "seed", SeedHardware, optional=True)
 
     def replace(self, **changes: Any) -> HardwareSpec:
         return dataclasses.replace(self, **changes)

@@ -142,7 +142,7 @@ def load(path: str | Path, *, check: bool = True) -> SweepFile:
         except SpecError as e:
             raise SpecError(f"{path}: [efficiency] {e}") from None
     convention = doc.get("convention")
-    if convention is not None and convention not in api.CONVENTIONS:
+    if convention is not None and (not isinstance(convention, str) or convention not in api.CONVENTIONS):
         raise SpecError(f"{path}: convention = {convention!r} is not allowed: must be one of "
                         f"{', '.join(api.CONVENTIONS)}")
     description = doc.get("description", "")

@@ -150,8 +150,11 @@ def unknown_name_error(kind: str, name: Any, available: Iterable[str]) -> SpecEr
 
 def read_toml(path: Any, kind: str = "file") -> dict[str, Any]:
     """Parse a TOML file; a missing file or bad syntax raises SpecError naming the file."""
+    import os
     import tomllib
 
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise SpecError(f"{kind} path = {path!r} is not allowed: must be the path of a TOML file (str or Path)")
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
@@ -159,6 +162,8 @@ def read_toml(path: Any, kind: str = "file") -> dict[str, Any]:
         raise SpecError(f"{path}: cannot read {kind} ({e.strerror or e})") from None
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"{path}: not valid TOML ({e})") from None
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{path}: not valid TOML (not UTF-8 text: {e.reason} at byte {e.start})") from None
 
 
 def check_choice(field: str, value: Any, allowed: Mapping[str, Any] | Iterable[str]) -> None:

@@ -40,8 +40,16 @@ def hardware() -> tuple[str, ...]:
     return _ids("hardware")
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    return read_toml(path, "spec file")
+def _read_toml(path: Any) -> tuple[Path, dict[str, Any]]:
+    data = read_toml(path, "spec file")  # checks that path is a str or Path
+    return Path(path), data
+
+
+def _table(path: Path, data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.pop(key, {})
+    if not isinstance(value, dict):
+        raise SpecError(f"{path}: {key} = {value!r} is not allowed: must be a table ([{key}])")
+    return dict(value)
 
 
 def _build(cls: type, data: dict[str, Any], path: Path, name: str) -> Any:
@@ -64,17 +72,15 @@ def _build(cls: type, data: dict[str, Any], path: Path, name: str) -> Any:
 
 def load_model_file(path: str | Path) -> ModelSpec:
     """A ModelSpec from a preset-schema TOML file."""
-    path = Path(path)
-    data = _read_toml(path)
+    path, data = _read_toml(path)
     return _build(ModelSpec, data, path, str(data.get("id", path.stem)))
 
 
 def load_hardware_file(path: str | Path) -> HardwareSpec:
     """A HardwareSpec from a preset-schema TOML file (``[seed]`` table optional)."""
-    path = Path(path)
-    data = _read_toml(path)
-    seed = data.pop("seed", None)
-    efficiency = dict(data.pop("efficiency", {}))
+    path, data = _read_toml(path)
+    seed = _table(path, data, "seed") if "seed" in data else None
+    efficiency = _table(path, data, "efficiency")
     # [efficiency.fp8] / [efficiency.fp4]: factors that differ for kernels with those weights
     per_dtype = {k: efficiency.pop(k) for k in ("fp8", "fp4") if isinstance(efficiency.get(k), dict)}
     spec = _build(HardwareSpec, data, path, str(data.get("id", path.stem)))
@@ -92,17 +98,25 @@ def load_hardware_file(path: str | Path) -> HardwareSpec:
     return spec
 
 
-@cache
 def model(preset_id: str) -> ModelSpec:
     """The ModelSpec of a preset id; an unknown id raises SpecError naming the closest ids."""
-    if preset_id not in models():
+    if not isinstance(preset_id, str) or preset_id not in models():
         raise unknown_name_error("model preset", preset_id, models())
+    return _model(preset_id)
+
+
+def hardware_spec(preset_id: str) -> HardwareSpec:
+    """The HardwareSpec of a preset id; an unknown id raises SpecError naming the closest ids."""
+    if not isinstance(preset_id, str) or preset_id not in hardware():
+        raise unknown_name_error("hardware preset", preset_id, hardware())
+    return _hardware_spec(preset_id)
+
+
+@cache
+def _model(preset_id: str) -> ModelSpec:
     return load_model_file(_preset_dir("models") / f"{preset_id}.toml")
 
 
 @cache
-def hardware_spec(preset_id: str) -> HardwareSpec:
-    """The HardwareSpec of a preset id; an unknown id raises SpecError naming the closest ids."""
-    if preset_id not in hardware():
-        raise unknown_name_error("hardware preset", preset_id, hardware())
+def _hardware_spec(preset_id: str) -> HardwareSpec:
     return load_hardware_file(_preset_dir("hardware") / f"{preset_id}.toml")
