@@ -34,7 +34,13 @@ _FALLBACK_POINT_DIM = "pareto_point"
 
 # --------------------------------------------------------------------------- validation helpers
 
+def _check_dataset(ds: Any) -> None:
+    if not isinstance(ds, xr.Dataset):
+        raise SpecError(f"ds = {ds!r} is not allowed: must be an xarray Dataset (a sweep's results)")
+
+
 def _check_variable(ds: xr.Dataset, kind: str, name: Any) -> xr.DataArray:
+    _check_dataset(ds)
     if not isinstance(name, str) or name not in ds.data_vars:
         raise unknown_name_error(kind, name, ds.data_vars)
     if ds[name].dtype.kind not in "biuf":
@@ -101,6 +107,7 @@ def constraint_mask(ds: xr.Dataset, where: Mapping[str, tuple[str, float]] | Non
 
     A Dataset without a ``feasible`` variable counts as all feasible. With ``dims``, every variable
     in ``where`` must lie on those dims only (so the mask cannot add a dimension)."""
+    _check_dataset(ds)
     where = _check_where(ds, where, dims)
     ok = ds["feasible"].astype(bool) if "feasible" in ds.data_vars else xr.DataArray(True)
     for name, (comparison, value) in where.items():

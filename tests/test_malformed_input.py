@@ -243,6 +243,14 @@ def test_pareto_rejects_malformed_variables_over_where_maximize_extra(ds, data, 
         assert shows(kw[kind], msg), msg
 
 
+def test_reductions_reject_what_is_not_a_dataset(ds):
+    for value in (5, None, ds["tpot"], {"tpot": 1}, Odd()):
+        rejects(lambda v=value: reductions.best(v, "tpot"), "Dataset")
+        rejects(lambda v=value: reductions.pareto(v), "Dataset")
+        rejects(lambda v=value: reductions.pareto_table(v), "Dataset")
+        rejects(lambda v=value: reductions.constraint_mask(v, None), "Dataset")
+
+
 # ============================================================================ sensitivity
 
 SENSITIVITY_AXES = {"batch": [0, -1, 1.5, "x", [1, 1], NAN], "tp": [0, [1, "a"], 10**30], "prompt_len": [0, -5],
