@@ -167,6 +167,11 @@ def _where_mask(result: ChunkResult, where: Mapping[str, tuple[str, float]]) -> 
     return ok
 
 
+def kept_shape(grid: Grid, keep: Sequence[str]) -> tuple[int, ...]:
+    """The shape of the ``keep`` dims of a grid (in grid order): the state shape of Best and Count."""
+    return tuple(n for d, n in zip(grid.dims, grid.shape) if d in keep)
+
+
 def _split_dims(grid: Grid, keep: Sequence[str]) -> tuple[list[str], list[str]]:
     return [d for d in grid.dims if d in keep], [d for d in grid.dims if d not in keep]
 
@@ -350,6 +355,54 @@ class Pareto:
         return out
 
 
+@dataclass(frozen=True)
+class Count:
+    """Points and feasible points (meeting ``where``) per combination of the ``keep`` dims; ``kshape``
+    is the kept dims' shape over the whole grid. Finishes as a Dataset of ``points`` and ``feasible``."""
+
+    where: Mapping[str, tuple[str, float]]
+    keep: tuple[str, ...]
+    kshape: tuple[int, ...]
+
+    def partial(self, result: ChunkResult) -> dict:
+        grid = result.grid
+        kdims, rdims = _split_dims(grid, self.keep)
+        ok = _flatten(_where_mask(result, self.where).expand(grid.shape), grid, kdims, rdims)
+        kshape = tuple(grid.shape[grid.dims.index(d)] for d in kdims)
+        return {"block": tuple(slice(*result.chunk.ranges.get(d, (0, n))) for d, n in zip(kdims, self.kshape)),
+                "points": np.full(kshape, ok.shape[1], dtype=np.int64),
+                "feasible": ok.sum(dim=1).cpu().numpy().reshape(kshape)}
+
+    def merge(self, state: dict | None, part: dict) -> dict:
+        if state is None:
+            state = {"points": np.zeros(self.kshape, dtype=np.int64), "feasible": np.zeros(self.kshape, np.int64)}
+        for k in ("points", "feasible"):
+            state[k][part["block"]] += part[k]
+        return state
+
+    def finish(self, state: dict, grid: Grid) -> xr.Dataset:
+        kdims, _ = _split_dims(grid, self.keep)
+        coords = {d: list(grid.labels[d]) for d in kdims if d in grid.labels}
+        return xr.Dataset({"points": (kdims, state["points"]), "feasible": (kdims, state["feasible"])}, coords=coords)
+
+
+@dataclass(frozen=True)
+class Combined:
+    """Several reductions in one pass over the grid (each chunk evaluated once); finishes as a tuple."""
+
+    parts: tuple[Any, ...]
+
+    def partial(self, result: ChunkResult) -> tuple:
+        return tuple(r.partial(result) for r in self.parts)
+
+    def merge(self, state: tuple | None, part: tuple) -> tuple:
+        state = state if state is not None else (None,) * len(self.parts)
+        return tuple(r.merge(s, p) for r, s, p in zip(self.parts, state, part))
+
+    def finish(self, state: tuple, grid: Grid) -> tuple:
+        return tuple(r.finish(s, grid) for r, s in zip(self.parts, state))
+
+
 # --------------------------------------------------------------------------- drivers
 
 def _check_metric(kind: str, name: Any, available: Sequence[str]) -> str:
@@ -503,9 +556,7 @@ def best(objective: str = "tokens_per_s_per_gpu", *, where: Mapping[str, tuple[s
         raise SpecError(f"maximize = {maximize!r} is not allowed: must be True or False")
     if set(keep) == set(setup.grid.dims):
         raise SpecError(f"nothing to choose from: every dimension is in keep={list(keep)}")
-    grid = setup.grid
-    kshape = tuple(grid.shape[grid.dims.index(d)] for d in grid.dims if d in keep)
-    reduction = Best(objective, MappingProxyType(where), keep, bool(maximize), kshape)
+    reduction = Best(objective, MappingProxyType(where), keep, bool(maximize), kept_shape(setup.grid, keep))
     return _execute(setup, reduction, _max_points(setup, memory, chunk_points), progress, client, "best")
 
 
@@ -561,5 +612,5 @@ def reduce(reduction: Reduction, *, memory: Any = DEFAULT_MEMORY, chunk_points: 
     return _execute(setup, reduction, _max_points(setup, memory, chunk_points), progress, client, "reduce")
 
 
-__all__ = ["best", "pareto", "reduce", "Reduction", "Best", "Pareto", "ChunkResult", "Chunk", "plan",
-           "points_for_memory", "evaluate_chunk"]
+__all__ = ["best", "pareto", "reduce", "Reduction", "Best", "Pareto", "Count", "Combined", "ChunkResult", "Chunk",
+           "plan", "points_for_memory", "evaluate_chunk", "kept_shape"]

@@ -237,3 +237,21 @@ def test_chunk_is_a_frozen_record():
     c = Chunk(0, {"tp": (0, 1)})
     with pytest.raises(AttributeError):
         c.index = 1
+
+
+def test_count_and_best_combined_in_one_pass(full):
+    from types import MappingProxyType
+
+    from tensorperf.stream import Best, Combined, Count, kept_shape
+
+    grid = build_grid(**GRID)
+    keep = ("hardware", "weight_dtype")
+    where = MappingProxyType({"tokens_per_s_per_user": (">=", 20.0)})
+    count, best = tp.reduce(Combined((Count(where, keep, kept_shape(grid, keep)),
+                                      Best("tokens_per_s_per_gpu", where, keep, True, kept_shape(grid, keep)))),
+                            chunk_points=333, **GRID)
+    ok = full.feasible & (full.tokens_per_s_per_user >= 20)
+    others = [d for d in full.feasible.dims if d not in keep]
+    np.testing.assert_array_equal(count.feasible.values, ok.sum(others).transpose(*keep).values)
+    assert (count.points.values == full.feasible.size // (2 * 2)).all()
+    _assert_best_equal(best, full.tperf.best("tokens_per_s_per_gpu", where=dict(where), keep=list(keep)))
