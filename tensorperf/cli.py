@@ -60,13 +60,22 @@ def _csv(kind):
 
 
 def _default_run(out) -> int:
+    from types import MappingProxyType
+
+    from .api import build_grid
+    from .stream import Best, Combined, Count, kept_shape, reduce
+
     hw = [h for h in presets.hardware() if h != "mi300-seed"]
-    ds = sweep(hardware=hw, **DEFAULT_SWEEP)
-    print(f"tensorperf default sweep: gpt-moe-1.8t on 64 GPUs, {ds.sizes['hardware']} hardware presets, "
-          f"{int(ds.ttft.size):,} configurations ({int(ds.feasible.sum()):,} feasible)", file=out)
-    for floor in INTERACTIVITY:
-        res = best(ds, "tokens_per_s_per_gpu", where={"tokens_per_s_per_user": (">=", floor)},
-                   keep=["hardware", "weight_dtype", "prompt_len"])
+    inputs = dict(hardware=hw, **DEFAULT_SWEEP)
+    keep = ("hardware", "weight_dtype", "prompt_len")
+    shape = kept_shape(build_grid(**inputs), keep)
+    bests = tuple(Best("tokens_per_s_per_gpu", MappingProxyType({"tokens_per_s_per_user": (">=", floor)}), keep,
+                       True, shape) for floor in INTERACTIVITY)
+    # one streamed pass: every chunk evaluated once, reduced to the counts and the winners
+    count, *winners = reduce(Combined((Count(MappingProxyType({}), (), ()), *bests)), **inputs)
+    print(f"tensorperf default sweep: gpt-moe-1.8t on 64 GPUs, {len(hw)} hardware presets, "
+          f"{int(count.points):,} configurations ({int(count.feasible):,} feasible)", file=out)
+    for floor, res in zip(INTERACTIVITY, winners):
         rows = []
         for rec in res.to_dataframe().reset_index().to_dict("records"):
             rec.update({d: rec.get(f"best_{d}") for d in ("tp", "pp", "dp", "ep", "batch")})
@@ -285,6 +294,31 @@ def _print_best(ds: xr.Dataset, out, objective: str, where: dict, keep: list[str
     return res
 
 
+def _grid_of(inputs: dict):
+    """The Grid of a streamed command's inputs (no evaluation): its dims and shape."""
+    from .api import build_grid
+
+    return build_grid(**{k: v for k, v in inputs.items() if k not in ("efficiency", "convention")})
+
+
+def _print_streamed_best(inputs: dict, grid, out, objective: str, where: dict,
+                         keep: list[str] | None, maximize: bool, memory: str) -> xr.Dataset:
+    from .stream import best as stream_best
+    from .stream import default_over
+
+    if keep is None:
+        keep = [d for d in grid.dims if d not in default_over(grid)]
+    res = stream_best(objective, where=where or None, keep=keep, maximize=maximize, memory=memory, **inputs)
+    extra = ["concurrency"] if inputs.get("batch") == "max" else []
+    rows, cols = _best_rows(res, keep, objective, extra)
+    title = f"Best point by {objective} ({'max' if maximize else 'min'})"
+    title += f" with {_where_text(where)}" if where else ""
+    title += f" for each {', '.join(keep)}" if keep else ""
+    print(f"{title} ('-': no feasible point qualifies)", file=out)
+    print(table(rows, cols), file=out)
+    return res
+
+
 def _check_output(args) -> None:
     """-o FILE: a known extension (where the command has a choice of formats) in a folder that exists,
     checked before any work."""
@@ -330,15 +364,26 @@ def _sweep(args, out) -> int:
 
 
 def _best(args, out) -> int:
-    ds, spec = _results(args, "best")
+    if _is_results(_file_arg(args)):
+        ds, spec = _results(args, "best")
+        dims = None
+    else:  # streamed: the grid is evaluated in chunks under --memory, never held whole
+        inputs, spec = _sweep_inputs(args, "best")
+        grid = _grid_of(inputs)
+        dims = grid.dims
+        ds = None
     chosen = spec.best if spec is not None else {}
     objective = args.objective or chosen.get("objective", OBJECTIVE)
     where = _where_dict(args.where) or chosen.get("where", {})
     keep = args.keep
     if keep is None and chosen.get("keep") is not None:  # the file's choice, less dims the flags made scalar
-        keep = [k for k in chosen["keep"] if k in ds[objective].dims] if objective in ds else chosen["keep"]
+        scalar_now = dims if ds is None else (ds[objective].dims if objective in ds else None)
+        keep = [k for k in chosen["keep"] if k in scalar_now] if scalar_now is not None else chosen["keep"]
     maximize = not args.minimize if args.minimize else chosen.get("maximize", True)
-    res = _print_best(ds, out, objective, where, keep, maximize)
+    if ds is None:
+        res = _print_streamed_best(inputs, grid, out, objective, where, keep, maximize, args.memory)
+    else:
+        res = _print_best(ds, out, objective, where, keep, maximize)
     if args.output:
         from .io import save
 
@@ -350,19 +395,17 @@ def _best(args, out) -> int:
 def _pareto(args, out) -> int:
     from .reductions import default_over, pareto, pareto_table
 
-    ds, _ = _results(args, "pareto")
     where = _where_dict(args.where)
+    if not _is_results(_file_arg(args)):  # streamed: the grid is evaluated in chunks under --memory
+        return _streamed_pareto(args, out, where)
+    ds, _ = _results(args, "pareto")
     extra = ["concurrency"] if "batch" in ds.coords and ds["batch"].dtype.kind in "OUS" else []  # batch='max'
     extra = [v for v in (*extra, "ttft", "tpot", "memory_per_gpu") if v in ds.data_vars and v not in (args.x, args.y)]
     frame = pareto_table(ds, args.x, args.y, over=args.over, where=where, extra=extra)
     dims = [d for d in ds.dims if d in ds[args.x].dims or d in ds[args.y].dims]
     over = args.over or default_over(ds, dims)
     kept = [d for d in dims if d not in over]
-    print(f"Pareto frontier of {args.y} versus {args.x} over {', '.join(over)}"
-          + (f" with {_where_text(where)}" if where else "") + f": {len(frame)} points", file=out)
-    labels = [c for c in frame.columns if c not in (args.x, args.y, *extra, "point")
-              and (c in kept or c in over or frame[c].nunique() > 1)]
-    print(table(frame.to_dict("records"), labels + [args.y, args.x, *extra]), file=out)
+    _print_frontier(args, out, frame, where, over, kept, extra)
     if args.output:
         if args.output.endswith(".csv"):
             frame.to_csv(args.output, index=False)
@@ -372,6 +415,39 @@ def _pareto(args, out) -> int:
             save(pareto(ds, args.x, args.y, over=args.over, where=where), args.output)
         print(f"wrote {args.output}", file=out)
     return 0
+
+
+def _streamed_pareto(args, out, where) -> int:
+    from .stream import default_over
+    from .stream import pareto as stream_pareto
+
+    inputs, _ = _sweep_inputs(args, "pareto")
+    front = stream_pareto(args.x, args.y, over=args.over, where=where, memory=args.memory, **inputs)
+    frame = front.to_dataframe().reset_index(drop=True)
+    extra = ["concurrency"] if inputs.get("batch") == "max" else []
+    extra = [v for v in (*extra, "ttft", "tpot", "memory_per_gpu") if v in frame and v not in (args.x, args.y)]
+    grid = _grid_of(inputs)
+    over = args.over or list(default_over(grid))
+    kept = [d for d in grid.dims if d not in over]
+    _print_frontier(args, out, frame, where, over, kept, extra, labels_from=list(front.coords))
+    if args.output:
+        if args.output.endswith(".csv"):
+            frame.to_csv(args.output, index=False)
+        else:
+            from .io import save
+
+            save(front, args.output)
+        print(f"wrote {args.output}", file=out)
+    return 0
+
+
+def _print_frontier(args, out, frame, where, over, kept, extra, labels_from=None) -> None:
+    print(f"Pareto frontier of {args.y} versus {args.x} over {', '.join(over)}"
+          + (f" with {_where_text(where)}" if where else "") + f": {len(frame)} points", file=out)
+    columns = labels_from if labels_from is not None else frame.columns
+    labels = [c for c in columns if c not in (args.x, args.y, *extra, "point")
+              and (c in kept or c in over or frame[c].nunique() > 1)]
+    print(table(frame.to_dict("records"), labels + [args.y, args.x, *extra]), file=out)
 
 
 def _prefix(values, unit: str) -> tuple[str, float]:
@@ -641,6 +717,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--keep", type=_names, metavar="DIMS",
                    help="dims to keep (one winner each); default: every dim but the layout and batch dims")
     b.add_argument("-o", "--output", help="write the winners (.nc, .zarr, .csv or .json)")
+    b.add_argument("--memory", default="2GB", help="working memory of a streamed sweep (default 2GB): the grid is "
+                   "evaluated in chunks of that size, so it may be far larger than memory")
     q = sub.add_parser("pareto", help="the Pareto frontier of tokens/s/GPU versus tokens/s/user")
     _add_sweep_flags(q, results=True)
     q.add_argument("--x", default="tokens_per_s_per_user")
@@ -649,6 +727,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the layout and batch dims)")
     q.add_argument("--where", type=_where, action="append", metavar="EXPR")
     q.add_argument("-o", "--output", help="write the frontier (.csv: the table; .nc/.zarr/.json: the Dataset)")
+    q.add_argument("--memory", default="2GB", help="working memory of a streamed sweep (default 2GB)")
     e = sub.add_parser("explain", help="one point: per-op FLOPs, bytes, time and bound, prefill and decode")
     _add_sweep_flags(e)
     n = sub.add_parser("sensitivity", help="elasticities of a metric to efficiencies and spec fields")
