@@ -136,7 +136,7 @@ class _Collect:
     def merge(self, state, part):
         chunk, arrays = part
         state = state if state is not None else {n: np.zeros(self.shape, a.dtype) for n, a in arrays.items()}
-        dims = ("model", "hardware", "prompt_len", "batch", "tp", "pp", "ep")
+        dims = ("model", "hardware", "prompt_len", "batch", "tp", "cp", "pp", "ep")
         index = tuple(slice(*chunk.ranges[d]) if d in chunk.ranges else slice(None) for d in dims)
         for n, a in arrays.items():
             state[n][index] = a
@@ -151,7 +151,7 @@ class _Collect:
 def test_every_metric_is_bitwise_identical_across_chunk_sizes(chunk, dtype):
     """Determinism (issue 8): a point's metrics do not depend on the chunk it is evaluated in."""
     kw = dict(model=["llama-3.1-8b", "deepseek-v3"], hardware=["h100-sxm", "b200"], prompt_len=[1024, 32768],
-              batch=[1, 8, 64], tp=[1, 8], pp=[1, 2, 4], ep=[1, 8, 32], dtype=dtype, chunk_size=4096)
+              batch=[1, 8, 64], tp=[1, 8], cp=[1, 2], pp=[1, 2, 4], ep=[1, 8, 32], dtype=dtype, chunk_size=4096)
     ds = tp.sweep(**kw)
     got = tp.reduce(_Collect(tuple(ds.sizes[d] for d in ds.ttft.dims)), chunk_points=chunk, **kw)
     for name, values in got.items():

@@ -126,6 +126,7 @@ class _Context:
         restructured = any(k.removesuffix("_scale") in STRUCTURE_FIELDS for k in (*grid.values, *fields))
         self.has_dense = restructured or any(s.num_dense_layers > 0 for s in grid.values["model"])
         self.has_moe = restructured or any(s.num_experts > 0 for s in grid.values["model"])
+        self.no_cp = set(grid.values["cp"]) == {1}
         self.mix = pipeline.stage_mix(self.m, pp, lead_dense)
         shell = Layout(tp=tp, pp=pp, dp=dp, ep=ep, micro=torch.ones_like(pp), cp=cp)
         self.L_max = S + self.T_out
@@ -276,7 +277,10 @@ def _with_context_parallel(cx: _Context, coll: dict, ph: ops.Phase, t_attn: torc
     """Add context parallelism's per-layer collectives (zero at cp = 1). Prefill (tokens split over
     cp): ring attention passes the K/V blocks around the cp ring, an all-gather of the cached tokens'
     K/V, hidden behind up to cp_overlap of the attention compute. Decode (KV split over cp): the cp
-    ranks' partial attention outputs are combined, an all-reduce of B·n_q·d_h activations."""
+    ranks' partial attention outputs are combined, an all-reduce of B·n_q·d_h activations. A grid
+    whose every cp is 1 skips them (they are exact zeros there)."""
+    if cx.no_cp:
+        return coll
     m, lay, t = cx.m, cx.lay, cx.tiers
     cp_tiers = dataclasses.replace(t, domain=torch.clamp(t.domain / lay.tp, min=1))  # cp next to tp
     if ph.absorbed:  # decode
@@ -511,8 +515,8 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
     for node in nodes:
         attn.append(_attention_op(cx, (node,)))
         total, slowest = _with_attention(rest, attn[-1][2])
-        steps.append(pipeline.decode_step(total, slowest, lay.micro) + cx.eff.step_overhead)
-    tpot = _simpson(*steps)
+        steps.append(pipeline.decode_step(total, slowest, lay.micro))
+    tpot = _simpson(*steps) + cx.eff.step_overhead  # the per-step overhead is the same at every node
     dec_ops = dec_ops | {"attn": _each(_simpson, *attn)}  # the mean step's attention
     serving_step = _serving_step(cx)
 
@@ -539,12 +543,12 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
         "ttft_max": ttft_max,
         "tpot": tpot,
         "e2e_latency": e2e,
-        "tokens_per_s_per_gpu": B * T_out / (batch_done * n_gpus),
+        "tokens_per_s_per_gpu": B * T_out / n_gpus / batch_done,  # (factors on few axes first)
         "tokens_per_s_per_user": 1 / tpot,
-        "decode_tokens_per_s_per_gpu": B / (tpot * n_gpus),
-        "prefill_tokens_per_s_per_gpu": B * S / (ttft_max * n_gpus),
+        "decode_tokens_per_s_per_gpu": B / n_gpus / tpot,
+        "prefill_tokens_per_s_per_gpu": B * S / n_gpus / ttft_max,
         "serving_step_time": serving_step,
-        "serving_tokens_per_s_per_gpu": B / (serving_step * n_gpus),
+        "serving_tokens_per_s_per_gpu": B / n_gpus / serving_step,
         "serving_tokens_per_s_per_user": 1 / serving_step,
         "concurrency": cx.B_exact,
         "memory_per_gpu": memory,
