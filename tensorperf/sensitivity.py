@@ -71,7 +71,7 @@ def sensitivity(*, of: str, wrt: Sequence[str], efficiency: dict | None = None, 
             raise SpecError(f"of = {of!r} has an 'op' dimension; choose a scalar metric")
         y = ev.values[of].expand(grid.shape)
         grads = torch.autograd.grad(y.sum(), list(leaves.values()), allow_unused=True)
-    grads = [torch.zeros(grid.shape, dtype=grid.dtype) if g is None else g for g in grads]
+    grads = [torch.zeros(grid.shape, dtype=grid.dtype, device=grid.device) if g is None else g for g in grads]
     g = torch.stack([t.detach() for t in grads], dim=-1)
     x = torch.stack([t.detach() for t in leaves.values()], dim=-1)
     yv = y.detach().unsqueeze(-1)

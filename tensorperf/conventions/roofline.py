@@ -113,8 +113,8 @@ class _Context:
                        if "chunk_size" in grid.values else torch.ones_like(S))  # prefill chunks per prompt
         self.T_out = exact["output_len"].to(dt)
         tp, pp, dp, ep, cp = (exact[n].to(dt) for n in ("tp", "pp", "dp", "ep", "cp"))
-        self.lay_exact = Layout(*(exact[n] for n in ("tp", "pp", "dp", "ep")), micro=torch.ones((), dtype=f64),
-                                cp=exact["cp"])
+        self.lay_exact = Layout(*(exact[n] for n in ("tp", "pp", "dp", "ep")),
+                                micro=torch.ones((), dtype=f64, device=grid.device), cp=exact["cp"])
         self.b = b = ops.Bytes(w=grid.lookup("weight_dtype", DTYPE_BYTES), kv=grid.lookup("kv_dtype", DTYPE_BYTES),
                                a=grid.lookup("act_dtype", DTYPE_BYTES))
         given_micro = grid.axis("microbatches", f64) if "microbatches" in grid.values else None
