@@ -85,11 +85,7 @@ def _check_where(ds: xr.Dataset, where: Any, dims: Sequence[str] | None) -> dict
     for name, cond in where.items():
         if not isinstance(name, str) or name not in ds.data_vars:
             raise unknown_name_error("variable in where", name, ds.data_vars)
-        ok = (isinstance(cond, (tuple, list)) and len(cond) == 2 and isinstance(cond[0], str)
-              and cond[0] in COMPARISONS and _threshold(cond[1]) is not None)
-        if not ok:
-            raise SpecError(f"where[{name!r}] = {cond!r} is not allowed: must be (comparison, value) "
-                            f"with comparison in {', '.join(COMPARISONS)} and a real number value (not NaN)")
+        condition = check_condition(name, cond)
         if ds[name].dtype.kind not in "biuf":
             raise SpecError(f"where[{name!r}]: variable {name!r} is not numeric (dtype {ds[name].dtype})")
         if dims is not None:
@@ -97,8 +93,18 @@ def _check_where(ds: xr.Dataset, where: Any, dims: Sequence[str] | None) -> dict
             if extra:
                 raise SpecError(f"where[{name!r}]: variable {name!r} has dimension(s) {extra} that the "
                                 f"reduced variables lack (they have {list(dims)})")
-        out[name] = (cond[0], _threshold(cond[1]))
+        out[name] = condition
     return out
+
+
+def check_condition(name: str, cond: Any) -> tuple[str, float]:
+    """One ``where`` entry: (comparison, real number), the number as a float."""
+    ok = (isinstance(cond, (tuple, list)) and len(cond) == 2 and isinstance(cond[0], str)
+          and cond[0] in COMPARISONS and _threshold(cond[1]) is not None)
+    if not ok:
+        raise SpecError(f"where[{name!r}] = {cond!r} is not allowed: must be (comparison, value) "
+                        f"with comparison in {', '.join(COMPARISONS)} and a real number value (not NaN)")
+    return cond[0], _threshold(cond[1])
 
 
 def constraint_mask(ds: xr.Dataset, where: Mapping[str, tuple[str, float]] | None,

@@ -32,7 +32,7 @@ import xarray as xr
 
 from .api import CONVENTIONS, build_grid, check_efficiency
 from .grid import ZIP_DIM, Grid
-from .reductions import COMPARISONS, LAYOUT_DIMS, _frontier
+from .reductions import COMPARISONS, LAYOUT_DIMS, _frontier, check_condition
 from .results import METRICS
 from .validation import SpecError, unknown_name_error
 
@@ -419,13 +419,7 @@ def _check_where(where: Any, available: Sequence[str]) -> dict[str, tuple[str, f
     out = {}
     for name, cond in where.items():
         _check_metric("variable in where", name, available)
-        ok = (isinstance(cond, (tuple, list)) and len(cond) == 2 and isinstance(cond[0], str)
-              and cond[0] in COMPARISONS and isinstance(cond[1], numbers.Real)
-              and not isinstance(cond[1], (bool, np.bool_)) and not np.isnan(cond[1]))
-        if not ok:
-            raise SpecError(f"where[{name!r}] = {cond!r} is not allowed: must be (comparison, value) with "
-                            f"comparison in {', '.join(COMPARISONS)} and a real number value")
-        out[name] = (cond[0], float(cond[1]))
+        out[name] = check_condition(name, cond)
     return out
 
 

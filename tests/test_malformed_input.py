@@ -42,7 +42,7 @@ PRESETS = ROOT / "tensorperf" / "presets"
 EXAMPLES = {
     "best": 200, "pareto": 200, "sensitivity": 150, "calibrate_options": 150, "calibrate_tables": 80,
     "validate_files": 150, "spec_fields": 300, "hf_config": 200, "preset_files": 200, "sweep_files": 150,
-    "io_load": 120, "cli": 400,
+    "io_load": 120, "cli": 400, "stream": 200,
 }
 RAN: dict[str, int] = {}  # examples each test really generated in this session
 
@@ -241,6 +241,47 @@ def test_pareto_rejects_malformed_variables_over_where_maximize_extra(ds, data, 
     msg = rejects(call, needle)
     if kind in ("x", "y", "maximize"):
         assert shows(kw[kind], msg), msg
+
+
+STREAM_GRID = dict(model="llama-3.1-8b", hardware="h100-sxm", batch=[1, 8], tp=[1, 2], weight_dtype=["bf16", "fp8"])
+BAD_MEMORY = [0, -1, -1e9, NAN, float("inf"), True, None, "lots", "", "2XB", "GB", "-2GB", "1e400GB", [1], Odd(),
+              complex(1, 1)]
+BAD_CHUNKS = [0, -1, 1.5, NAN, True, "10", [10], 2.0, Odd()]
+BAD_CLIENTS = [5, 1.5, True, [], {}, Odd(), b"tcp://x"]
+
+
+@st.composite
+def stream_case(draw, ds_vars):
+    """One malformed argument of tensorperf.best / pareto / reduce (the streamed reductions)."""
+    kind = draw(st.sampled_from(["best", "pareto", "memory", "chunk_points", "progress", "client", "reduction"]))
+    if kind == "best":
+        sub, kw, _ = draw(best_case(ds_vars))
+        return "best", kw, {"objective": "objective", "where": "where", "keep": ("keep", "dimension"),
+                            "maximize": "maximize"}[sub]
+    if kind == "pareto":
+        sub, kw = draw(pareto_case(ds_vars).filter(lambda c: c[0] != "extra"))
+        return "pareto", kw, {"x": "x", "y": "y", "same": "x and y", "over": ("over", "dimension"),
+                              "where": "where", "maximize": "maximize"}[sub]
+    if kind == "reduction":
+        return "reduce", {"reduction": draw(st.sampled_from([5, None, Odd(), "best", object(), [1]]))}, "reduction"
+    values = {"memory": BAD_MEMORY, "chunk_points": BAD_CHUNKS, "progress": [b for b in BAD_BOOLS if b is not None],
+              "client": BAD_CLIENTS}
+    return draw(st.sampled_from(["best", "pareto"])), {kind: draw(st.sampled_from(values[kind]))}, kind
+
+
+@fuzz("stream")
+@given(data=st.data())
+def test_streamed_reductions_reject_malformed_arguments(ds, data):
+    ran("stream")
+    entry, kw, needle = data.draw(stream_case(list(ds.data_vars)))
+    if entry == "best":
+        objective = kw.pop("objective", "tokens_per_s_per_gpu")
+        call = lambda: tp.best(objective, **kw, **STREAM_GRID)  # noqa: E731
+    elif entry == "pareto":
+        call = lambda: tp.pareto(**kw, **STREAM_GRID)  # noqa: E731
+    else:
+        call = lambda: tp.reduce(kw["reduction"], **STREAM_GRID)  # noqa: E731
+    rejects(call, needle)
 
 
 def test_reductions_reject_what_is_not_a_dataset(ds):
