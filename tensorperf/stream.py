@@ -36,10 +36,13 @@ from .reductions import COMPARISONS, LAYOUT_DIMS, _frontier, check_condition
 from .results import METRICS
 from .validation import SpecError, unknown_name_error
 
-# Peak working memory of the engine per grid point of a chunk (breakdown off), measured with
-# benchmarks/grid_throughput.py --memory on a 1.1M-point chunk (float64 ~0.5 kB/point), with margin.
+# Peak working memory of the engine per grid point of a chunk (breakdown off): measured 413 B (float64)
+# and 166 B (float32) of peak RSS growth on a 1.1M-point evaluation (benchmarks/scale.py); about 2x margin.
 BYTES_PER_POINT = MappingProxyType({torch.float64: 800, torch.float32: 450})
 DEFAULT_MEMORY = 2 * 2**30  # bytes of working memory per chunk
+# Chunks are also capped at 8 MiB per grid-sized tensor (2^20 points in float64, 2^21 in float32): larger
+# chunks gain nothing per point and run slower (benchmarks/README.md: points/s versus chunk size).
+FAST_CHUNK_BYTES = 8 * 2**20
 _UNITS = MappingProxyType({"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
                            "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40})
 
@@ -71,7 +74,8 @@ def points_for_memory(memory: Any, dtype: torch.dtype) -> int:
     if isinstance(nbytes, bool) or not isinstance(nbytes, numbers.Real) or not math.isfinite(nbytes) or nbytes <= 0:
         raise SpecError(f"memory = {memory!r} is not allowed: must be a positive number of bytes or a size "
                         "such as '2GB'")
-    return max(1, int(nbytes // BYTES_PER_POINT[dtype]))
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    return max(1, min(int(nbytes // BYTES_PER_POINT[dtype]), FAST_CHUNK_BYTES // itemsize))
 
 
 def plan(grid: Grid, max_points: int) -> tuple[int, Iterator[Chunk]]:

@@ -117,9 +117,10 @@ def test_chunks_tile_the_grid_in_c_order(shape, max_points):
 def test_memory_budget_sets_the_chunk_size():
     import torch
 
-    assert points_for_memory("1GB", torch.float64) == 10**9 // BYTES_PER_POINT[torch.float64]
-    assert points_for_memory(2**30, torch.float32) == 2**30 // BYTES_PER_POINT[torch.float32]
-    assert points_for_memory("2 GiB", torch.float64) == 2 * 2**30 // BYTES_PER_POINT[torch.float64]
+    assert points_for_memory("100MB", torch.float64) == 10**8 // BYTES_PER_POINT[torch.float64]
+    assert points_for_memory(2**28, torch.float32) == 2**28 // BYTES_PER_POINT[torch.float32]
+    assert points_for_memory("2 GiB", torch.float64) == 2**20  # capped at 8 MiB per tensor (speed)
+    assert points_for_memory("2 GiB", torch.float32) == 2**21
     assert points_for_memory(1, torch.float64) == 1  # never below one point
 
 
