@@ -196,12 +196,9 @@ SEED_DP = [1, 2, 4, 8]  # dp <= 8: the notebook divides by 200 // (GPUs per node
 
 
 def _best(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+    from grid_throughput import best_of  # (benchmarks/ is on sys.path when a script here runs)
+
+    return best_of(fn, repeat)
 
 
 def side_by_side(repeat: int, quick: bool, llm_path: str | None) -> list[str]:

@@ -284,8 +284,14 @@ def _print_best(ds: xr.Dataset, out, objective: str, where: dict, keep: list[str
         over = default_over(ds, dims)
         keep = [d for d in dims if d not in over]
     res = best(ds, objective, where=where or None, keep=keep, maximize=maximize)
-    extra = ["concurrency"] if "batch" in ds.coords and ds["batch"].dtype.kind in "OUS" else []  # batch='max'
-    rows, cols = _best_rows(res, keep, objective, extra)
+    batch_max = "batch" in ds.coords and ds["batch"].dtype.kind in "OUS"
+    return _show_best(res, out, objective, where, keep, maximize, batch_max)
+
+
+def _show_best(res: xr.Dataset, out, objective: str, where: dict, keep: Sequence[str], maximize: bool,
+               batch_max: bool) -> xr.Dataset:
+    """Print the winners of best() (in memory or streamed) as a table under a one-line title."""
+    rows, cols = _best_rows(res, keep, objective, ["concurrency"] if batch_max else [])
     title = f"Best point by {objective} ({'max' if maximize else 'min'})"
     title += f" with {_where_text(where)}" if where else ""
     title += f" for each {', '.join(keep)}" if keep else ""
@@ -309,14 +315,7 @@ def _print_streamed_best(inputs: dict, grid, out, objective: str, where: dict,
     if keep is None:
         keep = [d for d in grid.dims if d not in default_over(grid)]
     res = stream_best(objective, where=where or None, keep=keep, maximize=maximize, memory=memory, **inputs)
-    extra = ["concurrency"] if inputs.get("batch") == "max" else []
-    rows, cols = _best_rows(res, keep, objective, extra)
-    title = f"Best point by {objective} ({'max' if maximize else 'min'})"
-    title += f" with {_where_text(where)}" if where else ""
-    title += f" for each {', '.join(keep)}" if keep else ""
-    print(f"{title} ('-': no feasible point qualifies)", file=out)
-    print(table(rows, cols), file=out)
-    return res
+    return _show_best(res, out, objective, where, keep, maximize, inputs.get("batch") == "max")
 
 
 def _check_output(args) -> None:

@@ -32,7 +32,7 @@ import xarray as xr
 
 from .api import CONVENTIONS, build_grid, check_efficiency
 from .grid import ZIP_DIM, Grid
-from .reductions import COMPARISONS, LAYOUT_DIMS, _frontier, check_condition
+from .reductions import COMPARISONS, LAYOUT_DIMS, _dim_list, _frontier, check_condition
 from .results import METRICS
 from .validation import SpecError, unknown_name_error
 
@@ -428,18 +428,7 @@ def _check_where(where: Any, available: Sequence[str]) -> dict[str, tuple[str, f
 
 
 def _dims(kind: str, dims: Any, grid: Grid) -> tuple[str, ...]:
-    if isinstance(dims, str):
-        dims = (dims,)
-    try:
-        dims = tuple(dims)
-    except TypeError:
-        raise SpecError(f"{kind} = {dims!r} is not allowed: must be a list of dimension names") from None
-    for d in dims:
-        if not isinstance(d, str) or d not in grid.dims:
-            raise unknown_name_error(f"dimension in {kind}", d, grid.dims)
-    if len(set(dims)) != len(dims):
-        raise SpecError(f"{kind} = {list(dims)!r} lists a dimension twice")
-    return dims
+    return tuple(_dim_list(kind, dims, grid.dims))
 
 
 @dataclass(frozen=True)
