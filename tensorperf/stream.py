@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from .allocator import keep_freed_memory
 from .api import CONVENTIONS, build_grid, check_efficiency
 from .grid import ZIP_DIM, Grid
 from .reductions import COMPARISONS, LAYOUT_DIMS, _dim_list, _frontier, check_condition
@@ -461,6 +462,7 @@ def _progress(total: int, progress: Any, desc: str):
 
 def _run_chunk(grid: Grid, chunk: Chunk, convention: str, overrides: Mapping[str, float], reduction: Any) -> Any:
     """One chunk on a worker: evaluate, reduce, return the small partial result."""
+    keep_freed_memory()  # once per process (here for dask workers)
     return reduction.partial(evaluate_chunk(grid, chunk, convention, overrides))
 
 

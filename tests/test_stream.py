@@ -256,3 +256,14 @@ def test_count_and_best_combined_in_one_pass(full):
     np.testing.assert_array_equal(count.feasible.values, ok.sum(others).transpose(*keep).values)
     assert (count.points.values == full.feasible.size // (2 * 2)).all()
     _assert_best_equal(best, full.tperf.best("tokens_per_s_per_gpu", where=dict(where), keep=list(keep)))
+
+
+def test_streaming_keeps_freed_memory_on_glibc():
+    import platform
+
+    from tensorperf.allocator import keep_freed_memory
+
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert keep_freed_memory() is True and keep_freed_memory() is True  # once per process, then cached
+    else:
+        assert keep_freed_memory() in (True, False)
