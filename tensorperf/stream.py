@@ -41,9 +41,10 @@ from .validation import SpecError, unknown_name_error
 # and 166 B (float32) of peak RSS growth on a 1.1M-point evaluation (benchmarks/scale.py); about 2x margin.
 BYTES_PER_POINT = MappingProxyType({torch.float64: 800, torch.float32: 450})
 DEFAULT_MEMORY = 2 * 2**30  # bytes of working memory per chunk
-# Chunks are also capped at 8 MiB per grid-sized tensor (2^20 points in float64, 2^21 in float32): larger
-# chunks gain nothing per point and run slower (benchmarks/README.md: points/s versus chunk size).
-FAST_CHUNK_BYTES = 8 * 2**20
+# Chunks are also capped at 16 MiB per grid-sized tensor (2^21 points in float64, 2^22 in float32): the
+# fastest size measured (benchmarks/README.md); larger tensors pass glibc's 32 MiB mmap limit and fault
+# their pages in on every allocation.
+FAST_CHUNK_BYTES = 16 * 2**20
 _UNITS = MappingProxyType({"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
                            "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40})
 

@@ -119,8 +119,8 @@ def test_memory_budget_sets_the_chunk_size():
 
     assert points_for_memory("100MB", torch.float64) == 10**8 // BYTES_PER_POINT[torch.float64]
     assert points_for_memory(2**28, torch.float32) == 2**28 // BYTES_PER_POINT[torch.float32]
-    assert points_for_memory("2 GiB", torch.float64) == 2**20  # capped at 8 MiB per tensor (speed)
-    assert points_for_memory("2 GiB", torch.float32) == 2**21
+    assert points_for_memory("2 GiB", torch.float64) == 2**21  # capped at 16 MiB per tensor (speed)
+    assert points_for_memory("2 GiB", torch.float32) == 2**22
     assert points_for_memory(1, torch.float64) == 1  # never below one point
 
 
