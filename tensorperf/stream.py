@@ -167,9 +167,12 @@ class Reduction(Protocol):
 
 
 def _where_mask(result: ChunkResult, where: Mapping[str, tuple[str, float]]) -> torch.Tensor:
+    """Feasible and meeting every condition. Conditions are compared on the metrics' own broadcast
+    shapes, unmasked: where a metric is masked (NaN) the point is infeasible, so the AND is the same."""
     ok = result.feasible
     for name, (comparison, value) in where.items():
-        ok = ok & COMPARISONS[comparison](result.metric(name), value)
+        raw = result.values.get(name)
+        ok = ok & COMPARISONS[comparison](result.metric(name) if raw is None else raw, value)
     return ok
 
 
@@ -216,13 +219,14 @@ class Best:
     def partial(self, result: ChunkResult) -> dict:
         grid = result.grid
         kdims, rdims = _split_dims(grid, self.keep)
-        score = result.metric(self.objective)
-        score = score if self.maximize else -score
-        ok = _where_mask(result, self.where) & ~torch.isnan(score)
-        score = torch.where(ok, score, torch.full((), -math.inf, dtype=score.dtype, device=score.device))
-        flat = _flatten(score, grid, kdims, rdims)
-        index = flat.argmax(dim=1)  # the first maximum in C order
+        raw = result.values.get(self.objective)
+        value = result.metric(self.objective) if raw is None else raw
+        ok = _where_mask(result, self.where) & (value == value)  # (a NaN objective never wins)
+        fill = torch.full((), -math.inf if self.maximize else math.inf, dtype=value.dtype, device=value.device)
+        flat = _flatten(torch.where(ok, value, fill).expand(grid.shape), grid, kdims, rdims)
+        index = flat.argmax(dim=1) if self.maximize else flat.argmin(dim=1)  # the first extremum in C order
         best = flat.gather(1, index[:, None])[:, 0].cpu().numpy()
+        best = best if self.maximize else -best  # scores are compared as "larger wins" across chunks
         kshape = tuple(grid.shape[grid.dims.index(d)] for d in kdims)
         rshape = tuple(grid.shape[grid.dims.index(d)] for d in rdims)
         kpos = np.unravel_index(np.arange(flat.shape[0]), kshape) if kdims else ()
