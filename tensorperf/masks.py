@@ -32,8 +32,9 @@ def describe(code: int) -> str:
 
 def combine(checks: Mapping[Reason, torch.Tensor], shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
     """OR the bits of the reasons whose check is False (checks are 'ok' booleans). Bits are OR-ed at
-    the checks' own broadcast shapes (most depend on a few axes) and expanded to the grid once."""
+    the checks' own broadcast shapes (most depend on a few axes); the result is a view expanded to the
+    grid's shape (consumers copy it when they need it materialized)."""
     code = torch.zeros((), dtype=torch.int64, device=device)
     for reason, ok in checks.items():  # a handful of reasons, not grid points
         code = code | torch.where(ok, 0, int(reason))
-    return code.expand(shape).contiguous()
+    return code.expand(shape)

@@ -92,7 +92,7 @@ class Evaluation:
     """What a convention returns: tensors broadcastable to the grid (plus trailing result dims)."""
 
     values: Mapping[str, torch.Tensor]
-    reason: torch.Tensor  # int64, grid shape
+    reason: torch.Tensor  # int64, grid shape (possibly an expanded view)
     trailing: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # var -> trailing dims
     trailing_coords: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # dim -> labels
 

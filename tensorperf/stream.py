@@ -148,7 +148,7 @@ def evaluate_chunk(grid: Grid, chunk: Chunk, convention: str, overrides: Mapping
     with torch.no_grad():
         ev = CONVENTIONS[convention](sub, overrides, breakdown=False)
     values = {k: v for k, v in ev.values.items() if k not in ev.trailing}
-    return ChunkResult(sub, chunk, MappingProxyType(values), ev.reason)
+    return ChunkResult(sub, chunk, MappingProxyType(values), ev.reason.expand(sub.shape))
 
 
 # --------------------------------------------------------------------------- reductions
@@ -221,9 +221,13 @@ class Best:
         kdims, rdims = _split_dims(grid, self.keep)
         raw = result.values.get(self.objective)
         value = result.metric(self.objective) if raw is None else raw
-        ok = _where_mask(result, self.where) & (value == value)  # (a NaN objective never wins)
-        fill = torch.full((), -math.inf if self.maximize else math.inf, dtype=value.dtype, device=value.device)
-        flat = _flatten(torch.where(ok, value, fill).expand(grid.shape), grid, kdims, rdims)
+        value = value if value.is_floating_point() else value.to(torch.float64)  # (feasible, infeasible_reason)
+        fill = -math.inf if self.maximize else math.inf
+        score = torch.where(_where_mask(result, self.where), value, torch.full((), fill, dtype=value.dtype,
+                                                                                device=value.device))
+        score = torch.nan_to_num_(score.expand(grid.shape).contiguous(), nan=fill, posinf=math.inf,
+                                  neginf=-math.inf)  # a NaN never wins; infinities stay
+        flat = _flatten(score, grid, kdims, rdims)
         index = flat.argmax(dim=1) if self.maximize else flat.argmin(dim=1)  # the first extremum in C order
         best = flat.gather(1, index[:, None])[:, 0].cpu().numpy()
         best = best if self.maximize else -best  # scores are compared as "larger wins" across chunks

@@ -521,8 +521,9 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
     serving_step = _serving_step(cx)
 
     n_gpus = lay.num_gpus
-    e2e = ttft + (T_out - 1) * tpot
-    batch_done = ttft_max + (T_out - 1) * tpot
+    generation = (T_out - 1) * tpot  # the decode steps after the first token
+    e2e = ttft + generation
+    batch_done = ttft_max + generation
     per_gpu_step = lay.micro / lay.pp  # each GPU runs its stage once per microbatch per step
     peak = cx.peak_gemm
 
@@ -560,8 +561,8 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
                                cx.per_sequence.to(f64), cx.lay_exact.dp),
         "min_gpus_for_capacity": min_gpus,
         "num_gpus": cx.lay_exact.num_gpus,
-        "mfu": _total(dec_ops, counts, 0) * per_gpu_step / (tpot * peak),
-        "mbu": _total(dec_ops, counts, 1) * per_gpu_step / (tpot * hw.hbm_bandwidth),
+        "mfu": _total(dec_ops, counts, 0) * (per_gpu_step / peak) / tpot,  # (factors on few axes first)
+        "mbu": _total(dec_ops, counts, 1) * (per_gpu_step / hw.hbm_bandwidth) / tpot,
     }
     if breakdown:
         dec_times, _, _ = _compose(cx, dec_ops, dec_coll, mix, breakdown)  # of the mean decode step
