@@ -135,6 +135,7 @@ class ChunkResult:
         """Values of a metric at chunk-local positions (one index array per dim) without expanding it
         to the chunk's shape: a broadcast (size-1) axis is indexed at 0."""
         t = self.values[name]
+        t = t.reshape((1,) * (len(index) - t.dim()) + tuple(t.shape))  # (a metric may have fewer dims)
         idx = tuple(torch.as_tensor(i if n > 1 else np.zeros_like(i), device=t.device) for i, n in zip(index, t.shape))
         return t[idx].cpu().numpy()
 

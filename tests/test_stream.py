@@ -93,6 +93,11 @@ def test_float32_and_seed_convention_stream_identically():
                 ep=[1, 2, 4, 8, 16], pp=[1, 2, 4], convention="seed")
     ref = tp.sweep(**seed).tperf.best("ttft", maximize=False)
     _assert_best_equal(tp.best("ttft", maximize=False, chunk_points=4, **seed), ref)
+    ref = tp.sweep(**seed).tperf.best("ttft", maximize=False, keep=["tp"])  # seed's tpot is a 0-dim tensor
+    _assert_best_equal(tp.best("ttft", maximize=False, keep=["tp"], chunk_points=7, **seed), ref)
+    tab = tp.sweep(**seed).tperf.pareto_table("tokens_per_s_per_gpu", "ttft", maximize=(True, False))
+    df = tp.pareto("tokens_per_s_per_gpu", "ttft", maximize=(True, False), chunk_points=9, **seed).to_dataframe()
+    np.testing.assert_array_equal(df["ttft"].values, tab["ttft"].values)
 
 
 @settings(max_examples=40, deadline=None, derandomize=True)
