@@ -292,25 +292,29 @@ class Pareto:
     maximize: tuple[bool, bool]
 
     def partial(self, result: ChunkResult) -> dict:
+        """The chunk's frontier points: the candidates (feasible, meeting ``where``) are picked first,
+        so only they are gathered and sorted."""
         grid = result.grid
-        kdims = [d for d in grid.dims if d not in self.over]
-        odims = [d for d in grid.dims if d in self.over]
-        xs, ys = result.metric(self.x), result.metric(self.y)
-        ok = _where_mask(result, self.where) & ~torch.isnan(xs) & ~torch.isnan(ys)
-        okv = _flatten(ok, grid, kdims, odims).cpu().numpy()
-        xv = _flatten(xs, grid, kdims, odims).cpu().numpy().astype(float)
-        yv = _flatten(ys, grid, kdims, odims).cpu().numpy().astype(float)
-        on = _frontier(np.where(okv, xv if self.maximize[0] else -xv, -np.inf),
-                       np.where(okv, yv if self.maximize[1] else -yv, -np.inf), okv)
-        g, r = np.nonzero(on)
-        kshape = tuple(grid.shape[grid.dims.index(d)] for d in kdims)
-        oshape = tuple(grid.shape[grid.dims.index(d)] for d in odims)
-        local = dict(zip(kdims, np.unravel_index(g, kshape) if kdims else ())) | dict(
-            zip(odims, np.unravel_index(r, oshape)))
-        index_all = [local[d] for d in grid.dims]
-        return {"positions": {d: result.global_positions(d, local[d]) for d in grid.dims},
-                "x": xv[g, r], "y": yv[g, r],
-                "values": {n: result.at(n, index_all) for n in result.values}}
+        ok = _where_mask(result, self.where)
+        for name in (self.x, self.y):
+            raw = result.values.get(name)
+            value = result.metric(name) if raw is None else raw
+            ok = ok & (value == value)  # (not NaN)
+        local = np.nonzero(ok.expand(grid.shape).cpu().numpy())  # C order
+        index_all = list(local)
+        xv = self._value(result, self.x, index_all)
+        yv = self._value(result, self.y, index_all)
+        pts = {"positions": {d: result.global_positions(d, p) for d, p in zip(grid.dims, local)}, "x": xv, "y": yv}
+        keep = self._on_frontier(pts)
+        kept = [p[keep] for p in index_all]
+        return {"positions": {d: p[keep] for d, p in pts["positions"].items()}, "x": xv[keep], "y": yv[keep],
+                "values": {n: result.at(n, kept) for n in result.values}}
+
+    @staticmethod
+    def _value(result: ChunkResult, name: str, index: list[np.ndarray]) -> np.ndarray:
+        if name in result.values:
+            return result.at(name, index).astype(float)
+        return result.metric(name)[tuple(torch.as_tensor(i) for i in index)].cpu().numpy().astype(float)
 
     def merge(self, state: dict | None, part: dict) -> dict:
         if state is None:
@@ -318,30 +322,36 @@ class Pareto:
         joined = {"positions": {d: np.concatenate([state["positions"][d], p]) for d, p in part["positions"].items()},
                   "x": np.concatenate([state["x"], part["x"]]), "y": np.concatenate([state["y"], part["y"]]),
                   "values": {n: np.concatenate([state["values"][n], v]) for n, v in part["values"].items()}}
-        return self._prune(joined)
+        keep = self._on_frontier(joined)
+        return {"positions": {d: p[keep] for d, p in joined["positions"].items()}, "x": joined["x"][keep],
+                "y": joined["y"][keep], "values": {n: v[keep] for n, v in joined["values"].items()}}
 
-    def _prune(self, pts: dict) -> dict:
-        """Keep the points on their group's frontier (groups = the kept dims' positions)."""
+    def _on_frontier(self, pts: dict) -> np.ndarray:
+        """Which points lie on their group's frontier (groups = the kept dims' positions); the points
+        are packed per group into a padded (groups, points) array for the vectorized frontier."""
+        n = len(pts["x"])
+        if n == 0:
+            return np.zeros(0, dtype=bool)
         kdims = [d for d in pts["positions"] if d not in self.over]
-        group = (np.stack([pts["positions"][d] for d in kdims]) if kdims
-                 else np.zeros((1, len(pts["x"])), dtype=np.int64))
-        _, gid = np.unique(group, axis=1, return_inverse=True)
+        rows = [pts["positions"][d] for d in kdims]
+        key = (np.ravel_multi_index(rows, [int(r.max()) + 1 for r in rows]) if kdims
+               else np.zeros(n, dtype=np.int64))  # one integer per group
+        _, gid = np.unique(key, return_inverse=True)
         gid = gid.reshape(-1)
         order = np.argsort(gid, kind="stable")
         counts = np.bincount(gid)
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        col = np.arange(len(gid)) - starts[gid[order]]
-        shape = (len(counts), int(counts.max()) if len(counts) else 0)
+        col = np.arange(n) - starts[gid[order]]
+        shape = (len(counts), int(counts.max()))
         xs, ys = np.full(shape, -np.inf), np.full(shape, -np.inf)
         ok = np.zeros(shape, dtype=bool)
         sx = pts["x"] if self.maximize[0] else -pts["x"]
         sy = pts["y"] if self.maximize[1] else -pts["y"]
         xs[gid[order], col], ys[gid[order], col], ok[gid[order], col] = sx[order], sy[order], True
         on = _frontier(xs, ys, ok)
-        keep = np.zeros(len(gid), dtype=bool)
+        keep = np.zeros(n, dtype=bool)
         keep[order] = on[gid[order], col]
-        return {"positions": {d: p[keep] for d, p in pts["positions"].items()}, "x": pts["x"][keep],
-                "y": pts["y"][keep], "values": {n: v[keep] for n, v in pts["values"].items()}}
+        return keep
 
     def finish(self, state: dict | None, grid: Grid) -> xr.Dataset:
         kdims = [d for d in grid.dims if d not in self.over]
