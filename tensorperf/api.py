@@ -95,7 +95,7 @@ def _integer_axis(name: str, values: tuple[Any, ...]) -> tuple[int, ...]:
     return tuple(out)
 
 
-ALLREDUCE = ("ring", "tree", "hierarchical")  # all-reduce algorithms (physics.comm)
+ALLREDUCE = tuple(roofline.ALL_REDUCE)  # all-reduce algorithms: ring, tree, hierarchical (physics.comm)
 
 
 def build_grid(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: Any = "bf16",

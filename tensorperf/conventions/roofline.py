@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -236,8 +237,8 @@ def _attention_op(cx: _Context, parts: tuple[ops.Phase, ...]) -> tuple:
     return (f, n, *cx.time(f, n, cx.peak_attn, cx.eff.attention, cx.eff.memory))
 
 
-ALL_REDUCE = {"ring": comm.group_all_reduce, "tree": comm.group_tree_all_reduce,
-              "hierarchical": comm.hierarchical_all_reduce}  # the ``allreduce`` input's algorithms
+ALL_REDUCE = MappingProxyType({"ring": comm.group_all_reduce, "tree": comm.group_tree_all_reduce,
+                               "hierarchical": comm.hierarchical_all_reduce})  # the ``allreduce`` input
 
 
 def _all_reduce(cx: _Context, nbytes, n):
