@@ -22,7 +22,7 @@ import torch
 
 from ..grid import Grid
 from ..masks import Reason, combine
-from ..physics import comm, ops, pipeline
+from ..physics import comm, inplace, ops, pipeline
 from ..physics.attention import (
     mean_cached_tokens,
     mean_chunked_keys,
@@ -70,7 +70,10 @@ def scaled_efficiency(value, scale, bounded: bool):
 def _simpson(first, middle, last):
     """Mean over an interval from its ends and midpoint; exact for quadratics (and for constants,
     bit for bit, in this form)."""
-    return (first + 4 * middle + last) / 6
+    out = 4 * middle
+    if not inplace.owned(out, first, last):
+        return (first + out + last) / 6
+    return torch.add(first, out, out=out).add_(last).div_(6)  # the same operations, on our temporary
 
 
 class _Context:
@@ -349,7 +352,7 @@ def _with_attention(p: _Pass, t_attn: torch.Tensor):
     slowest = None
     for cand, layers in zip(p.candidates, p.stage_layers):  # at most 5 candidate stages
         t = cand + layers * t_attn
-        slowest = t if slowest is None else torch.maximum(slowest, t)
+        slowest = t if slowest is None else inplace.maximum(slowest, t)
     return p.total + p.layers * t_attn, slowest
 
 

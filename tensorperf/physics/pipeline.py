@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
+from . import inplace
+
 
 @dataclass(frozen=True)
 class StageMix:
@@ -102,7 +104,7 @@ def chunked_prefill_times(total, slowest, micro, fill):
 
 def decode_step(total, slowest, micro):
     """TPOT: every sequence passes every stage once per token; stages idle when m < pp."""
-    return torch.maximum(total, micro * slowest)
+    return inplace.maximum(micro * slowest, total)  # (max is symmetric: into the product, our temporary)
 
 
 def bubble_fraction(pp, micro):
