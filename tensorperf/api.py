@@ -7,6 +7,7 @@ over the whole grid in one broadcast pass, and hands the tensors to :mod:`tensor
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Literal
@@ -218,13 +219,35 @@ _DEFAULTS = MappingProxyType({"prompt_len": 1024, "output_len": 128, "batch": 1,
                               "max_num_seqs": None, "chunk_size": None})
 
 
+# Peak bytes per grid point of a whole sweep() (engine temporaries, then the Dataset's numpy copies):
+# about 0.4 kB/point for the engine (benchmarks/README.md) plus ~30 float metrics x 2 copies, and
+# 91 per-op values x 2 copies with the breakdown; rounded up.
+SWEEP_BYTES_PER_POINT = MappingProxyType({False: 1_000, True: 2_600})
+
+
+def _check_fits_in_memory(grid: Grid, breakdown: bool) -> None:
+    """Refuse a sweep whose Dataset cannot fit this machine's physical memory (a clear error, not an
+    out-of-memory kill halfway through)."""
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not POSIX: nothing to check against
+        return
+    scale = 1 if grid.dtype == torch.float64 else 0.5
+    need = grid.size * SWEEP_BYTES_PER_POINT[breakdown] * scale
+    if need > physical:
+        raise SpecError(f"the grid has {grid.size:,} points: sweep() would need about {need / 1e9:,.0f} GB, more "
+                        f"than this machine's {physical / 1e9:,.0f} GB; stream it instead with tensorperf.best(), "
+                        "tensorperf.pareto() or tensorperf.reduce() (bounded memory), or pass breakdown=False")
+
+
 def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: Any = "bf16",
           act_dtype: Any = "bf16", prompt_len: Any = 1024, output_len: Any = 128, batch: Any = 1,
           tp: Any = 1, pp: Any = 1, dp: Any = 1, ep: Any = 1, cp: Any = 1, microbatches: Any = None,
           world_size: Any = None, max_num_seqs: Any = None, chunk_size: Any = None,
           allreduce: Any = "ring", zipped: Sequence[str] = (),
           convention: Convention = "roofline", efficiency: Mapping[str, float] | None = None,
-          dtype: Any = torch.float64, device: str | torch.device = "cpu", **what_if: Any) -> xr.Dataset:
+          dtype: Any = torch.float64, device: str | torch.device = "cpu", breakdown: bool = True,
+          **what_if: Any) -> xr.Dataset:
     """Evaluate every point of the grid spanned by the list-valued inputs, in one pass.
 
     Each input may be a scalar (a scalar coordinate) or a list (a named dimension).
@@ -252,8 +275,13 @@ def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: An
       hardware's defaults (e.g. ``{"memory": 0.8}``); ``<field>_scale`` scales each preset's own
       value instead (efficiencies by their odds, so they stay in (0, 1]; sizes and times linearly).
 
+    - ``breakdown=False`` leaves out the per-op variables (``*_op_*``, 91 values per point): the
+      scalar metrics only, in less than half the time and memory.
+
     Returns an ``xarray.Dataset`` with one variable per metric (SI units in ``attrs["units"]``);
-    infeasible points are NaN with their reason bits in ``infeasible_reason``.
+    infeasible points are NaN with their reason bits in ``infeasible_reason``. The whole grid is held
+    in memory; a grid too large for this machine's memory is refused up front (stream it with
+    :func:`tensorperf.best`, :func:`tensorperf.pareto` or :func:`tensorperf.reduce` instead).
 
     >>> ds = sweep(model="gpt-moe-1.8t", hardware="mi300-seed", convention="seed",
     ...            prompt_len=16384, batch=16, tp=4, ep=16)
@@ -269,8 +297,11 @@ def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: An
                       **what_if,
                       dtype=dtype, device=device)
     overrides = check_efficiency(efficiency)
+    if not isinstance(breakdown, (bool, np.bool_)):
+        raise SpecError(f"breakdown = {breakdown!r} is not allowed: must be True or False")
+    _check_fits_in_memory(grid, bool(breakdown))
     with torch.no_grad():
-        evaluation = CONVENTIONS[convention](grid, overrides)
+        evaluation = CONVENTIONS[convention](grid, overrides, breakdown=bool(breakdown))
     from . import __version__
 
     return to_dataset(evaluation, grid, {"convention": convention, "tensorperf_version": __version__,

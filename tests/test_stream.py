@@ -16,7 +16,7 @@ from tensorperf.stream import BYTES_PER_POINT, Chunk, plan, points_for_memory
 SETTINGS = settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 GRID = dict(model=["llama-3.1-70b", "mixtral-8x7b"], hardware=["h100-sxm", "b200"], prompt_len=[1024, 8192],
-            batch=[1, 8, 64], tp=[1, 2, 4, 8], pp=[1, 2, 4], ep=[1, 2, 8], weight_dtype=["bf16", "fp8"])  # 3456 points
+            batch=[1, 8, 64], tp=[1, 2, 4, 8], pp=[1, 2, 4], ep=[1, 2, 8], weight_dtype=["bf16", "fp8"])  # 1728 points
 WHERE = {"tokens_per_s_per_user": (">=", 20), "ttft": ("<=", 5.0)}
 
 
@@ -259,7 +259,7 @@ def test_count_and_best_combined_in_one_pass(full):
     ok = full.feasible & (full.tokens_per_s_per_user >= 20)
     others = [d for d in full.feasible.dims if d not in keep]
     np.testing.assert_array_equal(count.feasible.values, ok.sum(others).transpose(*keep).values)
-    assert (count.points.values == full.feasible.size // (2 * 2)).all()
+    assert (count.points.values == full.feasible.size // (2 * 2)).all()  # 1728 / (2 hardware x 2 dtypes)
     _assert_best_equal(best, full.tperf.best("tokens_per_s_per_gpu", where=dict(where), keep=list(keep)))
 
 
@@ -272,3 +272,28 @@ def test_streaming_keeps_freed_memory_on_glibc():
         assert keep_freed_memory() is True and keep_freed_memory() is True  # once per process, then cached
     else:
         assert keep_freed_memory() in (True, False)
+
+
+def test_sweep_without_breakdown_has_the_same_scalar_metrics_bit_for_bit(full):
+    scalar = tp.sweep(**GRID, breakdown=False)
+    assert not [v for v in scalar.data_vars if "op" in scalar[v].dims]
+    assert set(scalar.data_vars) == {v for v in full.data_vars if "op" not in full[v].dims}
+    for v in scalar.data_vars:
+        np.testing.assert_array_equal(scalar[v].values, full[v].values, err_msg=v)
+    with pytest.raises(tp.SpecError, match="breakdown"):
+        tp.sweep(**GRID, breakdown="no")
+
+
+def test_a_sweep_larger_than_memory_is_refused_with_the_streaming_alternatives(monkeypatch):
+    import os
+
+    from tensorperf import api
+
+    # 1,728 points x 2,600 B = 4.5 MB with the breakdown; pretend the machine has 4 MiB (4096 B x 1024 pages)
+    real = os.sysconf
+    monkeypatch.setattr(os, "sysconf", lambda name: {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 1024}.get(name)
+                        or real(name))
+    with pytest.raises(tp.SpecError, match=r"1,728 points.*tensorperf.best\(\)"):
+        tp.sweep(**GRID)
+    assert 1728 * api.SWEEP_BYTES_PER_POINT[False] < 4 * 2**20  # the scalar metrics fit: no error
+    assert tp.sweep(**GRID, breakdown=False).ttft.size == 1728
