@@ -71,13 +71,6 @@ def stage_mix(m, pp: torch.Tensor, lead_dense: bool = True) -> StageMix:
                     hop=(s < last) * 1.0, layers=layers)
 
 
-def stage_times(mix: StageMix, t_dense, t_moe, t_embed, t_head, t_hop):
-    """Time of each candidate stage (trailing candidate axis); inputs broadcast against the grid."""
-    u = lambda t: t.unsqueeze(-1)  # noqa: E731 - align with the candidate axis
-    return (mix.dense * u(t_dense) + mix.moe * u(t_moe) + mix.first * u(t_embed)
-            + mix.last * u(t_head) + mix.hop * u(t_hop))
-
-
 def candidate_times(mix: StageMix, t_dense, t_moe, t_embed, t_head, t_hop) -> list[torch.Tensor]:
     """The candidate stages' times as separate tensors (no trailing axis, so a grid-sized
     intermediate per candidate rather than one candidates times larger). ``t_dense`` or ``t_moe`` is
