@@ -314,7 +314,8 @@ class Pareto:
     def _value(result: ChunkResult, name: str, index: list[np.ndarray]) -> np.ndarray:
         if name in result.values:
             return result.at(name, index).astype(float)
-        return result.metric(name)[tuple(torch.as_tensor(i) for i in index)].cpu().numpy().astype(float)
+        t = result.metric(name)
+        return t[tuple(torch.as_tensor(i, device=t.device) for i in index)].cpu().numpy().astype(float)
 
     def merge(self, state: dict | None, part: dict) -> dict:
         if state is None:
