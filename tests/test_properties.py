@@ -367,6 +367,8 @@ def test_op_time_between_max_and_sum(tc, tm, overlap):
     assert bool((t <= c + m).all())
     assert bool((op_time(c, m, torch.ones_like(o)) == torch.maximum(c, m)).all())
     assert bool((op_time(c, m, torch.zeros_like(o)) == c + m).all())
+    # overlap=None (overlap identically 1, the default) leaves the zero term out: the same bits
+    assert torch.equal(op_time(c, m, None), op_time(c, m, torch.ones_like(o)))
 
 
 # ---------------------------------------------------------------------------------------------

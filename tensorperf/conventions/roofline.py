@@ -13,6 +13,8 @@ where the step time is affine or quadratic in L, e.g. whenever attention is memo
 from __future__ import annotations
 
 import dataclasses
+import functools
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -48,10 +50,6 @@ from ..units import DTYPE_BYTES, MATH_COLUMN
 
 OPS = ("embed", "norm", "qkv", "attn", "out_proj", "mlp", "router", "experts", "shared_experts",
        "lm_head", "tp_comm", "ep_comm", "pp_comm")
-# the order of the sum over ops (fixed, so results do not depend on the grid): terms that do not depend
-# on ep first, at their own smaller shapes; the attention core is added last (physics: _with_attention)
-SUM_ORDER = ("embed", "norm", "qkv", "out_proj", "mlp", "router", "shared_experts", "lm_head", "pp_comm",
-             "experts", "tp_comm", "ep_comm")
 MOE_OPS = frozenset({"router", "experts", "shared_experts"})  # zero in dense models
 
 
@@ -103,6 +101,12 @@ class _Context:
         for name, value in fields.items():  # model/hardware fields replaced by tensors (leaves)
             object.__setattr__(self.m if name in MODEL_FIELDS else hw, name, value)
         self.eff = eff
+        # exact specializations of the defaults: a term whose factor is identically 0 (or a factor
+        # identically 1) everywhere in the grid is left out, the same result bit for bit; a factor
+        # that requires a gradient keeps its term (its derivative is not zero)
+        self.overlap = None if _identically(eff.overlap, 1.0) else eff.overlap  # op_time: no min term
+        self.launches = not _identically(hw.launch_overhead, 0.0)
+        self.exposed = None if _identically(eff.comm_overlap, 0.0) else 1 - eff.comm_overlap
         # Counts (tokens per prompt, requests, layout degrees, GPUs, chunks, heads, experts, layers) stay
         # exact: they are placed and combined in float64 (exact to 2^53) whatever the grid's dtype, and
         # every count-valued metric (concurrency, max_batch, num_gpus, min_gpus_for_capacity) and every
@@ -178,9 +182,22 @@ class _Context:
         (computed only for the per-op breakdown; None otherwise)."""
         t_c = compute_time(flops, peak, eff_compute)
         t_m = memory_time(nbytes, self.hw.hbm_bandwidth, eff_memory)
-        launched = (flops + nbytes) > 0  # an op with no work launches no kernel (both are >= 0)
-        t = op_time(t_c, t_m, self.eff.overlap) + self.hw.launch_overhead * launched
+        t = op_time(t_c, t_m, self.overlap)
+        if self.launches:
+            launched = (flops + nbytes) > 0  # an op with no work launches no kernel (both are >= 0)
+            t = t + self.hw.launch_overhead * launched
         return t, (t_c - t_m if self.breakdown else None)
+
+
+def _identically(t: torch.Tensor, value: float) -> bool:
+    """Whether ``t`` equals ``value`` at every point and needs no gradient (a few-axis factor)."""
+    return not t.requires_grad and bool(torch.all(t == value))
+
+
+def _exposed(cx: _Context, t: torch.Tensor) -> torch.Tensor:
+    """The part of a collective's time not hidden behind compute: (1 − comm_overlap)·t (``t`` itself
+    where comm_overlap is identically 0, the default)."""
+    return t if cx.exposed is None else cx.exposed * t
 
 
 def _each(fn, *parts) -> tuple:
@@ -236,7 +253,7 @@ def _attention_op(cx: _Context, parts: tuple[ops.Phase, ...]) -> tuple:
     """(FLOP, bytes, time, compute − memory time) of the attention core, summed over ``parts`` (the
     core holds no weights, so the phases of a mixed step add exactly)."""
     cores = [ops.attention_core(cx.m, cx.lay, p, cx.b) for p in parts]
-    f, n = sum(f for f, _ in cores), sum(n for _, n in cores)
+    f, n = _sum(f for f, _ in cores), _sum(n for _, n in cores)
     return (f, n, *cx.time(f, n, cx.peak_attn, cx.eff.attention, cx.eff.memory))
 
 
@@ -258,7 +275,6 @@ def _phase_comm(cx: _Context, tokens) -> dict[str, torch.Tensor]:
     """Per-layer collectives of a phase (exposed part), and the pipeline hop."""
     m, lay, t = cx.m, cx.lay, cx.tiers
     act = tokens * m.d_model * cx.b.a
-    exposed = 1 - cx.eff.comm_overlap
     # link efficiency S/(S + h) on a message of S bytes = the full efficiency on S + h bytes
     half = cx.eff.comm_half_bytes
     ar_tp = _all_reduce(cx, act + half, lay.tp)
@@ -268,12 +284,12 @@ def _phase_comm(cx: _Context, tokens) -> dict[str, torch.Tensor]:
     out = {"hops": crossing * hop_out + (lay.pp - 1 - crossing) * hop_in,
            "hop": torch.where(crossing > 0, hop_out, hop_in)}
     if cx.has_dense:  # (the collectives of a kind of layer no model has are left out: exact zeros)
-        out["dense"] = exposed * 2 * ar_tp
+        out["dense"] = _exposed(cx, 2 * ar_tp)  # (2·x is exact: the same bits as (exposed·2)·x)
     if cx.has_moe:
         ar_etp = _all_reduce(cx, act * lay.etp / lay.tp + half, lay.etp)
         ep_tiers = dataclasses.replace(t, domain=torch.clamp(t.domain / lay.etp, min=1))
         a2a = comm.group_all_to_all(act / lay.tp * m.experts_per_token + half, lay.ep, ep_tiers)
-        out |= {"moe_tp": exposed * (ar_tp + ar_etp), "moe_ep": exposed * 2 * a2a}
+        out |= {"moe_tp": _exposed(cx, ar_tp + ar_etp), "moe_ep": _exposed(cx, 2 * a2a)}
     return out
 
 
@@ -289,7 +305,7 @@ def _with_context_parallel(cx: _Context, coll: dict, ph: ops.Phase, t_attn: torc
     cp_tiers = dataclasses.replace(t, domain=torch.clamp(t.domain / lay.tp, min=1))  # cp next to tp
     if ph.absorbed:  # decode
         partial = ph.tokens * m.num_heads / lay.tp * m.head_dim * cx.b.a
-        extra = (1 - cx.eff.comm_overlap) * comm.group_all_reduce(partial, lay.cp, cp_tiers)  # small: ring
+        extra = _exposed(cx, comm.group_all_reduce(partial, lay.cp, cp_tiers))  # small: ring
     else:
         ring = comm.all_gather(ph.kv_read * kv_elements_per_rank(m, lay) * cx.b.kv, lay.cp,
                                *comm.flat_link(lay.cp, cp_tiers))
@@ -306,10 +322,17 @@ def _counts(m) -> dict[str, Any]:
             "shared_experts": n_moe, "lm_head": 1}
 
 
+def _sum(terms):
+    """Left-to-right sum from the first term (Python's ``sum`` starts from 0: one more operation)."""
+    return functools.reduce(operator.add, terms)
+
+
 def _total(per_op: dict, counts: dict, index: int):
-    """Sum over the ops of ``counts · per_op[op][index]`` at the ops' own (broadcast) shapes, in the
-    fixed order of OPS (so the result does not depend on which axes a grid or chunk sweeps)."""
-    return sum(counts[k] * per_op[k][index] for k in OPS if k in per_op)
+    """Sum over the ops of ``counts · per_op[op][index]`` at the ops' own (broadcast) shapes, in a
+    fixed order (so the result does not depend on which axes a grid or chunk sweeps): OPS's, with the
+    attention core, the one term on every axis in decode, added last."""
+    order = [k for k in OPS if k != "attn"] + ["attn"]
+    return _sum(counts[k] * per_op[k][index] for k in order if k in per_op)
 
 
 @dataclass(frozen=True)
@@ -327,7 +350,7 @@ def _comm_totals(m, coll: dict) -> dict:
     """Per-pass collective times of each kind (a kind no model of the grid has is absent)."""
     n_moe = m.num_moe_layers
     tp_terms = [n * coll[k] for n, k in ((m.num_layers - n_moe, "dense"), (n_moe, "moe_tp")) if k in coll]
-    out = {"tp_comm": sum(tp_terms), "pp_comm": coll["hops"]}
+    out = {"tp_comm": _sum(tp_terms), "pp_comm": coll["hops"]}
     if "moe_ep" in coll:
         out["ep_comm"] = n_moe * coll["moe_ep"]
     return out
@@ -335,15 +358,16 @@ def _comm_totals(m, coll: dict) -> dict:
 
 def _without_attention(cx: _Context, per_op: dict, coll: dict, mix: pipeline.StageMix) -> _Pass:
     m = cx.m
-    counts = _counts(m)
-    t = {k: counts[k] * v[2] for k, v in per_op.items() if k != "attn"} | _comm_totals(m, coll)
-    common = sum(per_op[k][2] for k in ("norm", "qkv", "out_proj"))
+    common = _sum(per_op[k][2] for k in ("norm", "qkv", "out_proj"))
     t_dense = common + per_op["mlp"][2] + coll["dense"] if cx.has_dense else None
     t_moe = (common + per_op["router"][2] + per_op["shared_experts"][2] + per_op["experts"][2]
              + coll["moe_tp"] + coll["moe_ep"]) if cx.has_moe else None
     candidates = pipeline.candidate_times(mix, t_dense, t_moe, per_op["embed"][2], per_op["lm_head"][2],
                                           coll["hop"])
-    return _Pass(total=sum(t[k] for k in SUM_ORDER if k in t), candidates=tuple(candidates), layers=m.num_layers,
+    n_moe = m.num_moe_layers
+    total = pipeline.total_time(m.num_layers - n_moe, n_moe, t_dense, t_moe, per_op["embed"][2],
+                                per_op["lm_head"][2], coll["hops"])
+    return _Pass(total=total, candidates=tuple(candidates), layers=m.num_layers,
                  stage_layers=tuple(mix.layers[..., i] for i in range(len(candidates))))
 
 

@@ -83,6 +83,14 @@ def candidate_times(mix: StageMix, t_dense, t_moe, t_embed, t_head, t_hop) -> li
     return out
 
 
+def total_time(n_dense, n_moe, t_dense, t_moe, t_embed, t_head, t_hops):
+    """The sum over stages of one pass (a microbatch through every stage): each layer once, the
+    embedding and the LM head once, and every hop (``t_hops``, their sum). The form of a candidate
+    stage's time with the whole model's counts: a few grid-sized operations, not one per op kind."""
+    ends = t_embed + t_head + t_hops  # smaller shapes: summed first
+    return sum((c * t for c, t in ((n_dense, t_dense), (n_moe, t_moe)) if t is not None), ends)
+
+
 def prefill_times(total, slowest, micro):
     """(mean TTFT over microbatches, last microbatch's TTFT)."""
     return total + (micro - 1) / 2 * slowest, total + (micro - 1) * slowest

@@ -32,6 +32,11 @@ def saturation(size: torch.Tensor, half: torch.Tensor) -> torch.Tensor:
     return torch.where(empty, torch.ones_like(size), size / (size + half + empty))
 
 
-def op_time(t_compute: torch.Tensor, t_memory: torch.Tensor, overlap: torch.Tensor) -> torch.Tensor:
-    """Roofline with an overlap knob between the max (overlap=1) and the sum (overlap=0) bounds."""
+def op_time(t_compute: torch.Tensor, t_memory: torch.Tensor, overlap: torch.Tensor | None) -> torch.Tensor:
+    """Roofline with an overlap knob between the max (overlap=1) and the sum (overlap=0) bounds.
+
+    ``overlap=None`` means overlap = 1 everywhere: the (1 − 1)·min term is an exact zero (both times
+    are finite) and is left out, the same result bit for bit at a third of the work."""
+    if overlap is None:
+        return torch.maximum(t_compute, t_memory)
     return torch.maximum(t_compute, t_memory) + (1 - overlap) * torch.minimum(t_compute, t_memory)
