@@ -371,6 +371,18 @@ def test_op_time_between_max_and_sum(tc, tm, overlap):
     assert torch.equal(op_time(c, m, None), op_time(c, m, torch.ones_like(o)))
 
 
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 4), max_size=5), other=st.lists(st.integers(1, 4), max_size=6))
+def test_inplace_covers_is_broadcast_shapes(shape, other):
+    # the fast in-place check equals torch's own broadcasting rule: ``shape`` absorbs ``other``
+    from tensorperf.physics.inplace import _covers
+    try:
+        expected = torch.broadcast_shapes(tuple(shape), tuple(other)) == torch.Size(shape)
+    except RuntimeError:
+        expected = False
+    assert _covers(torch.Size(shape), torch.Size(other)) == expected
+
+
 # ---------------------------------------------------------------------------------------------
 # 8. No prediction beats the physical floor
 # ---------------------------------------------------------------------------------------------

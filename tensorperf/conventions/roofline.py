@@ -107,6 +107,7 @@ class _Context:
         self.overlap = None if _identically(eff.overlap, 1.0) else eff.overlap  # op_time: no min term
         self.launches = not _identically(hw.launch_overhead, 0.0)
         self.exposed = None if _identically(eff.comm_overlap, 0.0) else 1 - eff.comm_overlap
+        self.overhead = not _identically(eff.step_overhead, 0.0)
         # Counts (tokens per prompt, requests, layout degrees, GPUs, chunks, heads, experts, layers) stay
         # exact: they are placed and combined in float64 (exact to 2^53) whatever the grid's dtype, and
         # every count-valued metric (concurrency, max_batch, num_gpus, min_gpus_for_capacity) and every
@@ -198,6 +199,14 @@ def _exposed(cx: _Context, t: torch.Tensor) -> torch.Tensor:
     """The part of a collective's time not hidden behind compute: (1 − comm_overlap)·t (``t`` itself
     where comm_overlap is identically 0, the default)."""
     return t if cx.exposed is None else cx.exposed * t
+
+
+def _with_overhead(cx: _Context, t: torch.Tensor, steps=None) -> torch.Tensor:
+    """``t`` plus the fixed overhead of its forward steps (``steps`` of them, default one), left out
+    where step_overhead is identically 0 (the default)."""
+    if not cx.overhead:
+        return t
+    return t + (cx.eff.step_overhead if steps is None else steps * cx.eff.step_overhead)
 
 
 def _each(fn, *parts) -> tuple:
@@ -437,7 +446,7 @@ def _serving_step(cx: _Context) -> torch.Tensor:
     coll = _with_context_parallel(cx, _with_context_parallel(cx, _phase_comm(cx, tokens), prompt, t_attn),
                                   decode, t_attn)
     _, total, slowest = _compose(cx, per_op, coll, cx.mix)
-    return pipeline.decode_step(total, slowest, cx.lay.micro) + cx.eff.step_overhead
+    return _with_overhead(cx, pipeline.decode_step(total, slowest, cx.lay.micro))
 
 
 def _chunked_prefill(cx: _Context, grid: Grid):
@@ -515,12 +524,12 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
     pre_ops = _phase_ops(cx, pre)
     pre_coll = _with_context_parallel(cx, _phase_comm(cx, tokens), pre, pre_ops["attn"][2])
     pre_times, pre_total, pre_slowest = _compose(cx, pre_ops, pre_coll, mix, breakdown)
-    ttft, ttft_max = pipeline.prefill_times(pre_total + cx.eff.step_overhead, pre_slowest, lay.micro)
+    ttft, ttft_max = pipeline.prefill_times(_with_overhead(cx, pre_total), pre_slowest, lay.micro)
     if "chunk_size" in grid.values:  # chunked prefill; a chunk of the whole prompt is the above exactly
         whole = grid.axis("chunk_size") >= S
         c_ops, c_coll, fill = _chunked_prefill(cx, grid)
         c_times, c_total, c_slowest = _compose(cx, c_ops, c_coll, mix, breakdown)
-        c_ttft, c_ttft_max = pipeline.chunked_prefill_times(c_total, c_slowest + cx.chunks * cx.eff.step_overhead,
+        c_ttft, c_ttft_max = pipeline.chunked_prefill_times(c_total, _with_overhead(cx, c_slowest, cx.chunks),
                                                             lay.micro, fill)
         keep = lambda a, b: torch.where(whole.reshape(whole.shape + (1,) * (b.dim() - whole.dim())), a, b)  # noqa: E731
         ttft, ttft_max = keep(ttft, c_ttft), keep(ttft_max, c_ttft_max)
@@ -544,7 +553,7 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
         attn.append(_attention_op(cx, (node,)))
         total, slowest = _with_attention(rest, attn[-1][2])
         steps.append(pipeline.decode_step(total, slowest, lay.micro))
-    tpot = _simpson(*steps) + cx.eff.step_overhead  # the per-step overhead is the same at every node
+    tpot = _with_overhead(cx, _simpson(*steps))  # the per-step overhead is the same at every node
     dec_ops = dec_ops | {"attn": _each(_simpson, *attn)}  # the mean step's attention
     serving_step = _serving_step(cx)
 

@@ -15,8 +15,15 @@ import torch
 
 def owned(t: torch.Tensor, *others: torch.Tensor) -> bool:
     """May ``t`` (a temporary of the caller's) receive the result of an op with ``others`` in place?"""
-    return (not torch.is_grad_enabled() and not t.requires_grad
-            and t.shape == torch.broadcast_shapes(t.shape, *(o.shape for o in others)))
+    return not torch.is_grad_enabled() and not t.requires_grad and all(_covers(t.shape, o.shape) for o in others)
+
+
+def _covers(shape: tuple[int, ...], other: tuple[int, ...]) -> bool:
+    """Whether broadcasting ``other`` against ``shape`` gives ``shape`` (each of its trailing-aligned
+    sizes is 1 or equal); torch.broadcast_shapes answers the same at many times the cost."""
+    if len(other) > len(shape):
+        return False
+    return all(o == 1 or o == s for s, o in zip(shape[len(shape) - len(other):], other))
 
 
 def maximum(t: torch.Tensor, other: torch.Tensor) -> torch.Tensor:

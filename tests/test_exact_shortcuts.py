@@ -1,0 +1,59 @@
+"""The engine's shortcuts are exact: every metric equals the general computation bit for bit.
+
+Without a gradient the engine leaves out terms that are exact zeros at the defaults (overlap = 1: no
+min(t_compute, t_memory) term; launch_overhead = 0; comm_overlap = 0: collectives fully exposed;
+step_overhead = 0) and writes results into its own temporaries. A factor that needs a gradient keeps
+its term and every op allocates, so evaluating with such leaves (of the same values) runs the general
+path; both must give the same bits on grids that exercise every branch (dense, MoE with leading
+dense layers, MLA, context parallelism, chunked prefill, microbatches, float32).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tensorperf.api import build_grid
+from tensorperf.conventions import roofline
+
+LAYOUT = dict(tp=[1, 2, 8], pp=[1, 3, 4], dp=[1, 2], ep=[1, 8], batch=[1, 8, 64])
+GRIDS = {
+    "moe+dense+mla": dict(model=["gpt-moe-1.8t", "deepseek-v3", "llama-3.1-70b"], hardware=["h100-sxm", "b200"],
+                          weight_dtype=["bf16", "fp8"], prompt_len=[512, 8192], output_len=[1, 256], **LAYOUT),
+    "cp+chunked+micro": dict(model=["qwen3-235b-a22b", "llama-4-scout"], hardware="gb200", prompt_len=[4096, 32768],
+                             output_len=128, cp=[1, 2], chunk_size=[2048, 65536], microbatches=[1, 2],
+                             **LAYOUT),
+}
+# factors at their defaults, as leaves that need a gradient: the general path. A *_scale of 1 leaves
+# each preset's own value unchanged exactly (η·1 / (1 + η·0) = η).
+LEAVES = ("overlap_scale", "comm_overlap", "step_overhead")
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("name", sorted(GRIDS))
+def test_default_shortcuts_equal_the_general_path_bit_for_bit(name, dtype):
+    grid = build_grid(**GRIDS[name], dtype=dtype)
+    with torch.no_grad():
+        fast = roofline.evaluate(grid, {}, breakdown=False)
+    values = {"overlap_scale": 1.0, "comm_overlap": 0.0, "step_overhead": 0.0}
+    efficiency = {k: torch.tensor(values[k], dtype=dtype, requires_grad=True) for k in LEAVES}
+    fields = {"launch_overhead": torch.tensor(0.0, dtype=dtype, requires_grad=True)}
+    general = roofline.evaluate(grid, efficiency, fields, breakdown=False)
+    assert general.values["tpot"].requires_grad  # the general path indeed ran
+    assert torch.equal(fast.reason, general.reason)
+    feasible = fast.reason == 0
+    assert 0 < int(feasible.sum()) < grid.size  # both kinds of point are present
+    for k, v in fast.values.items():
+        g = general.values[k].detach()
+        v, g = torch.broadcast_tensors(v, g)
+        assert torch.equal(v, g), k
+
+
+def test_a_non_default_factor_takes_effect():
+    # the shortcut is taken only where the factor is identically its default: one hardware with
+    # overlap 0.5 in a grid changes that hardware's times only
+    grid = build_grid(**GRIDS["moe+dense+mla"])
+    base = roofline.evaluate(grid, {}, breakdown=False).values["ttft"]
+    half = roofline.evaluate(grid, {"overlap": 0.5}, breakdown=False).values["ttft"]
+    ok = torch.isfinite(base)
+    assert bool((half[ok] > base[ok]).all())  # (1 − 0.5)·min(t_c, t_m) > 0 added to every op
