@@ -136,6 +136,10 @@ class _Context:
         self.has_dense = restructured or any(s.num_dense_layers > 0 for s in grid.values["model"])
         self.has_moe = restructured or any(s.num_experts > 0 for s in grid.values["model"])
         self.no_cp = set(grid.values["cp"]) == {1}
+        # the kinds of attention (MLA where kv_lora_rank > 0, GQA otherwise) the grid's models use
+        latent_swept = any(k.removesuffix("_scale") == "kv_lora_rank" for k in (*grid.values, *fields))
+        self.has_mla = latent_swept or any(s.kv_lora_rank > 0 for s in grid.values["model"])
+        self.has_gqa = latent_swept or any(s.kv_lora_rank == 0 for s in grid.values["model"])
         self.mix = pipeline.stage_mix(self.m, pp, lead_dense)
         shell = Layout(tp=tp, pp=pp, dp=dp, ep=ep, micro=torch.ones_like(pp), cp=cp)
         self.L_max = S + self.T_out
@@ -216,14 +220,15 @@ def _each(fn, *parts) -> tuple:
 
 
 def _expert_efficiency(cx: _Context, ph: ops.Phase):
-    """Compute efficiency of the grouped expert GEMMs: their rows are the stage's token-expert pairs
-    over the experts they touch; they saturate with tokens per expert (a lone expert is a plain GEMM)."""
+    """(compute efficiency of the grouped expert GEMMs, experts the stage's tokens touch): their rows
+    are the stage's token-expert pairs over the experts they touch; they saturate with tokens per
+    expert (a lone expert is a plain GEMM)."""
     m, eff = cx.m, cx.eff
-    stage_tokens = cx.lay.dp * ph.spread * ph.tokens
-    touched = torch.clamp(ops.expected_experts(m.num_experts, m.experts_per_token, stage_tokens), min=1)
-    per_expert = stage_tokens * m.experts_per_token / touched
+    stage_tokens = ops.stage_tokens(cx.lay, ph)
+    touched = ops.expected_experts(m.num_experts, m.experts_per_token, stage_tokens)
+    per_expert = stage_tokens * m.experts_per_token / torch.clamp(touched, min=1)
     half = torch.where(m.num_experts > 1, eff.expert_half_tokens, eff.gemm_half_tokens)
-    return torch.where(m.num_experts > 1, eff.expert_compute, eff.compute) * saturation(per_expert, half)
+    return torch.where(m.num_experts > 1, eff.expert_compute, eff.compute) * saturation(per_expert, half), touched
 
 
 def _phase_ops(cx: _Context, ph: ops.Phase, attention_parts: tuple[ops.Phase, ...] = ()) -> dict[str, tuple]:
@@ -235,7 +240,7 @@ def _phase_ops(cx: _Context, ph: ops.Phase, attention_parts: tuple[ops.Phase, ..
     m, lay, b, eff = cx.m, cx.lay, cx.b, cx.eff
     c = eff.compute * saturation(ph.tokens, eff.gemm_half_tokens)  # GEMMs of T rows
     c_head = eff.compute * saturation(ph.sequences, eff.gemm_half_tokens)
-    c_expert = _expert_efficiency(cx, ph) if cx.has_moe else None
+    c_expert, touched = _expert_efficiency(cx, ph) if cx.has_moe else (None, None)
     mem, gemm_mem = eff.memory, eff.gemm_memory  # streams vs GEMM kernels' traffic
     table = {  # op: (FLOP and bytes, peak, compute efficiency, memory efficiency)
         "embed": (lambda: ops.embedding(m, ph, b), cx.peak_gemm, c, mem),
@@ -244,7 +249,7 @@ def _phase_ops(cx: _Context, ph: ops.Phase, attention_parts: tuple[ops.Phase, ..
         "out_proj": (lambda: ops.out_proj(m, lay, ph, b), cx.peak_gemm, c, gemm_mem),
         "mlp": (lambda: ops.dense_mlp(m, lay, ph, b), cx.peak_gemm, c, gemm_mem),
         "router": (lambda: ops.router(m, ph, b), cx.peak_attn, c, gemm_mem),
-        "experts": (lambda: ops.routed_experts(m, lay, ph, b), cx.peak_gemm, c_expert, gemm_mem),
+        "experts": (lambda: ops.routed_experts(m, lay, ph, b, touched), cx.peak_gemm, c_expert, gemm_mem),
         "shared_experts": (lambda: ops.shared_experts(m, lay, ph, b), cx.peak_gemm, c, gemm_mem),
         "lm_head": (lambda: ops.lm_head(m, lay, ph, b), cx.peak_gemm, c_head, gemm_mem),
     }
@@ -261,7 +266,7 @@ def _phase_ops(cx: _Context, ph: ops.Phase, attention_parts: tuple[ops.Phase, ..
 def _attention_op(cx: _Context, parts: tuple[ops.Phase, ...]) -> tuple:
     """(FLOP, bytes, time, compute − memory time) of the attention core, summed over ``parts`` (the
     core holds no weights, so the phases of a mixed step add exactly)."""
-    cores = [ops.attention_core(cx.m, cx.lay, p, cx.b) for p in parts]
+    cores = [ops.attention_core(cx.m, cx.lay, p, cx.b, cx.has_gqa, cx.has_mla) for p in parts]
     f, n = _sum(f for f, _ in cores), _sum(n for _, n in cores)
     return (f, n, *cx.time(f, n, cx.peak_attn, cx.eff.attention, cx.eff.memory))
 
@@ -478,7 +483,7 @@ def _chunked_prefill(cx: _Context, grid: Grid):
         chunk_j = ops.Phase(tokens=full.tokens, pairs=bmb * mean_pairs_between(m, start, start + C) / cp,
                             kv_read=bmb * mean_cached_tokens(m, start + C), sequences=bmb, absorbed=False,
                             spread=cp)
-        f, n = ops.attention_core(m, lay, chunk_j, b)
+        f, n = ops.attention_core(m, lay, chunk_j, b, cx.has_gqa, cx.has_mla)
         t, margin = cx.time(f, n, cx.peak_attn, eff.attention, eff.memory)
         valid = j < n_full
         attn_full = [None if x is None else acc + torch.where(valid, x, torch.zeros_like(x))

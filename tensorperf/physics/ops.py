@@ -8,6 +8,10 @@ Notation (scaling-book letters): T tokens, d model width, nq/nkv query/KV heads 
 width, F MLP width, E experts, k top-k, V vocabulary; b_w/b_kv/b_a bytes of weights, KV cache and
 activations. FLOP = 2 per multiply-add. RoPE and residual adds are fused into neighbouring kernels
 and not charged separately.
+
+Every count is affine in the phase's tokens (or pairs, cached tokens, sequences), whose tensors span
+the grid, while the coefficients depend on a few axes (model, layout, dtype): coefficients are
+formed first, in parentheses, so each term costs one grid-sized multiply.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ def norm(m, ph: Phase, b: Bytes):
     T, d = ph.tokens, m.d_model
     n = m.norms_per_layer
     per_element = NORM_FLOPS_PER_ELEMENT + 3 * m.norm_bias
-    return n * per_element * T * d, n * 2 * T * d * b.a
+    return T * (n * per_element * d), T * (n * 2 * d * b.a)
 
 
 def qkv_weights(m, lay: Layout):
@@ -77,44 +81,51 @@ def qkv(m, lay: Layout, ph: Phase, b: Bytes):
     mla_out = nq * (m.qk_nope_head_dim + m.qk_rope_head_dim) + m.kv_lora_rank + m.qk_rope_head_dim
     out = torch.where(m.kv_lora_rank > 0, mla_out, gqa_out)
     w = qkv_weights(m, lay)
-    return 2 * T * w, w * b.w + T * (d + out) * b.a
+    return T * (2 * w), w * b.w + T * ((d + out) * b.a)
 
 
-def attention_core(m, lay: Layout, ph: Phase, b: Bytes):
+def attention_core(m, lay: Layout, ph: Phase, b: Bytes, gqa: bool = True, mla: bool = True):
     """Scores and context: 4·nq·dh FLOP per query-key pair (causal pairs, §3.3). MLA naive prefill:
     2·nq·(qk + dv) per pair; absorbed decode: 2·nq·(2·r_kv + d_rope) per key (§3.6).
-    Bytes: Q read and O write, the cache read once (flash, ideal) and the new K/V written."""
+    Bytes: Q read and O write, the cache read once (flash, ideal) and the new K/V written.
+
+    ``gqa`` / ``mla``: whether the models may use that kind of attention; a kind no model uses is
+    not computed (the other is then every model's, exactly)."""
     nq = query_heads_per_rank(m, lay)
-    qk = m.qk_nope_head_dim + m.qk_rope_head_dim
-    gqa_flops = 4 * nq * m.head_dim * ph.pairs
-    if ph.absorbed:
-        mla_flops = 2 * nq * (2 * m.kv_lora_rank + m.qk_rope_head_dim) * ph.pairs
-        mla_read = ph.kv_read * kv_elements_per_rank(m, lay) * b.kv
-        mla_qo = ph.tokens * nq * (m.kv_lora_rank + m.qk_rope_head_dim + m.kv_lora_rank) * b.a
-    else:
-        mla_flops = 2 * nq * (qk + m.v_head_dim) * ph.pairs
-        mla_read = ph.kv_read * nq * (qk + m.v_head_dim) * b.a  # materialized per-head K and V
-        mla_qo = ph.tokens * nq * (qk + m.v_head_dim) * b.a
     cache = kv_elements_per_rank(m, lay) * b.kv
-    gqa_bytes = ph.tokens * 2 * nq * m.head_dim * b.a + ph.kv_read * cache
-    mla_bytes = mla_qo + mla_read
-    is_mla = m.kv_lora_rank > 0
-    flops = torch.where(is_mla, mla_flops, gqa_flops)
-    nbytes = torch.where(is_mla, mla_bytes, gqa_bytes) + ph.tokens * cache  # + K/V append
-    return flops, nbytes
+    out = {}
+    if gqa:
+        out[False] = (ph.pairs * (4 * nq * m.head_dim), ph.tokens * (2 * nq * m.head_dim * b.a) + ph.kv_read * cache)
+    if mla:
+        qk = m.qk_nope_head_dim + m.qk_rope_head_dim
+        if ph.absorbed:
+            mla_flops = ph.pairs * (2 * nq * (2 * m.kv_lora_rank + m.qk_rope_head_dim))
+            mla_read = ph.kv_read * cache
+            mla_qo = ph.tokens * (nq * (m.kv_lora_rank + m.qk_rope_head_dim + m.kv_lora_rank) * b.a)
+        else:
+            mla_flops = ph.pairs * (2 * nq * (qk + m.v_head_dim))
+            mla_read = ph.kv_read * (nq * (qk + m.v_head_dim) * b.a)  # materialized per-head K and V
+            mla_qo = ph.tokens * (nq * (qk + m.v_head_dim) * b.a)
+        out[True] = (mla_flops, mla_qo + mla_read)
+    if len(out) == 2:
+        is_mla = m.kv_lora_rank > 0
+        flops, nbytes = (torch.where(is_mla, x, y) for x, y in zip(out[True], out[False]))
+    else:
+        (flops, nbytes), = out.values()
+    return flops, nbytes + ph.tokens * cache  # + K/V append
 
 
 def out_proj(m, lay: Layout, ph: Phase, b: Bytes):
     """Attention output projection: 2·T·nq·dv·d."""
     w = out_proj_weights(m, lay)
-    return 2 * ph.tokens * w, w * b.w + ph.tokens * (w / m.d_model + m.d_model) * b.a
+    return ph.tokens * (2 * w), w * b.w + ph.tokens * ((w / m.d_model + m.d_model) * b.a)
 
 
 def dense_mlp(m, lay: Layout, ph: Phase, b: Bytes):
     """Dense MLP: 2·T·d·F·n_mat / tp (n_mat = 3 gated, 2 plain)."""
     f = m.d_ff / lay.tp
     w = m.mlp_matrices * m.d_model * f
-    return 2 * ph.tokens * w, w * b.w + ph.tokens * (2 * m.d_model + m.mlp_matrices * f) * b.a
+    return ph.tokens * (2 * w), w * b.w + ph.tokens * ((2 * m.d_model + m.mlp_matrices * f) * b.a)
 
 
 def router(m, ph: Phase, b: Bytes):
@@ -124,10 +135,10 @@ def router(m, ph: Phase, b: Bytes):
     on = m.num_experts > 1
     E, k = m.num_experts, m.experts_per_token
     compares = torch.ceil(torch.log2(torch.clamp(k, min=1)))
-    flops = 2 * ph.tokens * m.d_model * E + ph.tokens * E * (5 + compares)
-    nbytes = (m.d_model * E * b.w + ph.tokens * (m.d_model * b.a + 2 * E * LOGIT_BYTES)
-              + ph.tokens * k * 2 * LOGIT_BYTES)
-    return flops * on, nbytes * on
+    flops = ph.tokens * ((2 * m.d_model * E + E * (5 + compares)) * on)
+    per_token = m.d_model * b.a + 2 * E * LOGIT_BYTES + k * 2 * LOGIT_BYTES  # in, logits, k (index, weight)
+    nbytes = (m.d_model * E * b.w) * on + ph.tokens * (per_token * on)
+    return flops, nbytes
 
 
 def expected_experts(E: torch.Tensor, k: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -141,38 +152,46 @@ def expected_experts(E: torch.Tensor, k: torch.Tensor, tokens: torch.Tensor) -> 
     return safe_E * (1 - torch.where(every & (tokens > 0), torch.zeros_like(miss), miss))
 
 
-def routed_experts(m, lay: Layout, ph: Phase, b: Bytes):
+def stage_tokens(lay: Layout, ph: Phase):
+    """Tokens entering a layer on the whole stage (every dp replica and cp rank): what routes to experts."""
+    return ph.tokens * (lay.dp * ph.spread)
+
+
+def routed_experts(m, lay: Layout, ph: Phase, b: Bytes, touched: torch.Tensor | None = None):
     """Routed experts, dropless and balanced: 2·T·k·d·F_e·n_mat/tp FLOP per GPU. Weights read: the
     GPU's E/ep experts (its 1/etp shard) that at least one of the stage's dp·T tokens selects (T per
-    GPU times the cp ranks holding different tokens)."""
+    GPU times the cp ranks holding different tokens). ``touched``: expected_experts of the stage's
+    tokens, when the caller has it already."""
     E, k, d = m.num_experts, m.experts_per_token, m.d_model
     fe = m.d_ff_expert / lay.etp
     per_expert = m.mlp_matrices * d * fe
-    stage_tokens = lay.dp * ph.spread * ph.tokens
-    touched = expected_experts(E, k, stage_tokens) / lay.ep
-    routed = stage_tokens * k / lay.ep  # token-expert pairs landing on this ep slot
-    flops = 2 * routed * per_expert
-    nbytes = touched * per_expert * b.w + routed * (2 * d + m.mlp_matrices * fe) * b.a
-    # permute into expert order and the weighted combine back, on the GPU that owns the tokens:
-    # 2·T·k·d FLOP, 2·T·k·d·b_a bytes each (§3.5); nothing to permute with a single expert
-    own = ph.tokens / lay.tp * k * d * (E > 1)
-    return flops + 2 * own, nbytes + 4 * own * b.a
+    if touched is None:
+        touched = expected_experts(E, k, stage_tokens(lay, ph))
+    # per token of this GPU: k·dp·spread/ep token-expert pairs land on its ep slot, and it permutes
+    # its own k·d/tp into expert order and combines them back: 2·T·k·d FLOP, 2·T·k·d·b_a bytes each
+    # (§3.5); nothing to permute with a single expert
+    routed = k * (lay.dp * ph.spread) / lay.ep
+    own = k * d * (E > 1) / lay.tp
+    flops = ph.tokens * (2 * routed * per_expert + 2 * own)
+    nbytes = touched * (per_expert * b.w / lay.ep) + ph.tokens * (routed * (2 * d + m.mlp_matrices * fe) * b.a
+                                                                   + 4 * own * b.a)
+    return flops, nbytes
 
 
 def shared_experts(m, lay: Layout, ph: Phase, b: Bytes):
     """Always-on shared experts, tensor-parallel over tp: 2·T·E_s·d·F_e·n_mat/tp (§8.15)."""
     w = m.num_shared_experts * m.mlp_matrices * m.d_model * m.d_ff_expert / lay.tp
     on = m.num_shared_experts > 0
-    return 2 * ph.tokens * w, (w * b.w + ph.tokens * 2 * m.d_model * b.a) * on
+    return ph.tokens * (2 * w), (w * b.w) * on + ph.tokens * ((2 * m.d_model * b.a) * on)
 
 
 def embedding(m, ph: Phase, b: Bytes):
     """Embedding lookup: a gather of T rows, no FLOPs."""
-    return torch.zeros_like(ph.tokens), ph.tokens * m.d_model * (b.w + b.a)
+    return ph.tokens.new_zeros(()), ph.tokens * (m.d_model * (b.w + b.a))
 
 
 def lm_head(m, lay: Layout, ph: Phase, b: Bytes):
     """Final norm + vocab-parallel LM head at the last position of each sequence: 2·B·d·V/tp."""
     v = m.vocab_size / lay.tp
-    flops = 2 * ph.sequences * m.d_model * v
+    flops = ph.sequences * (2 * m.d_model * v)
     return flops, m.d_model * v * b.w + ph.sequences * (m.d_model * b.a + v * LOGIT_BYTES)

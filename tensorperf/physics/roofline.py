@@ -29,7 +29,7 @@ def saturation(size: torch.Tensor, half: torch.Tensor) -> torch.Tensor:
     The smooth form of a kernel's efficiency rising with its size (GEMM rows, tokens per expert,
     message bytes), fitted to measured kernels (tensorperf.calibrate)."""
     empty = size <= 0  # no work: any efficiency will do; 1 keeps 0/0 out of the times
-    return torch.where(empty, torch.ones_like(size), size / (size + half + empty))
+    return torch.where(empty, 1.0, size / (size + half + empty))
 
 
 def op_time(t_compute: torch.Tensor, t_memory: torch.Tensor, overlap: torch.Tensor | None) -> torch.Tensor:
