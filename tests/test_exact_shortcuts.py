@@ -57,3 +57,36 @@ def test_a_non_default_factor_takes_effect():
     half = roofline.evaluate(grid, {"overlap": 0.5}, breakdown=False).values["ttft"]
     ok = torch.isfinite(base)
     assert bool((half[ok] > base[ok]).all())  # (1 − 0.5)·min(t_c, t_m) > 0 added to every op
+
+
+def test_decode_candidates_grouped_by_layer_count_give_the_same_bits(monkeypatch):
+    # leading dense layers (deepseek-v3: 3 of 61) make 5 candidate stages; decode adds its attention
+    # to two groups (q + 1 and q layers) instead of to each candidate. Ungrouped, as before:
+    from tensorperf.physics import pipeline
+
+    grid = build_grid(model=["deepseek-v3", "gpt-moe-1.8t"], hardware=["h200-sxm", "mi355x"], weight_dtype="fp8",
+                      prompt_len=[1024, 32768], output_len=[2, 1024], batch=[1, 16, 256], tp=[1, 8],
+                      pp=[1, 2, 3, 4, 5, 7, 8, 16, 61], dp=[1, 2], ep=[1, 8])
+    grouped = roofline.evaluate(grid, {}, breakdown=False)
+    calls = []
+
+    def each_candidate(mix, candidates):
+        calls.append(len(candidates))
+        return candidates, [mix.layers[..., i] for i in range(len(candidates))]
+
+    monkeypatch.setattr(pipeline, "by_layer_count", each_candidate)
+    plain = roofline.evaluate(grid, {}, breakdown=False)
+    assert calls == [5]  # the grouping ran (for the 5 candidates of leading dense layers)
+    assert int((grouped.reason == 0).sum()) > 100
+    for k in ("tpot", "e2e_latency", "tokens_per_s_per_gpu", "mfu", "mbu"):
+        assert torch.equal(grouped.values[k], plain.values[k]), k
+
+
+def test_simpson_into_its_first_node_gives_the_same_bits(monkeypatch):
+    # TPOT's quadrature accumulates into its first node's temporary (first + 4·middle fused: 4·middle
+    # is exact); out of place, as for every other quadrature:
+    grid = build_grid(**GRIDS["moe+dense+mla"])
+    fused = roofline.evaluate(grid, {}, breakdown=False).values["tpot"]
+    plain_simpson = roofline._simpson
+    monkeypatch.setattr(roofline, "_simpson", lambda a, b, c, into_first=False: plain_simpson(a, b, c))
+    assert torch.equal(fused, roofline.evaluate(grid, {}, breakdown=False).values["tpot"])

@@ -65,13 +65,13 @@ def scaled_efficiency(value, scale, bounded: bool):
     return value * scale / (1 + value * (scale - 1)) if bounded else value * scale
 
 
-def _simpson(first, middle, last):
+def _simpson(first, middle, last, into_first: bool = False):
     """Mean over an interval from its ends and midpoint; exact for quadratics (and for constants,
-    bit for bit, in this form)."""
-    out = 4 * middle
-    if not inplace.owned(out, first, last):
-        return (first + out + last) / 6
-    return torch.add(first, out, out=out).add_(last).div_(6)  # the same operations, on our temporary
+    bit for bit, in this form). ``into_first``: ``first`` is the caller's temporary and may take the
+    result (first + 4·middle in one pass: 4·middle is exact, so the fused form rounds the same)."""
+    if into_first and inplace.owned(first, middle, last):
+        return first.add_(middle, alpha=4).add_(last).div_(6)
+    return (first + 4 * middle + last) / 6
 
 
 class _Context:
@@ -554,11 +554,14 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
     dec_coll = _with_context_parallel(cx, _phase_comm(cx, cx.B_mb), nodes[1], dec_ops["attn"][2])
     steps, attn = [], []
     rest = _without_attention(cx, dec_ops, dec_coll, mix)
+    if len(rest.candidates) > 2:  # leading dense layers: 5 candidates, 2 groups by layer count
+        grouped, layers = pipeline.by_layer_count(mix, list(rest.candidates))
+        rest = dataclasses.replace(rest, candidates=tuple(grouped), stage_layers=tuple(layers))
     for node in nodes:
         attn.append(_attention_op(cx, (node,)))
         total, slowest = _with_attention(rest, attn[-1][2])
         steps.append(pipeline.decode_step(total, slowest, lay.micro))
-    tpot = _with_overhead(cx, _simpson(*steps))  # the per-step overhead is the same at every node
+    tpot = _with_overhead(cx, _simpson(*steps, into_first=True))  # the per-step overhead is the same at every node
     dec_ops = dec_ops | {"attn": _each(_simpson, *attn)}  # the mean step's attention
     serving_step = _serving_step(cx)
 

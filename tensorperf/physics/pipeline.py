@@ -18,6 +18,7 @@ Schedules (GPipe, forward only), with m microbatches and stage times t_s (hop in
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -81,6 +82,24 @@ def candidate_times(mix: StageMix, t_dense, t_moe, t_embed, t_head, t_hop) -> li
         ends = first * t_embed + last * t_head + hop * t_hop  # smaller shapes: summed first
         out.append(sum((c * t for c, t in ((dense, t_dense), (moe, t_moe)) if t is not None), ends))
     return out
+
+
+def by_layer_count(mix: StageMix, candidates: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The candidate stages' times grouped by layer count, for adding a per-layer time ``a`` later
+    (decode's attention at each quadrature node): (each group's slowest, its layer count).
+
+    A stage holds q or q + 1 layers and the last always q, so there are at most two groups, and
+    max_i(t_i + l_i·a) = max over groups of (max of the group's t_i) + l·a, the same bits (rounding is
+    monotone): two additions per ``a`` instead of one per candidate. An empty group is −inf."""
+    q = mix.layers.amin(dim=-1)
+    more = mix.layers > q.unsqueeze(-1)
+    none = torch.full((), -math.inf, dtype=candidates[0].dtype, device=candidates[0].device)
+    top = rest = None
+    for i, t in enumerate(candidates):  # at most 5 candidates, not grid points
+        upper, lower = torch.where(more[..., i], t, none), torch.where(more[..., i], none, t)
+        top = upper if top is None else torch.maximum(top, upper)
+        rest = lower if rest is None else torch.maximum(rest, lower)
+    return [top, rest], [q + 1, q]
 
 
 def total_time(n_dense, n_moe, t_dense, t_moe, t_embed, t_head, t_hops):
