@@ -1,11 +1,13 @@
-"""Keep freed memory in the process during long streamed runs (glibc only; a no-op elsewhere).
+"""Keep freed memory in the process during sweeps and long streamed runs (glibc only; a no-op elsewhere).
 
-A streamed sweep allocates and frees the same few-MB tensors chunk after chunk. glibc's defaults
-give large freed blocks back to the kernel (``M_TRIM_THRESHOLD``, and ``mmap`` for blocks above a
-threshold that adapts), so every chunk faults its pages in again; on the project's 2-core machine
-that is a third of a float64 streamed search (benchmarks/README.md). Raising the trim threshold and
-pinning the mmap threshold at its maximum keeps those pages mapped and reused. RSS then stays at
-the run's high-water mark, which the memory budget already bounds.
+The engine allocates and frees grid-sized temporaries of the same few sizes, op after op (a sweep)
+and chunk after chunk (a streamed sweep). glibc's defaults give large freed blocks back to the
+kernel (``M_TRIM_THRESHOLD``, and ``mmap`` for blocks above a threshold that adapts), so every new
+temporary faults its pages in again; on the project's 2-core machine that is a third of a float64
+streamed search (benchmarks/README.md). Raising the trim threshold and pinning the mmap threshold at
+its maximum (32 MiB: blocks above it, 4M+ float64 points, are still mapped per allocation) keeps
+those pages mapped and reused. RSS then stays at the run's high-water mark, which the memory
+budget (streaming) or the sweep's own size already bounds.
 """
 
 from __future__ import annotations

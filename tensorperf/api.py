@@ -17,6 +17,7 @@ import torch
 import xarray as xr
 
 from . import presets
+from .allocator import keep_freed_memory
 from .conventions import roofline, seed
 from .grid import Grid
 from .results import to_dataset
@@ -300,6 +301,7 @@ def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: An
     if not isinstance(breakdown, (bool, np.bool_)):
         raise SpecError(f"breakdown = {breakdown!r} is not allowed: must be True or False")
     _check_fits_in_memory(grid, bool(breakdown))
+    keep_freed_memory()  # the engine's grid-sized temporaries reuse pages instead of faulting them in
     with torch.no_grad():
         evaluation = CONVENTIONS[convention](grid, overrides, breakdown=bool(breakdown))
     from . import __version__
