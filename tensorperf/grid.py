@@ -126,12 +126,15 @@ class Grid:
             specs = tuple(attr(s) if callable(attr) else getattr(s, attr) for s in specs)
         cls = type(specs[0])
         kinds = {f.name: f.type for f in dataclasses.fields(cls)}
+        numeric = numeric_fields(cls)
+        exact = [f for f in numeric if int_dtype is not None and kinds[f] in ("int", "bool")]
         fields = {}
-        for field in numeric_fields(cls):
-            column = [getattr(s, field) for s in specs]
-            exact = int_dtype is not None and kinds[field] in ("int", "bool")
-            fields[field] = self.place(name, [int(v) for v in column] if exact else
-                                       [float(v) for v in column], int_dtype if exact else None)
+        for names, number, dtype in (([f for f in numeric if f not in exact], float, None), (exact, int, int_dtype)):
+            if names:  # one table per dtype, one tensor per field as a view of it (a single copy to the device)
+                rows = np.asarray([[number(getattr(s, f)) for s in specs] for f in names])
+                table = torch.as_tensor(rows, dtype=dtype or self.dtype, device=self.device)
+                fields.update(zip(names, table.reshape([len(names)] + self._placed_shape(name, len(specs))).unbind(0)))
+        fields = {f: fields[f] for f in numeric}
         if attr is None:  # what-if inputs: a field's own value, or a factor on each preset's value
             for field in fields:
                 exact = int_dtype is not None and kinds[field] in ("int", "bool")

@@ -12,6 +12,7 @@ n_in = min(n, G) ranks per domain and n_out = n / n_in domains.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -32,10 +33,16 @@ class Tiers:
         """Per-GPU bandwidth a group of n_in GPUs of one domain can use. Behind a switch, all of it;
         in a full mesh of G GPUs each GPU has one link to each peer, so (n_in − 1)/(G − 1) of it
         (at least one link)."""
-        peers = torch.clamp(self.domain - 1, min=1)
-        share = torch.clamp(n_in - 1, min=1) / peers
-        mesh = torch.as_tensor(self.mesh, device=share.device) > 0
-        return self.bw_in * torch.where(mesh, share, torch.ones_like(share))
+        share = torch.clamp(n_in - 1, min=1) / self._peers
+        return self.bw_in * torch.where(self._meshed, share, 1.0)
+
+    @functools.cached_property
+    def _peers(self) -> torch.Tensor:
+        return torch.clamp(self.domain - 1, min=1)
+
+    @functools.cached_property
+    def _meshed(self) -> torch.Tensor:
+        return torch.as_tensor(self.mesh, device=self.domain.device) > 0
 
 
 def ring_all_reduce(nbytes, n, bw, lat):
