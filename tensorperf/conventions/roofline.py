@@ -408,8 +408,8 @@ def _compose(cx: _Context, per_op: dict, coll: dict, mix: pipeline.StageMix, bre
 
 
 def _stack(per_op: dict, counts: dict, index: int):
-    zero = torch.zeros(())
-    cols = [counts[k] * per_op[k][index] if k in per_op else zero.to(per_op["qkv"][index]) for k in OPS]
+    zero = per_op["qkv"][index].new_zeros(())
+    cols = [counts[k] * per_op[k][index] if k in per_op else zero for k in OPS]
     return torch.stack(torch.broadcast_tensors(*cols), dim=-1)
 
 
