@@ -16,12 +16,13 @@ in chunk order, so a cluster gives exactly the single-process result.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import numbers
 import re
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -143,13 +144,43 @@ class ChunkResult:
         return local + self.chunk.ranges.get(dim, (0, 0))[0]
 
 
-def evaluate_chunk(grid: Grid, chunk: Chunk, convention: str, overrides: Mapping[str, float]) -> ChunkResult:
-    """Evaluate one chunk of ``grid`` (scalar metrics only: no per-op breakdown)."""
+def evaluate_chunk(grid: Grid, chunk: Chunk, convention: str, overrides: Mapping[str, float],
+                   metrics: Collection[str] | None = None) -> ChunkResult:
+    """Evaluate one chunk of ``grid`` (scalar metrics only: no per-op breakdown); ``metrics``: the ones
+    a reduction needs (default all; the engine skips the passes none of them needs)."""
     sub = grid.block(chunk.ranges)
     with torch.no_grad():
-        ev = CONVENTIONS[convention](sub, overrides, breakdown=False)
+        ev = CONVENTIONS[convention](sub, overrides, breakdown=False, metrics=metrics)
     values = {k: v for k, v in ev.values.items() if k not in ev.trailing}
     return ChunkResult(sub, chunk, MappingProxyType(values), ev.reason.expand(sub.shape))
+
+
+def metrics_at(grid: Grid, positions: Mapping[str, np.ndarray], convention: str,
+               overrides: Mapping[str, float]) -> dict[str, np.ndarray]:
+    """Every scalar metric at K points of ``grid`` (``positions[dim]``: their K positions on each dim),
+    evaluated as one grid of K zipped points: the winners of a reduction that chose them on a few
+    metrics. Each point goes through the same elementwise arithmetic as in any chunk, so its metrics
+    equal the chunk's bit for bit. K = 0 gives empty arrays (of every metric's dtype)."""
+    k = len(positions[grid.dims[0]]) if grid.dims else 1
+    take = {d: np.asarray(positions[d], dtype=np.int64) if k else np.zeros(1, dtype=np.int64) for d in grid.dims}
+    values, labels, zipped = dict(grid.values), dict(grid.labels), []
+    for name in grid.values:
+        dim = grid.dim_of(name)
+        if dim is not None:
+            values[name] = tuple(grid.values[name][i] for i in take[dim])
+            labels[name] = tuple(grid.labels[name][i] for i in take[dim])
+            zipped.append(name)
+    points = dataclasses.replace(grid, values=MappingProxyType(values), labels=MappingProxyType(labels),
+                                 dims=(ZIP_DIM,) if zipped else (), zipped=tuple(zipped))
+    with torch.no_grad():
+        ev = CONVENTIONS[convention](points, overrides, breakdown=False)
+    return {n: v.expand(points.shape).reshape(-1).cpu().numpy()[:k] for n, v in ev.values.items()
+            if n not in ev.trailing}
+
+
+def _needed(*names: str) -> tuple[str, ...]:
+    """The engine metrics among ``names`` (``feasible`` and ``infeasible_reason`` come with every chunk)."""
+    return tuple(dict.fromkeys(n for n in names if n not in ("feasible", "infeasible_reason")))
 
 
 # --------------------------------------------------------------------------- reductions
@@ -158,7 +189,13 @@ class Reduction(Protocol):
     """A streaming reduction. ``partial`` runs once per chunk (in this process or on a dask worker)
     and returns something small; ``merge`` folds partials into the state in chunk (C) order, starting
     from ``None``; ``finish`` turns the final state into the result. Implement these three methods
-    (on a picklable object, for dask) to stream any reduction."""
+    (on a picklable object, for dask) to stream any reduction.
+
+    Optional: a ``metrics`` attribute (a tuple of names) limits what each chunk computes to those
+    metrics (memory, counts and feasibility always come; without it, every metric does), and
+    ``complete(state, grid, at)`` runs before ``finish`` with ``at(positions)`` = :func:`metrics_at`,
+    every metric at the given points (how Best and Pareto report their winners' full metrics after
+    choosing them on a few)."""
 
     def partial(self, result: ChunkResult) -> Any: ...
 
@@ -217,6 +254,11 @@ class Best:
     maximize: bool
     kshape: tuple[int, ...]
 
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """What a chunk must compute to choose (the winners' other metrics come at the end: complete)."""
+        return _needed(self.objective, *self.where)
+
     def partial(self, result: ChunkResult) -> dict:
         grid = result.grid
         kdims, rdims = _split_dims(grid, self.keep)
@@ -236,26 +278,35 @@ class Best:
         rshape = tuple(grid.shape[grid.dims.index(d)] for d in rdims)
         kpos = np.unravel_index(np.arange(flat.shape[0]), kshape) if kdims else ()
         local = dict(zip(kdims, kpos)) | dict(zip(rdims, np.unravel_index(index.cpu().numpy(), rshape)))
-        index_all = [local[d] for d in grid.dims]
         return {"block": tuple(slice(*result.chunk.ranges.get(d, (0, n))) for d, n in zip(kdims, self.kshape)),
                 "score": best.reshape(kshape),
-                "positions": {d: result.global_positions(d, local[d]).reshape(kshape) for d in rdims},
-                "values": {n: result.at(n, index_all).reshape(kshape) for n in result.values}}
+                "positions": {d: result.global_positions(d, local[d]).reshape(kshape) for d in rdims}}
 
     def merge(self, state: dict | None, part: dict) -> dict:
         if state is None:
             state = {"score": np.full(self.kshape, -math.inf),
-                     "positions": {d: np.zeros(self.kshape, dtype=np.int64) for d in part["positions"]},
-                     "values": {n: np.full(self.kshape, np.nan if v.dtype.kind == "f" else 0, dtype=v.dtype)
-                                for n, v in part["values"].items()}}
+                     "positions": {d: np.zeros(self.kshape, dtype=np.int64) for d in part["positions"]}}
         sub = part["block"]
         better = part["score"] > state["score"][sub]  # strictly: an earlier chunk keeps its tie
         state["score"][sub] = np.where(better, part["score"], state["score"][sub])
         for d, p in part["positions"].items():
             state["positions"][d][sub] = np.where(better, p, state["positions"][d][sub])
-        for n, v in part["values"].items():
-            state["values"][n][sub] = np.where(better, v, state["values"][n][sub])
         return state
+
+    def complete(self, state: dict | None, grid: Grid, at: Callable[..., dict[str, np.ndarray]]) -> dict | None:
+        """Every metric of the winners (``at``: :func:`metrics_at` on ``grid``), NaN where none was found."""
+        if state is None:
+            return None
+        found = state["score"] > -math.inf
+        kdims, _ = _split_dims(grid, self.keep)
+        kept = dict(zip(kdims, np.indices(self.kshape, dtype=np.int64)))
+        where = {d: p[found] for d, p in (kept | state["positions"]).items()}
+        values = {}
+        for name, v in at(where).items():
+            full = np.full(self.kshape, np.nan if v.dtype.kind == "f" else 0, dtype=v.dtype)
+            full[found] = v
+            values[name] = full
+        return state | {"values": values}
 
     def finish(self, state: dict, grid: Grid) -> xr.Dataset:
         kdims, rdims = _split_dims(grid, self.keep)
@@ -291,6 +342,11 @@ class Pareto:
     where: Mapping[str, tuple[str, float]]
     maximize: tuple[bool, bool]
 
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """What a chunk must compute to choose (the frontier's other metrics come at the end: complete)."""
+        return _needed(self.x, self.y, *self.where)
+
     def partial(self, result: ChunkResult) -> dict:
         """The chunk's frontier points: the candidates (feasible, meeting ``where``) are picked first,
         so only they are gathered and sorted."""
@@ -306,9 +362,7 @@ class Pareto:
         yv = self._value(result, self.y, index_all)
         pts = {"positions": {d: result.global_positions(d, p) for d, p in zip(grid.dims, local)}, "x": xv, "y": yv}
         keep = self._on_frontier(pts)
-        kept = [p[keep] for p in index_all]
-        return {"positions": {d: p[keep] for d, p in pts["positions"].items()}, "x": xv[keep], "y": yv[keep],
-                "values": {n: result.at(n, kept) for n in result.values}}
+        return {"positions": {d: p[keep] for d, p in pts["positions"].items()}, "x": xv[keep], "y": yv[keep]}
 
     @staticmethod
     def _value(result: ChunkResult, name: str, index: list[np.ndarray]) -> np.ndarray:
@@ -321,11 +375,14 @@ class Pareto:
         if state is None:
             return part
         joined = {"positions": {d: np.concatenate([state["positions"][d], p]) for d, p in part["positions"].items()},
-                  "x": np.concatenate([state["x"], part["x"]]), "y": np.concatenate([state["y"], part["y"]]),
-                  "values": {n: np.concatenate([state["values"][n], v]) for n, v in part["values"].items()}}
+                  "x": np.concatenate([state["x"], part["x"]]), "y": np.concatenate([state["y"], part["y"]])}
         keep = self._on_frontier(joined)
         return {"positions": {d: p[keep] for d, p in joined["positions"].items()}, "x": joined["x"][keep],
-                "y": joined["y"][keep], "values": {n: v[keep] for n, v in joined["values"].items()}}
+                "y": joined["y"][keep]}
+
+    def complete(self, state: dict | None, grid: Grid, at: Callable[..., dict[str, np.ndarray]]) -> dict | None:
+        """Every metric of the frontier points (``at``: :func:`metrics_at` on ``grid``)."""
+        return None if state is None or not len(state["x"]) else state | {"values": at(state["positions"])}
 
     def _on_frontier(self, pts: dict) -> np.ndarray:
         """Which points lie on their group's frontier (groups = the kept dims' positions); the points
@@ -390,6 +447,10 @@ class Count:
     keep: tuple[str, ...]
     kshape: tuple[int, ...]
 
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return _needed(*self.where)
+
     def partial(self, result: ChunkResult) -> dict:
         grid = result.grid
         kdims, rdims = _split_dims(grid, self.keep)
@@ -417,6 +478,18 @@ class Combined:
     """Several reductions in one pass over the grid (each chunk evaluated once); finishes as a tuple."""
 
     parts: tuple[Any, ...]
+
+    @property
+    def metrics(self) -> tuple[str, ...] | None:
+        """Every part's metrics (None, all of them, when a part does not say)."""
+        needs = [getattr(r, "metrics", None) for r in self.parts]
+        return None if any(n is None for n in needs) else _needed(*(m for n in needs for m in n))
+
+    def complete(self, state: tuple | None, grid: Grid, at: Callable[..., dict[str, np.ndarray]]) -> tuple | None:
+        if state is None:
+            return None
+        return tuple(r.complete(s, grid, at) if callable(getattr(r, "complete", None)) else s
+                     for r, s in zip(self.parts, state))
 
     def partial(self, result: ChunkResult) -> tuple:
         return tuple(r.partial(result) for r in self.parts)
@@ -484,7 +557,7 @@ def _progress(total: int, progress: Any, desc: str):
 def _run_chunk(grid: Grid, chunk: Chunk, convention: str, overrides: Mapping[str, float], reduction: Any) -> Any:
     """One chunk on a worker: evaluate, reduce, return the small partial result."""
     keep_freed_memory()  # once per process (here for dask workers)
-    return reduction.partial(evaluate_chunk(grid, chunk, convention, overrides))
+    return reduction.partial(evaluate_chunk(grid, chunk, convention, overrides, getattr(reduction, "metrics", None)))
 
 
 def _execute(setup: _Setup, reduction: Any, max_points: int, progress: Any, client: Any, desc: str) -> Any:
@@ -498,6 +571,9 @@ def _execute(setup: _Setup, reduction: Any, max_points: int, progress: Any, clie
                 bar.update(1)
         else:
             state = _execute_dask(setup, reduction, chunks, client, bar)
+    if callable(getattr(reduction, "complete", None)):  # the winners' every metric, from their positions
+        state = reduction.complete(state, grid, lambda positions: metrics_at(grid, positions, setup.convention,
+                                                                            setup.overrides))
     return reduction.finish(state, grid)
 
 
@@ -623,4 +699,4 @@ def reduce(reduction: Reduction, *, memory: Any = DEFAULT_MEMORY, chunk_points: 
 
 
 __all__ = ["best", "pareto", "reduce", "Reduction", "Best", "Pareto", "Count", "Combined", "ChunkResult", "Chunk",
-           "plan", "points_for_memory", "evaluate_chunk", "kept_shape"]
+           "plan", "points_for_memory", "evaluate_chunk", "metrics_at", "kept_shape"]

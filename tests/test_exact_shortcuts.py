@@ -90,3 +90,20 @@ def test_simpson_into_its_first_node_gives_the_same_bits(monkeypatch):
     plain_simpson = roofline._simpson
     monkeypatch.setattr(roofline, "_simpson", lambda a, b, c, into_first=False: plain_simpson(a, b, c))
     assert torch.equal(fused, roofline.evaluate(grid, {}, breakdown=False).values["tpot"])
+
+
+@pytest.mark.parametrize("wanted", [("tokens_per_s_per_user",), ("ttft",), ("tokens_per_s_per_gpu", "ttft"),
+                                    ("serving_tokens_per_s_per_gpu",), ("mfu", "memory_per_gpu"), ()])
+def test_asking_for_some_metrics_computes_them_bit_for_bit_and_skips_the_rest(wanted):
+    grid = build_grid(**GRIDS["cp+chunked+micro"])
+    every = roofline.evaluate(grid, {}, breakdown=False)
+    some = roofline.evaluate(grid, {}, breakdown=False, metrics=wanted)
+    assert torch.equal(some.reason, every.reason)
+    assert set(wanted) <= set(some.values)
+    for k, v in some.values.items():
+        assert torch.equal(v, every.values[k]), k
+    # exactly what was asked for, and memory and counts (always there: feasibility needs them)
+    always = {"concurrency", "memory_per_gpu", "weight_memory_per_gpu", "kv_cache_memory_per_gpu",
+              "activation_memory_per_gpu", "memory_capacity_per_gpu", "max_batch", "min_gpus_for_capacity",
+              "num_gpus"}
+    assert set(some.values) == set(wanted) | always

@@ -297,3 +297,34 @@ def test_a_sweep_larger_than_memory_is_refused_with_the_streaming_alternatives(m
         tp.sweep(**GRID)
     assert 1728 * api.SWEEP_BYTES_PER_POINT[False] < 4 * 2**20  # the scalar metrics fit: no error
     assert tp.sweep(**GRID, breakdown=False).ttft.size == 1728
+
+
+def test_reductions_evaluate_only_the_metrics_they_name_and_report_every_metric_of_the_winners():
+    from tensorperf.stream import Best, Combined, Count, Pareto, kept_shape
+
+    grid = build_grid(**GRID)
+    best = Best("tokens_per_s_per_gpu", WHERE, ("hardware",), True, kept_shape(grid, ("hardware",)))
+    assert best.metrics == ("tokens_per_s_per_gpu", "tokens_per_s_per_user", "ttft")
+    assert Pareto("tokens_per_s_per_user", "memory_per_gpu", ("tp",), {"feasible": ("==", 1)},
+                  (True, False)).metrics == ("tokens_per_s_per_user", "memory_per_gpu")
+    assert Combined((Count(WHERE, (), ()), best)).metrics == ("tokens_per_s_per_user", "ttft", "tokens_per_s_per_gpu")
+
+    @dataclass(frozen=True)
+    class SeenMetrics:  # a user reduction that names no metrics: every chunk carries all of them
+        def partial(self, result):
+            return set(result.values)
+
+        def merge(self, state, part):
+            return part if state is None else state & part
+
+        def finish(self, state, grid):
+            return state
+
+    seen = tp.reduce(SeenMetrics(), chunk_points=500, **GRID)
+    assert {"mbu", "serving_step_time", "e2e_latency"} <= seen
+    assert Combined((SeenMetrics(), best)).metrics is None
+    # the winner's every metric, although its chunks computed three of them (and the memory ones)
+    got = tp.best("tokens_per_s_per_gpu", where=WHERE, keep=["hardware"], chunk_points=500, **GRID)
+    assert {"mbu", "serving_step_time", "e2e_latency"} <= set(got.data_vars)
+    front = tp.pareto(chunk_points=500, **GRID)
+    assert {"mbu", "serving_step_time", "e2e_latency"} <= set(front.data_vars)

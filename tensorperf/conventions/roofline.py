@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import operator
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -508,43 +508,47 @@ def _chunked_prefill(cx: _Context, grid: Grid):
     return per_op, coll, fill
 
 
-def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
-             fields: Mapping[str, torch.Tensor] | None = None, breakdown: bool = True) -> Evaluation:
-    """Every metric over the grid. ``efficiency`` overrides Efficiency factors (numbers or tensors);
-    ``fields`` replaces ModelSpec/HardwareSpec fields by tensors (used for sensitivities).
-    ``breakdown=False`` skips the per-op variables (an ``op`` axis of 13 values per point); every
-    other metric is the same, bit for bit."""
-    cx = _Context(grid, efficiency or {}, fields or {}, breakdown)
-    m, lay, hw, b = cx.m, cx.lay, cx.hw, cx.b
-    S, T_out, B = cx.S, cx.T_out, cx.B
-    mix = cx.mix
-    counts = _counts(m)
+# The metrics each pass feeds; a caller asking for some metrics only (a streamed reduction) skips the
+# passes nobody asked for. Memory, counts and feasibility are always computed.
+PREFILL_METRICS = frozenset({"ttft", "ttft_max", "e2e_latency", "tokens_per_s_per_gpu",
+                             "prefill_tokens_per_s_per_gpu"})
+DECODE_METRICS = frozenset({"tpot", "e2e_latency", "tokens_per_s_per_gpu", "tokens_per_s_per_user",
+                            "decode_tokens_per_s_per_gpu", "mfu", "mbu"})
+SERVING_METRICS = frozenset({"serving_step_time", "serving_tokens_per_s_per_gpu", "serving_tokens_per_s_per_user"})
 
-    # prefill: B_mb sequences of S tokens per replica-microbatch
-    # (context parallelism: each cp rank takes 1/cp of the tokens and pairs, and reads every K/V block)
+
+def _prefill(cx: _Context, grid: Grid, breakdown: bool):
+    """(mean TTFT, last TTFT, per-op times over layers or None, per-op quantities) of the prefill.
+    B_mb sequences of S tokens per replica-microbatch; context parallelism: each cp rank takes 1/cp
+    of the tokens and pairs, and reads every K/V block."""
+    m, lay, S = cx.m, cx.lay, cx.S
     cp = lay.cp
     tokens = cx.B_mb * S / cp
     pre = ops.Phase(tokens=tokens, pairs=cx.B_mb * mean_prefill_pairs(m, S) / cp, kv_read=cx.B_mb * S,
                     sequences=cx.B_mb, absorbed=False, spread=cp)
     pre_ops = _phase_ops(cx, pre)
     pre_coll = _with_context_parallel(cx, _phase_comm(cx, tokens), pre, pre_ops["attn"][2])
-    pre_times, pre_total, pre_slowest = _compose(cx, pre_ops, pre_coll, mix, breakdown)
+    pre_times, pre_total, pre_slowest = _compose(cx, pre_ops, pre_coll, cx.mix, breakdown)
     ttft, ttft_max = pipeline.prefill_times(_with_overhead(cx, pre_total), pre_slowest, lay.micro)
     if "chunk_size" in grid.values:  # chunked prefill; a chunk of the whole prompt is the above exactly
         whole = grid.axis("chunk_size") >= S
         c_ops, c_coll, fill = _chunked_prefill(cx, grid)
-        c_times, c_total, c_slowest = _compose(cx, c_ops, c_coll, mix, breakdown)
+        c_times, c_total, c_slowest = _compose(cx, c_ops, c_coll, cx.mix, breakdown)
         c_ttft, c_ttft_max = pipeline.chunked_prefill_times(c_total, _with_overhead(cx, c_slowest, cx.chunks),
                                                             lay.micro, fill)
         keep = lambda a, b: torch.where(whole.reshape(whole.shape + (1,) * (b.dim() - whole.dim())), a, b)  # noqa: E731
         ttft, ttft_max = keep(ttft, c_ttft), keep(ttft_max, c_ttft_max)
         pre_times = keep(pre_times, c_times) if breakdown else None
         pre_ops = {k: _each(keep, pre_ops[k], c_ops[k]) for k in pre_ops}
+    return ttft, ttft_max, pre_times, pre_ops
 
-    # decode: Simpson nodes over steps j = 1 .. T_out − 1 (a loop over 3 quadrature nodes). Only the
-    # attention core depends on the step (its context S + j); every other op, and the collectives,
-    # are computed once.
-    last = torch.clamp(T_out - 1, min=1)
+
+def _decode(cx: _Context):
+    """(TPOT, per-op quantities of the mean decode step, its collectives). Simpson nodes over steps
+    j = 1 .. T_out − 1 (a loop over 3 quadrature nodes). Only the attention core depends on the step
+    (its context S + j); every other op, and the collectives, are computed once."""
+    m, lay, S, mix = cx.m, cx.lay, cx.S, cx.mix
+    last = torch.clamp(cx.T_out - 1, min=1)
     saw = mean_chunked_keys(m, S, last)  # chunked-attention layers: exact mean over the generation
     nodes = []
     for j in (torch.ones_like(last), (1 + last) / 2, last):
@@ -562,13 +566,35 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
         total, slowest = _with_attention(rest, attn[-1][2])
         steps.append(pipeline.decode_step(total, slowest, lay.micro))
     tpot = _with_overhead(cx, _simpson(*steps, into_first=True))  # the per-step overhead is the same at every node
-    dec_ops = dec_ops | {"attn": _each(_simpson, *attn)}  # the mean step's attention
-    serving_step = _serving_step(cx)
+    return tpot, dec_ops | {"attn": _each(_simpson, *attn)}, dec_coll  # (the mean step's attention)
+
+
+def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
+             fields: Mapping[str, torch.Tensor] | None = None, breakdown: bool = True,
+             metrics: Collection[str] | None = None) -> Evaluation:
+    """Every metric over the grid. ``efficiency`` overrides Efficiency factors (numbers or tensors);
+    ``fields`` replaces ModelSpec/HardwareSpec fields by tensors (used for sensitivities).
+    ``breakdown=False`` skips the per-op variables (an ``op`` axis of 13 values per point); every
+    other metric is the same, bit for bit. ``metrics``: the metrics wanted (default all); the passes
+    no wanted metric needs (prefill, decode, the serving step) are skipped, and the metrics computed
+    are the same, bit for bit (memory, counts and feasibility are always there)."""
+    cx = _Context(grid, efficiency or {}, fields or {}, breakdown)
+    m, lay, hw, b = cx.m, cx.lay, cx.hw, cx.b
+    S, T_out, B = cx.S, cx.T_out, cx.B
+    counts = _counts(m)
+    wanted = lambda names: metrics is None or not names.isdisjoint(metrics)  # noqa: E731
+    prefill, decode = breakdown or wanted(PREFILL_METRICS), breakdown or wanted(DECODE_METRICS)
+    if prefill:
+        ttft, ttft_max, pre_times, pre_ops = _prefill(cx, grid, breakdown)
+    if decode:
+        tpot, dec_ops, dec_coll = _decode(cx)
+    serving_step = _serving_step(cx) if wanted(SERVING_METRICS) else None
 
     n_gpus = lay.num_gpus
-    generation = (T_out - 1) * tpot  # the decode steps after the first token
-    e2e = ttft + generation
-    batch_done = ttft_max + generation
+    if prefill and decode:
+        generation = (T_out - 1) * tpot  # the decode steps after the first token
+        e2e = ttft + generation
+        batch_done = ttft_max + generation
     per_gpu_step = lay.micro / lay.pp  # each GPU runs its stage once per microbatch per step
     peak = cx.peak_gemm
 
@@ -584,33 +610,38 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
     min_gpus = torch.ceil((cx.m_exact.num_params * b.w.to(f64) + cx.B_exact * kv_total.to(f64))
                           / torch.clamp(capacity.to(f64) - act.to(f64), min=1.0))  # a count: float64
 
-    values = {
-        "ttft": ttft,
-        "ttft_max": ttft_max,
-        "tpot": tpot,
-        "e2e_latency": e2e,
-        "tokens_per_s_per_gpu": B * T_out / n_gpus / batch_done,  # (factors on few axes first)
-        "tokens_per_s_per_user": 1 / tpot,
-        "decode_tokens_per_s_per_gpu": B / n_gpus / tpot,
-        "prefill_tokens_per_s_per_gpu": B * S / n_gpus / ttft_max,
-        "serving_step_time": serving_step,
-        "serving_tokens_per_s_per_gpu": B / n_gpus / serving_step,
-        "serving_tokens_per_s_per_user": 1 / serving_step,
-        "concurrency": cx.B_exact,
-        "memory_per_gpu": memory,
-        "weight_memory_per_gpu": weights,
-        "kv_cache_memory_per_gpu": kv,
-        "activation_memory_per_gpu": act,
-        "memory_capacity_per_gpu": capacity,
-        "max_batch": max_batch(capacity.to(f64), weights.to(f64), cx.workspace_cap.to(f64),
-                               cx.per_sequence.to(f64), cx.lay_exact.dp),
-        "min_gpus_for_capacity": min_gpus,
-        "num_gpus": cx.lay_exact.num_gpus,
-        "mfu": _total(dec_ops, counts, 0) * (per_gpu_step / peak) / tpot,  # (factors on few axes first)
-        "mbu": _total(dec_ops, counts, 1) * (per_gpu_step / hw.hbm_bandwidth) / tpot,
+    # every metric, in the Dataset's order, with the passes it needs (formed only where wanted)
+    formulas = {
+        "ttft": (prefill, lambda: ttft),
+        "ttft_max": (prefill, lambda: ttft_max),
+        "tpot": (decode, lambda: tpot),
+        "e2e_latency": (prefill and decode, lambda: e2e),
+        "tokens_per_s_per_gpu": (prefill and decode, lambda: B * T_out / n_gpus / batch_done),  # (few axes first)
+        "tokens_per_s_per_user": (decode, lambda: 1 / tpot),
+        "decode_tokens_per_s_per_gpu": (decode, lambda: B / n_gpus / tpot),
+        "prefill_tokens_per_s_per_gpu": (prefill, lambda: B * S / n_gpus / ttft_max),
+        "serving_step_time": (serving_step is not None, lambda: serving_step),
+        "serving_tokens_per_s_per_gpu": (serving_step is not None, lambda: B / n_gpus / serving_step),
+        "serving_tokens_per_s_per_user": (serving_step is not None, lambda: 1 / serving_step),
+        "concurrency": (True, lambda: cx.B_exact),
+        "memory_per_gpu": (True, lambda: memory),
+        "weight_memory_per_gpu": (True, lambda: weights),
+        "kv_cache_memory_per_gpu": (True, lambda: kv),
+        "activation_memory_per_gpu": (True, lambda: act),
+        "memory_capacity_per_gpu": (True, lambda: capacity),
+        "max_batch": (True, lambda: max_batch(capacity.to(f64), weights.to(f64), cx.workspace_cap.to(f64),
+                                              cx.per_sequence.to(f64), cx.lay_exact.dp)),
+        "min_gpus_for_capacity": (True, lambda: min_gpus),
+        "num_gpus": (True, lambda: cx.lay_exact.num_gpus),
+        "mfu": (decode, lambda: _total(dec_ops, counts, 0) * (per_gpu_step / peak) / tpot),  # (few axes first)
+        "mbu": (decode, lambda: _total(dec_ops, counts, 1) * (per_gpu_step / hw.hbm_bandwidth) / tpot),
     }
+    always = {"concurrency", "memory_per_gpu", "weight_memory_per_gpu", "kv_cache_memory_per_gpu",
+              "activation_memory_per_gpu", "memory_capacity_per_gpu", "max_batch", "min_gpus_for_capacity",
+              "num_gpus"}
+    values = {k: f() for k, (ready, f) in formulas.items() if ready and (k in always or wanted({k}))}
     if breakdown:
-        dec_times, _, _ = _compose(cx, dec_ops, dec_coll, mix, breakdown)  # of the mean decode step
+        dec_times, _, _ = _compose(cx, dec_ops, dec_coll, cx.mix, breakdown)  # of the mean decode step
         values |= {
             "prefill_op_time": pre_times,
             "decode_op_time": dec_times,

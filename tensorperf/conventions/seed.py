@@ -160,9 +160,10 @@ class _SeedModel:
         self.mlp_factor = width.to(f64) / spec.d_model.to(f64)  # mlp_factor (4 for the 1.8T model)
 
 
-def evaluate(grid: Grid, efficiency: Any = None, breakdown: bool = True) -> Evaluation:
+def evaluate(grid: Grid, efficiency: Any = None, breakdown: bool = True, metrics: Any = None) -> Evaluation:
     """The seed's prefill (TTFT) model over the whole grid; decode is its constant 1 ms.
-    ``breakdown=False`` leaves out the per-op ``layer_op_time``.
+    ``breakdown=False`` leaves out the per-op ``layer_op_time``; ``metrics`` is accepted for the
+    engines' common signature and every metric is computed (the seed model is one small pass).
 
     The seed's own efficiencies (SeedEfficiency) apply; ``efficiency`` overrides are rejected."""
     if efficiency:
