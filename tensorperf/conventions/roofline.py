@@ -300,9 +300,9 @@ def _phase_comm(cx: _Context, tokens) -> dict[str, torch.Tensor]:
     if cx.has_dense:  # (the collectives of a kind of layer no model has are left out: exact zeros)
         out["dense"] = _exposed(cx, 2 * ar_tp)  # (2·x is exact: the same bits as (exposed·2)·x)
     if cx.has_moe:
-        ar_etp = _all_reduce(cx, act * lay.etp / lay.tp + half, lay.etp)
+        ar_etp = _all_reduce(cx, act * (lay.etp / lay.tp) + half, lay.etp)
         ep_tiers = dataclasses.replace(t, domain=torch.clamp(t.domain / lay.etp, min=1))
-        a2a = comm.group_all_to_all(act / lay.tp * m.experts_per_token + half, lay.ep, ep_tiers)
+        a2a = comm.group_all_to_all(act * (m.experts_per_token / lay.tp) + half, lay.ep, ep_tiers)
         out |= {"moe_tp": _exposed(cx, ar_tp + ar_etp), "moe_ep": _exposed(cx, 2 * a2a)}
     return out
 
@@ -370,23 +370,38 @@ def _comm_totals(m, coll: dict) -> dict:
     return out
 
 
-def _without_attention(cx: _Context, per_op: dict, coll: dict, mix: pipeline.StageMix) -> _Pass:
-    m = cx.m
+def _layer_times(cx: _Context, per_op: dict, coll: dict, t_attn: torch.Tensor | None = None) -> tuple:
+    """(time of a dense layer, time of a MoE layer), each None where no model has that kind; with
+    their attention core ``t_attn`` when given (a layer's every op and exposed collective)."""
     common = _sum(per_op[k][2] for k in ("norm", "qkv", "out_proj"))
     t_dense = common + per_op["mlp"][2] + coll["dense"] if cx.has_dense else None
     t_moe = (common + per_op["router"][2] + per_op["shared_experts"][2] + per_op["experts"][2]
              + coll["moe_tp"] + coll["moe_ep"]) if cx.has_moe else None
+    if t_attn is None:
+        return t_dense, t_moe
+    return tuple(None if t is None else t + t_attn for t in (t_dense, t_moe))
+
+
+def _stages(cx: _Context, per_op: dict, coll: dict, mix: pipeline.StageMix, t_dense, t_moe):
+    """(sum over stages, candidate stages' times) from the per-layer times."""
+    m = cx.m
     candidates = pipeline.candidate_times(mix, t_dense, t_moe, per_op["embed"][2], per_op["lm_head"][2],
                                           coll["hop"])
     n_moe = m.num_moe_layers
     total = pipeline.total_time(m.num_layers - n_moe, n_moe, t_dense, t_moe, per_op["embed"][2],
                                 per_op["lm_head"][2], coll["hops"])
-    return _Pass(total=total, candidates=tuple(candidates), layers=m.num_layers,
+    return total, candidates
+
+
+def _without_attention(cx: _Context, per_op: dict, coll: dict, mix: pipeline.StageMix) -> _Pass:
+    total, candidates = _stages(cx, per_op, coll, mix, *_layer_times(cx, per_op, coll))
+    return _Pass(total=total, candidates=tuple(candidates), layers=cx.m.num_layers,
                  stage_layers=tuple(mix.layers[..., i] for i in range(len(candidates))))
 
 
 def _with_attention(p: _Pass, t_attn: torch.Tensor):
-    """(sum over stages, slowest stage) once the attention core's per-layer time is added."""
+    """(sum over stages, slowest stage) once the attention core's per-layer time is added (decode:
+    the same pass at each quadrature node's attention)."""
     slowest = None
     for cand, layers in zip(p.candidates, p.stage_layers):  # at most 5 candidate stages
         t = cand + layers * t_attn
@@ -396,8 +411,12 @@ def _with_attention(p: _Pass, t_attn: torch.Tensor):
 
 def _compose(cx: _Context, per_op: dict, coll: dict, mix: pipeline.StageMix, breakdown: bool = False):
     """Per-op totals over all layers (op axis last; only with ``breakdown``), the sum over stages,
-    and the slowest stage."""
-    total, slowest = _with_attention(_without_attention(cx, per_op, coll, mix), per_op["attn"][2])
+    and the slowest stage, of a pass used once: each layer's time includes its attention core before
+    the stages are formed (one addition per kind of layer, not per candidate stage)."""
+    total, candidates = _stages(cx, per_op, coll, mix, *_layer_times(cx, per_op, coll, per_op["attn"][2]))
+    slowest = None
+    for t in candidates:  # at most 5 candidate stages (temporaries of candidate_times)
+        slowest = t if slowest is None else inplace.maximum(slowest, t)
     times = None
     if breakdown:
         counts = _counts(cx.m)

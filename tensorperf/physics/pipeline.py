@@ -111,8 +111,10 @@ def total_time(n_dense, n_moe, t_dense, t_moe, t_embed, t_head, t_hops):
 
 
 def prefill_times(total, slowest, micro):
-    """(mean TTFT over microbatches, last microbatch's TTFT)."""
-    return total + (micro - 1) / 2 * slowest, total + (micro - 1) * slowest
+    """(mean TTFT over microbatches, last microbatch's TTFT). The mean adds half the last one's wait:
+    halving is exact, so total + ((m − 1)/2)·t and total + ½·((m − 1)·t) are the same number."""
+    wait = (micro - 1) * slowest
+    return torch.add(total, wait, alpha=0.5), total + wait
 
 
 def chunked_prefill_times(total, slowest, micro, fill):
