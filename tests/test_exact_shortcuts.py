@@ -107,3 +107,20 @@ def test_asking_for_some_metrics_computes_them_bit_for_bit_and_skips_the_rest(wa
               "activation_memory_per_gpu", "memory_capacity_per_gpu", "max_batch", "min_gpus_for_capacity",
               "num_gpus"}
     assert set(some.values) == set(wanted) | always
+
+
+@pytest.mark.parametrize("name", sorted(GRIDS))
+def test_the_engine_axis_order_changes_no_bit(name, monkeypatch):
+    # the engine computes with its axes in EVAL_ORDER and hands back views in the grid's order; in
+    # the grid's own order (no permutation) every metric, the breakdown and the reasons are the same
+    from tensorperf.grid import DIM_ORDER, EVAL_ORDER
+
+    grid = build_grid(**GRIDS[name])
+    assert grid.in_order(EVAL_ORDER)[0].dims != grid.dims  # the test permutes something
+    reordered = roofline.evaluate(grid, {}, breakdown=True)
+    monkeypatch.setattr(roofline, "EVAL_ORDER", DIM_ORDER)
+    plain = roofline.evaluate(grid, {}, breakdown=True)
+    assert torch.equal(reordered.reason, plain.reason)
+    for k, v in plain.values.items():
+        assert reordered.values[k].shape == v.shape, k
+        assert torch.equal(reordered.values[k], v), k

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from ..grid import Grid
+from ..grid import EVAL_ORDER, Grid
 from ..masks import Reason, combine
 from ..physics import comm, inplace, ops, pipeline
 from ..physics.attention import (
@@ -596,7 +596,33 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
     ``breakdown=False`` skips the per-op variables (an ``op`` axis of 13 values per point); every
     other metric is the same, bit for bit. ``metrics``: the metrics wanted (default all); the passes
     no wanted metric needs (prefill, decode, the serving step) are skipped, and the metrics computed
-    are the same, bit for bit (memory, counts and feasibility are always there)."""
+    are the same, bit for bit (memory, counts and feasibility are always there).
+
+    The engine computes with its axes in :data:`~tensorperf.grid.EVAL_ORDER` (faster) and returns
+    views in the grid's own order; tensors given in ``efficiency``/``fields`` on the grid's axes are
+    taken in the grid's order. Every point's arithmetic is the same in any axis order."""
+    inner, back = grid.in_order(EVAL_ORDER)
+    if back == tuple(range(len(back))):
+        return _evaluate(grid, efficiency, fields, breakdown, metrics)
+    into = tuple(grid.dims.index(d) for d in inner.dims)
+    given = [{k: _on_axes(v, into) for k, v in (m or {}).items()} for m in (efficiency, fields)]
+    ev = _evaluate(inner, *given, breakdown, metrics)
+    return dataclasses.replace(ev, values={k: _on_axes(v, back) for k, v in ev.values.items()},
+                               reason=_on_axes(ev.reason, back))
+
+
+def _on_axes(t: Any, perm: tuple[int, ...]) -> Any:
+    """A tensor on the grid's axes (plus trailing result axes) with its grid axes permuted; numbers
+    and 0-d tensors as they are."""
+    if not isinstance(t, torch.Tensor) or t.dim() == 0:
+        return t
+    if t.dim() < len(perm):
+        raise ValueError(f"a tensor of shape {tuple(t.shape)} is not on the grid's {len(perm)} axes")
+    return t.permute(perm + tuple(range(len(perm), t.dim())))
+
+
+def _evaluate(grid: Grid, efficiency: Mapping[str, Any] | None, fields: Mapping[str, torch.Tensor] | None,
+              breakdown: bool, metrics: Collection[str] | None) -> Evaluation:
     cx = _Context(grid, efficiency or {}, fields or {}, breakdown)
     m, lay, hw, b = cx.m, cx.lay, cx.hw, cx.b
     S, T_out, B = cx.S, cx.T_out, cx.B
