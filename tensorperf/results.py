@@ -117,7 +117,7 @@ def to_dataset(ev: Evaluation, grid: Grid, attrs: Mapping[str, str]) -> xr.Datas
             mask = feasible.reshape(shape + (1,) * len(extra))
             full = np.where(mask, full, np.nan)
         data_vars[name] = xr.DataArray(
-            np.array(full, copy=True), dims=grid.dims + extra,
+            np.array(full, copy=True, order="C"), dims=grid.dims + extra,  # (C order whatever the engine's axes)
             attrs={"units": meta.units, "long_name": meta.long_name})
     reason = ev.reason.expand(shape).cpu().numpy()
     data_vars["feasible"] = xr.DataArray(feasible.copy(), dims=grid.dims,

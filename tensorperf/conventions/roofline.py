@@ -598,11 +598,13 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
     no wanted metric needs (prefill, decode, the serving step) are skipped, and the metrics computed
     are the same, bit for bit (memory, counts and feasibility are always there).
 
-    The engine computes with its axes in :data:`~tensorperf.grid.EVAL_ORDER` (faster) and returns
-    views in the grid's own order; tensors given in ``efficiency``/``fields`` on the grid's axes are
-    taken in the grid's order. Every point's arithmetic is the same in any axis order."""
+    Without the breakdown the engine computes with its axes in :data:`~tensorperf.grid.EVAL_ORDER`
+    (faster) and returns views in the grid's own order; tensors given in ``efficiency``/``fields`` on
+    the grid's axes are taken in the grid's order. Every point's arithmetic is the same in any axis
+    order. (The breakdown's op axis, 13 values per point, would then need a transposing copy costing
+    more than the order saves; it is computed in the grid's order.)"""
     inner, back = grid.in_order(EVAL_ORDER)
-    if back == tuple(range(len(back))):
+    if breakdown or back == tuple(range(len(back))):
         return _evaluate(grid, efficiency, fields, breakdown, metrics)
     into = tuple(grid.dims.index(d) for d in inner.dims)
     given = [{k: _on_axes(v, into) for k, v in (m or {}).items()} for m in (efficiency, fields)]
