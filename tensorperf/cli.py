@@ -308,13 +308,14 @@ def _grid_of(inputs: dict):
 
 
 def _print_streamed_best(inputs: dict, grid, out, objective: str, where: dict,
-                         keep: list[str] | None, maximize: bool, memory: str) -> xr.Dataset:
+                         keep: list[str] | None, maximize: bool, memory: str, client: str | None = None) -> xr.Dataset:
     from .stream import best as stream_best
     from .stream import default_over
 
     if keep is None:
         keep = [d for d in grid.dims if d not in default_over(grid)]
-    res = stream_best(objective, where=where or None, keep=keep, maximize=maximize, memory=memory, **inputs)
+    res = stream_best(objective, where=where or None, keep=keep, maximize=maximize, memory=memory, client=client,
+                      **inputs)
     return _show_best(res, out, objective, where, keep, maximize, inputs.get("batch") == "max")
 
 
@@ -338,7 +339,7 @@ def _check_output(args) -> None:
 
 def _sweep(args, out) -> int:
     inputs, spec = _sweep_inputs(args, "sweep")
-    ds = sweep(**inputs)
+    ds = sweep(**inputs, client=args.scheduler)
     if args.output:
         from .io import save
 
@@ -380,7 +381,7 @@ def _best(args, out) -> int:
         keep = [k for k in chosen["keep"] if k in scalar_now] if scalar_now is not None else chosen["keep"]
     maximize = not args.minimize if args.minimize else chosen.get("maximize", True)
     if ds is None:
-        res = _print_streamed_best(inputs, grid, out, objective, where, keep, maximize, args.memory)
+        res = _print_streamed_best(inputs, grid, out, objective, where, keep, maximize, args.memory, args.scheduler)
     else:
         res = _print_best(ds, out, objective, where, keep, maximize)
     if args.output:
@@ -421,7 +422,8 @@ def _streamed_pareto(args, out, where) -> int:
     from .stream import pareto as stream_pareto
 
     inputs, _ = _sweep_inputs(args, "pareto")
-    front = stream_pareto(args.x, args.y, over=args.over, where=where, memory=args.memory, **inputs)
+    front = stream_pareto(args.x, args.y, over=args.over, where=where, memory=args.memory, client=args.scheduler,
+                          **inputs)
     frame = front.to_dataframe().reset_index(drop=True)
     extra = ["concurrency"] if inputs.get("batch") == "max" else []
     extra = [v for v in (*extra, "ttft", "tpot", "memory_per_gpu") if v in frame and v not in (args.x, args.y)]
@@ -699,6 +701,10 @@ def _add_sweep_flags(p: argparse.ArgumentParser, results: bool = False) -> None:
                    help="TOML table of Efficiency field -> value overriding every hardware's defaults")
 
 
+SCHEDULER_HELP = ("a dask.distributed scheduler, e.g. tcp://host:8786: the chunks are evaluated on its workers "
+                  "(pip install 'tensorperf[distributed]'); the result is the same")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="tensorperf", description="Vectorized performance model of LLM inference serving. "
                 "Without a command: the default sweep of the seed's 1.8T MoE scenario.")
@@ -707,6 +713,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep_flags(s)
     s.add_argument("-o", "--output", help="write the Dataset (.nc, .zarr, .csv or .json)")
     s.add_argument("--limit", type=int, default=40, help="grids up to this many points print every point")
+    s.add_argument("--scheduler", metavar="ADDRESS", help=SCHEDULER_HELP)
     b = sub.add_parser("best", help="the best point per group under constraints")
     _add_sweep_flags(b, results=True)
     b.add_argument("--objective", help=f"variable to optimize (default {OBJECTIVE})")
@@ -718,6 +725,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("-o", "--output", help="write the winners (.nc, .zarr, .csv or .json)")
     b.add_argument("--memory", default="2GB", help="working memory of a streamed sweep (default 2GB): the grid is "
                    "evaluated in chunks of that size, so it may be far larger than memory")
+    b.add_argument("--scheduler", metavar="ADDRESS", help=SCHEDULER_HELP)
     q = sub.add_parser("pareto", help="the Pareto frontier of tokens/s/GPU versus tokens/s/user")
     _add_sweep_flags(q, results=True)
     q.add_argument("--x", default="tokens_per_s_per_user")
@@ -727,6 +735,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--where", type=_where, action="append", metavar="EXPR")
     q.add_argument("-o", "--output", help="write the frontier (.csv: the table; .nc/.zarr/.json: the Dataset)")
     q.add_argument("--memory", default="2GB", help="working memory of a streamed sweep (default 2GB)")
+    q.add_argument("--scheduler", metavar="ADDRESS", help=SCHEDULER_HELP)
     e = sub.add_parser("explain", help="one point: per-op FLOPs, bytes, time and bound, prefill and decode")
     _add_sweep_flags(e)
     n = sub.add_parser("sensitivity", help="elasticities of a metric to efficiencies and spec fields")

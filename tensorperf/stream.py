@@ -35,7 +35,7 @@ from .allocator import keep_freed_memory
 from .api import CONVENTIONS, build_grid, check_efficiency
 from .grid import ZIP_DIM, Grid
 from .reductions import COMPARISONS, LAYOUT_DIMS, _dim_list, _frontier, check_condition
-from .results import METRICS
+from .results import METRICS, Evaluation
 from .validation import SpecError, unknown_name_error
 
 # Peak working memory of the engine per grid point of a chunk (breakdown off): measured 413 B (float64)
@@ -110,12 +110,16 @@ def plan(grid: Grid, max_points: int) -> tuple[int, Iterator[Chunk]]:
 
 @dataclass(frozen=True)
 class ChunkResult:
-    """The scalar metrics of one chunk (tensors broadcastable to ``grid.shape``) and its reasons."""
+    """The scalar metrics of one chunk (tensors broadcastable to ``grid.shape``) and its reasons; with
+    ``trailing`` (a reduction that asks for the breakdown), the per-op variables too, whose trailing
+    result dims (name -> dims) follow the grid's."""
 
     grid: Grid  # the chunk's own grid
     chunk: Chunk
     values: Mapping[str, torch.Tensor]
     reason: torch.Tensor
+    trailing: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    trailing_coords: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     @property
     def feasible(self) -> torch.Tensor:
@@ -145,14 +149,18 @@ class ChunkResult:
 
 
 def evaluate_chunk(grid: Grid, chunk: Chunk, convention: str, overrides: Mapping[str, float],
-                   metrics: Collection[str] | None = None) -> ChunkResult:
-    """Evaluate one chunk of ``grid`` (scalar metrics only: no per-op breakdown); ``metrics``: the ones
-    a reduction needs (default all; the engine skips the passes none of them needs)."""
+                   metrics: Collection[str] | None = None, breakdown: bool = False) -> ChunkResult:
+    """Evaluate one chunk of ``grid`` (scalar metrics; the per-op breakdown too with ``breakdown``);
+    ``metrics``: the ones a reduction needs (default all; the engine skips the passes none of them
+    needs)."""
     sub = grid.block(chunk.ranges)
     with torch.no_grad():
-        ev = CONVENTIONS[convention](sub, overrides, breakdown=False, metrics=metrics)
-    values = {k: v for k, v in ev.values.items() if k not in ev.trailing}
-    return ChunkResult(sub, chunk, MappingProxyType(values), ev.reason.expand(sub.shape))
+        ev = CONVENTIONS[convention](sub, overrides, breakdown=breakdown, metrics=metrics)
+    if not breakdown:
+        values = {k: v for k, v in ev.values.items() if k not in ev.trailing}
+        return ChunkResult(sub, chunk, MappingProxyType(values), ev.reason.expand(sub.shape))
+    return ChunkResult(sub, chunk, MappingProxyType(dict(ev.values)), ev.reason.expand(sub.shape),
+                       MappingProxyType(dict(ev.trailing)), MappingProxyType(dict(ev.trailing_coords)))
 
 
 def metrics_at(grid: Grid, positions: Mapping[str, np.ndarray], convention: str,
@@ -502,6 +510,53 @@ class Combined:
         return tuple(r.finish(s, grid) for r, s in zip(self.parts, state))
 
 
+@dataclass(frozen=True)
+class Gather:
+    """Every variable of every point, as :func:`tensorperf.sweep` returns them (``breakdown``: with
+    the per-op variables): each chunk's raw values and reasons, written into whole-grid arrays on the
+    merging side. A sweep's chunks evaluated elsewhere (dask workers); finishes as an Evaluation."""
+
+    shape: tuple[int, ...]
+    breakdown: bool = False
+
+    def partial(self, result: ChunkResult) -> dict:
+        grid = result.grid
+        extra = {k: tuple(len(result.trailing_coords[d]) for d in dims) for k, dims in result.trailing.items()}
+        return {"block": tuple(slice(*result.chunk.ranges.get(d, (0, n))) for d, n in zip(grid.dims, self.shape)),
+                "values": {k: v.detach().expand(grid.shape + extra.get(k, ())).cpu().numpy()
+                           for k, v in result.values.items()},
+                "reason": result.reason.cpu().numpy(), "trailing": dict(result.trailing),
+                "trailing_coords": dict(result.trailing_coords)}
+
+    def merge(self, state: dict | None, part: dict) -> dict:
+        if state is None:
+            state = {"values": {k: np.empty(self.shape + v.shape[len(self.shape):], dtype=v.dtype)
+                                for k, v in part["values"].items()},
+                     "reason": np.empty(self.shape, dtype=part["reason"].dtype),
+                     "trailing": part["trailing"], "trailing_coords": part["trailing_coords"]}
+        block = part["block"]
+        for k, v in part["values"].items():
+            state["values"][k][block] = v
+        state["reason"][block] = part["reason"]
+        return state
+
+    def finish(self, state: dict, grid: Grid) -> Evaluation:
+        return Evaluation(values={k: torch.from_numpy(v) for k, v in state["values"].items()},
+                          reason=torch.from_numpy(state["reason"]), trailing=state["trailing"],
+                          trailing_coords=state["trailing_coords"])
+
+
+def gather(grid: Grid, convention: str, overrides: Mapping[str, float], breakdown: bool,
+           chunk_points: int | None, client: Any, progress: bool | None = None) -> Evaluation:
+    """A whole sweep's Evaluation (on the CPU), its chunks evaluated here or on a dask cluster
+    (``client``) and assembled in order: the same values as one evaluation, bit for bit."""
+    if chunk_points is None:  # the per-op breakdown needs about 3x the working memory per point
+        chunk_points = max(1, points_for_memory(DEFAULT_MEMORY, grid.dtype) // (3 if breakdown else 1))
+    setup = _Setup(grid, convention, MappingProxyType(dict(overrides)), ())
+    return _execute(setup, Gather(grid.shape, breakdown), _max_points(setup, None, chunk_points), progress, client,
+                    "sweep")
+
+
 # --------------------------------------------------------------------------- drivers
 
 def _check_metric(kind: str, name: Any, available: Sequence[str]) -> str:
@@ -557,7 +612,8 @@ def _progress(total: int, progress: Any, desc: str):
 def _run_chunk(grid: Grid, chunk: Chunk, convention: str, overrides: Mapping[str, float], reduction: Any) -> Any:
     """One chunk on a worker: evaluate, reduce, return the small partial result."""
     keep_freed_memory()  # once per process (here for dask workers)
-    return reduction.partial(evaluate_chunk(grid, chunk, convention, overrides, getattr(reduction, "metrics", None)))
+    return reduction.partial(evaluate_chunk(grid, chunk, convention, overrides, getattr(reduction, "metrics", None),
+                                            bool(getattr(reduction, "breakdown", False))))
 
 
 def _execute(setup: _Setup, reduction: Any, max_points: int, progress: Any, client: Any, desc: str) -> Any:
@@ -698,5 +754,5 @@ def reduce(reduction: Reduction, *, memory: Any = DEFAULT_MEMORY, chunk_points: 
     return _execute(setup, reduction, _max_points(setup, memory, chunk_points), progress, client, "reduce")
 
 
-__all__ = ["best", "pareto", "reduce", "Reduction", "Best", "Pareto", "Count", "Combined", "ChunkResult", "Chunk",
-           "plan", "points_for_memory", "evaluate_chunk", "metrics_at", "kept_shape"]
+__all__ = ["best", "pareto", "reduce", "Reduction", "Best", "Pareto", "Count", "Combined", "Gather", "ChunkResult",
+           "Chunk", "plan", "points_for_memory", "evaluate_chunk", "metrics_at", "gather", "kept_shape"]

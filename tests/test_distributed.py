@@ -43,3 +43,30 @@ def test_pareto_with_a_scheduler_address_equals_the_single_process_result(cluste
 def test_an_unreachable_scheduler_is_a_spec_error():
     with pytest.raises(tp.SpecError, match="client"):
         tp.best(client="tcp://127.0.0.1:1", model="llama-3.1-8b", hardware="h100-sxm", batch=[1, 2], chunk_points=1)
+
+
+def test_sweep_on_a_cluster_equals_the_single_process_dataset(cluster):
+    # the whole Dataset (per-op breakdown included), its chunks evaluated on the workers
+    grid = {**GRID, "chunk_size": [512, 65536]}
+    local = tp.sweep(**grid)
+    with distributed.Client(cluster) as client:
+        remote = tp.sweep(**grid, client=client, chunk_points=150)
+    assert list(remote.data_vars) == list(local.data_vars) and remote.attrs == local.attrs
+    for v in local.data_vars:
+        assert remote[v].dims == local[v].dims and remote[v].attrs == local[v].attrs, v
+        np.testing.assert_array_equal(remote[v].values, local[v].values, err_msg=v)
+    assert int(remote.feasible.sum()) > 0
+
+
+def test_the_command_line_runs_on_a_scheduler(cluster):
+    import io
+
+    from tensorperf.cli import main
+
+    flags = ["--model", "llama-3.1-70b,mixtral-8x7b", "--hardware", "h100-sxm,b200", "--batch", "1,8,64",
+             "--tp", "1,2,4,8", "--pp", "1,2", "--ep", "1,8"]
+    for command in (["best"], ["pareto"], ["sweep", "--limit", "0"]):
+        local, remote = io.StringIO(), io.StringIO()
+        assert main([*command, *flags], out=local) == 0
+        assert main([*command, *flags, "--scheduler", cluster.scheduler_address], out=remote) == 0
+        assert remote.getvalue() == local.getvalue() and len(local.getvalue()) > 200, command

@@ -328,3 +328,23 @@ def test_reductions_evaluate_only_the_metrics_they_name_and_report_every_metric_
     assert {"mbu", "serving_step_time", "e2e_latency"} <= set(got.data_vars)
     front = tp.pareto(chunk_points=500, **GRID)
     assert {"mbu", "serving_step_time", "e2e_latency"} <= set(front.data_vars)
+
+
+@SETTINGS
+@given(chunk=st.integers(1, 3000), breakdown=st.booleans())
+def test_a_sweep_in_chunks_equals_the_sweep_in_one_pass(full, chunk, breakdown):
+    # sweep(chunk_points=...) evaluates chunk by chunk (what client= does on a cluster's workers) and
+    # assembles the same Dataset, bit for bit
+    one = full if breakdown else tp.sweep(**GRID, breakdown=False)
+    got = tp.sweep(**GRID, breakdown=breakdown, chunk_points=chunk)
+    assert list(got.data_vars) == list(one.data_vars) and got.attrs == one.attrs
+    for v in one.data_vars:
+        assert got[v].dims == one[v].dims, v
+        np.testing.assert_array_equal(got[v].values, one[v].values, err_msg=v)
+
+
+def test_bad_chunked_sweep_input():
+    with pytest.raises(tp.SpecError, match="chunk_points"):
+        tp.sweep(**GRID, chunk_points=0)
+    with pytest.raises(tp.SpecError, match="client"):
+        tp.sweep(**GRID, client=42)
