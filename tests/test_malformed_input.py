@@ -266,7 +266,8 @@ def stream_case(draw, ds_vars):
         return "reduce", {"reduction": draw(st.sampled_from([5, None, Odd(), "best", object(), [1]]))}, "reduction"
     values = {"memory": BAD_MEMORY, "chunk_points": BAD_CHUNKS, "progress": [b for b in BAD_BOOLS if b is not None],
               "client": BAD_CLIENTS}
-    return draw(st.sampled_from(["best", "pareto"])), {kind: draw(st.sampled_from(values[kind]))}, kind
+    entries = ["best", "pareto"] + (["sweep"] if kind in ("chunk_points", "client") else [])  # sweep(client=...)
+    return draw(st.sampled_from(entries)), {kind: draw(st.sampled_from(values[kind]))}, kind
 
 
 @fuzz("stream")
@@ -279,6 +280,8 @@ def test_streamed_reductions_reject_malformed_arguments(ds, data):
         call = lambda: tp.best(objective, **kw, **STREAM_GRID)  # noqa: E731
     elif entry == "pareto":
         call = lambda: tp.pareto(**kw, **STREAM_GRID)  # noqa: E731
+    elif entry == "sweep":
+        call = lambda: tp.sweep(**kw, **STREAM_GRID)  # noqa: E731
     else:
         call = lambda: tp.reduce(kw["reduction"], **STREAM_GRID)  # noqa: E731
     rejects(call, needle)
