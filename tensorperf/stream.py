@@ -186,6 +186,13 @@ def metrics_at(grid: Grid, positions: Mapping[str, np.ndarray], convention: str,
             if n not in ev.trailing}
 
 
+def _completed(reduction: Any, state: dict) -> None:
+    """Best and Pareto choose on a few metrics per chunk; ``complete`` adds their winners' others."""
+    if "values" not in state:
+        raise SpecError(f"{type(reduction).__name__}.finish() needs complete(state, grid, at) first (its winners' "
+                        "metrics); tensorperf.reduce / best / pareto call it")
+
+
 def _needed(*names: str) -> tuple[str, ...]:
     """The engine metrics among ``names`` (``feasible`` and ``infeasible_reason`` come with every chunk)."""
     return tuple(dict.fromkeys(n for n in names if n not in ("feasible", "infeasible_reason")))
@@ -200,10 +207,11 @@ class Reduction(Protocol):
     (on a picklable object, for dask) to stream any reduction.
 
     Optional: a ``metrics`` attribute (a tuple of names) limits what each chunk computes to those
-    metrics (memory, counts and feasibility always come; without it, every metric does), and
-    ``complete(state, grid, at)`` runs before ``finish`` with ``at(positions)`` = :func:`metrics_at`,
-    every metric at the given points (how Best and Pareto report their winners' full metrics after
-    choosing them on a few)."""
+    metrics (memory, counts and feasibility always come; without it, every metric does); a true
+    ``breakdown`` attribute adds the per-op variables to each chunk (what :class:`Gather` needs);
+    and ``complete(state, grid, at)`` runs before ``finish`` with ``at(positions)`` =
+    :func:`metrics_at`, every metric at the given points (how Best and Pareto report their winners'
+    full metrics after choosing them on a few)."""
 
     def partial(self, result: ChunkResult) -> Any: ...
 
@@ -317,6 +325,7 @@ class Best:
         return state | {"values": values}
 
     def finish(self, state: dict, grid: Grid) -> xr.Dataset:
+        _completed(self, state)
         kdims, rdims = _split_dims(grid, self.keep)
         positions, found = state["positions"], state["score"] > -math.inf
         data: dict[str, Any] = {}
@@ -425,6 +434,7 @@ class Pareto:
         if state is None:  # no chunk had a candidate
             state = {"positions": {d: np.zeros(0, dtype=np.int64) for d in grid.dims}, "x": np.zeros(0),
                      "y": np.zeros(0), "values": {}}
+        _completed(self, state)
         pos = state["positions"]
         oflat = (np.ravel_multi_index([pos[d] for d in odims], [grid.shape[grid.dims.index(d)] for d in odims])
                  if odims else np.zeros(len(state["x"]), dtype=np.int64))

@@ -124,3 +124,23 @@ def test_the_engine_axis_order_changes_no_bit(name, monkeypatch):
     for k, v in plain.values.items():
         assert reordered.values[k].shape == v.shape, k
         assert torch.equal(reordered.values[k], v), k
+
+
+def test_overrides_on_the_grid_axes_follow_the_engine_axis_order():
+    # an efficiency given per point of the grid (numpy or torch, full rank or right-aligned) is taken
+    # in the grid's order, whatever order the engine computes in; with the breakdown the engine runs
+    # in the grid's own order, so the two must agree (found by review: numpy arrays were not reordered)
+    import numpy as np
+
+    grid = build_grid(model=["llama-3.1-70b", "deepseek-v3"], hardware="h100-sxm", tp=[1, 2, 8], batch=[1, 8, 64])
+    assert grid.dims == ("model", "batch", "tp")  # the engine's order puts tp before batch
+    along_tp = np.array([0.2, 0.6, 1.0])
+    for overlap in (along_tp.reshape(1, 1, 3), along_tp, torch.from_numpy(along_tp)):
+        fast = roofline.evaluate(grid, {"overlap": overlap}, breakdown=False).values["tpot"]
+        plain = roofline.evaluate(grid, {"overlap": overlap}, breakdown=True).values["tpot"]
+        assert torch.equal(fast, plain)
+    per_tp = roofline.evaluate(grid, {"overlap": along_tp}, breakdown=False).values["tpot"]
+    for i, value in enumerate(along_tp):  # tp's i-th column has the i-th overlap, as a scalar override gives
+        uniform = roofline.evaluate(grid, {"overlap": float(value)}, breakdown=False).values["tpot"]
+        assert torch.equal(per_tp[..., i], uniform[..., i])
+    assert not torch.equal(per_tp, roofline.evaluate(grid, {"overlap": 0.2}, breakdown=False).values["tpot"])

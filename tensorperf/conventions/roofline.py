@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import numbers
 import operator
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -607,10 +608,19 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
     if breakdown or back == tuple(range(len(back))):
         return _evaluate(grid, efficiency, fields, breakdown, metrics)
     into = tuple(grid.dims.index(d) for d in inner.dims)
-    given = [{k: _on_axes(v, into) for k, v in (m or {}).items()} for m in (efficiency, fields)]
+    given = [{k: _on_axes(_full_rank(v, len(into)), into) for k, v in (m or {}).items()} for m in (efficiency, fields)]
     ev = _evaluate(inner, *given, breakdown, metrics)
     return dataclasses.replace(ev, values={k: _on_axes(v, back) for k, v in ev.values.items()},
                                reason=_on_axes(ev.reason, back))
+
+
+def _full_rank(value: Any, n: int) -> Any:
+    """An override as given: a number as it is; an array or tensor (broadcastable to the grid, its
+    last axis on the grid's last) as a tensor with the grid's n axes, for :func:`_on_axes`."""
+    if isinstance(value, numbers.Number) or (isinstance(value, torch.Tensor) and value.dim() == 0):
+        return value
+    t = torch.as_tensor(value)
+    return t.reshape((1,) * (n - t.dim()) + tuple(t.shape)) if 0 < t.dim() < n else t
 
 
 def _on_axes(t: Any, perm: tuple[int, ...]) -> Any:
