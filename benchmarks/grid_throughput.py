@@ -19,10 +19,18 @@ from tensorperf.api import CONVENTIONS, build_grid
 
 POW2 = [1, 2, 4, 8, 16, 32, 64]
 BATCH = [1, 2, 4, 8, 16, 32, 64, 128, 256]
-GRID = dict(model="gpt-moe-1.8t", hardware=["h100-sxm", "h200-sxm", "b200", "gb200", "b300", "gb300",
-                                            "mi300x", "mi355x"],
-            weight_dtype=["bf16", "fp8", "fp4"], prompt_len=[2048, 8192, 16384], output_len=1024,
-            batch=BATCH, tp=POW2, pp=POW2, dp=POW2, ep=[1, 2, 4, 8, 16])  # 1,111,320 points
+GRID = dict(
+    model="gpt-moe-1.8t",
+    hardware=["h100-sxm", "h200-sxm", "b200", "gb200", "b300", "gb300", "mi300x", "mi355x"],
+    weight_dtype=["bf16", "fp8", "fp4"],
+    prompt_len=[2048, 8192, 16384],
+    output_len=1024,
+    batch=BATCH,
+    tp=POW2,
+    pp=POW2,
+    dp=POW2,
+    ep=[1, 2, 4, 8, 16],
+)  # 1,111,320 points
 SEED_GRID = {**GRID, "hardware": "mi300-seed", "output_len": [128, 1024, 4096]}  # 416,745 points
 
 
@@ -43,6 +51,7 @@ def _engine(convention, grid):
     def run():
         with torch.no_grad():
             CONVENTIONS[convention](grid, {})
+
     return run
 
 
@@ -61,15 +70,21 @@ def main() -> None:
             engine = best_of(_engine(convention, grid), args.repeat)
             full = best_of(_full(convention, axes, dtype), args.repeat)
             rows.append((convention, str(dtype).removeprefix("torch."), grid.size, engine, full))
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}")
-    print(f"{'convention':10} {'dtype':8} {'points':>10} {'engine s':>9} {'engine pts/s':>13} "
-          f"{'full s':>8} {'full pts/s':>11}")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''}, torch {torch.__version__}, "
+        f"threads {torch.get_num_threads()}"
+    )
+    print(
+        f"{'convention':10} {'dtype':8} {'points':>10} {'engine s':>9} {'engine pts/s':>13} "
+        f"{'full s':>8} {'full pts/s':>11}"
+    )
     for conv, dt, n, e, f in rows:
         print(f"{conv:10} {dt:8} {n:>10,} {e:9.3f} {n / e:13.3e} {f:8.3f} {n / f:11.3e}")
     r64, r32 = rows[0], rows[1]
-    print(f"ratio float32/float64 engine speed (roofline): {r64[3] / r32[3]:.2f}x; "
-          f"engine share of a full sweep: {r64[3] / r64[4]:.0%}")
+    print(
+        f"ratio float32/float64 engine speed (roofline): {r64[3] / r32[3]:.2f}x; "
+        f"engine share of a full sweep: {r64[3] / r64[4]:.0%}"
+    )
     print(f"peak RSS: {peak_rss_gb():.2f} GB")
 
 

@@ -22,10 +22,18 @@ from tensorperf.api import build_grid
 from tensorperf.conventions import roofline
 
 POW2 = [1, 2, 4, 8, 16, 32, 64]
-GRID = dict(model="gpt-moe-1.8t", hardware=["h100-sxm", "h200-sxm", "b200", "gb200", "b300", "gb300", "mi300x",
-                                            "mi355x"],
-            weight_dtype=["bf16", "fp8", "fp4"], prompt_len=[2048, 8192, 16384], output_len=1024,
-            batch=[1, 2, 4, 8, 16, 32, 64, 128, 256], tp=POW2, pp=POW2, dp=POW2, ep=[1, 2, 4, 8, 16])
+GRID = dict(
+    model="gpt-moe-1.8t",
+    hardware=["h100-sxm", "h200-sxm", "b200", "gb200", "b300", "gb300", "mi300x", "mi355x"],
+    weight_dtype=["bf16", "fp8", "fp4"],
+    prompt_len=[2048, 8192, 16384],
+    output_len=1024,
+    batch=[1, 2, 4, 8, 16, 32, 64, 128, 256],
+    tp=POW2,
+    pp=POW2,
+    dp=POW2,
+    ep=[1, 2, 4, 8, 16],
+)
 
 
 class _GridSized(TorchFunctionMode):

@@ -55,7 +55,7 @@ class modelConfig:
         return 2 * seqlen * self.hidden_dim * self.hidden_dim
 
     def rope_payload(self, seqlen):
-        return (seqlen * self.hidden_dim * self.act_bpe)
+        return seqlen * self.hidden_dim * self.act_bpe
 
     def moe_flops(self, seqlen):
         expert_capacity = self.active_experts * seqlen / self.total_experts
@@ -132,19 +132,19 @@ class shardConfig:
         substr_num = []
         substr_char = []
         for i in range(len(_str)):
-            if (_str[i].isnumeric()):
-                if (len(substr_char) == 2):
+            if _str[i].isnumeric():
+                if len(substr_char) == 2:
                     shard_str.append("".join(substr_char))
                     substr_char.clear()
                 substr_num.append(_str[i])
-            elif (_str[i].isalpha()):
-                if (len(substr_num) >= 1):
+            elif _str[i].isalpha():
+                if len(substr_num) >= 1:
                     shard_num.append(int("".join(substr_num)))
                     substr_num.clear()
                 substr_char.append(_str[i])
-        if (len(substr_num) >= 1):
+        if len(substr_num) >= 1:
             shard_num.append(int("".join(substr_num)))
-        if (len(substr_char) >= 1):
+        if len(substr_char) >= 1:
             shard_str.append("".join(substr_char))
         return (shard_str, tuple(shard_num))
 
@@ -160,22 +160,30 @@ class shardConfig:
 
     def setup_configuration(self, key: str, value: tuple):
         (shard_key, shard_value) = self.parse_shard(key)
-        assert (shard_value == value)
+        assert shard_value == value
         for idx, item in enumerate(shard_key):
-            if (item == "dp"):
-                (self.dp_intra_degree, self.dp_inter_degree) = (1, shard_value[idx]) if shard_value[idx] <= 8 else (shard_value[idx] // 8, 8)
-            elif (item == "pp"):
-                (self.pp_intra_degree, self.pp_inter_degree) = (1, shard_value[idx]) if shard_value[idx] <= 8 else (shard_value[idx] // 8, 8)
-            elif (item == "tp"):
-                (self.tp_intra_degree, self.tp_inter_degree) = (shard_value[idx], 1) if shard_value[idx] <= 8 else (8, shard_value[idx] // 8)
-            elif (item == "ep"):
-                (self.ep_intra_degree, self.ep_inter_degree) = (1, shard_value[idx]) if shard_value[idx] <= 8 else (shard_value[idx] // 8, 8)
+            if item == "dp":
+                (self.dp_intra_degree, self.dp_inter_degree) = (
+                    (1, shard_value[idx]) if shard_value[idx] <= 8 else (shard_value[idx] // 8, 8)
+                )
+            elif item == "pp":
+                (self.pp_intra_degree, self.pp_inter_degree) = (
+                    (1, shard_value[idx]) if shard_value[idx] <= 8 else (shard_value[idx] // 8, 8)
+                )
+            elif item == "tp":
+                (self.tp_intra_degree, self.tp_inter_degree) = (
+                    (shard_value[idx], 1) if shard_value[idx] <= 8 else (8, shard_value[idx] // 8)
+                )
+            elif item == "ep":
+                (self.ep_intra_degree, self.ep_inter_degree) = (
+                    (1, shard_value[idx]) if shard_value[idx] <= 8 else (shard_value[idx] // 8, 8)
+                )
             else:
                 raise ValueError(f" unsupported parallelism configuration given {item} supported = ep,tp,pp,dp")
 
 
 @dataclass
-class communication_config():
+class communication_config:
     hidden_dim: int
     context_len: int
     batch_size: int
@@ -190,7 +198,7 @@ class communication_config():
 
 
 @dataclass
-class algoConfig():
+class algoConfig:
     mode: str
     qkv_gemm_eff: float
     attn_gemm_eff: float
@@ -216,34 +224,64 @@ def TP_communication(N: int, latency: float, BW_LINK: float, payload: int, topol
 
 def PP_communication(latency: float, BW_LINK: float, payload: int):
     payload_time = 1e3 * ((payload * 1e-9) / BW_LINK)
-    return ((latency * 1e-3) + payload_time)
+    return (latency * 1e-3) + payload_time
 
 
-def EP_communication(payload: int, num_experts: int, total_gpus: int,
-                     gpus_per_node: int, latency_inter: int, BWIntra_LINK: int, BWInter_LINK: int):
+def EP_communication(
+    payload: int,
+    num_experts: int,
+    total_gpus: int,
+    gpus_per_node: int,
+    latency_inter: int,
+    BWIntra_LINK: int,
+    BWInter_LINK: int,
+):
     compute_experts = min(num_experts, total_gpus)
     prob_intra_ep = gpus_per_node / compute_experts
-    prob_inter_ep = (1 - prob_intra_ep)
+    prob_inter_ep = 1 - prob_intra_ep
     communication_steps = (compute_experts - gpus_per_node) / compute_experts
     payload_intra = payload * prob_intra_ep
     payload_inter = payload * prob_inter_ep
     latency = 1e-3 * latency_inter * communication_steps * compute_experts / gpus_per_node
-    payload_latency = 1e3 * communication_steps * (1e-9 * ((payload_intra / BWIntra_LINK) + (payload_inter / BWInter_LINK)))
-    return (latency + payload_latency)
+    payload_latency = (
+        1e3 * communication_steps * (1e-9 * ((payload_intra / BWIntra_LINK) + (payload_inter / BWInter_LINK)))
+    )
+    return latency + payload_latency
 
 
-def compute_forward_pass(mode: str, seqlen: int, algoCfg: algoConfig, modelCfg: modelConfig, hwCfg: GpuConfig,
-                         layer_dict: dict, verbose: bool = False):
+def compute_forward_pass(
+    mode: str,
+    seqlen: int,
+    algoCfg: algoConfig,
+    modelCfg: modelConfig,
+    hwCfg: GpuConfig,
+    layer_dict: dict,
+    verbose: bool = False,
+):
     if mode == "TTFT":  # prefill
-        qkv_time = modelCfg.qkv_flops(seqlen) * 1e-9 / (algoCfg.qkv_gemm_eff * hwCfg.f16flops()) * (1 / hwCfg.freq) * 1e3
+        qkv_time = (
+            modelCfg.qkv_flops(seqlen) * 1e-9 / (algoCfg.qkv_gemm_eff * hwCfg.f16flops()) * (1 / hwCfg.freq) * 1e3
+        )
         layer_dict["qkv_time"] = qkv_time
-        attn_time = modelCfg.attn_flops(seqlen) * 1e-9 / (algoCfg.attn_gemm_eff * (hwCfg.f16flops())) * (1 / hwCfg.freq) * 1e3
+        attn_time = (
+            modelCfg.attn_flops(seqlen) * 1e-9 / (algoCfg.attn_gemm_eff * (hwCfg.f16flops())) * (1 / hwCfg.freq) * 1e3
+        )
         layer_dict["attn_time"] = attn_time
-        out_time = modelCfg.outproj_flops(seqlen) * 1e-9 / (algoCfg.output_gemm_eff * (hwCfg.f16flops())) * (1 / hwCfg.freq) * 1e3
+        out_time = (
+            modelCfg.outproj_flops(seqlen)
+            * 1e-9
+            / (algoCfg.output_gemm_eff * (hwCfg.f16flops()))
+            * (1 / hwCfg.freq)
+            * 1e3
+        )
         layer_dict["outproj_time"] = out_time
-        moe_time = modelCfg.moe_flops(seqlen) * 1e-9 / (algoCfg.moe_gemm_eff * hwCfg.f16flops()) * (1 / hwCfg.freq) * 1e3
+        moe_time = (
+            modelCfg.moe_flops(seqlen) * 1e-9 / (algoCfg.moe_gemm_eff * hwCfg.f16flops()) * (1 / hwCfg.freq) * 1e3
+        )
         gemm_cycles, softmax_cycles, topk_cycles = modelCfg.moe_topk_softmax(hwCfg.l2_latency, seqlen)
-        topk_softmax_moe = (1 / hwCfg.freq) * 1e3 * ((gemm_cycles + softmax_cycles + topk_cycles) * 1e-9 / (hwCfg.num_cus * 8))
+        topk_softmax_moe = (
+            (1 / hwCfg.freq) * 1e3 * ((gemm_cycles + softmax_cycles + topk_cycles) * 1e-9 / (hwCfg.num_cus * 8))
+        )
         layer_dict["moe_time"] = moe_time
         layer_dict["topk_softmax_time"] = topk_softmax_moe
         hbm_bw_gfxclk = hwCfg.hbm_bw / hwCfg.freq
@@ -261,15 +299,18 @@ def fsdp_communication_overhead():
     return 0.25
 
 
-def communication_pp_forward(payload: int, latency: int, bw_inter: int, inter_nodes: int, bw_intra: int, intra_nodes: int):
+def communication_pp_forward(
+    payload: int, latency: int, bw_inter: int, inter_nodes: int, bw_intra: int, intra_nodes: int
+):
     pp_inter_time = PP_communication(latency, bw_inter, payload) if inter_nodes > 1 else 0
     pp_intra_time = PP_communication(latency, bw_intra, payload) if intra_nodes > 1 else 0
     return max(pp_inter_time, pp_intra_time)
 
 
-def communication_forward_pass(shardCfg: shardConfig, comCfg: communication_config,
-                               gpus_per_node: int, num_nodes: int, modelCfg: modelConfig):
-    assert (comCfg is not None)
+def communication_forward_pass(
+    shardCfg: shardConfig, comCfg: communication_config, gpus_per_node: int, num_nodes: int, modelCfg: modelConfig
+):
+    assert comCfg is not None
     gpus_in_config = shardCfg.dp_parallel_degree() * shardCfg.tp_parallel_degree() * shardCfg.pp_parallel_degree()
     nodes_in_config = gpus_in_config // (shardCfg.pp_intra_degree * shardCfg.tp_intra_degree * shardCfg.dp_intra_degree)
     gpus_in_intra = gpus_in_config // nodes_in_config
@@ -278,29 +319,38 @@ def communication_forward_pass(shardCfg: shardConfig, comCfg: communication_conf
     bw_inter = comCfg.inter_bw // gpus_in_intra
     bw_intra = comCfg.intra_bw
     payload = comCfg.context_len * comCfg.hidden_dim * comCfg.bpe
-    pp_communication_time = communication_pp_forward(payload, comCfg.inter_latency, bw_inter, pp_inter_parallelism,
-                                                     bw_intra, pp_intra_parallelsim)
+    pp_communication_time = communication_pp_forward(
+        payload, comCfg.inter_latency, bw_inter, pp_inter_parallelism, bw_intra, pp_intra_parallelsim
+    )
     pp_communication_time = pp_communication_time // modelCfg.num_layers
     bw_intra = comCfg.intra_bw
-    tp_intra_time = TP_communication(shardCfg.tp_intra_degree, comCfg.intra_latency, bw_intra,
-                                     payload // nodes_in_config, 'ring') if shardCfg.tp_intra_degree > 1 else 0
+    tp_intra_time = (
+        TP_communication(shardCfg.tp_intra_degree, comCfg.intra_latency, bw_intra, payload // nodes_in_config, "ring")
+        if shardCfg.tp_intra_degree > 1
+        else 0
+    )
     bw_inter = comCfg.inter_bw // (gpus_in_intra)
-    tp_inter_time = TP_communication(shardCfg.tp_inter_degree, comCfg.inter_latency, bw_inter,
-                                     (payload // gpus_in_intra), 'ring') if shardCfg.tp_inter_degree > 1 else 0
+    tp_inter_time = (
+        TP_communication(shardCfg.tp_inter_degree, comCfg.inter_latency, bw_inter, (payload // gpus_in_intra), "ring")
+        if shardCfg.tp_inter_degree > 1
+        else 0
+    )
     tp_communication_time = tp_intra_time + tp_inter_time
     ep_communication_time = 0
     bw_intra = comCfg.intra_bw
     bw_inter = comCfg.inter_bw
-    if (shardCfg.ep_inter_degree > 1 or shardCfg.ep_intra_degree > 1):
-        ep_communication_time = EP_communication(payload, modelCfg.total_experts, gpus_in_config, gpus_in_intra,
-                                                 comCfg.inter_latency, bw_intra, bw_inter)
+    if shardCfg.ep_inter_degree > 1 or shardCfg.ep_intra_degree > 1:
+        ep_communication_time = EP_communication(
+            payload, modelCfg.total_experts, gpus_in_config, gpus_in_intra, comCfg.inter_latency, bw_intra, bw_inter
+        )
     forward_com_time = pp_communication_time + 2 * tp_communication_time + 2 * ep_communication_time
     forward_com_time = (1 + fsdp_communication_overhead()) * forward_com_time
     return forward_com_time
 
 
-def pipeline_bubble_time_forward(shardCfg: shardConfig, comCfg: communication_config, compute_time: float,
-                                 hwCfg: GpuConfig, modelCfg: modelConfig):
+def pipeline_bubble_time_forward(
+    shardCfg: shardConfig, comCfg: communication_config, compute_time: float, hwCfg: GpuConfig, modelCfg: modelConfig
+):
     num_microbatches = modelCfg.num_microbatches
     comtime = communication_forward_pass(shardCfg, comCfg, hwCfg.gpus_per_node, hwCfg.number_of_nodes, modelCfg)
     bubble_time = 1 / num_microbatches * (shardCfg.pp_parallel_degree() - 1) * (compute_time + comtime)
@@ -309,14 +359,44 @@ def pipeline_bubble_time_forward(shardCfg: shardConfig, comCfg: communication_co
 
 # ---------------------------------------------------------------- In[73]: mi300 and prefill efficiencies
 hw_dict = {
-    "mi300": {"fp16_flops": 2048, "fp32_flops": 128, "fma_flops": 256, "freq": 1.3, "hbm_bw": 4200, "num_cus": 308, "trans_flops": 16,
-              "hbm_capacity": 160, "gpus_per_node": 8, "number_of_nodes": 8, "topology": "ring", "intracommEff": .7, "intercommEff": .5, "l2_latency": 320, "hbm_latency": 640,
-              "intra_bw": 7 * 64, "nic_cards": 8, "inter_bw": 50, "intra_latency": 1, "inter_latency": 2, "gather_bw": {},
-              "scatter_bw": {}, "all2all_bw": {}, "reduction_bw": {}},
+    "mi300": {
+        "fp16_flops": 2048,
+        "fp32_flops": 128,
+        "fma_flops": 256,
+        "freq": 1.3,
+        "hbm_bw": 4200,
+        "num_cus": 308,
+        "trans_flops": 16,
+        "hbm_capacity": 160,
+        "gpus_per_node": 8,
+        "number_of_nodes": 8,
+        "topology": "ring",
+        "intracommEff": 0.7,
+        "intercommEff": 0.5,
+        "l2_latency": 320,
+        "hbm_latency": 640,
+        "intra_bw": 7 * 64,
+        "nic_cards": 8,
+        "inter_bw": 50,
+        "intra_latency": 1,
+        "inter_latency": 2,
+        "gather_bw": {},
+        "scatter_bw": {},
+        "all2all_bw": {},
+        "reduction_bw": {},
+    },
 }
 algo_dict = {
-    "ttft": {"qkv_gemm_eff": .85, "attn_gemm_eff": .8, "output_gemm_eff": .85, "moe_gemm_eff": .75, "ln_eff": .65,
-             "rope_eff": .8, "topk_gating_eff": .6, "gelu_eff": .7},
+    "ttft": {
+        "qkv_gemm_eff": 0.85,
+        "attn_gemm_eff": 0.8,
+        "output_gemm_eff": 0.85,
+        "moe_gemm_eff": 0.75,
+        "ln_eff": 0.65,
+        "rope_eff": 0.8,
+        "topk_gating_eff": 0.6,
+        "gelu_eff": 0.7,
+    },
     "tpot": {},
 }
 prefillCfg = algo_dict["ttft"]
@@ -328,16 +408,16 @@ def return_key(inp: tuple):
     val = ()
     temp_list = list(val)
     key_str = " "
-    if (tp > 1):
+    if tp > 1:
         key_str += "tp" + f"{tp}"
         temp_list.append(tp)
-    if (pp > 1):
+    if pp > 1:
         key_str += "pp" + f"{pp}"
         temp_list.append(pp)
-    if (dp > 1):
+    if dp > 1:
         key_str += "dp" + f"{dp}"
         temp_list.append(dp)
-    if (ep > 1):
+    if ep > 1:
         key_str += "ep" + f"{ep}"
         temp_list.append(ep)
     val = tuple(temp_list)
@@ -353,25 +433,36 @@ def ttft_time(batch_size: int, seqlen: int, shard_cfg: dict):
     shardCfg = shardConfig()
     ttft_dict = {}
     layercompute_dict = {"qkv_time": 0, "attn_time": 0, "outproj_time": 0, "moe_time": 0, "ln_time": 0, "rope_time": 0}
-    comCfg = communication_config(modelCfg.hidden_dim,
-                                  seqlen,
-                                  batch_size,
-                                  modelCfg.wt_bpe,
-                                  hwCfg.nic_cards * hwCfg.inter_bw * hwCfg.intercommEff,
-                                  hwCfg.intra_bw * hwCfg.intracommEff,
-                                  hwCfg.number_of_nodes,
-                                  hwCfg.gpus_per_node,
-                                  hwCfg.inter_latency,
-                                  hwCfg.intra_latency, "ring")
+    comCfg = communication_config(
+        modelCfg.hidden_dim,
+        seqlen,
+        batch_size,
+        modelCfg.wt_bpe,
+        hwCfg.nic_cards * hwCfg.inter_bw * hwCfg.intercommEff,
+        hwCfg.intra_bw * hwCfg.intracommEff,
+        hwCfg.number_of_nodes,
+        hwCfg.gpus_per_node,
+        hwCfg.inter_latency,
+        hwCfg.intra_latency,
+        "ring",
+    )
     computetime_spent = compute_forward_pass("TTFT", seqlen, ttftCfg, modelCfg, hwCfg, layercompute_dict, False)
-    for (key, val) in shard_cfg.items():
+    for key, val in shard_cfg.items():
         shardCfg.setup_configuration(key, val)
         modelCfg.num_microbatches = shardCfg.pp_inter_degree * shardCfg.pp_intra_degree
-        commtime_spent = communication_forward_pass(shardCfg, comCfg, hwCfg.gpus_per_node, hwCfg.number_of_nodes, modelCfg)
-        parallelism_degree = shardCfg.pp_parallel_degree() * shardCfg.tp_parallel_degree() * shardCfg.dp_parallel_degree()
+        commtime_spent = communication_forward_pass(
+            shardCfg, comCfg, hwCfg.gpus_per_node, hwCfg.number_of_nodes, modelCfg
+        )
+        parallelism_degree = (
+            shardCfg.pp_parallel_degree() * shardCfg.tp_parallel_degree() * shardCfg.dp_parallel_degree()
+        )
         computetime = computetime_spent // (parallelism_degree * modelCfg.num_layers)
-        pipeline_time = pipeline_bubble_time_forward(shardCfg, comCfg, computetime, hwCfg, modelCfg) if (shardCfg.pp_inter_degree * shardCfg.pp_intra_degree) > 1 else 0
-        time_batch_size_layer = (computetime_spent // (parallelism_degree) + commtime_spent + pipeline_time)
+        pipeline_time = (
+            pipeline_bubble_time_forward(shardCfg, comCfg, computetime, hwCfg, modelCfg)
+            if (shardCfg.pp_inter_degree * shardCfg.pp_intra_degree) > 1
+            else 0
+        )
+        time_batch_size_layer = computetime_spent // (parallelism_degree) + commtime_spent + pipeline_time
         time = batch_size * modelCfg.num_layers * time_batch_size_layer
         ttft_dict[key] = {key: shard_cfg[key], "latency": time}
         shardCfg.reset()

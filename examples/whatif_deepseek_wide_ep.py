@@ -60,11 +60,16 @@ FLAT = 0.05  # elasticity below which more bandwidth "stops mattering"
 def axes(small: bool = False) -> dict:
     """The sweep inputs (``small``: a reduced grid for the smoke test)."""
     ep = (8, 32) if small else (8, 16, 32, 64)
-    k = [2 ** i for i in range(10)] if small else range(1, 513)
+    k = [2**i for i in range(10)] if small else range(1, 513)
     gbps = (100, 300, 900, 1800) if small else (100, 150, 200, 300, 450, 600, 900, 1200, 1800, 2700, 3600, 7200)
     return dict(
-        model=MODEL, hardware=HARDWARE, **WORKLOAD,
-        tp=1, dp=list(ep), ep=list(ep), zipped=["dp", "ep"],  # attention-DP + wide EP: dp = ep
+        model=MODEL,
+        hardware=HARDWARE,
+        **WORKLOAD,
+        tp=1,
+        dp=list(ep),
+        ep=list(ep),
+        zipped=["dp", "ep"],  # attention-DP + wide EP: dp = ep
         batch=[64 * i for i in k],
         scaleup_bandwidth=[g * 1e9 for g in gbps],
         scaleup_size=[8, 72] if small else [8, 16, 32, 72],
@@ -87,20 +92,30 @@ def study(small: bool = False) -> xr.Dataset:
     flat = win.stack(case=keep)
     ints = lambda v: [int(x) for x in v.values]  # noqa: E731
     grads = tp.sensitivity(
-        of=OBJECTIVE, wrt=["scaleup_bandwidth", "scaleup_latency"],
+        of=OBJECTIVE,
+        wrt=["scaleup_bandwidth", "scaleup_latency"],
         **{k: v for k, v in inputs.items() if k not in ("dp", "ep", "batch", "zipped") + tuple(keep)},
-        dp=ints(flat.best_dp), ep=ints(flat.best_ep), batch=ints(flat.best_batch),
-        scaleup_bandwidth=[float(x) for x in flat.scaleup_bandwidth.values], scaleup_size=ints(flat.scaleup_size),
-        zipped=["dp", "ep", "batch", "scaleup_bandwidth", "scaleup_size"])
+        dp=ints(flat.best_dp),
+        ep=ints(flat.best_ep),
+        batch=ints(flat.best_batch),
+        scaleup_bandwidth=[float(x) for x in flat.scaleup_bandwidth.values],
+        scaleup_size=ints(flat.scaleup_size),
+        zipped=["dp", "ep", "batch", "scaleup_bandwidth", "scaleup_size"],
+    )
     assert np.allclose(grads.value.values, flat[OBJECTIVE].values)  # the same points
-    elasticity = xr.DataArray(grads.elasticity.values, dims=("case", "param"),
-                              coords={"case": flat.case, "param": grads.param.values}).unstack("case")
+    elasticity = xr.DataArray(
+        grads.elasticity.values, dims=("case", "param"), coords={"case": flat.case, "param": grads.param.values}
+    ).unstack("case")
 
     # why the widest EP is not the best: its all-to-all pays one per-peer latency step per rank
     # ((n - 1)·alpha in the model); the same sweep at NVLink5 bandwidth in the largest domain with
     # the per-hop latency as a what-if axis
-    at = {**inputs, "scaleup_bandwidth": NVLINK5, "scaleup_size": max(inputs["scaleup_size"]),
-          "scaleup_latency": [a * 1e-6 for a in ((0.5, 2.0) if small else (0.25, 0.5, 1.0, 2.0))]}
+    at = {
+        **inputs,
+        "scaleup_bandwidth": NVLINK5,
+        "scaleup_size": max(inputs["scaleup_size"]),
+        "scaleup_latency": [a * 1e-6 for a in ((0.5, 2.0) if small else (0.25, 0.5, 1.0, 2.0))],
+    }
     by_lat = tp.sweep(**at).tperf.best(OBJECTIVE, where={USER: (">=", MIN_USER)}, keep=["scaleup_latency", "point"])
 
     gbps = win.scaleup_bandwidth / 1e9
@@ -108,23 +123,29 @@ def study(small: bool = False) -> xr.Dataset:
     # elasticity of the envelope itself (batch re-tuned to the TPOT floor at each bandwidth):
     # log-slope between neighbouring bandwidths, placed at their geometric mean
     arc = np.log(best).diff("scaleup_bandwidth") / np.log(gbps).diff("scaleup_bandwidth")
-    res = xr.Dataset({
-        "tokens_per_s_per_gpu": best,
-        "tokens_per_s_per_user": win[USER],
-        "winner_ep": win.best_ep,
-        "batch_per_gpu": win.best_batch / win.best_dp,
-        "ep_comm_share": win.ep_comm_share,
-        "elasticity_bandwidth": elasticity.sel(param="scaleup_bandwidth", drop=True),
-        "elasticity_latency": elasticity.sel(param="scaleup_latency", drop=True),
-        "envelope_elasticity": arc.rename(scaleup_bandwidth="bandwidth_step"),
-        "serving_tokens_per_s_per_gpu": serving[SERVING],
-        "serving_ep": serving.best_ep,
-        "tokens_by_ep": by_ep[OBJECTIVE].drop_vars(["dp", "ep"]).assign_coords(point=list(inputs["ep"]))
-        .rename(point="ep_width"),
-        "tokens_by_latency": by_lat[OBJECTIVE].drop_vars(["dp", "ep"]).assign_coords(point=list(inputs["ep"]))
-        .rename(point="ep_width"),
-        "found": win.found,
-    })
+    res = xr.Dataset(
+        {
+            "tokens_per_s_per_gpu": best,
+            "tokens_per_s_per_user": win[USER],
+            "winner_ep": win.best_ep,
+            "batch_per_gpu": win.best_batch / win.best_dp,
+            "ep_comm_share": win.ep_comm_share,
+            "elasticity_bandwidth": elasticity.sel(param="scaleup_bandwidth", drop=True),
+            "elasticity_latency": elasticity.sel(param="scaleup_latency", drop=True),
+            "envelope_elasticity": arc.rename(scaleup_bandwidth="bandwidth_step"),
+            "serving_tokens_per_s_per_gpu": serving[SERVING],
+            "serving_ep": serving.best_ep,
+            "tokens_by_ep": by_ep[OBJECTIVE]
+            .drop_vars(["dp", "ep"])
+            .assign_coords(point=list(inputs["ep"]))
+            .rename(point="ep_width"),
+            "tokens_by_latency": by_lat[OBJECTIVE]
+            .drop_vars(["dp", "ep"])
+            .assign_coords(point=list(inputs["ep"]))
+            .rename(point="ep_width"),
+            "found": win.found,
+        }
+    )
     return res.assign_coords(bandwidth_step=np.sqrt(gbps.values[1:] * gbps.values[:-1]) * 1e9)
 
 
@@ -156,9 +177,12 @@ def report(res: xr.Dataset) -> str:
     """The printed tables."""
     sizes = [int(s) for s in res.scaleup_size.values]
     bws = res.scaleup_bandwidth.values
-    lines = [f"DeepSeek-V3 decode on {HARDWARE}-like GPUs: {WORKLOAD['weight_dtype']} weights, "
-             f"{WORKLOAD['kv_dtype']} KV, {WORKLOAD['prompt_len']} in / {WORKLOAD['output_len']} out, "
-             "attention-DP + wide EP (tp=1, dp=ep)", ""]
+    lines = [
+        f"DeepSeek-V3 decode on {HARDWARE}-like GPUs: {WORKLOAD['weight_dtype']} weights, "
+        f"{WORKLOAD['kv_dtype']} KV, {WORKLOAD['prompt_len']} in / {WORKLOAD['output_len']} out, "
+        "attention-DP + wide EP (tp=1, dp=ep)",
+        "",
+    ]
 
     def grid(title: str, cell) -> None:
         lines.append(title)
@@ -173,15 +197,23 @@ def report(res: xr.Dataset) -> str:
     def winner(bw, s):
         if not pick("found", bw, s):
             return "-"
-        return (f"{pick('tokens_per_s_per_gpu', bw, s):,.0f} ep{pick('winner_ep', bw, s):.0f}"
-                f" b{pick('batch_per_gpu', bw, s):.0f}")
+        return (
+            f"{pick('tokens_per_s_per_gpu', bw, s):,.0f} ep{pick('winner_ep', bw, s):.0f}"
+            f" b{pick('batch_per_gpu', bw, s):.0f}"
+        )
 
     grid(f"Best decode tokens/s/GPU at >= {MIN_USER:g} tokens/s/user (EP width, requests per GPU)", winner)
-    grid("Winner's elasticity to scale-up bandwidth | to scale-up latency, and all-to-all share of TPOT",
-         lambda bw, s: (f"{pick('elasticity_bandwidth', bw, s):.3f}|{pick('elasticity_latency', bw, s):+.3f}"
-                        f" {100 * pick('ep_comm_share', bw, s):.0f}%"))
-    grid(f"Aggregated serving (prefill interleaved): best serving tokens/s/GPU at >= {MIN_USER:g} tokens/s/user",
-         lambda bw, s: f"{pick('serving_tokens_per_s_per_gpu', bw, s):,.0f} ep{pick('serving_ep', bw, s):.0f}")
+    grid(
+        "Winner's elasticity to scale-up bandwidth | to scale-up latency, and all-to-all share of TPOT",
+        lambda bw, s: (
+            f"{pick('elasticity_bandwidth', bw, s):.3f}|{pick('elasticity_latency', bw, s):+.3f}"
+            f" {100 * pick('ep_comm_share', bw, s):.0f}%"
+        ),
+    )
+    grid(
+        f"Aggregated serving (prefill interleaved): best serving tokens/s/GPU at >= {MIN_USER:g} tokens/s/user",
+        lambda bw, s: f"{pick('serving_tokens_per_s_per_gpu', bw, s):,.0f} ep{pick('serving_ep', bw, s):.0f}",
+    )
     top = max(sizes)
     lines.append(f"Best decode tokens/s/GPU per EP width in a {top}-GPU domain")
     lines.append("scale-up GB/s " + "".join(f"{'ep' + str(int(e)):>9}" for e in res.ep_width.values))
@@ -189,8 +221,10 @@ def report(res: xr.Dataset) -> str:
         row = res.tokens_by_ep.sel(scaleup_bandwidth=bw, scaleup_size=top)
         lines.append(f"{_fmt_bw(bw):>13} " + "".join(f"{v:>9,.0f}" for v in row.values))
     lines.append("")
-    lines.append(f"Best decode tokens/s/GPU per EP width at {_fmt_bw(NVLINK5)} GB/s in a {top}-GPU domain, "
-                 "by the per-peer scale-up latency")
+    lines.append(
+        f"Best decode tokens/s/GPU per EP width at {_fmt_bw(NVLINK5)} GB/s in a {top}-GPU domain, "
+        "by the per-peer scale-up latency"
+    )
     lines.append("latency (us)  " + "".join(f"{'ep' + str(int(e)):>9}" for e in res.ep_width.values))
     for lat in res.scaleup_latency.values:
         row = res.tokens_by_latency.sel(scaleup_latency=lat)
@@ -208,17 +242,24 @@ def report(res: xr.Dataset) -> str:
         if NVLINK5 in bws and bws[-1] > NVLINK5:
             i = bws.index(NVLINK5)
             rel = tok / tok.sel(scaleup_bandwidth=NVLINK5) - 1
-            gains = ", ".join(f"{100 * rel.sel(scaleup_bandwidth=b).item():+.0f}% at {_fmt_bw(b)}"
-                              for b in bws if b in (2 * NVLINK5, bws[-1]))
-            text += (f"{tok.sel(scaleup_bandwidth=NVLINK5).item():,.0f} tokens/s/GPU at {_fmt_bw(NVLINK5)} GB/s, "
-                     f"{gains} GB/s; elasticity at {_fmt_bw(NVLINK5)} GB/s "
-                     f"{r.elasticity_bandwidth.sel(scaleup_bandwidth=NVLINK5).item():.3f} (winner fixed), "
-                     f"{r.envelope_elasticity.isel(bandwidth_step=i).item():.3f} from {_fmt_bw(NVLINK5)} to "
-                     f"{_fmt_bw(bws[i + 1])} (best re-chosen)\n            ")
-        text += (f"below {FLAT} from {where(point.sel(scaleup_size=s).item())} (winner fixed), "
-                 f"{where(envelope.sel(scaleup_size=s).item())} (best re-chosen; "
-                 f"{r.envelope_elasticity.isel(bandwidth_step=-1).item():.3f} from {_fmt_bw(bws[-2])} to "
-                 f"{_fmt_bw(bws[-1])})")
+            gains = ", ".join(
+                f"{100 * rel.sel(scaleup_bandwidth=b).item():+.0f}% at {_fmt_bw(b)}"
+                for b in bws
+                if b in (2 * NVLINK5, bws[-1])
+            )
+            text += (
+                f"{tok.sel(scaleup_bandwidth=NVLINK5).item():,.0f} tokens/s/GPU at {_fmt_bw(NVLINK5)} GB/s, "
+                f"{gains} GB/s; elasticity at {_fmt_bw(NVLINK5)} GB/s "
+                f"{r.elasticity_bandwidth.sel(scaleup_bandwidth=NVLINK5).item():.3f} (winner fixed), "
+                f"{r.envelope_elasticity.isel(bandwidth_step=i).item():.3f} from {_fmt_bw(NVLINK5)} to "
+                f"{_fmt_bw(bws[i + 1])} (best re-chosen)\n            "
+            )
+        text += (
+            f"below {FLAT} from {where(point.sel(scaleup_size=s).item())} (winner fixed), "
+            f"{where(envelope.sel(scaleup_size=s).item())} (best re-chosen; "
+            f"{r.envelope_elasticity.isel(bandwidth_step=-1).item():.3f} from {_fmt_bw(bws[-2])} to "
+            f"{_fmt_bw(bws[-1])})"
+        )
         lines.append(text)
     return "\n".join(lines)
 
@@ -236,14 +277,28 @@ def plot(res: xr.Dataset, path: Path) -> None:
     sizes = res.scaleup_size.values
     for i, s in enumerate(sizes):
         last = i == len(sizes) - 1  # drawn dashed over the others: it may coincide with a smaller domain
-        ax.plot(gbps, res.tokens_per_s_per_gpu.sel(scaleup_size=s), marker="o", ms=6 if last else 4,
-                ls="--" if last else "-", mfc="none" if last else None, label=f"{s} GPUs")
+        ax.plot(
+            gbps,
+            res.tokens_per_s_per_gpu.sel(scaleup_size=s),
+            marker="o",
+            ms=6 if last else 4,
+            ls="--" if last else "-",
+            mfc="none" if last else None,
+            label=f"{s} GPUs",
+        )
     top = int(res.scaleup_size.max())
     for e in res.ep_width.values:
-        bx.plot(gbps, res.tokens_by_ep.sel(scaleup_size=top, ep_width=e), marker="o", ms=4,
-                label=f"EP{int(e)} ({int(e)} GPUs)")
-    for a, title, legend in ((ax, "best EP width (8-64) per scale-up domain size", "scale-up domain"),
-                             (bx, f"each EP width, {top}-GPU domain", "dp = ep")):
+        bx.plot(
+            gbps,
+            res.tokens_by_ep.sel(scaleup_size=top, ep_width=e),
+            marker="o",
+            ms=4,
+            label=f"EP{int(e)} ({int(e)} GPUs)",
+        )
+    for a, title, legend in (
+        (ax, "best EP width (8-64) per scale-up domain size", "scale-up domain"),
+        (bx, f"each EP width, {top}-GPU domain", "dp = ep"),
+    ):
         a.set_xscale("log")
         a.set_xticks([t for t in (100, 200, 450, 900, 1800, 3600, 7200) if gbps.min() <= t <= gbps.max()])
         a.get_xaxis().set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
@@ -255,9 +310,11 @@ def plot(res: xr.Dataset, path: Path) -> None:
         a.legend(title=legend, fontsize=8)
     ax.set_ylabel(f"decode tokens/s per GPU at >= {MIN_USER:g} tokens/s/user")
     ax.set_ylim(bottom=0)
-    fig.suptitle(f"DeepSeek-V3 decode, attention-DP + wide EP on {HARDWARE}-like GPUs "
-                 f"({WORKLOAD['weight_dtype']} weights, {WORKLOAD['prompt_len']}/{WORKLOAD['output_len']} tokens)",
-                 fontsize=11)
+    fig.suptitle(
+        f"DeepSeek-V3 decode, attention-DP + wide EP on {HARDWARE}-like GPUs "
+        f"({WORKLOAD['weight_dtype']} weights, {WORKLOAD['prompt_len']}/{WORKLOAD['output_len']} tokens)",
+        fontsize=11,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -52,9 +52,15 @@ CAPACITY_BOUND = 0.98  # fp8 optimum below this fraction of its unlimited-capaci
 
 def layouts(gpus: int = GPUS) -> list[tuple[int, int, int, int]]:
     """Every power-of-two (tp, pp, dp, ep) with tp·pp·dp = gpus and ep (1..16) dividing tp·dp."""
-    p2 = [2 ** i for i in range(int(np.log2(gpus)) + 1)]
-    return [(t, p, d, e) for t in p2 for p in p2 for d in p2 for e in (1, 2, 4, 8, 16)
-            if t * p * d == gpus and (t * d) % e == 0]
+    p2 = [2**i for i in range(int(np.log2(gpus)) + 1)]
+    return [
+        (t, p, d, e)
+        for t in p2
+        for p in p2
+        for d in p2
+        for e in (1, 2, 4, 8, 16)
+        if t * p * d == gpus and (t * d) % e == 0
+    ]
 
 
 def axes(small: bool = False) -> dict:
@@ -63,10 +69,17 @@ def axes(small: bool = False) -> dict:
     tbps = (4, 8, 16) if small else (3, 4, 5, 6, 8, 10, 12, 16)
     gbs = (96, 192) if small else (80, 96, 128, 144, 192, 256, 288, 384)
     return dict(
-        model=MODEL, hardware=HARDWARE, weight_dtype=["fp8", "fp4"],
-        prompt_len=[8192] if small else [8192, 16384], output_len=1024,
-        tp=tps, pp=pps, dp=dps, ep=eps, zipped=["tp", "pp", "dp", "ep"],
-        batch=[2 ** i for i in range(9)] if small else [1, 2, *range(4, 64, 4), *range(64, 769, 16)],
+        model=MODEL,
+        hardware=HARDWARE,
+        weight_dtype=["fp8", "fp4"],
+        prompt_len=[8192] if small else [8192, 16384],
+        output_len=1024,
+        tp=tps,
+        pp=pps,
+        dp=dps,
+        ep=eps,
+        zipped=["tp", "pp", "dp", "ep"],
+        batch=[2**i for i in range(9)] if small else [1, 2, *range(4, 64, 4), *range(64, 769, 16)],
         hbm_bandwidth=[t * 1e12 for t in tbps],
         hbm_capacity=[g * 1e9 for g in gbs] + [UNLIMITED],
     )
@@ -85,18 +98,26 @@ def study(small: bool = False) -> xr.Dataset:
     fp8, fp4 = (finite[OBJECTIVE].sel(weight_dtype=d, drop=True) for d in ("fp8", "fp4"))
     layout = xr.apply_ufunc(
         lambda t, p, d, e, b: f"{t:.0f}/{p:.0f}/{d:.0f}/{e:.0f} b{b:.0f}" if np.isfinite(b) else "-",
-        finite.best_tp, finite.best_pp, finite.best_dp, finite.best_ep, finite.best_batch, vectorize=True)
-    return xr.Dataset({
-        "tokens_per_s_per_gpu": finite[OBJECTIVE],
-        "tokens_per_s_per_user": finite[USER],
-        "unlimited_capacity": unlimited,
-        "layout": layout,  # tp/pp/dp/ep and batch of the winner
-        "memory_fill": finite.memory_per_gpu / finite.memory_capacity_per_gpu,
-        "capacity_bound": finite[OBJECTIVE] < CAPACITY_BOUND * unlimited,
-        "ratio": fp4 / fp8,  # NaN where fp8 never reaches MIN_USER (inf-free)
-        "fp4_only": fp4.notnull() & fp8.isnull(),
-        "found": finite.found,
-    })
+        finite.best_tp,
+        finite.best_pp,
+        finite.best_dp,
+        finite.best_ep,
+        finite.best_batch,
+        vectorize=True,
+    )
+    return xr.Dataset(
+        {
+            "tokens_per_s_per_gpu": finite[OBJECTIVE],
+            "tokens_per_s_per_user": finite[USER],
+            "unlimited_capacity": unlimited,
+            "layout": layout,  # tp/pp/dp/ep and batch of the winner
+            "memory_fill": finite.memory_per_gpu / finite.memory_capacity_per_gpu,
+            "capacity_bound": finite[OBJECTIVE] < CAPACITY_BOUND * unlimited,
+            "ratio": fp4 / fp8,  # NaN where fp8 never reaches MIN_USER (inf-free)
+            "fp4_only": fp4.notnull() & fp8.isnull(),
+            "found": finite.found,
+        }
+    )
 
 
 def _tb(x: float) -> str:
@@ -110,21 +131,27 @@ def _gb(x: float) -> str:
 def report(res: xr.Dataset) -> str:
     """The printed tables: per prompt, each dtype's best tokens/s/GPU and the fp4/fp8 ratio map."""
     caps = res.hbm_capacity.values
-    lines = [f"{MODEL} on {GPUS} {HARDWARE}-like GPUs, seed workload (1024 output tokens), best output "
-             f"tokens/s/GPU at >= {MIN_USER:g} tokens/s/user over every {GPUS}-GPU layout and batch", ""]
+    lines = [
+        f"{MODEL} on {GPUS} {HARDWARE}-like GPUs, seed workload (1024 output tokens), best output "
+        f"tokens/s/GPU at >= {MIN_USER:g} tokens/s/user over every {GPUS}-GPU layout and batch",
+        "",
+    ]
     header = "HBM TB/s \\ GB" + "".join(f"{_gb(c):>8}" for c in caps)
     for prompt in res.prompt_len.values:
         r = res.sel(prompt_len=prompt)
         for dtype in ("fp8", "fp4"):
             d = r.sel(weight_dtype=dtype)
-            lines.append(f"prompt {prompt}, {dtype} weights: tokens/s/GPU ('c': capacity-bound, more HBM "
-                         "would raise it; '-': no layout reaches the floor)")
+            lines.append(
+                f"prompt {prompt}, {dtype} weights: tokens/s/GPU ('c': capacity-bound, more HBM "
+                "would raise it; '-': no layout reaches the floor)"
+            )
             lines.append(header + f"{'unlimited':>11}")
             for bw in r.hbm_bandwidth.values:
                 row = d.sel(hbm_bandwidth=bw)
                 cells = "".join(
                     f"{'-':>8}" if np.isnan(v) else f"{v:>7.1f}{'c' if cb else ' '}"
-                    for v, cb in zip(row.tokens_per_s_per_gpu.values, row.capacity_bound.values))
+                    for v, cb in zip(row.tokens_per_s_per_gpu.values, row.capacity_bound.values)
+                )
                 free = row.unlimited_capacity.item()
                 lines.append(f"{_tb(bw):>12} {cells}{'-' if np.isnan(free) else f'{free:.1f}':>11}")
             lines.append("")
@@ -132,14 +159,18 @@ def report(res: xr.Dataset) -> str:
         lines.append(header)
         for bw in r.hbm_bandwidth.values:
             row = r.sel(hbm_bandwidth=bw)
-            cells = "".join(f"{'fp4':>8}" if only else f"{'-':>8}" if np.isnan(v) else f"{v:>8.2f}"
-                            for v, only in zip(row.ratio.values, row.fp4_only.values))
+            cells = "".join(
+                f"{'fp4':>8}" if only else f"{'-':>8}" if np.isnan(v) else f"{v:>8.2f}"
+                for v, only in zip(row.ratio.values, row.fp4_only.values)
+            )
             lines.append(f"{_tb(bw):>12} {cells}")
         lines.append("")
         w = r.sel(hbm_bandwidth=8e12, hbm_capacity=192e9, method="nearest")
-        lines.append(f"prompt {prompt}, winners at {_tb(w.hbm_bandwidth.item())} TB/s, {_gb(w.hbm_capacity.item())} GB "
-                     f"(tp/pp/dp/ep batch): fp8 {w.layout.sel(weight_dtype='fp8').item()}, "
-                     f"fp4 {w.layout.sel(weight_dtype='fp4').item()}")
+        lines.append(
+            f"prompt {prompt}, winners at {_tb(w.hbm_bandwidth.item())} TB/s, {_gb(w.hbm_capacity.item())} GB "
+            f"(tp/pp/dp/ep batch): fp8 {w.layout.sel(weight_dtype='fp8').item()}, "
+            f"fp4 {w.layout.sel(weight_dtype='fp4').item()}"
+        )
         lines.append("")
     return "\n".join(lines).rstrip()
 
@@ -190,8 +221,11 @@ def plot(res: xr.Dataset, path: Path) -> None:
     ticks = [t for t in (1.0, 1.1, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0) if t <= norm.vmax]
     bar.set_ticks(ticks, labels=[f"{t:g}x" for t in ticks])
     bar.set_label(f"fp4 / fp8 best tokens/s/GPU at >= {MIN_USER:g} tokens/s/user")
-    fig.suptitle(f"{MODEL} on {GPUS} {HARDWARE}-like GPUs: what fp4 weights buy over fp8 "
-                 "('cap': fp8 is capacity-bound there; framed: B200's and B300's HBM)", fontsize=11)
+    fig.suptitle(
+        f"{MODEL} on {GPUS} {HARDWARE}-like GPUs: what fp4 weights buy over fp8 "
+        "('cap': fp8 is capacity-bound there; framed: B200's and B300's HBM)",
+        fontsize=11,
+    )
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 

@@ -18,7 +18,19 @@ from .stream import Reduction, best, pareto, reduce
 from .validation import SpecError
 
 __all__ = [
-    "sweep", "build_grid", "sensitivity", "best", "pareto", "reduce", "Reduction",
-    "presets", "ModelSpec", "HardwareSpec", "Efficiency", "SpecError",
-    "Reason", "describe", "__version__",
+    "sweep",
+    "build_grid",
+    "sensitivity",
+    "best",
+    "pareto",
+    "reduce",
+    "Reduction",
+    "presets",
+    "ModelSpec",
+    "HardwareSpec",
+    "Efficiency",
+    "SpecError",
+    "Reason",
+    "describe",
+    "__version__",
 ]

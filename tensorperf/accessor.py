@@ -31,19 +31,31 @@ class TensorperfAccessor:
         """Feasible points meeting every ``variable (comparison) value`` in ``where``."""
         return reductions.constraint_mask(self._ds, where)
 
-    def best(self, objective: str, where: Where | None = None, keep: Sequence[str] = (),
-             maximize: bool = True) -> xr.Dataset:
+    def best(
+        self, objective: str, where: Where | None = None, keep: Sequence[str] = (), maximize: bool = True
+    ) -> xr.Dataset:
         """The best point per combination of the ``keep`` dims; see :func:`reductions.best`."""
         return reductions.best(self._ds, objective, where=where, keep=keep, maximize=maximize)
 
-    def pareto(self, x: str = "tokens_per_s_per_user", y: str = "tokens_per_s_per_gpu",
-               over: Sequence[str] | None = None, where: Where | None = None,
-               maximize: tuple[bool, bool] = (True, True)) -> xr.Dataset:
+    def pareto(
+        self,
+        x: str = "tokens_per_s_per_user",
+        y: str = "tokens_per_s_per_gpu",
+        over: Sequence[str] | None = None,
+        where: Where | None = None,
+        maximize: tuple[bool, bool] = (True, True),
+    ) -> xr.Dataset:
         """The Pareto frontier of ``x`` versus ``y`` over the ``over`` dims; see :func:`reductions.pareto`."""
         return reductions.pareto(self._ds, x, y, over=over, where=where, maximize=maximize)
 
-    def pareto_table(self, x: str = "tokens_per_s_per_user", y: str = "tokens_per_s_per_gpu",
-                     over: Sequence[str] | None = None, where: Where | None = None,
-                     maximize: tuple[bool, bool] = (True, True), extra: Sequence[str] = ()) -> pd.DataFrame:
+    def pareto_table(
+        self,
+        x: str = "tokens_per_s_per_user",
+        y: str = "tokens_per_s_per_gpu",
+        over: Sequence[str] | None = None,
+        where: Where | None = None,
+        maximize: tuple[bool, bool] = (True, True),
+        extra: Sequence[str] = (),
+    ) -> pd.DataFrame:
         """The frontier points as a tidy DataFrame; see :func:`reductions.pareto_table`."""
         return reductions.pareto_table(self._ds, x, y, over=over, where=where, maximize=maximize, extra=extra)

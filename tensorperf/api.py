@@ -29,13 +29,24 @@ Convention = Literal["seed", "roofline"]
 
 # What-if axes: any numeric field of ModelSpec or HardwareSpec (absolute values) or <field>_scale
 # (a factor on each preset's own value).
-OVERRIDABLE = frozenset(MODEL_FIELDS + HARDWARE_FIELDS
-                        + tuple(f"{f}_scale" for f in MODEL_FIELDS + HARDWARE_FIELDS))
+OVERRIDABLE = frozenset(MODEL_FIELDS + HARDWARE_FIELDS + tuple(f"{f}_scale" for f in MODEL_FIELDS + HARDWARE_FIELDS))
 
 CONVENTIONS: Mapping[str, Any] = MappingProxyType({"roofline": roofline.evaluate, "seed": seed.evaluate})
 
-_INTEGER_AXES = ("prompt_len", "output_len", "batch", "tp", "cp", "pp", "dp", "ep", "microbatches", "world_size",
-                 "max_num_seqs", "chunk_size")
+_INTEGER_AXES = (
+    "prompt_len",
+    "output_len",
+    "batch",
+    "tp",
+    "cp",
+    "pp",
+    "dp",
+    "ep",
+    "microbatches",
+    "world_size",
+    "max_num_seqs",
+    "chunk_size",
+)
 _FLOAT_DTYPES = MappingProxyType({"float64": torch.float64, "float32": torch.float32})
 
 
@@ -54,10 +65,12 @@ def _listify(name: str, value: Any) -> tuple[tuple[Any, ...], bool]:
 
 
 # How each spec input is resolved: spec class, loaders by file suffix, preset lookup.
-_SPEC_SOURCES: Mapping[str, tuple[type, Mapping[str, Any], Any]] = MappingProxyType({
-    "model": (ModelSpec, {".toml": presets.load_model_file, ".json": ModelSpec.from_hf_config}, presets.model),
-    "hardware": (HardwareSpec, {".toml": presets.load_hardware_file}, presets.hardware_spec),
-})
+_SPEC_SOURCES: Mapping[str, tuple[type, Mapping[str, Any], Any]] = MappingProxyType(
+    {
+        "model": (ModelSpec, {".toml": presets.load_model_file, ".json": ModelSpec.from_hf_config}, presets.model),
+        "hardware": (HardwareSpec, {".toml": presets.load_hardware_file}, presets.hardware_spec),
+    }
+)
 
 
 def _spec(kind: str, item: Any) -> Any:
@@ -70,8 +83,10 @@ def _spec(kind: str, item: Any) -> Any:
             if item.endswith(suffix):
                 return load(item)
         return preset(item)
-    raise SpecError(f"{kind} must be a preset id, a {' or '.join(loaders)} path or a {cls.__name__}, got "
-                    f"{type(item).__name__} {item!r}")
+    raise SpecError(
+        f"{kind} must be a preset id, a {' or '.join(loaders)} path or a {cls.__name__}, got "
+        f"{type(item).__name__} {item!r}"
+    )
 
 
 def _unique(name: str, labels: Sequence[Any]) -> None:
@@ -100,16 +115,30 @@ def _integer_axis(name: str, values: tuple[Any, ...]) -> tuple[int, ...]:
 ALLREDUCE = tuple(roofline.ALL_REDUCE)  # all-reduce algorithms: ring, tree, hierarchical (physics.comm)
 
 
-def build_grid(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: Any = "bf16",
-               act_dtype: Any = "bf16", allreduce: Any = "ring", dtype: Any = torch.float64,
-               device: str | torch.device = "cpu", zipped: Sequence[str] = (), **axes: Any) -> Grid:
+def build_grid(
+    *,
+    model: Any,
+    hardware: Any,
+    weight_dtype: Any = "bf16",
+    kv_dtype: Any = "bf16",
+    act_dtype: Any = "bf16",
+    allreduce: Any = "ring",
+    dtype: Any = torch.float64,
+    device: str | torch.device = "cpu",
+    zipped: Sequence[str] = (),
+    **axes: Any,
+) -> Grid:
     """Validate the inputs of :func:`sweep` and build its Grid (exposed for tests and tools)."""
     overrides = {k: axes.pop(k) for k in list(axes) if k in OVERRIDABLE}
     unknown = sorted(set(axes) - set(_INTEGER_AXES))
     if unknown:
-        raise unknown_name_error("sweep input", unknown[0], ("model", "hardware", "weight_dtype",
-                                                             "kv_dtype", "act_dtype", "allreduce") + _INTEGER_AXES
-                                 + tuple(OVERRIDABLE))
+        raise unknown_name_error(
+            "sweep input",
+            unknown[0],
+            ("model", "hardware", "weight_dtype", "kv_dtype", "act_dtype", "allreduce")
+            + _INTEGER_AXES
+            + tuple(OVERRIDABLE),
+        )
     if isinstance(dtype, str):
         if dtype not in _FLOAT_DTYPES:
             raise unknown_name_error("dtype", dtype, _FLOAT_DTYPES)
@@ -141,8 +170,10 @@ def build_grid(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtyp
             axes[name] = _DEFAULTS[name]  # None means "the default"
         if name == "batch" and isinstance(axes.get(name), str):
             if axes[name] != "max":
-                raise SpecError(f"batch = {axes[name]!r} is not allowed: must be an integer >= 1, a list of "
-                                "them, or 'max' (the largest batch that fits each point)")
+                raise SpecError(
+                    f"batch = {axes[name]!r} is not allowed: must be an integer >= 1, a list of "
+                    "them, or 'max' (the largest batch that fits each point)"
+                )
             inputs[name] = (("max",), ("max",), False)
             continue
         values, is_dim = _listify(name, axes.get(name, _DEFAULTS[name]))
@@ -215,9 +246,22 @@ def check_efficiency(efficiency: Mapping[str, float] | None) -> dict[str, float]
     return {k: float(v) for k, v in efficiency.items()}
 
 
-_DEFAULTS = MappingProxyType({"prompt_len": 1024, "output_len": 128, "batch": 1,
-                              "tp": 1, "cp": 1, "pp": 1, "dp": 1, "ep": 1, "microbatches": None, "world_size": None,
-                              "max_num_seqs": None, "chunk_size": None})
+_DEFAULTS = MappingProxyType(
+    {
+        "prompt_len": 1024,
+        "output_len": 128,
+        "batch": 1,
+        "tp": 1,
+        "cp": 1,
+        "pp": 1,
+        "dp": 1,
+        "ep": 1,
+        "microbatches": None,
+        "world_size": None,
+        "max_num_seqs": None,
+        "chunk_size": None,
+    }
+)
 
 
 # Peak bytes per grid point of a whole sweep() (engine temporaries, then the Dataset's numpy copies):
@@ -236,19 +280,43 @@ def _check_fits_in_memory(grid: Grid, breakdown: bool) -> None:
     scale = 1 if grid.dtype == torch.float64 else 0.5
     need = grid.size * SWEEP_BYTES_PER_POINT[breakdown] * scale
     if need > physical:
-        raise SpecError(f"the grid has {grid.size:,} points: sweep() would need about {need / 1e9:,.0f} GB, more "
-                        f"than this machine's {physical / 1e9:,.0f} GB; stream it instead with tensorperf.best(), "
-                        "tensorperf.pareto() or tensorperf.reduce() (bounded memory), or pass breakdown=False")
+        raise SpecError(
+            f"the grid has {grid.size:,} points: sweep() would need about {need / 1e9:,.0f} GB, more "
+            f"than this machine's {physical / 1e9:,.0f} GB; stream it instead with tensorperf.best(), "
+            "tensorperf.pareto() or tensorperf.reduce() (bounded memory), or pass breakdown=False"
+        )
 
 
-def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: Any = "bf16",
-          act_dtype: Any = "bf16", prompt_len: Any = 1024, output_len: Any = 128, batch: Any = 1,
-          tp: Any = 1, pp: Any = 1, dp: Any = 1, ep: Any = 1, cp: Any = 1, microbatches: Any = None,
-          world_size: Any = None, max_num_seqs: Any = None, chunk_size: Any = None,
-          allreduce: Any = "ring", zipped: Sequence[str] = (),
-          convention: Convention = "roofline", efficiency: Mapping[str, float] | None = None,
-          dtype: Any = torch.float64, device: str | torch.device = "cpu", breakdown: bool = True,
-          client: Any = None, chunk_points: int | None = None, **what_if: Any) -> xr.Dataset:
+def sweep(
+    *,
+    model: Any,
+    hardware: Any,
+    weight_dtype: Any = "bf16",
+    kv_dtype: Any = "bf16",
+    act_dtype: Any = "bf16",
+    prompt_len: Any = 1024,
+    output_len: Any = 128,
+    batch: Any = 1,
+    tp: Any = 1,
+    pp: Any = 1,
+    dp: Any = 1,
+    ep: Any = 1,
+    cp: Any = 1,
+    microbatches: Any = None,
+    world_size: Any = None,
+    max_num_seqs: Any = None,
+    chunk_size: Any = None,
+    allreduce: Any = "ring",
+    zipped: Sequence[str] = (),
+    convention: Convention = "roofline",
+    efficiency: Mapping[str, float] | None = None,
+    dtype: Any = torch.float64,
+    device: str | torch.device = "cpu",
+    breakdown: bool = True,
+    client: Any = None,
+    chunk_points: int | None = None,
+    **what_if: Any,
+) -> xr.Dataset:
     """Evaluate every point of the grid spanned by the list-valued inputs, in one pass.
 
     Each input may be a scalar (a scalar coordinate) or a list (a named dimension).
@@ -295,12 +363,30 @@ def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: An
     """
     if not isinstance(convention, str) or convention not in CONVENTIONS:
         raise unknown_name_error("convention", convention, CONVENTIONS)
-    grid = build_grid(model=model, hardware=hardware, weight_dtype=weight_dtype, kv_dtype=kv_dtype,
-                      act_dtype=act_dtype, prompt_len=prompt_len, output_len=output_len, batch=batch,
-                      tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, microbatches=microbatches, world_size=world_size,
-                      max_num_seqs=max_num_seqs, chunk_size=chunk_size, allreduce=allreduce, zipped=zipped,
-                      **what_if,
-                      dtype=dtype, device=device)
+    grid = build_grid(
+        model=model,
+        hardware=hardware,
+        weight_dtype=weight_dtype,
+        kv_dtype=kv_dtype,
+        act_dtype=act_dtype,
+        prompt_len=prompt_len,
+        output_len=output_len,
+        batch=batch,
+        tp=tp,
+        pp=pp,
+        dp=dp,
+        ep=ep,
+        cp=cp,
+        microbatches=microbatches,
+        world_size=world_size,
+        max_num_seqs=max_num_seqs,
+        chunk_size=chunk_size,
+        allreduce=allreduce,
+        zipped=zipped,
+        **what_if,
+        dtype=dtype,
+        device=device,
+    )
     overrides = check_efficiency(efficiency)
     if not isinstance(breakdown, (bool, np.bool_)):
         raise SpecError(f"breakdown = {breakdown!r} is not allowed: must be True or False")
@@ -315,5 +401,8 @@ def sweep(*, model: Any, hardware: Any, weight_dtype: Any = "bf16", kv_dtype: An
             evaluation = CONVENTIONS[convention](grid, overrides, breakdown=bool(breakdown))
     from . import __version__
 
-    return to_dataset(evaluation, grid, {"convention": convention, "tensorperf_version": __version__,
-                                         "dtype": str(grid.dtype).removeprefix("torch.")})
+    return to_dataset(
+        evaluation,
+        grid,
+        {"convention": convention, "tensorperf_version": __version__, "dtype": str(grid.dtype).removeprefix("torch.")},
+    )

@@ -31,16 +31,34 @@ from .specs import Efficiency
 from .validation import SpecError, is_number, unknown_name_error
 
 # factor -> (kind, unit for positive quantities)
-_EFFICIENCIES = ("compute", "expert_compute", "attention", "gemm_memory", "memory", "scaleup", "scaleout",
-                 "overlap", "comm_overlap")
-_SIZES = {"gemm_half_tokens": 64.0, "expert_half_tokens": 64.0, "comm_half_bytes": 2.0**20,
-          "step_overhead": 1e-3, "launch_overhead": 1e-5}  # launch_overhead: a HardwareSpec field
-FACTOR_KINDS: Mapping[str, tuple[str, float]] = MappingProxyType({
-    **{n: ("eff", 1.0) for n in _EFFICIENCIES},
-    **{n: ("size", unit) for n, unit in _SIZES.items()},
-    **{f"{n}_scale": ("scale", 1.0) for n in _EFFICIENCIES[:-2] + ("gemm_half_tokens", "expert_half_tokens",
-                                                                   "comm_half_bytes")},
-})
+_EFFICIENCIES = (
+    "compute",
+    "expert_compute",
+    "attention",
+    "gemm_memory",
+    "memory",
+    "scaleup",
+    "scaleout",
+    "overlap",
+    "comm_overlap",
+)
+_SIZES = {
+    "gemm_half_tokens": 64.0,
+    "expert_half_tokens": 64.0,
+    "comm_half_bytes": 2.0**20,
+    "step_overhead": 1e-3,
+    "launch_overhead": 1e-5,
+}  # launch_overhead: a HardwareSpec field
+FACTOR_KINDS: Mapping[str, tuple[str, float]] = MappingProxyType(
+    {
+        **{n: ("eff", 1.0) for n in _EFFICIENCIES},
+        **{n: ("size", unit) for n, unit in _SIZES.items()},
+        **{
+            f"{n}_scale": ("scale", 1.0)
+            for n in _EFFICIENCIES[:-2] + ("gemm_half_tokens", "expert_half_tokens", "comm_half_bytes")
+        },
+    }
+)
 HARDWARE_FACTORS = frozenset({"launch_overhead"})  # fitted as a HardwareSpec field, not an Efficiency one
 HUBER = 0.05  # log-ratio scale where the loss turns from quadratic to linear
 # Relative factors keep each preset's per-hardware, per-format structure (measured on kernels) and
@@ -62,9 +80,12 @@ class Calibration:
     report: pd.DataFrame  # the validation report after the fit, with a 'part' column
 
     def to_toml(self) -> str:
-        lines = ["# efficiency factors fitted by tensorperf calibrate (global overrides of the presets)",
-                 f"# median |error| train {self.before['train']:.3f} -> {self.after['train']:.3f}, "
-                 f"test {self.before['test']:.3f} -> {self.after['test']:.3f}", "[efficiency]"]
+        lines = [
+            "# efficiency factors fitted by tensorperf calibrate (global overrides of the presets)",
+            f"# median |error| train {self.before['train']:.3f} -> {self.after['train']:.3f}, "
+            f"test {self.before['test']:.3f} -> {self.after['test']:.3f}",
+            "[efficiency]",
+        ]
         lines += [f"{k} = {v:.6g}" for k, v in self.factors.items()]
         return "\n".join(lines) + "\n"
 
@@ -139,8 +160,10 @@ def _is_int(value: object) -> bool:
 
 def _check_options(factors: object, train_fraction: object, seed: object, steps: object, lr: object) -> None:
     if isinstance(factors, str) or not isinstance(factors, (list, tuple)) or not factors:
-        raise SpecError(f"factors = {factors!r} is not allowed: must be a non-empty list of factor names "
-                        f"({', '.join(FACTOR_KINDS)})")
+        raise SpecError(
+            f"factors = {factors!r} is not allowed: must be a non-empty list of factor names "
+            f"({', '.join(FACTOR_KINDS)})"
+        )
     for name in factors:
         if not isinstance(name, str) or name not in FACTOR_KINDS:
             raise unknown_name_error("factor", name, FACTOR_KINDS)
@@ -157,8 +180,15 @@ def _check_options(factors: object, train_fraction: object, seed: object, steps:
         raise SpecError(f"lr = {lr!r} is not allowed: must be a finite number > 0")
 
 
-def calibrate(measurements: str | Path | pd.DataFrame, *, factors: Sequence[str] = DEFAULT_FACTORS,
-              train_fraction: float = 0.7, seed: int = 0, steps: int = 150, lr: float = 0.05) -> Calibration:
+def calibrate(
+    measurements: str | Path | pd.DataFrame,
+    *,
+    factors: Sequence[str] = DEFAULT_FACTORS,
+    train_fraction: float = 0.7,
+    seed: int = 0,
+    steps: int = 150,
+    lr: float = 0.05,
+) -> Calibration:
     """Fit ``factors`` on a train part of ``measurements``; report error before and after on both parts.
 
     Every option is checked before any work: ``factors`` a non-empty list of distinct names of
@@ -176,16 +206,20 @@ def calibrate(measurements: str | Path | pd.DataFrame, *, factors: Sequence[str]
     usable = base["status"].eq("ok").to_numpy()
     if not usable.any():
         reasons = base["status"].value_counts()
-        raise SpecError(f"{origin}: no usable rows: all {len(rows)} rows are skipped (most often "
-                        f"{reasons.index[0]!r}); calibration needs rows the model can predict")
+        raise SpecError(
+            f"{origin}: no usable rows: all {len(rows)} rows are skipped (most often "
+            f"{reasons.index[0]!r}); calibration needs rows the model can predict"
+        )
     rows = rows[usable].reset_index(drop=True)
     mapped = fidelity.map_rows(rows)
     measured = torch.tensor(rows["value"].astype(float).to_numpy() * mapped["si"].astype(float).to_numpy())
     train = _split(rows.index, train_fraction, seed)
     for part, mask in (("train", train), ("test", ~train)):
         if not mask.any():
-            raise SpecError(f"train_fraction = {train_fraction!r} leaves the {part} part of the {len(rows)} usable "
-                            f"rows of {origin} empty; give more rows or a train_fraction nearer 0.5")
+            raise SpecError(
+                f"train_fraction = {train_fraction!r} leaves the {part} part of the {len(rows)} usable "
+                f"rows of {origin} empty; give more rows or a train_fraction nearer 0.5"
+            )
     model = _Model(mapped)
     defaults = Efficiency()
     raw = {n: _initial(n, 1.0 if n.endswith("_scale") else getattr(defaults, n, 2e-6)) for n in factors}
@@ -220,15 +254,19 @@ def calibrate(measurements: str | Path | pd.DataFrame, *, factors: Sequence[str]
         return float(np.median(rel[mask]))
 
     test = ~train
-    report = fidelity.predict(rows, efficiency={k: v for k, v in fitted.items() if k not in HARDWARE_FACTORS},
-                              **{k: v for k, v in fitted.items() if k in HARDWARE_FACTORS})
+    report = fidelity.predict(
+        rows,
+        efficiency={k: v for k, v in fitted.items() if k not in HARDWARE_FACTORS},
+        **{k: v for k, v in fitted.items() if k in HARDWARE_FACTORS},
+    )
     report["part"] = np.where(train, "train", "test")
     return Calibration(
         factors=fitted,
         before={"train": median(start, train), "test": median(start, test)},
         after={"train": median(final, train & ok.numpy()), "test": median(final, test & ok.numpy())},
         rows={"train": int(train.sum()), "test": int(test.sum())},
-        report=report)
+        report=report,
+    )
 
 
 def fields() -> tuple[str, ...]:

@@ -31,14 +31,29 @@ DEFAULT_SWEEP: dict[str, Any] = dict(
     prompt_len=[8192, 16384],
     output_len=1024,
     batch=[1, 2, 4, 8, 16, 32, 64, 128, 256],
-    tp=POW2, pp=POW2, dp=POW2, ep=[1, 2, 4, 8, 16],
+    tp=POW2,
+    pp=POW2,
+    dp=POW2,
+    ep=[1, 2, 4, 8, 16],
     world_size=64,
 )
 INTERACTIVITY = (10.0, 20.0)
 PLOT_KINDS = ("pareto", "breakdown", "memory", "sensitivity")
 DEFAULT_WRT = ("compute", "memory", "gemm_memory", "attention", "hbm_bandwidth", "scaleup_bandwidth")
-BEST_COLUMNS = ["hardware", "weight_dtype", "prompt_len", "tp", "pp", "dp", "ep", "batch",
-                "tokens_per_s_per_gpu", "tokens_per_s_per_user", "ttft", "memory_per_gpu"]
+BEST_COLUMNS = [
+    "hardware",
+    "weight_dtype",
+    "prompt_len",
+    "tp",
+    "pp",
+    "dp",
+    "ep",
+    "batch",
+    "tokens_per_s_per_gpu",
+    "tokens_per_s_per_user",
+    "ttft",
+    "memory_per_gpu",
+]
 
 
 class UsageError(Exception):
@@ -51,11 +66,11 @@ def _csv(kind):
         try:
             values = [kind(t) for t in items]
         except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected comma-separated {kind.__name__} values, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {text!r}") from None
         if not values:
             raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {text!r}")
         return values[0] if len(values) == 1 else values
+
     return parse
 
 
@@ -69,19 +84,26 @@ def _default_run(out) -> int:
     inputs = dict(hardware=hw, **DEFAULT_SWEEP)
     keep = ("hardware", "weight_dtype", "prompt_len")
     shape = kept_shape(build_grid(**inputs), keep)
-    bests = tuple(Best("tokens_per_s_per_gpu", MappingProxyType({"tokens_per_s_per_user": (">=", floor)}), keep,
-                       True, shape) for floor in INTERACTIVITY)
+    bests = tuple(
+        Best("tokens_per_s_per_gpu", MappingProxyType({"tokens_per_s_per_user": (">=", floor)}), keep, True, shape)
+        for floor in INTERACTIVITY
+    )
     # one streamed pass: every chunk evaluated once, reduced to the counts and the winners
     count, *winners = reduce(Combined((Count(MappingProxyType({}), (), ()), *bests)), **inputs)
-    print(f"tensorperf default sweep: gpt-moe-1.8t on 64 GPUs, {len(hw)} hardware presets, "
-          f"{int(count.points):,} configurations ({int(count.feasible):,} feasible)", file=out)
+    print(
+        f"tensorperf default sweep: gpt-moe-1.8t on 64 GPUs, {len(hw)} hardware presets, "
+        f"{int(count.points):,} configurations ({int(count.feasible):,} feasible)",
+        file=out,
+    )
     for floor, res in zip(INTERACTIVITY, winners):
         rows = []
         for rec in res.to_dataframe().reset_index().to_dict("records"):
             rec.update({d: rec.get(f"best_{d}") for d in ("tp", "pp", "dp", "ep", "batch")})
             rows.append(rec)
-        print(f"\nBest layout by output tokens/s per GPU at >= {floor:g} tokens/s per user "
-              "('-': no layout reaches it)", file=out)
+        print(
+            f"\nBest layout by output tokens/s per GPU at >= {floor:g} tokens/s per user ('-': no layout reaches it)",
+            file=out,
+        )
         print(table(rows, BEST_COLUMNS), file=out)
     return 0
 
@@ -90,17 +112,33 @@ def _presets(out) -> int:
     rows = []
     for mid in presets.models():
         m = presets.model(mid)
-        rows.append({"id": mid, "params B": m.num_params / 1e9, "active B": m.num_active_params / 1e9,
-                     "layers": m.num_layers, "d_model": m.d_model, "experts": m.num_experts or "-"})
+        rows.append(
+            {
+                "id": mid,
+                "params B": m.num_params / 1e9,
+                "active B": m.num_active_params / 1e9,
+                "layers": m.num_layers,
+                "d_model": m.d_model,
+                "experts": m.num_experts or "-",
+            }
+        )
     print("Models", file=out)
     print(table(rows, ["id", "params B", "active B", "layers", "d_model", "experts"]), file=out)
     rows = []
     for hid in presets.hardware():
         h = presets.hardware_spec(hid)
-        rows.append({"id": hid, "bf16 TFLOP/s": h.peak_flops_bf16 / 1e12, "fp8 TFLOP/s": h.peak_flops_fp8 / 1e12,
-                     "fp4 TFLOP/s": h.peak_flops_fp4 / 1e12, "HBM GB": h.hbm_capacity / 1e9,
-                     "HBM TB/s": h.hbm_bandwidth / 1e12, "scale-up GPUs": h.scaleup_size,
-                     "scale-up GB/s": h.scaleup_bandwidth / 1e9})
+        rows.append(
+            {
+                "id": hid,
+                "bf16 TFLOP/s": h.peak_flops_bf16 / 1e12,
+                "fp8 TFLOP/s": h.peak_flops_fp8 / 1e12,
+                "fp4 TFLOP/s": h.peak_flops_fp4 / 1e12,
+                "HBM GB": h.hbm_capacity / 1e9,
+                "HBM TB/s": h.hbm_bandwidth / 1e12,
+                "scale-up GPUs": h.scaleup_size,
+                "scale-up GB/s": h.scaleup_bandwidth / 1e9,
+            }
+        )
     print("\nHardware (dense peaks; link bandwidth per GPU per direction)", file=out)
     print(table(rows, list(rows[0])), file=out)
     return 0
@@ -109,9 +147,29 @@ def _presets(out) -> int:
 # --------------------------------------------------------------------------- sweep inputs
 
 # sweep() inputs given by flags: input name -> flag
-INPUT_FLAGS = {name: "--" + name.replace("_", "-") for name in (
-    "model", "hardware", "weight_dtype", "kv_dtype", "act_dtype", "allreduce", "prompt_len", "output_len", "batch",
-    "tp", "cp", "pp", "dp", "ep", "microbatches", "chunk_size", "world_size", "max_num_seqs")}
+INPUT_FLAGS = {
+    name: "--" + name.replace("_", "-")
+    for name in (
+        "model",
+        "hardware",
+        "weight_dtype",
+        "kv_dtype",
+        "act_dtype",
+        "allreduce",
+        "prompt_len",
+        "output_len",
+        "batch",
+        "tp",
+        "cp",
+        "pp",
+        "dp",
+        "ep",
+        "microbatches",
+        "chunk_size",
+        "world_size",
+        "max_num_seqs",
+    )
+}
 METRIC_COLUMNS = ["ttft", "tpot", "tokens_per_s_per_gpu", "tokens_per_s_per_user", "memory_per_gpu"]
 OBJECTIVE = "tokens_per_s_per_gpu"
 
@@ -135,7 +193,8 @@ def _what_if(text: str) -> tuple[str, Any]:
     if not sep or name not in OVERRIDABLE:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not FIELD=V1,V2,... with FIELD a numeric ModelSpec/HardwareSpec field or <field>_scale "
-            "(e.g. hbm_bandwidth_scale=1,1.3 or num_kv_heads=1,8)")
+            "(e.g. hbm_bandwidth_scale=1,1.3 or num_kv_heads=1,8)"
+        )
     try:
         numbers = [int(v) if v.strip().lstrip("-").isdigit() else float(v) for v in _names(values)]
     except ValueError:
@@ -176,8 +235,9 @@ def _sweep_inputs(args, command: str) -> tuple[dict[str, Any], Any]:
         inputs[name] = values
     for name in ("model", "hardware"):
         if name not in inputs:
-            raise UsageError(f"tensorperf {command}: {INPUT_FLAGS[name]} is required (or {name} in a sweep "
-                             "file's [sweep] table)")
+            raise UsageError(
+                f"tensorperf {command}: {INPUT_FLAGS[name]} is required (or {name} in a sweep file's [sweep] table)"
+            )
     efficiency = spec.efficiency if spec else None
     if args.efficiency:
         efficiency = _efficiency_file(args.efficiency)
@@ -205,8 +265,10 @@ def _results(args, command: str) -> tuple[xr.Dataset, Any]:
     if _is_results(path):
         flags = _given_sweep_flags(args)
         if flags:
-            raise UsageError(f"tensorperf {command}: {flags[0]} does not apply to a results file ({path}); "
-                             "give a sweep file (.toml) or flags to run a sweep")
+            raise UsageError(
+                f"tensorperf {command}: {flags[0]} does not apply to a results file ({path}); "
+                "give a sweep file (.toml) or flags to run a sweep"
+            )
         from .io import load
 
         return load(path), None
@@ -243,8 +305,9 @@ def _point_rows(ds: xr.Dataset, limit: int, out) -> None:
         print(f"... {len(frame) - limit} more rows (use -o to save them all)", file=out)
 
 
-def _best_rows(res: xr.Dataset, keep: Sequence[str], objective: str,
-               extra: Sequence[str] = ()) -> tuple[list[dict], list[str]]:
+def _best_rows(
+    res: xr.Dataset, keep: Sequence[str], objective: str, extra: Sequence[str] = ()
+) -> tuple[list[dict], list[str]]:
     data = res if res["found"].dims else res.expand_dims("_row")
     frame = data.to_dataframe().reset_index()
     chosen = [c.removeprefix("best_") for c in frame.columns if c.startswith("best_")]
@@ -288,8 +351,9 @@ def _print_best(ds: xr.Dataset, out, objective: str, where: dict, keep: list[str
     return _show_best(res, out, objective, where, keep, maximize, batch_max)
 
 
-def _show_best(res: xr.Dataset, out, objective: str, where: dict, keep: Sequence[str], maximize: bool,
-               batch_max: bool) -> xr.Dataset:
+def _show_best(
+    res: xr.Dataset, out, objective: str, where: dict, keep: Sequence[str], maximize: bool, batch_max: bool
+) -> xr.Dataset:
     """Print the winners of best() (in memory or streamed) as a table under a one-line title."""
     rows, cols = _best_rows(res, keep, objective, ["concurrency"] if batch_max else [])
     title = f"Best point by {objective} ({'max' if maximize else 'min'})"
@@ -307,15 +371,25 @@ def _grid_of(inputs: dict):
     return build_grid(**{k: v for k, v in inputs.items() if k not in ("efficiency", "convention")})
 
 
-def _print_streamed_best(inputs: dict, grid, out, objective: str, where: dict,
-                         keep: list[str] | None, maximize: bool, memory: str, client: str | None = None) -> xr.Dataset:
+def _print_streamed_best(
+    inputs: dict,
+    grid,
+    out,
+    objective: str,
+    where: dict,
+    keep: list[str] | None,
+    maximize: bool,
+    memory: str,
+    client: str | None = None,
+) -> xr.Dataset:
     from .stream import best as stream_best
     from .stream import default_over
 
     if keep is None:
         keep = [d for d in grid.dims if d not in default_over(grid)]
-    res = stream_best(objective, where=where or None, keep=keep, maximize=maximize, memory=memory, client=client,
-                      **inputs)
+    res = stream_best(
+        objective, where=where or None, keep=keep, maximize=maximize, memory=memory, client=client, **inputs
+    )
     return _show_best(res, out, objective, where, keep, maximize, inputs.get("batch") == "max")
 
 
@@ -326,7 +400,8 @@ def _check_output(args) -> None:
     if output is None:
         return
     if args.command in ("sweep", "best", "pareto", "sensitivity") and not (
-            args.command == "pareto" and output.endswith(".csv")):
+        args.command == "pareto" and output.endswith(".csv")
+    ):
         from .io import check_path
 
         check_path(output)
@@ -358,8 +433,10 @@ def _sweep(args, out) -> int:
         keep = [k for k in keep if k in ds[objective].dims]
     _print_best(ds, out, objective, chosen.get("where", {}), keep, chosen.get("maximize", True))
     if size > args.limit:
-        print("\n(more views of the grid: tensorperf best|pareto with the same inputs; -o FILE saves every "
-              "point)", file=out)
+        print(
+            "\n(more views of the grid: tensorperf best|pareto with the same inputs; -o FILE saves every point)",
+            file=out,
+        )
     return 0
 
 
@@ -422,8 +499,9 @@ def _streamed_pareto(args, out, where) -> int:
     from .stream import pareto as stream_pareto
 
     inputs, _ = _sweep_inputs(args, "pareto")
-    front = stream_pareto(args.x, args.y, over=args.over, where=where, memory=args.memory, client=args.scheduler,
-                          **inputs)
+    front = stream_pareto(
+        args.x, args.y, over=args.over, where=where, memory=args.memory, client=args.scheduler, **inputs
+    )
     frame = front.to_dataframe().reset_index(drop=True)
     extra = ["concurrency"] if inputs.get("batch") == "max" else []
     extra = [v for v in (*extra, "ttft", "tpot", "memory_per_gpu") if v in frame and v not in (args.x, args.y)]
@@ -443,11 +521,18 @@ def _streamed_pareto(args, out, where) -> int:
 
 
 def _print_frontier(args, out, frame, where, over, kept, extra, labels_from=None) -> None:
-    print(f"Pareto frontier of {args.y} versus {args.x} over {', '.join(over)}"
-          + (f" with {_where_text(where)}" if where else "") + f": {len(frame)} points", file=out)
+    print(
+        f"Pareto frontier of {args.y} versus {args.x} over {', '.join(over)}"
+        + (f" with {_where_text(where)}" if where else "")
+        + f": {len(frame)} points",
+        file=out,
+    )
     columns = labels_from if labels_from is not None else frame.columns
-    labels = [c for c in columns if c not in (args.x, args.y, *extra, "point")
-              and (c in kept or c in over or frame[c].nunique() > 1)]
+    labels = [
+        c
+        for c in columns
+        if c not in (args.x, args.y, *extra, "point") and (c in kept or c in over or frame[c].nunique() > 1)
+    ]
     print(table(frame.to_dict("records"), labels + [args.y, args.x, *extra]), file=out)
 
 
@@ -455,8 +540,8 @@ def _prefix(values, unit: str) -> tuple[str, float]:
     """A unit prefix that keeps the largest of ``values`` in [1, 1000)."""
     top = max([abs(v) for v in values if v == v] + [0.0])
     for power, name in ((15, "P"), (12, "T"), (9, "G"), (6, "M"), (3, "k")):
-        if top >= 10 ** power:
-            return f"{name}{unit}", 10.0 ** -power
+        if top >= 10**power:
+            return f"{name}{unit}", 10.0**-power
     return unit, 1.0
 
 
@@ -475,13 +560,34 @@ def _op_table(ds: xr.Dataset, phase: str) -> str:
         if not times[i] > 0:  # no work in this model/layout
             continue
         comm = op.endswith("_comm")  # network traffic, not FLOPs or HBM bytes
-        rows.append({"op": op, "flop": None if comm else flops[i], "bytes": None if comm else nbytes[i],
-                     "time": times[i], "share": times[i] / total if total else None,
-                     "bound": OP_BOUNDS[int(bound[i])] if bound is not None else "-"})
-    rows.append({"op": "total", "flop": float(flops.sum()), "bytes": float(nbytes.sum()), "time": total,
-                 "share": 1.0, "bound": ""})
-    formats = {"op": ("op", 1, "s"), "flop": (fhead, fscale, "~.2f"), "bytes": (bhead, bscale, "~.2f"),
-               "time": ("time ms", 1e3, "~.3f"), "share": ("share %", 100, "~.1f"), "bound": ("bound", 1, "s")}
+        rows.append(
+            {
+                "op": op,
+                "flop": None if comm else flops[i],
+                "bytes": None if comm else nbytes[i],
+                "time": times[i],
+                "share": times[i] / total if total else None,
+                "bound": OP_BOUNDS[int(bound[i])] if bound is not None else "-",
+            }
+        )
+    rows.append(
+        {
+            "op": "total",
+            "flop": float(flops.sum()),
+            "bytes": float(nbytes.sum()),
+            "time": total,
+            "share": 1.0,
+            "bound": "",
+        }
+    )
+    formats = {
+        "op": ("op", 1, "s"),
+        "flop": (fhead, fscale, "~.2f"),
+        "bytes": (bhead, bscale, "~.2f"),
+        "time": ("time ms", 1e3, "~.3f"),
+        "share": ("share %", 100, "~.1f"),
+        "bound": ("bound", 1, "s"),
+    }
     return table(rows, list(formats), formats)
 
 
@@ -494,8 +600,10 @@ def _explain(args, out) -> int:
             raise UsageError(f"tensorperf explain: one point only; --zip {','.join(value)} makes several")
         if isinstance(value, list) and len(value) > 1:
             flag = INPUT_FLAGS.get(name, f"--set {name}=")
-            raise UsageError(f"tensorperf explain: one point only, but {flag} has {len(value)} values "
-                             f"({', '.join(map(str, value))}); give one value for each input")
+            raise UsageError(
+                f"tensorperf explain: one point only, but {flag} has {len(value)} values "
+                f"({', '.join(map(str, value))}); give one value for each input"
+            )
         if isinstance(value, list):
             inputs[name] = value[0]
     if inputs["convention"] != "roofline":
@@ -504,30 +612,40 @@ def _explain(args, out) -> int:
     p = {k: ds[k].item() for k in ds.coords if not ds[k].dims}
     n_gpus = int(ds.num_gpus)
     what_if = [f"{k}={p[k]:g}" for k in p if k not in INPUT_FLAGS and k != "op"]
-    print(f"{p['model']} on {p['hardware']}: weights {p['weight_dtype']}, KV {p['kv_dtype']}, "
-          f"prompt {p['prompt_len']}, output {p['output_len']}, batch {p['batch']}, "
-          f"tp {p['tp']} x cp {p['cp']} x pp {p['pp']} x dp {p['dp']} (ep {p['ep']}"
-          + (f", chunks of {p['chunk_size']}" if "chunk_size" in p else "") + ") "
-          f"= {n_gpus} GPUs" + (f"; what-if {', '.join(what_if)}" if what_if else ""), file=out)
+    print(
+        f"{p['model']} on {p['hardware']}: weights {p['weight_dtype']}, KV {p['kv_dtype']}, "
+        f"prompt {p['prompt_len']}, output {p['output_len']}, batch {p['batch']}, "
+        f"tp {p['tp']} x cp {p['cp']} x pp {p['pp']} x dp {p['dp']} (ep {p['ep']}"
+        + (f", chunks of {p['chunk_size']}" if "chunk_size" in p else "")
+        + ") "
+        f"= {n_gpus} GPUs" + (f"; what-if {', '.join(what_if)}" if what_if else ""),
+        file=out,
+    )
     code = int(ds.infeasible_reason)
     if code:
         print(f"feasible: no ({describe(code)}; infeasible_reason {code})", file=out)
     else:
         print("feasible: yes", file=out)
     gb = 1e-9
-    mem = (f"memory {float(ds.memory_per_gpu) * gb:.1f} of {float(ds.memory_capacity_per_gpu) * gb:.1f} GB usable "
-           f"per GPU (weights {float(ds.weight_memory_per_gpu) * gb:.1f}, KV cache "
-           f"{float(ds.kv_cache_memory_per_gpu) * gb:.1f}, activations {float(ds.activation_memory_per_gpu) * gb:.1f})")
+    mem = (
+        f"memory {float(ds.memory_per_gpu) * gb:.1f} of {float(ds.memory_capacity_per_gpu) * gb:.1f} GB usable "
+        f"per GPU (weights {float(ds.weight_memory_per_gpu) * gb:.1f}, KV cache "
+        f"{float(ds.kv_cache_memory_per_gpu) * gb:.1f}, activations {float(ds.activation_memory_per_gpu) * gb:.1f})"
+    )
     if code:
         print(mem, file=out)
         print("(times and per-op numbers are not defined at an infeasible point)", file=out)
         return 0
-    print(f"TTFT {float(ds.ttft):.3f} s, TPOT {float(ds.tpot) * 1e3:.2f} ms ({float(ds.tokens_per_s_per_user):.1f} "
-          f"tokens/s/user), {float(ds.tokens_per_s_per_gpu):.1f} output tokens/s/GPU, MFU {float(ds.mfu):.3f}, "
-          f"MBU {float(ds.mbu):.3f}", file=out)
+    print(
+        f"TTFT {float(ds.ttft):.3f} s, TPOT {float(ds.tpot) * 1e3:.2f} ms ({float(ds.tokens_per_s_per_user):.1f} "
+        f"tokens/s/user), {float(ds.tokens_per_s_per_gpu):.1f} output tokens/s/GPU, MFU {float(ds.mfu):.3f}, "
+        f"MBU {float(ds.mbu):.3f}",
+        file=out,
+    )
     print(mem, file=out)
-    print("\nPrefill: the batch's prompts, per GPU, all layers (bound: compute if compute time > memory time)",
-          file=out)
+    print(
+        "\nPrefill: the batch's prompts, per GPU, all layers (bound: compute if compute time > memory time)", file=out
+    )
     print(_op_table(ds, "prefill"), file=out)
     print("\nDecode: one step at the mean context, per GPU, all layers", file=out)
     print(_op_table(ds, "decode"), file=out)
@@ -544,12 +662,16 @@ def _sensitivity(args, out) -> int:
 
         save(res, args.output)
         print(f"wrote {args.output}", file=out)
-    print(f"Elasticity of {args.of} (d ln {args.of} / d ln parameter: % change of {args.of} per 1% of the "
-          "parameter)", file=out)
+    print(
+        f"Elasticity of {args.of} (d ln {args.of} / d ln parameter: % change of {args.of} per 1% of the parameter)",
+        file=out,
+    )
     el = res["elasticity"]
     if el.dims == ("param",):
-        rows = [{"parameter": p, "elasticity": float(e), "value": float(res["value"])}
-                for p, e in zip(res["param"].values.tolist(), el.values)]
+        rows = [
+            {"parameter": p, "elasticity": float(e), "value": float(res["value"])}
+            for p, e in zip(res["param"].values.tolist(), el.values)
+        ]
         rows.sort(key=lambda r: -abs(r["elasticity"]))
         for r in rows:
             r["elasticity"] = round(r["elasticity"], 3)
@@ -581,8 +703,10 @@ def _plot(args, out) -> int:
     else:
         from .io import FORMATS
 
-        raise UsageError(f"tensorperf plot: RESULTS {args.results!r} must be a results file "
-                         f"({', '.join(FORMATS)}) or a sweep file (.toml)")
+        raise UsageError(
+            f"tensorperf plot: RESULTS {args.results!r} must be a results file "
+            f"({', '.join(FORMATS)}) or a sweep file (.toml)"
+        )
     plot._check_path(args.output)
     if args.sel:
         ds = plot.select(ds, dict(args.sel))
@@ -591,8 +715,7 @@ def _plot(args, out) -> int:
     return 0
 
 
-VALIDATE_GROUPS = (("metric", "metric"), ("source", "source"), ("hardware", "hardware"),
-                   ("family", "model family"))
+VALIDATE_GROUPS = (("metric", "metric"), ("source", "source"), ("hardware", "hardware"), ("family", "model family"))
 
 
 def _efficiency_file(path: str) -> dict[str, float]:
@@ -618,17 +741,31 @@ def _validate(args, out) -> int:
         print(f"wrote {args.output}", file=out)
     stats = fidelity.summary(report)
     overall = stats.iloc[0]
-    print(f"{args.file}: {int(overall['rows'])} rows, {int(overall['ok'])} predicted "
-          f"({overall['ok'] / max(overall['rows'], 1):.0%}), median |error| {overall['median']:.1%}, "
-          f"p90 |error| {overall['p90']:.1%}" + (" (efficiency overrides: "
-                                                  + ", ".join(f"{k}={v:g}" for k, v in efficiency.items()) + ")"
-                                                  if efficiency else ""), file=out)
+    print(
+        f"{args.file}: {int(overall['rows'])} rows, {int(overall['ok'])} predicted "
+        f"({overall['ok'] / max(overall['rows'], 1):.0%}), median |error| {overall['median']:.1%}, "
+        f"p90 |error| {overall['p90']:.1%}"
+        + (
+            " (efficiency overrides: " + ", ".join(f"{k}={v:g}" for k, v in efficiency.items()) + ")"
+            if efficiency
+            else ""
+        ),
+        file=out,
+    )
     columns = ["rows", "ok", "median |err| %", "p90 |err| %", "bias %"]
     for group, title in VALIDATE_GROUPS:
         part = stats[stats["group"] == group]
-        rows = [{title: r["key"], "rows": int(r["rows"]), "ok": int(r["ok"]),
-                 "median |err| %": round(100 * r["median"], 1), "p90 |err| %": round(100 * r["p90"], 1),
-                 "bias %": round(100 * r["bias"], 1)} for r in part.to_dict("records")]
+        rows = [
+            {
+                title: r["key"],
+                "rows": int(r["rows"]),
+                "ok": int(r["ok"]),
+                "median |err| %": round(100 * r["median"], 1),
+                "p90 |err| %": round(100 * r["p90"], 1),
+                "bias %": round(100 * r["bias"], 1),
+            }
+            for r in part.to_dict("records")
+        ]
         print(f"\nBy {title} (bias: median signed error; '-': no row predicted)", file=out)
         print(table(rows, [title] + columns), file=out)
     skipped = report.loc[report["status"] != "ok", "status"].value_counts()
@@ -648,11 +785,13 @@ def _calibrate(args, out) -> int:
         from .kernel_fit import load_kernels
 
         kernels = load_kernels(args.kernels)
-    result = calibrate(args.file, factors=factors, train_fraction=args.train_fraction, seed=args.seed,
-                       steps=args.steps)
-    print(f"{args.file}: {result.rows['train']} train / {result.rows['test']} test rows (seed {args.seed}); "
-          f"median |error| train {result.before['train']:.1%} -> {result.after['train']:.1%}, "
-          f"test {result.before['test']:.1%} -> {result.after['test']:.1%}", file=out)
+    result = calibrate(args.file, factors=factors, train_fraction=args.train_fraction, seed=args.seed, steps=args.steps)
+    print(
+        f"{args.file}: {result.rows['train']} train / {result.rows['test']} test rows (seed {args.seed}); "
+        f"median |error| train {result.before['train']:.1%} -> {result.after['train']:.1%}, "
+        f"test {result.before['test']:.1%} -> {result.after['test']:.1%}",
+        file=out,
+    )
     print(table([{"factor": k, "fitted": v} for k, v in result.factors.items()], ["factor", "fitted"]), file=out)
     if args.output:
         with open(args.output, "w") as fh:
@@ -689,25 +828,55 @@ def _add_sweep_flags(p: argparse.ArgumentParser, results: bool = False) -> None:
     for flag in ("weight-dtype", "kv-dtype", "act-dtype", "allreduce"):
         p.add_argument(f"--{flag}", dest=flag.replace("-", "_"), type=_csv(str))
     p.add_argument("--batch", type=_batch, help="requests in flight, comma-separated, or 'max'")
-    for flag in ("prompt-len", "output-len", "tp", "cp", "pp", "dp", "ep", "microbatches", "chunk-size", "world-size",
-                 "max-num-seqs"):
+    for flag in (
+        "prompt-len",
+        "output-len",
+        "tp",
+        "cp",
+        "pp",
+        "dp",
+        "ep",
+        "microbatches",
+        "chunk-size",
+        "world-size",
+        "max-num-seqs",
+    ):
         p.add_argument(f"--{flag}", dest=flag.replace("-", "_"), type=_csv(int))
-    p.add_argument("--zip", dest="zipped", type=_names, metavar="NAMES",
-                   help="inputs (lists of one length) that share one 'point' dimension, e.g. tp,dp")
-    p.add_argument("--set", dest="what_if", type=_what_if, action="append", metavar="FIELD=V1,V2",
-                   help="what-if: a numeric ModelSpec/HardwareSpec field or <field>_scale (repeatable)")
+    p.add_argument(
+        "--zip",
+        dest="zipped",
+        type=_names,
+        metavar="NAMES",
+        help="inputs (lists of one length) that share one 'point' dimension, e.g. tp,dp",
+    )
+    p.add_argument(
+        "--set",
+        dest="what_if",
+        type=_what_if,
+        action="append",
+        metavar="FIELD=V1,V2",
+        help="what-if: a numeric ModelSpec/HardwareSpec field or <field>_scale (repeatable)",
+    )
     p.add_argument("--convention", choices=["roofline", "seed"])
-    p.add_argument("--efficiency", metavar="FILE.toml",
-                   help="TOML table of Efficiency field -> value overriding every hardware's defaults")
+    p.add_argument(
+        "--efficiency",
+        metavar="FILE.toml",
+        help="TOML table of Efficiency field -> value overriding every hardware's defaults",
+    )
 
 
-SCHEDULER_HELP = ("a dask.distributed scheduler, e.g. tcp://host:8786: the chunks are evaluated on its workers "
-                  "(pip install 'tensorperf[distributed]'); the result is the same")
+SCHEDULER_HELP = (
+    "a dask.distributed scheduler, e.g. tcp://host:8786: the chunks are evaluated on its workers "
+    "(pip install 'tensorperf[distributed]'); the result is the same"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="tensorperf", description="Vectorized performance model of LLM inference serving. "
-                "Without a command: the default sweep of the seed's 1.8T MoE scenario.")
+    p = _Parser(
+        prog="tensorperf",
+        description="Vectorized performance model of LLM inference serving. "
+        "Without a command: the default sweep of the seed's 1.8T MoE scenario.",
+    )
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
     s = sub.add_parser("sweep", help="evaluate a grid given by a sweep file and/or comma-separated flag values")
     _add_sweep_flags(s)
@@ -718,20 +887,37 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep_flags(b, results=True)
     b.add_argument("--objective", help=f"variable to optimize (default {OBJECTIVE})")
     b.add_argument("--minimize", action="store_true", help="minimize the objective instead")
-    b.add_argument("--where", type=_where, action="append", metavar="EXPR",
-                   help="constraint like 'tokens_per_s_per_user>=20' (SI units; repeatable)")
-    b.add_argument("--keep", type=_names, metavar="DIMS",
-                   help="dims to keep (one winner each); default: every dim but the layout and batch dims")
+    b.add_argument(
+        "--where",
+        type=_where,
+        action="append",
+        metavar="EXPR",
+        help="constraint like 'tokens_per_s_per_user>=20' (SI units; repeatable)",
+    )
+    b.add_argument(
+        "--keep",
+        type=_names,
+        metavar="DIMS",
+        help="dims to keep (one winner each); default: every dim but the layout and batch dims",
+    )
     b.add_argument("-o", "--output", help="write the winners (.nc, .zarr, .csv or .json)")
-    b.add_argument("--memory", default="2GB", help="working memory of a streamed sweep (default 2GB): the grid is "
-                   "evaluated in chunks of that size, so it may be far larger than memory")
+    b.add_argument(
+        "--memory",
+        default="2GB",
+        help="working memory of a streamed sweep (default 2GB): the grid is "
+        "evaluated in chunks of that size, so it may be far larger than memory",
+    )
     b.add_argument("--scheduler", metavar="ADDRESS", help=SCHEDULER_HELP)
     q = sub.add_parser("pareto", help="the Pareto frontier of tokens/s/GPU versus tokens/s/user")
     _add_sweep_flags(q, results=True)
     q.add_argument("--x", default="tokens_per_s_per_user")
     q.add_argument("--y", default="tokens_per_s_per_gpu")
-    q.add_argument("--over", type=_names, metavar="DIMS", help="dims to take the frontier over "
-                   "(default: the layout and batch dims)")
+    q.add_argument(
+        "--over",
+        type=_names,
+        metavar="DIMS",
+        help="dims to take the frontier over (default: the layout and batch dims)",
+    )
     q.add_argument("--where", type=_where, action="append", metavar="EXPR")
     q.add_argument("-o", "--output", help="write the frontier (.csv: the table; .nc/.zarr/.json: the Dataset)")
     q.add_argument("--memory", default="2GB", help="working memory of a streamed sweep (default 2GB)")
@@ -741,17 +927,25 @@ def build_parser() -> argparse.ArgumentParser:
     n = sub.add_parser("sensitivity", help="elasticities of a metric to efficiencies and spec fields")
     _add_sweep_flags(n)
     n.add_argument("--of", default="tpot", help="metric (default tpot)")
-    n.add_argument("--wrt", type=_names, default=list(DEFAULT_WRT),
-                   help=f"parameters, comma-separated (default {','.join(DEFAULT_WRT)})")
+    n.add_argument(
+        "--wrt",
+        type=_names,
+        default=list(DEFAULT_WRT),
+        help=f"parameters, comma-separated (default {','.join(DEFAULT_WRT)})",
+    )
     n.add_argument("-o", "--output", help="write the sensitivity Dataset (.nc, .zarr, .csv or .json)")
     n.add_argument("--limit", type=int, default=40, help="rows to print")
     sub.add_parser("presets", help="list model and hardware presets with key numbers")
-    v = sub.add_parser("validate", help="predict published measurements (measurements.csv schema) and "
-                       "summarize the relative error")
+    v = sub.add_parser(
+        "validate", help="predict published measurements (measurements.csv schema) and summarize the relative error"
+    )
     v.add_argument("file", metavar="FILE.csv")
     v.add_argument("-o", "--output", help="write the per-row report (.csv)")
-    v.add_argument("--efficiency", metavar="FILE.toml",
-                   help="TOML table of Efficiency field -> value overriding every hardware's defaults")
+    v.add_argument(
+        "--efficiency",
+        metavar="FILE.toml",
+        help="TOML table of Efficiency field -> value overriding every hardware's defaults",
+    )
     c = sub.add_parser("calibrate", help="fit efficiency factors to published measurements (train/test split)")
     c.add_argument("file", metavar="FILE.csv")
     c.add_argument("-o", "--output", metavar="eff.toml", help="write the fitted factors for --efficiency")
@@ -759,19 +953,35 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--train-fraction", dest="train_fraction", type=float, default=0.7)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--steps", type=int, default=150)
-    c.add_argument("--kernels", metavar="KERNELS.csv",
-                   help="also fit the size-dependent curves to kernel measurements and show the fit")
+    c.add_argument(
+        "--kernels",
+        metavar="KERNELS.csv",
+        help="also fit the size-dependent curves to kernel measurements and show the fit",
+    )
     g = sub.add_parser("plot", help="draw results: pareto, breakdown, memory or sensitivity")
     g.add_argument("kind", metavar="KIND", choices=PLOT_KINDS, help=f"one of {', '.join(PLOT_KINDS)}")
     g.add_argument("results", metavar="RESULTS", help="a results file (-o of sweep/sensitivity) or a sweep file")
     g.add_argument("-o", "--output", required=True, metavar="FILE", help="the figure (.png, .svg or .pdf)")
-    g.add_argument("--sel", type=_assignment, action="append", metavar="DIM=VALUE",
-                   help="select one label of a dimension first (repeatable)")
+    g.add_argument(
+        "--sel",
+        type=_assignment,
+        action="append",
+        metavar="DIM=VALUE",
+        help="select one label of a dimension first (repeatable)",
+    )
     return p
 
 
-COMMANDS = {"sweep": _sweep, "best": _best, "pareto": _pareto, "explain": _explain, "sensitivity": _sensitivity,
-            "validate": _validate, "calibrate": _calibrate, "plot": _plot}
+COMMANDS = {
+    "sweep": _sweep,
+    "best": _best,
+    "pareto": _pareto,
+    "explain": _explain,
+    "sensitivity": _sensitivity,
+    "validate": _validate,
+    "calibrate": _calibrate,
+    "plot": _plot,
+}
 
 
 def main(argv: Sequence[str] | None = None, out=None) -> int:

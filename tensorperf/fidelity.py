@@ -91,20 +91,57 @@ from .masks import describe
 from .units import MS
 from .validation import SpecError
 
-REQUIRED_COLUMNS = ("id", "hardware", "num_gpus", "model", "weight_dtype", "kv_dtype", "tp", "pp", "ep", "dp",
-                    "attention_dp", "batch", "isl", "osl", "mode", "metric", "value", "unit", "speculative",
-                    "source")
+REQUIRED_COLUMNS = (
+    "id",
+    "hardware",
+    "num_gpus",
+    "model",
+    "weight_dtype",
+    "kv_dtype",
+    "tp",
+    "pp",
+    "ep",
+    "dp",
+    "attention_dp",
+    "batch",
+    "isl",
+    "osl",
+    "mode",
+    "metric",
+    "value",
+    "unit",
+    "speculative",
+    "source",
+)
 NUMERIC_COLUMNS = ("num_gpus", "tp", "pp", "ep", "dp", "batch", "isl", "osl", "value")
 REPORT_COLUMNS = ("id", "metric", "measured", "predicted", "rel_error", "status")
-CONTEXT_COLUMNS = ("unit", "hardware", "model", "mode", "source", "variable", "weight_dtype", "kv_dtype",
-                   "isl", "osl", "tp", "pp", "dp", "ep", "batch")
+CONTEXT_COLUMNS = (
+    "unit",
+    "hardware",
+    "model",
+    "mode",
+    "source",
+    "variable",
+    "weight_dtype",
+    "kv_dtype",
+    "isl",
+    "osl",
+    "tp",
+    "pp",
+    "dp",
+    "ep",
+    "batch",
+)
 
 # a row's unit -> SI factor (the only unit conversions of the module)
 UNIT_TO_SI: Mapping[str, float] = {"ms": MS, "s": 1.0, "tok/s": 1.0, "tok/s/gpu": 1.0, "tok/s/user": 1.0}
 
 MODEL_ALIASES: Mapping[str, str] = {
-    "llama-3-70b": "llama-3.3-70b", "llama-3.0-70b": "llama-3.3-70b",
-    "deepseek-r1": "deepseek-v3", "deepseek-r1-0528": "deepseek-v3", "deepseek-v3.1": "deepseek-v3",
+    "llama-3-70b": "llama-3.3-70b",
+    "llama-3.0-70b": "llama-3.3-70b",
+    "deepseek-r1": "deepseek-v3",
+    "deepseek-r1-0528": "deepseek-v3",
+    "deepseek-v3.1": "deepseek-v3",
 }
 
 # trtllm-bench's scheduler cap on requests in flight (per scheduler, i.e. per attention replica)
@@ -112,31 +149,58 @@ MAX_NUM_SEQS = 4096
 # disaggregated prefill without a stated batch: prompt tokens per rank per forward
 PREFILL_TOKENS_PER_RANK = 16384
 
-_SERVING = {"output_tok_s_total": ("serving_tokens_per_s_per_gpu", True),
-            "output_tok_s_per_gpu": ("serving_tokens_per_s_per_gpu", False),
-            "tok_s_per_user": ("serving_tokens_per_s_per_user", False),
-            "tpot_mean_ms": ("serving_step_time", False)}
-_STATIC = {"output_tok_s_total": ("tokens_per_s_per_gpu", True),
-           "output_tok_s_per_gpu": ("tokens_per_s_per_gpu", False),
-           "ttft_ms": ("ttft_max", False), "ttft_mean_ms": ("ttft_max", False),
-           "e2e_latency_ms": ("e2e_latency", False), "tpot_mean_ms": ("tpot", False),
-           "tok_s_per_user": ("tokens_per_s_per_user", False)}
+_SERVING = {
+    "output_tok_s_total": ("serving_tokens_per_s_per_gpu", True),
+    "output_tok_s_per_gpu": ("serving_tokens_per_s_per_gpu", False),
+    "tok_s_per_user": ("serving_tokens_per_s_per_user", False),
+    "tpot_mean_ms": ("serving_step_time", False),
+}
+_STATIC = {
+    "output_tok_s_total": ("tokens_per_s_per_gpu", True),
+    "output_tok_s_per_gpu": ("tokens_per_s_per_gpu", False),
+    "ttft_ms": ("ttft_max", False),
+    "ttft_mean_ms": ("ttft_max", False),
+    "e2e_latency_ms": ("e2e_latency", False),
+    "tpot_mean_ms": ("tpot", False),
+    "tok_s_per_user": ("tokens_per_s_per_user", False),
+}
 # mode -> metric -> (tensorperf variable, multiply by num_gpus)
 VARIABLES: Mapping[str, Mapping[str, tuple[str, bool]]] = {
     "max_throughput": _SERVING,
     "concurrency": _SERVING,
     "fixed_batch": _STATIC,
-    "disagg_prefill": {"prefill_input_tok_s_per_gpu": ("prefill_tokens_per_s_per_gpu", False),
-                       "ttft_ms": ("ttft_max", False)},
-    "disagg_decode": {"decode_output_tok_s_per_gpu": ("decode_tokens_per_s_per_gpu", False),
-                      "tok_s_per_user": ("tokens_per_s_per_user", False), "tpot_mean_ms": ("tpot", False)},
+    "disagg_prefill": {
+        "prefill_input_tok_s_per_gpu": ("prefill_tokens_per_s_per_gpu", False),
+        "ttft_ms": ("ttft_max", False),
+    },
+    "disagg_decode": {
+        "decode_output_tok_s_per_gpu": ("decode_tokens_per_s_per_gpu", False),
+        "tok_s_per_user": ("tokens_per_s_per_user", False),
+        "tpot_mean_ms": ("tpot", False),
+    },
 }
 _UNMODELLED_MODES = {
     "server": "server scenario (arrival-rate driven; concurrency and ISL/OSL not stated)",
     "production": "production traffic (mixed workload with KV-cache hits)",
 }
-MAPPED_COLUMNS = ("status", "model", "hardware", "weight_dtype", "kv_dtype", "prompt_len", "output_len", "tp", "pp",
-                  "dp", "ep", "batch", "max_num_seqs", "variable", "times_gpus", "si")
+MAPPED_COLUMNS = (
+    "status",
+    "model",
+    "hardware",
+    "weight_dtype",
+    "kv_dtype",
+    "prompt_len",
+    "output_len",
+    "tp",
+    "pp",
+    "dp",
+    "ep",
+    "batch",
+    "max_num_seqs",
+    "variable",
+    "times_gpus",
+    "si",
+)
 _GRID_INPUTS = ("model", "hardware", "weight_dtype", "kv_dtype", "prompt_len", "output_len", "tp", "pp", "dp", "ep")
 
 
@@ -153,8 +217,9 @@ def load_measurements(path: str | Path) -> pd.DataFrame:
     except FileNotFoundError:
         raise SpecError(f"{path}: no such measurements file") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, IsADirectoryError) as e:
-        raise SpecError(f"{path}: not a readable CSV ({str(e).splitlines()[0] if str(e) else type(e).__name__})") \
-            from None
+        raise SpecError(
+            f"{path}: not a readable CSV ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+        ) from None
     except OSError as e:
         raise SpecError(f"{path}: cannot read the measurements file ({e.strerror or e})") from None
     return check_measurements(rows, str(path))
@@ -169,12 +234,14 @@ def check_measurements(rows: Any, origin: str = "measurements") -> pd.DataFrame:
     column, numbers in the numeric columns (finite; counts integers in [1, 2^53]), unique non-empty ids
     and at least one row. ``origin`` (a file name) starts every error message."""
     if not isinstance(rows, pd.DataFrame):
-        raise SpecError(f"{origin} = {rows!r} is not allowed: must be a pandas DataFrame or the path of a "
-                        "measurements CSV")
+        raise SpecError(
+            f"{origin} = {rows!r} is not allowed: must be a pandas DataFrame or the path of a measurements CSV"
+        )
     for column in REQUIRED_COLUMNS:
         if column not in rows.columns:
-            raise SpecError(f"{origin}: missing column {column!r} (a measurements CSV needs "
-                            f"{', '.join(REQUIRED_COLUMNS)})")
+            raise SpecError(
+                f"{origin}: missing column {column!r} (a measurements CSV needs {', '.join(REQUIRED_COLUMNS)})"
+            )
     if not len(rows):
         raise SpecError(f"{origin}: no rows; a measurements table needs at least one")
     rows = rows.copy()
@@ -187,8 +254,11 @@ def check_measurements(rows: Any, origin: str = "measurements") -> pd.DataFrame:
         try:
             numbers = pd.to_numeric(raw, errors="coerce")
         except (TypeError, ValueError):  # cells pandas cannot even try (lists, dicts, ...)
-            numbers = pd.Series([_number(v) if isinstance(v, (str, int, float, np.number)) else np.nan for v in raw],
-                                index=raw.index, dtype=float)
+            numbers = pd.Series(
+                [_number(v) if isinstance(v, (str, int, float, np.number)) else np.nan for v in raw],
+                index=raw.index,
+                dtype=float,
+            )
         bad = numbers.isna() & raw.notna()
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
@@ -202,15 +272,17 @@ def check_measurements(rows: Any, origin: str = "measurements") -> pd.DataFrame:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             words = "an integer >= 1 (at most 2^53)" if column in COUNT_COLUMNS else "a finite number"
-            raise SpecError(f"{origin}: column {column!r} of row {row_id(i)!r} is {raw.iloc[i]!r}; must be {words} "
-                            "or empty")
+            raise SpecError(
+                f"{origin}: column {column!r} of row {row_id(i)!r} is {raw.iloc[i]!r}; must be {words} or empty"
+            )
         rows[column] = numbers
     ids = rows["id"]
     if ids.isna().any() or ids.astype(str).str.strip().eq("").any():
         raise SpecError(f"{origin}: column 'id' has an empty value; every row needs a unique id")
     if ids.duplicated().any():
-        raise SpecError(f"{origin}: column 'id' must be unique and non-empty (got {ids[ids.duplicated()].iloc[0]!r} "
-                        "twice)")
+        raise SpecError(
+            f"{origin}: column 'id' must be unique and non-empty (got {ids[ids.duplicated()].iloc[0]!r} twice)"
+        )
     return rows
 
 
@@ -352,9 +424,23 @@ def _map_row(row: Mapping[str, Any]) -> dict[str, Any]:
     else:
         return skip("batch not stated")
     variable, total = VARIABLES[mode][metric]
-    out.update(model=model, hardware=hardware, weight_dtype=weight, kv_dtype=_kv_dtype(row, weight),
-               prompt_len=int(isl), output_len=int(osl), tp=tp, pp=pp, dp=dp, ep=ep, batch=batch_value,
-               max_num_seqs=MAX_NUM_SEQS * dp, variable=variable, times_gpus=total, si=UNIT_TO_SI[unit])
+    out.update(
+        model=model,
+        hardware=hardware,
+        weight_dtype=weight,
+        kv_dtype=_kv_dtype(row, weight),
+        prompt_len=int(isl),
+        output_len=int(osl),
+        tp=tp,
+        pp=pp,
+        dp=dp,
+        ep=ep,
+        batch=batch_value,
+        max_num_seqs=MAX_NUM_SEQS * dp,
+        variable=variable,
+        times_gpus=total,
+        si=UNIT_TO_SI[unit],
+    )
     return out
 
 
@@ -384,8 +470,9 @@ def grid_inputs(points: pd.DataFrame, batch_max: bool) -> dict[str, Any]:
     return inputs
 
 
-def _evaluate(points: pd.DataFrame, batch_max: bool, efficiency: Mapping[str, float] | None,
-              what_if: Mapping[str, Any]) -> pd.DataFrame:
+def _evaluate(
+    points: pd.DataFrame, batch_max: bool, efficiency: Mapping[str, float] | None, what_if: Mapping[str, Any]
+) -> pd.DataFrame:
     """One zipped sweep over ``points``: predicted SI value, concurrency and reason per point."""
     ds = sweep(**grid_inputs(points, batch_max), efficiency=efficiency, **what_if)
     n = len(points)
@@ -395,10 +482,14 @@ def _evaluate(points: pd.DataFrame, batch_max: bool, efficiency: Mapping[str, fl
         values[sel] = np.broadcast_to(ds[variable].values, (n,))[sel]
     gpus = np.broadcast_to(ds["num_gpus"].values, (n,))
     values = np.where(points["times_gpus"].to_numpy(dtype=bool), values * gpus, values)
-    return pd.DataFrame({"value": values,
-                         "concurrency": np.broadcast_to(ds["concurrency"].values, (n,)),
-                         "reason": np.broadcast_to(ds["infeasible_reason"].values, (n,)).astype(np.int64)},
-                        index=points.index)
+    return pd.DataFrame(
+        {
+            "value": values,
+            "concurrency": np.broadcast_to(ds["concurrency"].values, (n,)),
+            "reason": np.broadcast_to(ds["infeasible_reason"].values, (n,)).astype(np.int64),
+        },
+        index=points.index,
+    )
 
 
 def predict(rows: pd.DataFrame, efficiency: Mapping[str, float] | None = None, **what_if: Any) -> pd.DataFrame:
@@ -424,16 +515,28 @@ def predict(rows: pd.DataFrame, efficiency: Mapping[str, float] | None = None, *
     si = mapped["si"].where(good)
     measured = rows["value"].astype(float)
     value = (predicted["value"] / si).where(good)
-    report = pd.DataFrame({
-        "id": rows["id"], "metric": rows["metric"], "measured": measured, "predicted": value,
-        "rel_error": ((value - measured) / measured).where(good), "status": status,
-        "unit": rows["unit"], "hardware": rows["hardware"], "model": rows["model"], "mode": rows["mode"],
-        "source": rows["source"].map(source_label), "variable": mapped["variable"],
-        "weight_dtype": mapped["weight_dtype"], "kv_dtype": mapped["kv_dtype"],
-        "isl": mapped["prompt_len"], "osl": mapped["output_len"],
-        **{k: mapped[k] for k in ("tp", "pp", "dp", "ep")},
-        "batch": predicted["concurrency"].where(mapped["status"] == "ok"),
-    })
+    report = pd.DataFrame(
+        {
+            "id": rows["id"],
+            "metric": rows["metric"],
+            "measured": measured,
+            "predicted": value,
+            "rel_error": ((value - measured) / measured).where(good),
+            "status": status,
+            "unit": rows["unit"],
+            "hardware": rows["hardware"],
+            "model": rows["model"],
+            "mode": rows["mode"],
+            "source": rows["source"].map(source_label),
+            "variable": mapped["variable"],
+            "weight_dtype": mapped["weight_dtype"],
+            "kv_dtype": mapped["kv_dtype"],
+            "isl": mapped["prompt_len"],
+            "osl": mapped["output_len"],
+            **{k: mapped[k] for k in ("tp", "pp", "dp", "ep")},
+            "batch": predicted["concurrency"].where(mapped["status"] == "ok"),
+        }
+    )
     return report.reset_index(drop=True)
 
 
@@ -451,15 +554,21 @@ def summary(report: pd.DataFrame, by: Sequence[str] = SUMMARY_GROUPS) -> pd.Data
     counts, grouped by each of ``by`` (``family``: the model family) and over all rows.
 
     Columns: group, key, rows, ok, median, p90, bias (fractions, not percent)."""
-    frame = report.assign(family=report["model"].map(model_family), _ok=report["status"] == "ok",
-                          _abs=report["rel_error"].abs())
+    frame = report.assign(
+        family=report["model"].map(model_family), _ok=report["status"] == "ok", _abs=report["rel_error"].abs()
+    )
 
     def stats(group: str, key: str, part: pd.DataFrame) -> dict[str, Any]:
         good = part[part["_ok"]]
-        return {"group": group, "key": key, "rows": len(part), "ok": len(good),
-                "median": float(good["_abs"].median()) if len(good) else np.nan,
-                "p90": float(good["_abs"].quantile(0.9)) if len(good) else np.nan,
-                "bias": float(good["rel_error"].median()) if len(good) else np.nan}
+        return {
+            "group": group,
+            "key": key,
+            "rows": len(part),
+            "ok": len(good),
+            "median": float(good["_abs"].median()) if len(good) else np.nan,
+            "p90": float(good["_abs"].quantile(0.9)) if len(good) else np.nan,
+            "bias": float(good["rel_error"].median()) if len(good) else np.nan,
+        }
 
     out = [stats("all", "all", frame)]
     for group in by:

@@ -26,9 +26,24 @@ from .validation import SpecError
 
 # Canonical order of the sweep dimensions (tensor axes follow it).
 DIM_ORDER = (
-    "model", "hardware", "weight_dtype", "kv_dtype", "act_dtype", "allreduce",
-    "prompt_len", "output_len", "batch",
-    "tp", "cp", "pp", "dp", "ep", "microbatches", "chunk_size", "world_size", "max_num_seqs",
+    "model",
+    "hardware",
+    "weight_dtype",
+    "kv_dtype",
+    "act_dtype",
+    "allreduce",
+    "prompt_len",
+    "output_len",
+    "batch",
+    "tp",
+    "cp",
+    "pp",
+    "dp",
+    "ep",
+    "microbatches",
+    "chunk_size",
+    "world_size",
+    "max_num_seqs",
 )
 ZIP_DIM = "point"
 CATEGORICAL = frozenset({"model", "hardware", "weight_dtype", "kv_dtype", "act_dtype", "allreduce"})
@@ -40,9 +55,25 @@ CATEGORICAL = frozenset({"model", "hardware", "weight_dtype", "kv_dtype", "act_d
 # weight streaming; a chunk size or world size: one pass or one check) outermost. 13-15% faster on
 # the scale benchmark's grids than DIM_ORDER, measured side by side.
 EVAL_ORDER = (
-    ZIP_DIM, "world_size", "chunk_size", "prompt_len", "output_len", "ep",
-    "model", "hardware", "weight_dtype", "kv_dtype", "act_dtype", "allreduce",
-    "tp", "cp", "pp", "microbatches", "max_num_seqs", "batch", "dp",
+    ZIP_DIM,
+    "world_size",
+    "chunk_size",
+    "prompt_len",
+    "output_len",
+    "ep",
+    "model",
+    "hardware",
+    "weight_dtype",
+    "kv_dtype",
+    "act_dtype",
+    "allreduce",
+    "tp",
+    "cp",
+    "pp",
+    "microbatches",
+    "max_num_seqs",
+    "batch",
+    "dp",
 )
 
 
@@ -81,8 +112,12 @@ class Grid:
         """``inputs[name] = (values, labels, is_dim)``; dims are ordered by DIM_ORDER, the zipped
         inputs' shared dimension first."""
         order = {name: i for i, name in enumerate(DIM_ORDER)}
-        dims = tuple(sorted((n for n, (_, _, is_dim) in inputs.items() if is_dim and n not in zipped),
-                            key=lambda n: order.get(n, len(order))))
+        dims = tuple(
+            sorted(
+                (n for n, (_, _, is_dim) in inputs.items() if is_dim and n not in zipped),
+                key=lambda n: order.get(n, len(order)),
+            )
+        )
         return cls(
             values=MappingProxyType({n: v for n, (v, _, _) in inputs.items()}),
             labels=MappingProxyType({n: lab for n, (_, lab, _) in inputs.items()}),
@@ -131,8 +166,9 @@ class Grid:
         """Map the labels of a categorical input through ``table`` (e.g. dtype name -> bytes)."""
         return self.place(name, [table[label] for label in self.values[name]], dtype)
 
-    def spec(self, name: str, attr: str | Callable[[Any], Any] | None = None,
-             int_dtype: torch.dtype | None = None) -> Any:
+    def spec(
+        self, name: str, attr: str | Callable[[Any], Any] | None = None, int_dtype: torch.dtype | None = None
+    ) -> Any:
         """Tensor view of the specs of input ``name`` (``model`` or ``hardware``).
 
         Every numeric/bool field of the spec class becomes a tensor placed on the ``name`` axis, in
@@ -161,8 +197,7 @@ class Grid:
                     fields[field] = self.axis(field, int_dtype if exact else None)
                 if f"{field}_scale" in self.values:
                     fields[field] = fields[field] * self.axis(f"{field}_scale")
-        names = {f.name: getattr(specs[0], f.name) for f in dataclasses.fields(cls)
-                 if f.name not in fields}
+        names = {f.name: getattr(specs[0], f.name) for f in dataclasses.fields(cls) if f.name not in fields}
         return _tensor_view(cls, {**names, **fields})
 
     def coords(self) -> dict[str, Any]:

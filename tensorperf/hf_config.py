@@ -44,14 +44,27 @@ from .validation import SpecError
 __all__ = ["SUPPORTED_MODEL_TYPES", "model_spec_from_hf_config"]
 
 SUPPORTED_MODEL_TYPES = (
-    "deepseek_v2", "deepseek_v3", "gpt_oss", "llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe",
+    "deepseek_v2",
+    "deepseek_v3",
+    "gpt_oss",
+    "llama",
+    "mistral",
+    "mixtral",
+    "qwen2",
+    "qwen3",
+    "qwen3_moe",
 )
 
 # model_type inferred from `architectures` when a config has no model_type key.
 _ARCHITECTURES = {
-    "LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "MixtralForCausalLM": "mixtral",
-    "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3", "Qwen3MoeForCausalLM": "qwen3_moe",
-    "DeepseekV2ForCausalLM": "deepseek_v2", "DeepseekV3ForCausalLM": "deepseek_v3",
+    "LlamaForCausalLM": "llama",
+    "MistralForCausalLM": "mistral",
+    "MixtralForCausalLM": "mixtral",
+    "Qwen2ForCausalLM": "qwen2",
+    "Qwen3ForCausalLM": "qwen3",
+    "Qwen3MoeForCausalLM": "qwen3_moe",
+    "DeepseekV2ForCausalLM": "deepseek_v2",
+    "DeepseekV3ForCausalLM": "deepseek_v3",
     "GptOssForCausalLM": "gpt_oss",
 }
 
@@ -76,8 +89,10 @@ _KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "int": (lambda v: _is_int(v) and 0 <= v <= _MAX_INT, "an integer >= 0 (at most 2^53)"),
     "bool": (lambda v: isinstance(v, bool), "true or false"),
     "str": (lambda v: isinstance(v, str), "a string"),
-    "int list": (lambda v: isinstance(v, list) and all(_is_int(x) and 0 <= x <= _MAX_INT for x in v),
-                 "a list of integers >= 0"),
+    "int list": (
+        lambda v: isinstance(v, list) and all(_is_int(x) and 0 <= x <= _MAX_INT for x in v),
+        "a list of integers >= 0",
+    ),
     "str list": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of strings"),
 }
 
@@ -85,8 +100,9 @@ _KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
 class _Table:
     """The text-model table of a config.json: typed look-ups, errors naming file, key and model_type."""
 
-    def __init__(self, data: dict[str, Any], path: Path, model_type: str, prefix: str,
-                 outer: dict[str, Any] | None) -> None:
+    def __init__(
+        self, data: dict[str, Any], path: Path, model_type: str, prefix: str, outer: dict[str, Any] | None
+    ) -> None:
         self.data, self.path, self.model_type, self.prefix, self.outer = data, path, model_type, prefix, outer
 
     def key(self, key: str) -> str:
@@ -95,8 +111,9 @@ class _Table:
     def error(self, key: str, message: str) -> SpecError:
         return SpecError(f"{self.path}: key {self.key(key)!r} {message} (model_type {self.model_type!r})")
 
-    def get(self, key: str, kind: str, default: Any = _REQUIRED, *, nullable: bool = False,
-            outer_fallback: bool = False) -> Any:
+    def get(
+        self, key: str, kind: str, default: Any = _REQUIRED, *, nullable: bool = False, outer_fallback: bool = False
+    ) -> Any:
         """The value of `key`, `default` when absent (a missing required key raises); null gives None
         where `nullable` (the caller decides what null means) and raises otherwise."""
         data = self.data
@@ -104,8 +121,9 @@ class _Table:
             data = self.outer
         if key not in data:
             if default is _REQUIRED:
-                raise SpecError(f"{self.path}: key {self.key(key)!r} is missing "
-                                f"(required for model_type {self.model_type!r})")
+                raise SpecError(
+                    f"{self.path}: key {self.key(key)!r} is missing (required for model_type {self.model_type!r})"
+                )
             return default
         value = data[key]
         if value is None:
@@ -120,6 +138,7 @@ class _Table:
 
 # ---- loading ---------------------------------------------------------------------------------------
 
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as f:
@@ -131,8 +150,9 @@ def _read_json(path: Path) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise SpecError(f"{path}: not valid JSON: {e}") from None
     if not isinstance(data, dict):
-        raise SpecError(f"{path}: not a Hugging Face config: the top level is a JSON "
-                        f"{type(data).__name__}, not an object")
+        raise SpecError(
+            f"{path}: not a Hugging Face config: the top level is a JSON {type(data).__name__}, not an object"
+        )
     return data
 
 
@@ -143,15 +163,19 @@ def _model_type(data: dict[str, Any], path: Path, prefix: str) -> str:
             raise SpecError(f"{path}: key {prefix + 'model_type'!r} = {mt!r} is not allowed: must be a string")
         return mt
     architectures = data.get("architectures")
-    if architectures is not None and not (isinstance(architectures, list)
-                                          and all(isinstance(a, str) for a in architectures)):
-        raise SpecError(f"{path}: key {prefix + 'architectures'!r} = {architectures!r} is not allowed: must be a "
-                        f"list of strings (and key {prefix + 'model_type'!r} is missing)")
+    if architectures is not None and not (
+        isinstance(architectures, list) and all(isinstance(a, str) for a in architectures)
+    ):
+        raise SpecError(
+            f"{path}: key {prefix + 'architectures'!r} = {architectures!r} is not allowed: must be a "
+            f"list of strings (and key {prefix + 'model_type'!r} is missing)"
+        )
     for arch in architectures or ():
         if arch in _ARCHITECTURES:
             return _ARCHITECTURES[arch]
-    raise SpecError(f"{path}: key {prefix + 'model_type'!r} is missing; supported model types: "
-                    f"{', '.join(SUPPORTED_MODEL_TYPES)}")
+    raise SpecError(
+        f"{path}: key {prefix + 'model_type'!r} is missing; supported model types: {', '.join(SUPPORTED_MODEL_TYPES)}"
+    )
 
 
 def _default_name(data: dict[str, Any], path: Path) -> str:
@@ -170,8 +194,9 @@ def model_spec_from_hf_config(path: str | Path, name: str | None = None) -> Mode
     or a missing or wrong-typed key raises SpecError naming the file and the key.
     """
     if not isinstance(path, (str, os.PathLike)):
-        raise SpecError(f"path = {path!r} is not allowed: must be the path of a config.json or of its folder "
-                        "(str or Path)")
+        raise SpecError(
+            f"path = {path!r} is not allowed: must be the path of a config.json or of its folder (str or Path)"
+        )
     path = Path(path)
     if path.is_dir():
         path = path / "config.json"
@@ -179,24 +204,27 @@ def model_spec_from_hf_config(path: str | Path, name: str | None = None) -> Mode
     inner, prefix, outer = data, "", None
     if "text_config" in data:  # multimodal wrapper (Llava, Mistral3, ...): describe the text model
         if not isinstance(data["text_config"], dict):
-            raise SpecError(f"{path}: key 'text_config' = {data['text_config']!r} is not allowed: "
-                            f"must be a JSON object")
+            raise SpecError(
+                f"{path}: key 'text_config' = {data['text_config']!r} is not allowed: must be a JSON object"
+            )
         inner, prefix, outer = data["text_config"], "text_config.", data
     model_type = _model_type(inner, path, prefix)
     if model_type not in _BUILDERS:
-        raise SpecError(f"{path}: unsupported model_type {model_type!r} (key {prefix + 'model_type'!r}); "
-                        f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}")
+        raise SpecError(
+            f"{path}: unsupported model_type {model_type!r} (key {prefix + 'model_type'!r}); "
+            f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
+        )
     table = _Table(inner, path, model_type, prefix, outer)
     fields = _BUILDERS[model_type](table)
     spec_name = name if name is not None else _default_name(data, path)
     try:
-        return ModelSpec(name=spec_name, source=f"Hugging Face config {path} (model_type {model_type})",
-                         **fields)
+        return ModelSpec(name=spec_name, source=f"Hugging Face config {path} (model_type {model_type})", **fields)
     except SpecError as e:
         raise SpecError(f"{path}: {e}") from None
 
 
 # ---- pieces shared by the families -----------------------------------------------------------------
+
 
 def _common(c: _Table, mla: bool = False) -> dict[str, Any]:
     """Widths, heads, vocabulary and embeddings (GQA/MQA/MHA attention; MLA sets its own heads)."""
@@ -209,12 +237,15 @@ def _common(c: _Table, mla: bool = False) -> dict[str, Any]:
         head_dim = c.get("head_dim", "positive int", None, nullable=True)
     if head_dim is None:
         if d % heads:
-            raise c.error("head_dim", f"is missing and hidden_size {d} is not divisible by "
-                                      f"num_attention_heads {heads}")
+            raise c.error("head_dim", f"is missing and hidden_size {d} is not divisible by num_attention_heads {heads}")
         head_dim = d // heads
     c.get("hidden_act", "str", "silu")  # type check only: every supported family's MLP is gated
     return dict(
-        num_layers=layers, d_model=d, num_heads=heads, num_kv_heads=kv_heads, head_dim=head_dim,
+        num_layers=layers,
+        d_model=d,
+        num_heads=heads,
+        num_kv_heads=kv_heads,
+        head_dim=head_dim,
         vocab_size=c.get("vocab_size", "positive int"),
         tie_embeddings=c.get("tie_word_embeddings", "bool", False, outer_fallback=True),
         gated_mlp=True,
@@ -280,13 +311,26 @@ def _layer_mix(c: _Table, layers: int, moe: list[int], key: str) -> tuple[int, i
             if (layers - k) // f == len(moe):
                 return k, f
     dense = sorted(set(range(layers)) - set(moe))
-    raise c.error(key, f"makes layers {dense} dense and the other {len(moe)} of {layers} MoE, which ModelSpec "
-                       f"cannot express (it allows leading dense layers, then one MoE layer in every "
-                       f"moe_layer_freq layers)")
+    raise c.error(
+        key,
+        f"makes layers {dense} dense and the other {len(moe)} of {layers} MoE, which ModelSpec "
+        f"cannot express (it allows leading dense layers, then one MoE layer in every "
+        f"moe_layer_freq layers)",
+    )
 
 
-def _moe_fields(c: _Table, layers: int, moe: list[int], key: str, *, experts: int, top_k: int,
-                width: int, shared: int = 0, dense_width_key: str = "intermediate_size") -> dict[str, Any]:
+def _moe_fields(
+    c: _Table,
+    layers: int,
+    moe: list[int],
+    key: str,
+    *,
+    experts: int,
+    top_k: int,
+    width: int,
+    shared: int = 0,
+    dense_width_key: str = "intermediate_size",
+) -> dict[str, Any]:
     """MoE fields for the MoE layer indices `moe` (dense layers get `dense_width_key` as d_ff)."""
     if not moe:  # no layer is MoE: a dense model
         return dict(d_ff=c.get(dense_width_key, "positive int"))
@@ -294,8 +338,12 @@ def _moe_fields(c: _Table, layers: int, moe: list[int], key: str, *, experts: in
     dense = layers - len(moe)
     return dict(
         d_ff=c.get(dense_width_key, "positive int") if dense else 0,
-        num_experts=experts, experts_per_token=top_k, num_shared_experts=shared, d_ff_expert=width,
-        first_dense_layers=first_dense, moe_layer_freq=freq,
+        num_experts=experts,
+        experts_per_token=top_k,
+        num_shared_experts=shared,
+        d_ff_expert=width,
+        first_dense_layers=first_dense,
+        moe_layer_freq=freq,
     )
 
 
@@ -306,38 +354,53 @@ def _attention_bias(c: _Table, default: bool = False) -> dict[str, bool]:
 
 # ---- families --------------------------------------------------------------------------------------
 
+
 def _llama(c: _Table) -> dict[str, Any]:
     f = _common(c)
-    return f | _attention_bias(c) | dict(
-        d_ff=c.get("intermediate_size", "positive int"), mlp_bias=c.get("mlp_bias", "bool", False))
+    return (
+        f
+        | _attention_bias(c)
+        | dict(d_ff=c.get("intermediate_size", "positive int"), mlp_bias=c.get("mlp_bias", "bool", False))
+    )
 
 
 def _mistral(c: _Table) -> dict[str, Any]:
     f = _common(c)
-    return f | dict(d_ff=c.get("intermediate_size", "positive int")) | _sliding_every_layer(
-        c, f["num_layers"], 4096)
+    return f | dict(d_ff=c.get("intermediate_size", "positive int")) | _sliding_every_layer(c, f["num_layers"], 4096)
 
 
 def _mixtral(c: _Table) -> dict[str, Any]:
     f = _common(c)
     layers = f["num_layers"]
-    moe = _moe_fields(c, layers, list(range(layers)), "num_local_experts",
-                      experts=c.get("num_local_experts", "positive int"),
-                      top_k=c.get("num_experts_per_tok", "positive int"),
-                      width=c.get("intermediate_size", "positive int"))
+    moe = _moe_fields(
+        c,
+        layers,
+        list(range(layers)),
+        "num_local_experts",
+        experts=c.get("num_local_experts", "positive int"),
+        top_k=c.get("num_experts_per_tok", "positive int"),
+        width=c.get("intermediate_size", "positive int"),
+    )
     return f | moe | _sliding_every_layer(c, layers, None)
 
 
 def _qwen2(c: _Table) -> dict[str, Any]:
     f = _common(c)
-    return f | dict(d_ff=c.get("intermediate_size", "positive int"), qkv_bias=True, out_bias=False) \
+    return (
+        f
+        | dict(d_ff=c.get("intermediate_size", "positive int"), qkv_bias=True, out_bias=False)
         | _sliding_qwen(c, f["num_layers"])
+    )
 
 
 def _qwen3(c: _Table) -> dict[str, Any]:
     f = _common(c)
-    return f | _attention_bias(c) | dict(d_ff=c.get("intermediate_size", "positive int"), qk_norm=True) \
+    return (
+        f
+        | _attention_bias(c)
+        | dict(d_ff=c.get("intermediate_size", "positive int"), qk_norm=True)
         | _sliding_qwen(c, f["num_layers"])
+    )
 
 
 def _qwen3_moe(c: _Table) -> dict[str, Any]:
@@ -350,10 +413,15 @@ def _qwen3_moe(c: _Table) -> dict[str, Any]:
     if out_of_range:
         raise c.error("mlp_only_layers", f"holds layer {out_of_range[0]}; layers are 0..{layers - 1}")
     moe = [i for i in range(layers) if experts > 0 and (i + 1) % step == 0 and i not in mlp_only]
-    fields = _moe_fields(c, layers, moe, "mlp_only_layers" if mlp_only else "decoder_sparse_step",
-                         experts=experts,
-                         top_k=c.get("num_experts_per_tok", "positive int") if moe else 0,
-                         width=c.get("moe_intermediate_size", "positive int") if moe else 0)
+    fields = _moe_fields(
+        c,
+        layers,
+        moe,
+        "mlp_only_layers" if mlp_only else "decoder_sparse_step",
+        experts=experts,
+        top_k=c.get("num_experts_per_tok", "positive int") if moe else 0,
+        width=c.get("moe_intermediate_size", "positive int") if moe else 0,
+    )
     return f | _attention_bias(c) | fields | dict(qk_norm=True) | _sliding_qwen(c, layers)
 
 
@@ -362,15 +430,20 @@ def _deepseek(c: _Table, version: int) -> dict[str, Any]:
     f = _common(c, mla=True)
     layers, heads = f["num_layers"], f["num_heads"]
     if c.get("attention_bias", "bool", False):
-        raise c.error("attention_bias", "is true: biases on the MLA projections are not modelled by "
-                                        "ModelSpec (DeepSeek checkpoints have none)")
+        raise c.error(
+            "attention_bias",
+            "is true: biases on the MLA projections are not modelled by ModelSpec (DeepSeek checkpoints have none)",
+        )
     rope = c.get("qk_rope_head_dim", "positive int")
     nope = c.get("qk_nope_head_dim", "positive int")
     mla = dict(
         kv_lora_rank=c.get("kv_lora_rank", "positive int"),
         q_lora_rank=c.get("q_lora_rank", "int", nullable=True) or 0,  # null: full-rank q_proj (V2-Lite)
-        qk_rope_head_dim=rope, qk_nope_head_dim=nope, v_head_dim=c.get("v_head_dim", "positive int"),
-        num_kv_heads=heads, head_dim=nope + rope,
+        qk_rope_head_dim=rope,
+        qk_nope_head_dim=nope,
+        v_head_dim=c.get("v_head_dim", "positive int"),
+        num_kv_heads=heads,
+        head_dim=nope + rope,
     )
     experts = c.get("n_routed_experts", "int", nullable=True) or 0  # null: a dense model
     moe: list[int] = []
@@ -378,11 +451,16 @@ def _deepseek(c: _Table, version: int) -> dict[str, Any]:
         first = c.get("first_k_dense_replace", "int")
         freq = c.get("moe_layer_freq", "positive int", 1)
         moe = [i for i in range(layers) if i >= first and i % freq == 0]
-    fields = _moe_fields(c, layers, moe, "moe_layer_freq",
-                         experts=experts,
-                         top_k=c.get("num_experts_per_tok", "positive int") if moe else 0,
-                         width=c.get("moe_intermediate_size", "positive int") if moe else 0,
-                         shared=(c.get("n_shared_experts", "int", nullable=True) or 0) if moe else 0)
+    fields = _moe_fields(
+        c,
+        layers,
+        moe,
+        "moe_layer_freq",
+        experts=experts,
+        top_k=c.get("num_experts_per_tok", "positive int") if moe else 0,
+        width=c.get("moe_intermediate_size", "positive int") if moe else 0,
+        shared=(c.get("n_shared_experts", "int", nullable=True) or 0) if moe else 0,
+    )
     # noaux_tc routing adds e_score_correction_bias (one per routed expert); HF's DeepseekV3 always has it
     method = c.get("topk_method", "str", "noaux_tc" if version == 3 else "greedy")
     router_bias = bool(moe) and method == "noaux_tc"
@@ -392,14 +470,27 @@ def _deepseek(c: _Table, version: int) -> dict[str, Any]:
 def _gpt_oss(c: _Table) -> dict[str, Any]:
     f = _common(c)
     layers = f["num_layers"]
-    top_key = "num_experts_per_tok" if "num_experts_per_tok" in c.data or "experts_per_token" not in c.data \
+    top_key = (
+        "num_experts_per_tok"
+        if "num_experts_per_tok" in c.data or "experts_per_token" not in c.data
         else "experts_per_token"
-    moe = _moe_fields(c, layers, list(range(layers)), "num_local_experts",
-                      experts=c.get("num_local_experts", "positive int"),
-                      top_k=c.get(top_key, "positive int"),
-                      width=c.get("intermediate_size", "positive int"))
-    return f | moe | _attention_bias(c, True) | _sliding_gpt_oss(c, layers) | dict(
-        mlp_bias=True, router_bias=True, attention_sinks=True)
+    )
+    moe = _moe_fields(
+        c,
+        layers,
+        list(range(layers)),
+        "num_local_experts",
+        experts=c.get("num_local_experts", "positive int"),
+        top_k=c.get(top_key, "positive int"),
+        width=c.get("intermediate_size", "positive int"),
+    )
+    return (
+        f
+        | moe
+        | _attention_bias(c, True)
+        | _sliding_gpt_oss(c, layers)
+        | dict(mlp_bias=True, router_bias=True, attention_sinks=True)
+    )
 
 
 _BUILDERS: dict[str, Callable[[_Table], dict[str, Any]]] = {

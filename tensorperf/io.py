@@ -58,8 +58,9 @@ def netcdf_engine() -> str:
 
 # Global attribute names that scipy's netCDF-3 writer stores as attributes of its own file object
 # (``mode``, ``filename``, ...): written under an escaped name and restored by load().
-_SCIPY_RESERVED = frozenset({"fp", "filename", "use_mmap", "mode", "version_byte", "maskandscale", "dimensions",
-                             "variables"})
+_SCIPY_RESERVED = frozenset(
+    {"fp", "filename", "use_mmap", "mode", "version_byte", "maskandscale", "dimensions", "variables"}
+)
 _ESCAPE = "tensorperf_attr_"
 
 
@@ -116,12 +117,19 @@ def _json_data(values: np.ndarray) -> Any:
 
 def _to_json(ds: xr.Dataset) -> dict:
     def var(v: xr.Variable) -> dict:
-        return {"dims": list(v.dims), "attrs": dict(v.attrs), "data": _json_data(np.asarray(v.values)),
-                "dtype": str(v.dtype)}
+        return {
+            "dims": list(v.dims),
+            "attrs": dict(v.attrs),
+            "data": _json_data(np.asarray(v.values)),
+            "dtype": str(v.dtype),
+        }
 
-    return {"coords": {k: var(ds[k].variable) for k in ds.coords},
-            "attrs": dict(ds.attrs), "dims": dict(ds.sizes),
-            "data_vars": {k: var(ds[k].variable) for k in ds.data_vars}}
+    return {
+        "coords": {k: var(ds[k].variable) for k in ds.coords},
+        "attrs": dict(ds.attrs),
+        "dims": dict(ds.sizes),
+        "data_vars": {k: var(ds[k].variable) for k in ds.data_vars},
+    }
 
 
 def _from_json(doc: Any) -> xr.Dataset:
@@ -138,8 +146,10 @@ def _from_json(doc: Any) -> xr.Dataset:
             raise SpecError(f"variable {name!r}: dims = {_short(dims)} is not allowed: must be a list of names")
         data = d["data"]
         if dtype.kind == "f":
-            data = np.asarray(np.where(np.equal(np.asarray(data, dtype=object), None), np.nan,
-                                       np.asarray(data, dtype=object)), dtype=dtype)
+            data = np.asarray(
+                np.where(np.equal(np.asarray(data, dtype=object), None), np.nan, np.asarray(data, dtype=object)),
+                dtype=dtype,
+            )
         elif dtype.kind in "US":
             data = np.asarray(data, dtype=str)
         else:
@@ -164,8 +174,9 @@ def _short(value: Any, limit: int = 80) -> str:
 
 def _path(path: Any) -> Path:
     if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
-        raise SpecError(f"path = {path!r} is not allowed: must be a file name (str or Path) ending in "
-                        f"{', '.join(FORMATS)}")
+        raise SpecError(
+            f"path = {path!r} is not allowed: must be a file name (str or Path) ending in {', '.join(FORMATS)}"
+        )
     return Path(path)
 
 
@@ -246,8 +257,10 @@ def _from_csv(frame: Any) -> xr.Dataset:
     dims = [c for c in inputs if c not in scalars]
     if inputs and frame.duplicated(subset=inputs).any():
         row = frame[frame.duplicated(subset=inputs)].iloc[0]
-        raise SpecError(f"two rows have the same coordinates ({', '.join(f'{d}={row[d]!r}' for d in inputs)}); "
-                        "a results table has one row per grid point")
+        raise SpecError(
+            f"two rows have the same coordinates ({', '.join(f'{d}={row[d]!r}' for d in inputs)}); "
+            "a results table has one row per grid point"
+        )
     frame = frame.drop(columns=list(scalars))
     if not dims:
         ds = xr.Dataset.from_dataframe(frame)

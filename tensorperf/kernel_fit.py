@@ -32,10 +32,10 @@ from .physics.roofline import compute_time, memory_time, op_time, saturation
 from .validation import SpecError
 
 GPU_PRESET = MappingProxyType({"h100_sxm": "h100-sxm", "h200_sxm": "h200-sxm", "b200_sxm": "b200"})
-PEAK_COLUMN = MappingProxyType({"bfloat16": "peak_flops_bf16", "fp8": "peak_flops_fp8",
-                                "fp8_block": "peak_flops_fp8", "nvfp4": "peak_flops_fp4"})
-REQUIRED = ("gpu", "op", "dtype", "m", "measured_time_ms", "flops", "bytes_moved", "num_gpus", "message_bytes",
-            "shape")
+PEAK_COLUMN = MappingProxyType(
+    {"bfloat16": "peak_flops_bf16", "fp8": "peak_flops_fp8", "fp8_block": "peak_flops_fp8", "nvfp4": "peak_flops_fp4"}
+)
+REQUIRED = ("gpu", "op", "dtype", "m", "measured_time_ms", "flops", "bytes_moved", "num_gpus", "message_bytes", "shape")
 SIZE_SCALE = {"tokens": 256.0, "bytes": 2.0**20}  # softplus units for the half sizes
 
 
@@ -75,8 +75,10 @@ def load_kernels(path: str | Path) -> pd.DataFrame:
             bad |= ~(numbers > 0)
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise SpecError(f"{path}: column {column!r} of row {i + 1} is {frame[column].iloc[i]!r}; must be a finite "
-                            f"number {'> 0' if column == 'measured_time_ms' else '>= 0'}")
+            raise SpecError(
+                f"{path}: column {column!r} of row {i + 1} is {frame[column].iloc[i]!r}; must be a finite "
+                f"number {'> 0' if column == 'measured_time_ms' else '>= 0'}"
+            )
         frame[column] = numbers
     return frame[frame.gpu.isin(list(GPU_PRESET))].reset_index(drop=True)
 
@@ -112,20 +114,24 @@ def _sig(u):
     return torch.sigmoid(u)
 
 
-def _fit(predict, measured: torch.Tensor, init: dict[str, float], kinds: dict[str, str],
-         steps: int = 1500) -> tuple[dict[str, float], torch.Tensor]:
+def _fit(
+    predict, measured: torch.Tensor, init: dict[str, float], kinds: dict[str, str], steps: int = 1500
+) -> tuple[dict[str, float], torch.Tensor]:
     """Minimize mean (log t_pred − log t_meas)² over bounded parameters; return values and predictions."""
     raw = {}
     for name, value in init.items():
         if kinds[name] == "eff":
             raw[name] = torch.tensor(float(np.log(value / (1 - value))), dtype=torch.float64, requires_grad=True)
         else:
-            raw[name] = torch.tensor(float(np.log(np.expm1(value / SIZE_SCALE[kinds[name]]))),
-                                     dtype=torch.float64, requires_grad=True)
+            raw[name] = torch.tensor(
+                float(np.log(np.expm1(value / SIZE_SCALE[kinds[name]]))), dtype=torch.float64, requires_grad=True
+            )
 
     def values():
-        return {n: _sig(r) if kinds[n] == "eff" else torch.nn.functional.softplus(r) * SIZE_SCALE[kinds[n]]
-                for n, r in raw.items()}
+        return {
+            n: _sig(r) if kinds[n] == "eff" else torch.nn.functional.softplus(r) * SIZE_SCALE[kinds[n]]
+            for n, r in raw.items()
+        }
 
     opt = torch.optim.Adam(list(raw.values()), lr=0.05)
     target = torch.log(measured)
@@ -139,8 +145,14 @@ def _fit(predict, measured: torch.Tensor, init: dict[str, float], kinds: dict[st
         return {n: float(v) for n, v in fitted.items()}, predict(fitted)
 
 
-def _gemm_group(rows: pd.DataFrame, peak: float, bw: float, size_column: np.ndarray, half: str,
-                nbytes_column: np.ndarray | None = None):
+def _gemm_group(
+    rows: pd.DataFrame,
+    peak: float,
+    bw: float,
+    size_column: np.ndarray,
+    half: str,
+    nbytes_column: np.ndarray | None = None,
+):
     flops, size = _tensor(rows.flops), _tensor(size_column)
     nbytes = _tensor(rows.bytes_moved if nbytes_column is None else nbytes_column)
 
@@ -148,8 +160,7 @@ def _gemm_group(rows: pd.DataFrame, peak: float, bw: float, size_column: np.ndar
         eff_c = p["compute"] * saturation(size, p[half])
         return op_time(compute_time(flops, peak, eff_c), memory_time(nbytes, bw, p["memory"]), 1.0)
 
-    return predict, {"compute": 0.7, "memory": 0.7, half: 64.0}, {"compute": "eff", "memory": "eff",
-                                                                  half: "tokens"}
+    return predict, {"compute": 0.7, "memory": 0.7, half: 64.0}, {"compute": "eff", "memory": "eff", half: "tokens"}
 
 
 def _tokens_per_expert(shape: str) -> float:
@@ -174,31 +185,57 @@ def fit_kernels(frame: pd.DataFrame, steps: int = 1500) -> list[Fit]:
             flops, nbytes = _tensor(rows.flops), _tensor(_attention_bytes(rows))
 
             def attention(p, flops=flops, nbytes=nbytes, hw=hw):
-                return op_time(compute_time(flops, hw.peak_flops_bf16, p["attention"]),
-                               memory_time(nbytes, hw.hbm_bandwidth, p["memory"]), 1.0)
+                return op_time(
+                    compute_time(flops, hw.peak_flops_bf16, p["attention"]),
+                    memory_time(nbytes, hw.hbm_bandwidth, p["memory"]),
+                    1.0,
+                )
 
             model = (attention, {"attention": 0.5, "memory": 0.7}, {"attention": "eff", "memory": "eff"})
         elif op in ("nccl_all_reduce", "custom_allreduce"):
             n, S = _tensor(rows.num_gpus), _tensor(rows.message_bytes)
 
             def all_reduce(p, n=n, S=S, hw=hw):
-                return ring_all_reduce(S + p["comm_half_bytes"], n, hw.scaleup_bandwidth * p["scaleup"],
-                                       hw.scaleup_latency)
+                return ring_all_reduce(
+                    S + p["comm_half_bytes"], n, hw.scaleup_bandwidth * p["scaleup"], hw.scaleup_latency
+                )
 
-            model = (all_reduce, {"scaleup": 0.8, "comm_half_bytes": 2.0**20},
-                     {"scaleup": "eff", "comm_half_bytes": "bytes"})
+            model = (
+                all_reduce,
+                {"scaleup": 0.8, "comm_half_bytes": 2.0**20},
+                {"scaleup": "eff", "comm_half_bytes": "bytes"},
+            )
         else:
             continue
         predict, init, kinds = model
         params, predicted = _fit(predict, measured, init, kinds, steps)
         err = (predicted / measured - 1).abs().numpy()
-        fits.append(Fit(kind=op, gpu=GPU_PRESET[gpu], dtype=dtype, params=params, rows=len(rows),
-                        median_abs_error=float(np.median(err)), max_abs_error=float(err.max())))
+        fits.append(
+            Fit(
+                kind=op,
+                gpu=GPU_PRESET[gpu],
+                dtype=dtype,
+                params=params,
+                rows=len(rows),
+                median_abs_error=float(np.median(err)),
+                max_abs_error=float(err.max()),
+            )
+        )
     return fits
 
 
 def fits_table(fits: list[Fit]) -> pd.DataFrame:
     """One row per fitted group: kind, gpu, dtype, rows, fitted parameters, median/max |error|."""
-    records = [{"kind": f.kind, "gpu": f.gpu, "dtype": f.dtype, "rows": f.rows, **f.params,
-                "median_abs_error": f.median_abs_error, "max_abs_error": f.max_abs_error} for f in fits]
+    records = [
+        {
+            "kind": f.kind,
+            "gpu": f.gpu,
+            "dtype": f.dtype,
+            "rows": f.rows,
+            **f.params,
+            "median_abs_error": f.median_abs_error,
+            "max_abs_error": f.max_abs_error,
+        }
+        for f in fits
+    ]
     return pd.DataFrame.from_records(records)

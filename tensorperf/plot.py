@@ -43,16 +43,19 @@ def _figure(**kwargs):
 def _check_path(path: str | Path) -> Path:
     path = Path(path)
     if path.suffix not in FIGURE_FORMATS:
-        raise SpecError(f"figure {str(path)!r}: unknown extension {path.suffix!r}; allowed: "
-                        f"{', '.join(FIGURE_FORMATS)}")
+        raise SpecError(
+            f"figure {str(path)!r}: unknown extension {path.suffix!r}; allowed: {', '.join(FIGURE_FORMATS)}"
+        )
     return path
 
 
 def _need(ds: xr.Dataset, kind: str, *names: str) -> None:
     for name in names:
         if name not in ds.variables:
-            raise SpecError(f"plot {kind} needs the variable {name!r}, which these results lack "
-                            f"(they have: {', '.join(map(str, ds.data_vars)) or 'nothing'})")
+            raise SpecError(
+                f"plot {kind} needs the variable {name!r}, which these results lack "
+                f"(they have: {', '.join(map(str, ds.data_vars)) or 'nothing'})"
+            )
 
 
 def _squeeze(da: xr.DataArray) -> xr.DataArray:
@@ -80,16 +83,24 @@ def select(ds: xr.Dataset, assignments: Mapping[str, str]) -> xr.Dataset:
             try:
                 value = float(text)
             except ValueError:
-                raise SpecError(f"--sel {dim}={text}: {dim} is numeric; choose one of "
-                                f"{', '.join(map(str, labels.tolist()))}") from None
+                raise SpecError(
+                    f"--sel {dim}={text}: {dim} is numeric; choose one of {', '.join(map(str, labels.tolist()))}"
+                ) from None
         if value not in labels.tolist():
             raise SpecError(f"--sel {dim}={text}: no such label; choose one of {', '.join(map(str, labels.tolist()))}")
         picks[dim] = value
     return ds.sel(picks)
 
 
-def pareto(ds: xr.Dataset, path: str | Path, *, x: str = "tokens_per_s_per_user",
-           y: str = "tokens_per_s_per_gpu", over: Any = None, where: Any = None) -> Path:
+def pareto(
+    ds: xr.Dataset,
+    path: str | Path,
+    *,
+    x: str = "tokens_per_s_per_user",
+    y: str = "tokens_per_s_per_gpu",
+    over: Any = None,
+    where: Any = None,
+) -> Path:
     """Frontier of ``y`` versus ``x`` over the layout and batch dims, one curve per other point."""
     path = _check_path(path)
     _need(ds, "pareto", x, y)
@@ -126,8 +137,10 @@ def _points(da: xr.DataArray, keep: tuple[str, ...], kind: str, limit: int) -> l
     n = int(np.prod([da.sizes[d] for d in dims], dtype=np.int64))
     if n > limit:
         sizes = ", ".join(f"{d}={da.sizes[d]}" for d in dims)
-        raise SpecError(f"plot {kind}: {n} points ({sizes}) is more than {limit}; select fewer with "
-                        "--sel DIM=VALUE (e.g. --sel hardware=b200)")
+        raise SpecError(
+            f"plot {kind}: {n} points ({sizes}) is more than {limit}; select fewer with "
+            "--sel DIM=VALUE (e.g. --sel hardware=b200)"
+        )
     if not dims:
         return [({}, da)]
     stacked = da.stack(_p=dims)
@@ -147,8 +160,7 @@ def breakdown(ds: xr.Dataset, path: str | Path) -> Path:
     ops = [str(o) for o in ds["op"].values]
     axes = fig.subplots(1, 2)
     for ax, (name, title) in zip(axes, panels):
-        points = [(c, p) for c, p in _points(ds[name], ("op",), "breakdown", MAX_BARS)
-                  if not np.isnan(p.values).all()]
+        points = [(c, p) for c, p in _points(ds[name], ("op",), "breakdown", MAX_BARS) if not np.isnan(p.values).all()]
         labels = [_label(c) for c, _ in points]
         values = np.array([p.transpose("op").values * 1e3 for _, p in points]).reshape(len(points), len(ops))
         bottom = np.zeros(len(points))
@@ -158,8 +170,13 @@ def breakdown(ds: xr.Dataset, path: str | Path) -> Path:
                 continue
             ax.bar(range(len(points)), values[:, j], bottom=bottom, label=op, color=colors[j])
             bottom += values[:, j]
-        ax.set_xticks(range(len(points)), labels, rotation=30 if len(points) > 3 else 0, ha="right"
-                      if len(points) > 3 else "center", fontsize="small")
+        ax.set_xticks(
+            range(len(points)),
+            labels,
+            rotation=30 if len(points) > 3 else 0,
+            ha="right" if len(points) > 3 else "center",
+            fontsize="small",
+        )
         ax.set_title(title)
         ax.set_ylabel("ms")
         if not points:
@@ -167,8 +184,9 @@ def breakdown(ds: xr.Dataset, path: str | Path) -> Path:
     handles, names = axes[0].get_legend_handles_labels()
     more = [(h, n) for h, n in zip(*axes[1].get_legend_handles_labels()) if n not in names]
     if handles or more:
-        fig.legend([*handles, *(h for h, _ in more)], [*names, *(n for _, n in more)], loc="outside right",
-                   fontsize="small")
+        fig.legend(
+            [*handles, *(h for h, _ in more)], [*names, *(n for _, n in more)], loc="outside right", fontsize="small"
+        )
     fig.savefig(path)
     return path
 
@@ -195,8 +213,10 @@ def memory(ds: xr.Dataset, path: str | Path) -> Path:
     panels = _points(mem, ("tp", "pp"), "memory", MAX_PANELS)
     if len(panels) > 1 and len({d for c, _ in panels for d in c}) > 1:
         dims = list(dict.fromkeys(d for c, _ in panels for d in c))
-        raise SpecError(f"plot memory: one panel per value of one dimension, but {', '.join(dims)} vary; "
-                        "select with --sel DIM=VALUE")
+        raise SpecError(
+            f"plot memory: one panel per value of one dimension, but {', '.join(dims)} vary; "
+            "select with --sel DIM=VALUE"
+        )
     fig = _figure(figsize=(4.2 * len(panels) + 1, 4), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False)[0])
     vmax = float(np.nanmax(mem.values)) / 1e9
@@ -212,13 +232,21 @@ def memory(ds: xr.Dataset, path: str | Path) -> Path:
             over = grid.values > c
         for i in range(gb.shape[0]):
             for j in range(gb.shape[1]):
-                ax.text(j, i, f"{gb[i, j]:.0f}", ha="center", va="center", fontsize="small",
-                        color="white" if gb[i, j] < 0.6 * vmax else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{gb[i, j]:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize="small",
+                    color="white" if gb[i, j] < 0.6 * vmax else "black",
+                )
                 if over[i, j]:
                     from matplotlib.patches import Rectangle
 
-                    ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", edgecolor="red",
-                                           linewidth=0))
+                    ax.add_patch(
+                        Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", edgecolor="red", linewidth=0)
+                    )
         ax.set_xticks(range(grid.sizes["tp"]), [str(v) for v in grid["tp"].values.tolist()])
         ax.set_yticks(range(grid.sizes["pp"]), [str(v) for v in grid["pp"].values.tolist()])
         ax.set_xlabel("tp")

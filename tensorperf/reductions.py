@@ -21,9 +21,15 @@ import xarray as xr
 
 from .validation import SpecError, unknown_name_error
 
-COMPARISONS = MappingProxyType({
-    ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq,
-})
+COMPARISONS = MappingProxyType(
+    {
+        ">=": operator.ge,
+        ">": operator.gt,
+        "<=": operator.le,
+        "<": operator.lt,
+        "==": operator.eq,
+    }
+)
 
 # The dims a frontier is taken over by default (those present): how a workload is laid out and
 # batched. A dimension also counts when one of these inputs lies on it (a zipped ``point`` dim).
@@ -33,6 +39,7 @@ _FALLBACK_POINT_DIM = "pareto_point"
 
 
 # --------------------------------------------------------------------------- validation helpers
+
 
 def _check_dataset(ds: Any) -> None:
     if not isinstance(ds, xr.Dataset):
@@ -79,8 +86,7 @@ def _check_where(ds: xr.Dataset, where: Any, dims: Sequence[str] | None) -> dict
     if where is None:
         return {}
     if not isinstance(where, Mapping):
-        raise SpecError(f"where = {where!r} is not allowed: must be a mapping "
-                        "{variable: (comparison, value)}")
+        raise SpecError(f"where = {where!r} is not allowed: must be a mapping {{variable: (comparison, value)}}")
     out = {}
     for name, cond in where.items():
         if not isinstance(name, str) or name not in ds.data_vars:
@@ -91,24 +97,34 @@ def _check_where(ds: xr.Dataset, where: Any, dims: Sequence[str] | None) -> dict
         if dims is not None:
             extra = [d for d in ds[name].dims if d not in dims]
             if extra:
-                raise SpecError(f"where[{name!r}]: variable {name!r} has dimension(s) {extra} that the "
-                                f"reduced variables lack (they have {list(dims)})")
+                raise SpecError(
+                    f"where[{name!r}]: variable {name!r} has dimension(s) {extra} that the "
+                    f"reduced variables lack (they have {list(dims)})"
+                )
         out[name] = condition
     return out
 
 
 def check_condition(name: str, cond: Any) -> tuple[str, float]:
     """One ``where`` entry: (comparison, real number), the number as a float."""
-    ok = (isinstance(cond, (tuple, list)) and len(cond) == 2 and isinstance(cond[0], str)
-          and cond[0] in COMPARISONS and _threshold(cond[1]) is not None)
+    ok = (
+        isinstance(cond, (tuple, list))
+        and len(cond) == 2
+        and isinstance(cond[0], str)
+        and cond[0] in COMPARISONS
+        and _threshold(cond[1]) is not None
+    )
     if not ok:
-        raise SpecError(f"where[{name!r}] = {cond!r} is not allowed: must be (comparison, value) "
-                        f"with comparison in {', '.join(COMPARISONS)} and a real number value (not NaN)")
+        raise SpecError(
+            f"where[{name!r}] = {cond!r} is not allowed: must be (comparison, value) "
+            f"with comparison in {', '.join(COMPARISONS)} and a real number value (not NaN)"
+        )
     return cond[0], _threshold(cond[1])
 
 
-def constraint_mask(ds: xr.Dataset, where: Mapping[str, tuple[str, float]] | None,
-                    dims: Sequence[str] | None = None) -> xr.DataArray:
+def constraint_mask(
+    ds: xr.Dataset, where: Mapping[str, tuple[str, float]] | None, dims: Sequence[str] | None = None
+) -> xr.DataArray:
     """feasible AND every ``variable (comparison) value`` in ``where`` (NaN never qualifies).
 
     A Dataset without a ``feasible`` variable counts as all feasible. With ``dims``, every variable
@@ -123,8 +139,15 @@ def constraint_mask(ds: xr.Dataset, where: Mapping[str, tuple[str, float]] | Non
 
 # --------------------------------------------------------------------------- best
 
-def best(ds: xr.Dataset, objective: str, *, where: Mapping[str, tuple[str, float]] | None = None,
-         keep: Sequence[str] = (), maximize: bool = True) -> xr.Dataset:
+
+def best(
+    ds: xr.Dataset,
+    objective: str,
+    *,
+    where: Mapping[str, tuple[str, float]] | None = None,
+    keep: Sequence[str] = (),
+    maximize: bool = True,
+) -> xr.Dataset:
     """The point maximizing (or minimizing) ``objective`` among feasible points meeting ``where``,
     for each combination of the ``keep`` dims. Returns the winner's coordinates (``best_<dim>``, and
     ``best_<name>`` for inputs zipped on a reduced dim), its scalar metrics, and ``found`` (False
@@ -150,8 +173,7 @@ def best(ds: xr.Dataset, objective: str, *, where: Mapping[str, tuple[str, float
     for dim in reduce_dims:
         out[f"best_{dim}"] = picked[dim].where(found) if picked[dim].dtype.kind in "iuf" else picked[dim]
     # inputs zipped on a reduced dim (e.g. tp, pp on 'point') are coordinates of the winner too
-    riders = [c for c in ds.coords if c not in ds.dims and ds[c].dims
-              and set(ds[c].dims) <= set(reduce_dims)]
+    riders = [c for c in ds.coords if c not in ds.dims and ds[c].dims and set(ds[c].dims) <= set(reduce_dims)]
     for name in riders:
         out[f"best_{name}"] = picked[name].where(found) if picked[name].dtype.kind in "iuf" else picked[name]
     out["found"] = found
@@ -167,6 +189,7 @@ def best_table(ds: xr.Dataset, objective: str, where: Any, keep: Sequence[str]) 
 
 
 # --------------------------------------------------------------------------- pareto
+
 
 def default_over(ds: xr.Dataset, dims: Sequence[str]) -> list[str]:
     """The layout and batch dims among ``dims``: those named in :data:`LAYOUT_DIMS` and those a
@@ -207,9 +230,15 @@ def _frontier(xs: np.ndarray, ys: np.ndarray, ok: np.ndarray) -> np.ndarray:
     return on
 
 
-def pareto(ds: xr.Dataset, x: str = "tokens_per_s_per_user", y: str = "tokens_per_s_per_gpu", *,
-           over: Sequence[str] | None = None, where: Mapping[str, tuple[str, float]] | None = None,
-           maximize: tuple[bool, bool] = (True, True)) -> xr.Dataset:
+def pareto(
+    ds: xr.Dataset,
+    x: str = "tokens_per_s_per_user",
+    y: str = "tokens_per_s_per_gpu",
+    *,
+    over: Sequence[str] | None = None,
+    where: Mapping[str, tuple[str, float]] | None = None,
+    maximize: tuple[bool, bool] = (True, True),
+) -> xr.Dataset:
     """The Pareto frontier of ``x`` versus ``y`` over the ``over`` dims, for each combination of the
     other dims (the kept dims) of ``x`` and ``y``.
 
@@ -226,22 +255,28 @@ def pareto(ds: xr.Dataset, x: str = "tokens_per_s_per_user", y: str = "tokens_pe
     return _pareto(ds, x, y, over=over, where=where, maximize=maximize, extra=())
 
 
-def _pareto(ds: xr.Dataset, x: str, y: str, *, over: Sequence[str] | None, where: Any,
-            maximize: Any, extra: Sequence[str]) -> xr.Dataset:
+def _pareto(
+    ds: xr.Dataset, x: str, y: str, *, over: Sequence[str] | None, where: Any, maximize: Any, extra: Sequence[str]
+) -> xr.Dataset:
     xa = _check_variable(ds, "x", x)
     ya = _check_variable(ds, "y", y)
     if x == y:
         raise SpecError(f"x and y are both {x!r}; a frontier needs two different variables")
-    if not (isinstance(maximize, (tuple, list)) and len(maximize) == 2
-            and all(isinstance(m, (bool, np.bool_)) for m in maximize)):
+    if not (
+        isinstance(maximize, (tuple, list))
+        and len(maximize) == 2
+        and all(isinstance(m, (bool, np.bool_)) for m in maximize)
+    ):
         raise SpecError(f"maximize = {maximize!r} is not allowed: must be a pair of booleans (for x, y)")
     xa, ya = xr.broadcast(xa, ya)
     dims = list(xa.dims)
     if over is None:
         over = default_over(ds, dims)
         if not over:
-            raise SpecError(f"no layout or batch dimension ({', '.join(LAYOUT_DIMS)}) is swept in "
-                            f"{x}/{y} (dims {dims}); pass over=[...]")
+            raise SpecError(
+                f"no layout or batch dimension ({', '.join(LAYOUT_DIMS)}) is swept in "
+                f"{x}/{y} (dims {dims}); pass over=[...]"
+            )
     else:
         over = _dim_list("over", over, dims)
         if not over:
@@ -290,14 +325,27 @@ def _pareto(ds: xr.Dataset, x: str, y: str, *, over: Sequence[str] | None, where
     data.update({name: (pdims, flat(var), dict(var.attrs)) for name, var in extras.items()})
     data["found"] = (tuple(kept), okv.any(axis=-1))
     out = xr.Dataset(data, coords=coords)
-    out.attrs.update(x=x, y=y, over=repr(list(over)), point_dim=point,
-                     maximize=repr(tuple(bool(m) for m in maximize)), where=repr(dict(where or {})))
+    out.attrs.update(
+        x=x,
+        y=y,
+        over=repr(list(over)),
+        point_dim=point,
+        maximize=repr(tuple(bool(m) for m in maximize)),
+        where=repr(dict(where or {})),
+    )
     return out
 
 
-def pareto_table(ds: xr.Dataset, x: str = "tokens_per_s_per_user", y: str = "tokens_per_s_per_gpu", *,
-                 over: Sequence[str] | None = None, where: Mapping[str, tuple[str, float]] | None = None,
-                 maximize: tuple[bool, bool] = (True, True), extra: Sequence[str] = ()) -> pd.DataFrame:
+def pareto_table(
+    ds: xr.Dataset,
+    x: str = "tokens_per_s_per_user",
+    y: str = "tokens_per_s_per_gpu",
+    *,
+    over: Sequence[str] | None = None,
+    where: Mapping[str, tuple[str, float]] | None = None,
+    maximize: tuple[bool, bool] = (True, True),
+    extra: Sequence[str] = (),
+) -> pd.DataFrame:
     """The frontier points of :func:`pareto` as a tidy table: one row per frontier point with the
     kept dims, the point's layout coordinates, ``x``, ``y`` and the ``extra`` variables (which must
     lie on the dims of ``x``/``y``), sorted by the kept dims and then by ``x`` ascending."""

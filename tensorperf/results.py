@@ -31,60 +31,91 @@ class Metric:
     masked: bool = True  # NaN where infeasible
 
 
-METRICS: Mapping[str, Metric] = MappingProxyType({
-    "ttft": Metric("s", "time to first token (mean over the batch)"),
-    "ttft_max": Metric("s", "time until the last request of the batch has its first token"),
-    "tpot": Metric("s", "time per output token (mean over the generation)"),
-    "e2e_latency": Metric("s", "end-to-end latency of a request"),
-    "tokens_per_s_per_gpu": Metric("tokens/s", "output tokens per second per GPU"),
-    "tokens_per_s_per_user": Metric("tokens/s", "output tokens per second seen by one user"),
-    "decode_tokens_per_s_per_gpu": Metric("tokens/s", "decode-phase output tokens per second per GPU"),
-    "prefill_tokens_per_s_per_gpu": Metric("tokens/s", "prompt tokens per second per GPU during prefill"),
-    "serving_step_time": Metric("s", "steady-state continuous-batching step: B decode tokens plus the "
-                                "prompt tokens that refill finished requests"),
-    "serving_tokens_per_s_per_gpu": Metric("tokens/s", "steady-state output tokens per second per GPU "
-                                           "(continuous batching, prefill interleaved)"),
-    "serving_tokens_per_s_per_user": Metric("tokens/s", "steady-state output tokens per second per request"),
-    "concurrency": Metric("1", "requests in flight on the deployment (the batch; max_batch when batch='max')"),
-    "memory_per_gpu": Metric("bytes", "memory needed per GPU (worst pipeline stage)", masked=False),
-    "weight_memory_per_gpu": Metric("bytes", "weight bytes resident per GPU (worst stage)", masked=False),
-    "kv_cache_memory_per_gpu": Metric("bytes", "KV-cache bytes per GPU at the end of generation",
-                                      masked=False),
-    "activation_memory_per_gpu": Metric("bytes", "activation and workspace bytes per GPU", masked=False),
-    "memory_capacity_per_gpu": Metric("bytes", "usable memory per GPU (capacity x utilization)",
-                                      masked=False),
-    "max_batch": Metric("1", "largest batch (requests in flight) whose memory fits this layout",
-                        masked=False),
-    "min_gpus_for_capacity": Metric("1", "GPUs needed to hold weights and KV cache", masked=False),
-    "num_gpus": Metric("1", "GPUs used by the layout", masked=False),
-    "mfu": Metric("1", "model FLOP utilization during decode"),
-    "mbu": Metric("1", "memory-bandwidth utilization during decode"),
-    "layer_op_time": Metric("s", "per-layer time of each operation in prefill"),
-    "prefill_op_time": Metric("s", "prefill time of each operation for one microbatch, summed over all "
-                              "layers (all pipeline stages) and chunks"),
-    "decode_op_time": Metric("s", "time of each operation in one decode step of one microbatch, summed "
-                             "over all layers (mean over the generation)"),
-    "prefill_op_flops": Metric("FLOP", "FLOPs of each operation on one GPU of each stage for one microbatch's "
-                               "prefill, summed over all layers"),
-    "prefill_op_bytes": Metric("bytes", "HBM bytes of each operation on one GPU of each stage for one "
-                               "microbatch's prefill, summed over all layers"),
-    "decode_op_flops": Metric("FLOP", "FLOPs of each operation on one GPU of each stage in one decode step "
-                              "of one microbatch, summed over all layers"),
-    "decode_op_bytes": Metric("bytes", "HBM bytes of each operation on one GPU of each stage in one decode "
-                              "step of one microbatch, summed over all layers"),
-    "prefill_op_bound": Metric("1", "what bounds each operation in prefill: "
-                               + ", ".join(f"{i}={b}" for i, b in enumerate(OP_BOUNDS))
-                               + " (compute: compute time > memory time)", masked=False),
-    "decode_op_bound": Metric("1", "what bounds each operation in a decode step: "
-                              + ", ".join(f"{i}={b}" for i, b in enumerate(OP_BOUNDS))
-                              + " (compute: compute time > memory time)", masked=False),
-    "layer_comm_time": Metric("s", "per-layer communication time in prefill"),
-    "layer_bubble_time": Metric("s", "per-layer pipeline bubble time in prefill"),
-    "layer_time": Metric("s", "per-layer time of one sequence in prefill"),
-    "feasible": Metric("1", "the configuration runs (fits, divides, places)", masked=False),
-    "infeasible_reason": Metric("1", "bit flags of why a point is infeasible (0 = feasible): "
-                                + ", ".join(f"{r.value}={r.name.lower()}" for r in Reason), masked=False),
-})
+METRICS: Mapping[str, Metric] = MappingProxyType(
+    {
+        "ttft": Metric("s", "time to first token (mean over the batch)"),
+        "ttft_max": Metric("s", "time until the last request of the batch has its first token"),
+        "tpot": Metric("s", "time per output token (mean over the generation)"),
+        "e2e_latency": Metric("s", "end-to-end latency of a request"),
+        "tokens_per_s_per_gpu": Metric("tokens/s", "output tokens per second per GPU"),
+        "tokens_per_s_per_user": Metric("tokens/s", "output tokens per second seen by one user"),
+        "decode_tokens_per_s_per_gpu": Metric("tokens/s", "decode-phase output tokens per second per GPU"),
+        "prefill_tokens_per_s_per_gpu": Metric("tokens/s", "prompt tokens per second per GPU during prefill"),
+        "serving_step_time": Metric(
+            "s",
+            "steady-state continuous-batching step: B decode tokens plus the "
+            "prompt tokens that refill finished requests",
+        ),
+        "serving_tokens_per_s_per_gpu": Metric(
+            "tokens/s", "steady-state output tokens per second per GPU (continuous batching, prefill interleaved)"
+        ),
+        "serving_tokens_per_s_per_user": Metric("tokens/s", "steady-state output tokens per second per request"),
+        "concurrency": Metric("1", "requests in flight on the deployment (the batch; max_batch when batch='max')"),
+        "memory_per_gpu": Metric("bytes", "memory needed per GPU (worst pipeline stage)", masked=False),
+        "weight_memory_per_gpu": Metric("bytes", "weight bytes resident per GPU (worst stage)", masked=False),
+        "kv_cache_memory_per_gpu": Metric("bytes", "KV-cache bytes per GPU at the end of generation", masked=False),
+        "activation_memory_per_gpu": Metric("bytes", "activation and workspace bytes per GPU", masked=False),
+        "memory_capacity_per_gpu": Metric("bytes", "usable memory per GPU (capacity x utilization)", masked=False),
+        "max_batch": Metric("1", "largest batch (requests in flight) whose memory fits this layout", masked=False),
+        "min_gpus_for_capacity": Metric("1", "GPUs needed to hold weights and KV cache", masked=False),
+        "num_gpus": Metric("1", "GPUs used by the layout", masked=False),
+        "mfu": Metric("1", "model FLOP utilization during decode"),
+        "mbu": Metric("1", "memory-bandwidth utilization during decode"),
+        "layer_op_time": Metric("s", "per-layer time of each operation in prefill"),
+        "prefill_op_time": Metric(
+            "s",
+            "prefill time of each operation for one microbatch, summed over all "
+            "layers (all pipeline stages) and chunks",
+        ),
+        "decode_op_time": Metric(
+            "s",
+            "time of each operation in one decode step of one microbatch, summed "
+            "over all layers (mean over the generation)",
+        ),
+        "prefill_op_flops": Metric(
+            "FLOP",
+            "FLOPs of each operation on one GPU of each stage for one microbatch's prefill, summed over all layers",
+        ),
+        "prefill_op_bytes": Metric(
+            "bytes",
+            "HBM bytes of each operation on one GPU of each stage for one microbatch's prefill, summed over all layers",
+        ),
+        "decode_op_flops": Metric(
+            "FLOP",
+            "FLOPs of each operation on one GPU of each stage in one decode step "
+            "of one microbatch, summed over all layers",
+        ),
+        "decode_op_bytes": Metric(
+            "bytes",
+            "HBM bytes of each operation on one GPU of each stage in one decode "
+            "step of one microbatch, summed over all layers",
+        ),
+        "prefill_op_bound": Metric(
+            "1",
+            "what bounds each operation in prefill: "
+            + ", ".join(f"{i}={b}" for i, b in enumerate(OP_BOUNDS))
+            + " (compute: compute time > memory time)",
+            masked=False,
+        ),
+        "decode_op_bound": Metric(
+            "1",
+            "what bounds each operation in a decode step: "
+            + ", ".join(f"{i}={b}" for i, b in enumerate(OP_BOUNDS))
+            + " (compute: compute time > memory time)",
+            masked=False,
+        ),
+        "layer_comm_time": Metric("s", "per-layer communication time in prefill"),
+        "layer_bubble_time": Metric("s", "per-layer pipeline bubble time in prefill"),
+        "layer_time": Metric("s", "per-layer time of one sequence in prefill"),
+        "feasible": Metric("1", "the configuration runs (fits, divides, places)", masked=False),
+        "infeasible_reason": Metric(
+            "1",
+            "bit flags of why a point is infeasible (0 = feasible): "
+            + ", ".join(f"{r.value}={r.name.lower()}" for r in Reason),
+            masked=False,
+        ),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -100,6 +131,7 @@ class Evaluation:
 def _spec_json(specs: tuple) -> str:
     def plain(obj):
         return {k: v for k, v in dataclasses.asdict(obj).items()}
+
     return json.dumps({s.name: plain(s) for s in specs}, default=str)
 
 
@@ -117,14 +149,17 @@ def to_dataset(ev: Evaluation, grid: Grid, attrs: Mapping[str, str]) -> xr.Datas
             mask = feasible.reshape(shape + (1,) * len(extra))
             full = np.where(mask, full, np.nan)
         data_vars[name] = xr.DataArray(
-            np.array(full, copy=True, order="C"), dims=grid.dims + extra,  # (C order whatever the engine's axes)
-            attrs={"units": meta.units, "long_name": meta.long_name})
+            np.array(full, copy=True, order="C"),
+            dims=grid.dims + extra,  # (C order whatever the engine's axes)
+            attrs={"units": meta.units, "long_name": meta.long_name},
+        )
     reason = ev.reason.expand(shape).cpu().numpy()
-    data_vars["feasible"] = xr.DataArray(feasible.copy(), dims=grid.dims,
-                                         attrs={"units": "1", "long_name": METRICS["feasible"].long_name})
+    data_vars["feasible"] = xr.DataArray(
+        feasible.copy(), dims=grid.dims, attrs={"units": "1", "long_name": METRICS["feasible"].long_name}
+    )
     data_vars["infeasible_reason"] = xr.DataArray(
-        reason.copy(), dims=grid.dims,
-        attrs={"units": "1", "long_name": METRICS["infeasible_reason"].long_name})
+        reason.copy(), dims=grid.dims, attrs={"units": "1", "long_name": METRICS["infeasible_reason"].long_name}
+    )
     coords = grid.coords()
     coords.update({d: list(labels) for d, labels in ev.trailing_coords.items()})
     ds = xr.Dataset(data_vars, coords=coords)

@@ -46,8 +46,10 @@ def sensitivity(*, of: str, wrt: Sequence[str], efficiency: dict | None = None, 
     """
     convention = axes.pop("convention", "roofline")
     if not isinstance(convention, str) or convention != "roofline":
-        raise SpecError(f"convention = {convention!r} is not allowed: sensitivity needs convention='roofline' "
-                        "(the seed convention floors its times)")
+        raise SpecError(
+            f"convention = {convention!r} is not allowed: sensitivity needs convention='roofline' "
+            "(the seed convention floors its times)"
+        )
     scalar_metrics = [k for k in METRICS if k not in ("feasible", "infeasible_reason")]
     if not isinstance(of, str) or of not in scalar_metrics:
         raise unknown_name_error("metric (of)", of, scalar_metrics)
@@ -61,8 +63,9 @@ def sensitivity(*, of: str, wrt: Sequence[str], efficiency: dict | None = None, 
         raise SpecError(f"wrt = {list(wrt)!r} names {twice!r} twice; list each parameter once")
     efficiency = api.check_efficiency(efficiency)
     grid = api.build_grid(**axes)
-    leaves = {name: _base_value(grid, name, efficiency).detach().expand(grid.shape).clone().requires_grad_()
-              for name in wrt}
+    leaves = {
+        name: _base_value(grid, name, efficiency).detach().expand(grid.shape).clone().requires_grad_() for name in wrt
+    }
     eff = dict(efficiency) | {n: t for n, t in leaves.items() if n in EFFICIENCY_FIELDS}
     fields = {n: t for n, t in leaves.items() if n not in EFFICIENCY_FIELDS}
     with torch.enable_grad():
@@ -81,14 +84,22 @@ def sensitivity(*, of: str, wrt: Sequence[str], efficiency: dict | None = None, 
     coords = grid.coords() | {"param": list(wrt)}
     unit = METRICS[of].units
     ds = xr.Dataset(
-        {"gradient": (dims, g.cpu().numpy(), {"units": f"{unit} per unit of param",
-                                             "long_name": f"d {of} / d param at each point"}),
-         "elasticity": (dims, elasticity.cpu().numpy(), {"units": "1",
-                                                         "long_name": f"d ln {of} / d ln param"}),
-         "value": (grid.dims, yv.squeeze(-1).cpu().numpy(), {"units": unit, "long_name": METRICS[of].long_name}),
-         "feasible": (grid.dims, (ev.reason == 0).expand(grid.shape).cpu().numpy(),
-                      {"units": "1", "long_name": METRICS["feasible"].long_name})},
-        coords=coords)
+        {
+            "gradient": (
+                dims,
+                g.cpu().numpy(),
+                {"units": f"{unit} per unit of param", "long_name": f"d {of} / d param at each point"},
+            ),
+            "elasticity": (dims, elasticity.cpu().numpy(), {"units": "1", "long_name": f"d ln {of} / d ln param"}),
+            "value": (grid.dims, yv.squeeze(-1).cpu().numpy(), {"units": unit, "long_name": METRICS[of].long_name}),
+            "feasible": (
+                grid.dims,
+                (ev.reason == 0).expand(grid.shape).cpu().numpy(),
+                {"units": "1", "long_name": METRICS["feasible"].long_name},
+            ),
+        },
+        coords=coords,
+    )
     ds.attrs.update(of=of, mode="reverse")
     if not np.isfinite(ds.gradient.values).all():  # an internal error, never the user's
         raise FloatingPointError(f"non-finite sensitivity of {of}; please report the inputs")

@@ -48,15 +48,16 @@ def _check_name(spec: Any) -> None:
 def _check_instance(spec: Any, field: str, kind: type, optional: bool) -> None:
     value = getattr(spec, field)
     if not (isinstance(value, kind) or (optional and value is None)):
-        raise SpecError(f"{type(spec).__name__}.{field} = {value!r} is not allowed: must be a {kind.__name__}"
-                        + (" or None" if optional else "") + f" (spec {spec.name!r})")
+        raise SpecError(
+            f"{type(spec).__name__}.{field} = {value!r} is not allowed: must be a {kind.__name__}"
+            + (" or None" if optional else "")
+            + f" (spec {spec.name!r})"
+        )
 
 
 def numeric_fields(cls: type) -> tuple[str, ...]:
     """Names of the fields of a spec class that are numbers or flags (sweepable)."""
-    return tuple(
-        f.name for f in dataclasses.fields(cls) if f.type in ("int", "float", "bool")
-    )
+    return tuple(f.name for f in dataclasses.fields(cls) if f.type in ("int", "float", "bool"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -149,20 +150,22 @@ class ModelSpec:
         validate(self)
         problems = []
         if self.num_experts and not 1 <= self.experts_per_token <= self.num_experts:
-            problems.append(f"experts_per_token = {self.experts_per_token} must be in [1, num_experts "
-                            f"= {self.num_experts}] for an MoE model")
+            problems.append(
+                f"experts_per_token = {self.experts_per_token} must be in [1, num_experts "
+                f"= {self.num_experts}] for an MoE model"
+            )
         if self.num_experts and not self.d_ff_expert:
             problems.append("d_ff_expert must be > 0 for an MoE model (num_experts > 0)")
         if not self.num_experts and (self.experts_per_token or self.num_shared_experts):
             problems.append("experts_per_token/num_shared_experts need num_experts > 0")
         if self.first_dense_layers > self.num_layers:
-            problems.append(f"first_dense_layers = {self.first_dense_layers} exceeds num_layers = "
-                            f"{self.num_layers}")
+            problems.append(f"first_dense_layers = {self.first_dense_layers} exceeds num_layers = {self.num_layers}")
         if self.num_dense_layers and not self.d_ff:
             problems.append(f"d_ff must be > 0: the model has {self.num_dense_layers} dense layers")
         if self.kv_lora_rank and not (self.qk_rope_head_dim and self.qk_nope_head_dim and self.v_head_dim):
-            problems.append("an MLA model (kv_lora_rank > 0) needs qk_rope_head_dim, qk_nope_head_dim "
-                            "and v_head_dim > 0")
+            problems.append(
+                "an MLA model (kv_lora_rank > 0) needs qk_rope_head_dim, qk_nope_head_dim and v_head_dim > 0"
+            )
         for count in ("sliding_window_layers", "chunked_layers"):
             if getattr(self, count) > self.num_layers:
                 problems.append(f"{count} = {getattr(self, count)} exceeds num_layers = {self.num_layers}")
@@ -201,8 +204,13 @@ class ModelSpec:
         r_kv, r_q = self.kv_lora_rank, self.q_lora_rank
         qk = self.qk_nope_head_dim + self.qk_rope_head_dim
         q_path = (r_q > 0) * (d * r_q + r_q + r_q * nq * qk) + (r_q == 0) * d * nq * qk
-        mla = (q_path + d * (r_kv + self.qk_rope_head_dim) + r_kv
-               + r_kv * nq * (self.qk_nope_head_dim + self.v_head_dim) + nq * self.v_head_dim * d)
+        mla = (
+            q_path
+            + d * (r_kv + self.qk_rope_head_dim)
+            + r_kv
+            + r_kv * nq * (self.qk_nope_head_dim + self.v_head_dim)
+            + nq * self.v_head_dim * d
+        )
         extras = self.qk_norm * 2 * dh + self.attention_sinks * nq
         return (self.kv_lora_rank > 0) * mla + (self.kv_lora_rank == 0) * gqa + extras
 
@@ -213,13 +221,15 @@ class ModelSpec:
     @property
     def dense_mlp_params(self) -> Any:
         return self.mlp_matrices * self.d_model * self.d_ff + self.mlp_bias * (
-            (self.mlp_matrices - 1) * self.d_ff + self.d_model)
+            (self.mlp_matrices - 1) * self.d_ff + self.d_model
+        )
 
     @property
     def expert_params(self) -> Any:
         """Parameters of one routed or shared expert."""
         return self.mlp_matrices * self.d_model * self.d_ff_expert + self.mlp_bias * (
-            (self.mlp_matrices - 1) * self.d_ff_expert + self.d_model)
+            (self.mlp_matrices - 1) * self.d_ff_expert + self.d_model
+        )
 
     @property
     def router_params(self) -> Any:
@@ -232,13 +242,22 @@ class ModelSpec:
     def embedding_params(self) -> Any:
         """Input embedding, LM head (if untied, with bias if any), learned positions, final norm."""
         vd = self.vocab_size * self.d_model
-        return (vd + (1 - self.tie_embeddings) * vd + self.lm_head_bias * self.vocab_size
-                + self.learned_positions * self.d_model + self.d_model * (1 + self.norm_bias))
+        return (
+            vd
+            + (1 - self.tie_embeddings) * vd
+            + self.lm_head_bias * self.vocab_size
+            + self.learned_positions * self.d_model
+            + self.d_model * (1 + self.norm_bias)
+        )
 
     def _total(self, experts: Any) -> Any:
         common = self.attention_params + self.norm_params_per_layer
-        return (self.num_layers * common + self.num_dense_layers * self.dense_mlp_params
-                + self.num_moe_layers * self._moe_layer_params(experts) + self.embedding_params)
+        return (
+            self.num_layers * common
+            + self.num_dense_layers * self.dense_mlp_params
+            + self.num_moe_layers * self._moe_layer_params(experts)
+            + self.embedding_params
+        )
 
     @property
     def num_params(self) -> Any:
@@ -305,12 +324,20 @@ class Efficiency:
     step_overhead: float = 0.0
 
     CONSTRAINTS: ClassVar[dict[str, Any]] = {
-        "compute": unit_interval, "attention": unit_interval, "memory": unit_interval,
-        "gemm_memory": unit_interval, "expert_compute": unit_interval,
-        "scaleup": unit_interval, "scaleout": unit_interval,
-        "overlap": fraction, "comm_overlap": fraction, "cp_overlap": fraction,
-        "gemm_half_tokens": non_negative, "expert_half_tokens": non_negative,
-        "comm_half_bytes": non_negative, "step_overhead": non_negative,
+        "compute": unit_interval,
+        "attention": unit_interval,
+        "memory": unit_interval,
+        "gemm_memory": unit_interval,
+        "expert_compute": unit_interval,
+        "scaleup": unit_interval,
+        "scaleout": unit_interval,
+        "overlap": fraction,
+        "comm_overlap": fraction,
+        "cp_overlap": fraction,
+        "gemm_half_tokens": non_negative,
+        "expert_half_tokens": non_negative,
+        "comm_half_bytes": non_negative,
+        "step_overhead": non_negative,
     }
 
     def __post_init__(self) -> None:
@@ -338,13 +365,21 @@ class SeedHardware:
     inter_latency_us: float
 
     CONSTRAINTS: ClassVar[dict[str, Any]] = {
-        "fp16_flops_per_cu_cycle": positive_integer, "num_cus": positive_integer,
-        "freq_ghz": positive, "hbm_bw_gbps": positive, "hbm_capacity_gb": positive,
-        "gpus_per_node": positive_integer, "number_of_nodes": positive_integer,
-        "l2_latency_cycles": positive_integer, "nic_cards": positive_integer,
-        "intra_comm_eff": unit_interval, "inter_comm_eff": unit_interval,
-        "intra_bw_gbps": positive, "inter_bw_gbps": positive,
-        "intra_latency_us": non_negative, "inter_latency_us": non_negative,
+        "fp16_flops_per_cu_cycle": positive_integer,
+        "num_cus": positive_integer,
+        "freq_ghz": positive,
+        "hbm_bw_gbps": positive,
+        "hbm_capacity_gb": positive,
+        "gpus_per_node": positive_integer,
+        "number_of_nodes": positive_integer,
+        "l2_latency_cycles": positive_integer,
+        "nic_cards": positive_integer,
+        "intra_comm_eff": unit_interval,
+        "inter_comm_eff": unit_interval,
+        "intra_bw_gbps": positive,
+        "inter_bw_gbps": positive,
+        "intra_latency_us": non_negative,
+        "inter_latency_us": non_negative,
     }
 
     def __post_init__(self) -> None:

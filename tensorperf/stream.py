@@ -46,11 +46,24 @@ DEFAULT_MEMORY = 2 * 2**30  # bytes of working memory per chunk
 # fastest size measured (benchmarks/README.md); larger tensors pass glibc's 32 MiB mmap limit and fault
 # their pages in on every allocation.
 FAST_CHUNK_BYTES = 16 * 2**20
-_UNITS = MappingProxyType({"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-                           "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40})
+_UNITS = MappingProxyType(
+    {
+        "": 1,
+        "B": 1,
+        "KB": 10**3,
+        "MB": 10**6,
+        "GB": 10**9,
+        "TB": 10**12,
+        "KIB": 2**10,
+        "MIB": 2**20,
+        "GIB": 2**30,
+        "TIB": 2**40,
+    }
+)
 
 
 # --------------------------------------------------------------------------- chunks
+
 
 @dataclass(frozen=True)
 class Chunk:
@@ -68,15 +81,18 @@ def points_for_memory(memory: Any, dtype: torch.dtype) -> int:
         match = re.fullmatch(r"\s*([0-9.eE+]+)\s*([A-Za-z]*)\s*", memory)
         unit = match.group(2).upper() if match else None
         if not match or unit not in _UNITS:
-            raise SpecError(f"memory = {memory!r} is not allowed: must be a number of bytes or a size such as "
-                            f"'512MB' or '2GiB' (units {', '.join(u for u in _UNITS if u)})")
+            raise SpecError(
+                f"memory = {memory!r} is not allowed: must be a number of bytes or a size such as "
+                f"'512MB' or '2GiB' (units {', '.join(u for u in _UNITS if u)})"
+            )
         try:
             nbytes = float(match.group(1)) * _UNITS[unit]
         except ValueError:
             raise SpecError(f"memory = {memory!r} is not allowed: {match.group(1)!r} is not a number") from None
     if isinstance(nbytes, bool) or not isinstance(nbytes, numbers.Real) or not math.isfinite(nbytes) or nbytes <= 0:
-        raise SpecError(f"memory = {memory!r} is not allowed: must be a positive number of bytes or a size "
-                        "such as '2GB'")
+        raise SpecError(
+            f"memory = {memory!r} is not allowed: must be a positive number of bytes or a size such as '2GB'"
+        )
     itemsize = torch.empty((), dtype=dtype).element_size()
     return max(1, min(int(nbytes // BYTES_PER_POINT[dtype]), FAST_CHUNK_BYTES // itemsize))
 
@@ -103,10 +119,12 @@ def plan(grid: Grid, max_points: int) -> tuple[int, Iterator[Chunk]]:
             ranges = {d: (p, p + 1) for d, p in zip(dims[:split], pos)}
             ranges[dims[split]] = (start, min(start + step, shape[split]))
             yield Chunk(i, MappingProxyType(ranges))
+
     return count, chunks()
 
 
 # --------------------------------------------------------------------------- one chunk's metrics
+
 
 @dataclass(frozen=True)
 class ChunkResult:
@@ -148,8 +166,14 @@ class ChunkResult:
         return local + self.chunk.ranges.get(dim, (0, 0))[0]
 
 
-def evaluate_chunk(grid: Grid, chunk: Chunk, convention: str, overrides: Mapping[str, float],
-                   metrics: Collection[str] | None = None, breakdown: bool = False) -> ChunkResult:
+def evaluate_chunk(
+    grid: Grid,
+    chunk: Chunk,
+    convention: str,
+    overrides: Mapping[str, float],
+    metrics: Collection[str] | None = None,
+    breakdown: bool = False,
+) -> ChunkResult:
     """Evaluate one chunk of ``grid`` (scalar metrics; the per-op breakdown too with ``breakdown``);
     ``metrics``: the ones a reduction needs (default all; the engine skips the passes none of them
     needs)."""
@@ -159,12 +183,19 @@ def evaluate_chunk(grid: Grid, chunk: Chunk, convention: str, overrides: Mapping
     if not breakdown:
         values = {k: v for k, v in ev.values.items() if k not in ev.trailing}
         return ChunkResult(sub, chunk, MappingProxyType(values), ev.reason.expand(sub.shape))
-    return ChunkResult(sub, chunk, MappingProxyType(dict(ev.values)), ev.reason.expand(sub.shape),
-                       MappingProxyType(dict(ev.trailing)), MappingProxyType(dict(ev.trailing_coords)))
+    return ChunkResult(
+        sub,
+        chunk,
+        MappingProxyType(dict(ev.values)),
+        ev.reason.expand(sub.shape),
+        MappingProxyType(dict(ev.trailing)),
+        MappingProxyType(dict(ev.trailing_coords)),
+    )
 
 
-def metrics_at(grid: Grid, positions: Mapping[str, np.ndarray], convention: str,
-               overrides: Mapping[str, float]) -> dict[str, np.ndarray]:
+def metrics_at(
+    grid: Grid, positions: Mapping[str, np.ndarray], convention: str, overrides: Mapping[str, float]
+) -> dict[str, np.ndarray]:
     """Every scalar metric at K points of ``grid`` (``positions[dim]``: their K positions on each dim),
     evaluated as one grid of K zipped points: the winners of a reduction that chose them on a few
     metrics. Each point goes through the same elementwise arithmetic as in any chunk, so its metrics
@@ -178,19 +209,27 @@ def metrics_at(grid: Grid, positions: Mapping[str, np.ndarray], convention: str,
             values[name] = tuple(grid.values[name][i] for i in take[dim])
             labels[name] = tuple(grid.labels[name][i] for i in take[dim])
             zipped.append(name)
-    points = dataclasses.replace(grid, values=MappingProxyType(values), labels=MappingProxyType(labels),
-                                 dims=(ZIP_DIM,) if zipped else (), zipped=tuple(zipped))
+    points = dataclasses.replace(
+        grid,
+        values=MappingProxyType(values),
+        labels=MappingProxyType(labels),
+        dims=(ZIP_DIM,) if zipped else (),
+        zipped=tuple(zipped),
+    )
     with torch.no_grad():
         ev = CONVENTIONS[convention](points, overrides, breakdown=False)
-    return {n: v.expand(points.shape).reshape(-1).cpu().numpy()[:k] for n, v in ev.values.items()
-            if n not in ev.trailing}
+    return {
+        n: v.expand(points.shape).reshape(-1).cpu().numpy()[:k] for n, v in ev.values.items() if n not in ev.trailing
+    }
 
 
 def _completed(reduction: Any, state: dict) -> None:
     """Best and Pareto choose on a few metrics per chunk; ``complete`` adds their winners' others."""
     if "values" not in state:
-        raise SpecError(f"{type(reduction).__name__}.finish() needs complete(state, grid, at) first (its winners' "
-                        "metrics); tensorperf.reduce / best / pareto call it")
+        raise SpecError(
+            f"{type(reduction).__name__}.finish() needs complete(state, grid, at) first (its winners' "
+            "metrics); tensorperf.reduce / best / pareto call it"
+        )
 
 
 def _needed(*names: str) -> tuple[str, ...]:
@@ -199,6 +238,7 @@ def _needed(*names: str) -> tuple[str, ...]:
 
 
 # --------------------------------------------------------------------------- reductions
+
 
 class Reduction(Protocol):
     """A streaming reduction. ``partial`` runs once per chunk (in this process or on a dask worker)
@@ -282,10 +322,12 @@ class Best:
         value = result.metric(self.objective) if raw is None else raw
         value = value if value.is_floating_point() else value.to(torch.float64)  # (feasible, infeasible_reason)
         fill = -math.inf if self.maximize else math.inf
-        score = torch.where(_where_mask(result, self.where), value, torch.full((), fill, dtype=value.dtype,
-                                                                                device=value.device))
-        score = torch.nan_to_num_(score.expand(grid.shape).contiguous(), nan=fill, posinf=math.inf,
-                                  neginf=-math.inf)  # a NaN never wins; infinities stay
+        score = torch.where(
+            _where_mask(result, self.where), value, torch.full((), fill, dtype=value.dtype, device=value.device)
+        )
+        score = torch.nan_to_num_(
+            score.expand(grid.shape).contiguous(), nan=fill, posinf=math.inf, neginf=-math.inf
+        )  # a NaN never wins; infinities stay
         flat = _flatten(score, grid, kdims, rdims)
         index = flat.argmax(dim=1) if self.maximize else flat.argmin(dim=1)  # the first extremum in C order
         best = flat.gather(1, index[:, None])[:, 0].cpu().numpy()
@@ -294,14 +336,18 @@ class Best:
         rshape = tuple(grid.shape[grid.dims.index(d)] for d in rdims)
         kpos = np.unravel_index(np.arange(flat.shape[0]), kshape) if kdims else ()
         local = dict(zip(kdims, kpos)) | dict(zip(rdims, np.unravel_index(index.cpu().numpy(), rshape)))
-        return {"block": tuple(slice(*result.chunk.ranges.get(d, (0, n))) for d, n in zip(kdims, self.kshape)),
-                "score": best.reshape(kshape),
-                "positions": {d: result.global_positions(d, local[d]).reshape(kshape) for d in rdims}}
+        return {
+            "block": tuple(slice(*result.chunk.ranges.get(d, (0, n))) for d, n in zip(kdims, self.kshape)),
+            "score": best.reshape(kshape),
+            "positions": {d: result.global_positions(d, local[d]).reshape(kshape) for d in rdims},
+        }
 
     def merge(self, state: dict | None, part: dict) -> dict:
         if state is None:
-            state = {"score": np.full(self.kshape, -math.inf),
-                     "positions": {d: np.zeros(self.kshape, dtype=np.int64) for d in part["positions"]}}
+            state = {
+                "score": np.full(self.kshape, -math.inf),
+                "positions": {d: np.zeros(self.kshape, dtype=np.int64) for d in part["positions"]},
+            }
         sub = part["block"]
         better = part["score"] > state["score"][sub]  # strictly: an earlier chunk keeps its tie
         state["score"][sub] = np.where(better, part["score"], state["score"][sub])
@@ -332,11 +378,18 @@ class Best:
         for name, v in state["values"].items():
             if v.dtype.kind == "f":
                 meta = METRICS[name]
-                data[name] = (kdims, np.where(found, v, np.nan).astype(v.dtype),
-                              {"units": meta.units, "long_name": meta.long_name})
+                data[name] = (
+                    kdims,
+                    np.where(found, v, np.nan).astype(v.dtype),
+                    {"units": meta.units, "long_name": meta.long_name},
+                )
         for dim in rdims:  # a dim without labels (a zipped 'point') reports the position
-            data[f"best_{dim}"] = (kdims, _label(grid, dim, positions[dim], found) if dim in grid.labels
-                                   else np.where(found, positions[dim], np.nan))
+            data[f"best_{dim}"] = (
+                kdims,
+                _label(grid, dim, positions[dim], found)
+                if dim in grid.labels
+                else np.where(found, positions[dim], np.nan),
+            )
         for name in grid.zipped:  # inputs zipped on a reduced dim: the winner's values
             if grid.dim_of(name) in rdims:
                 data[f"best_{name}"] = (kdims, _label(grid, name, positions[grid.dim_of(name)], found))
@@ -391,11 +444,17 @@ class Pareto:
     def merge(self, state: dict | None, part: dict) -> dict:
         if state is None:
             return part
-        joined = {"positions": {d: np.concatenate([state["positions"][d], p]) for d, p in part["positions"].items()},
-                  "x": np.concatenate([state["x"], part["x"]]), "y": np.concatenate([state["y"], part["y"]])}
+        joined = {
+            "positions": {d: np.concatenate([state["positions"][d], p]) for d, p in part["positions"].items()},
+            "x": np.concatenate([state["x"], part["x"]]),
+            "y": np.concatenate([state["y"], part["y"]]),
+        }
         keep = self._on_frontier(joined)
-        return {"positions": {d: p[keep] for d, p in joined["positions"].items()}, "x": joined["x"][keep],
-                "y": joined["y"][keep]}
+        return {
+            "positions": {d: p[keep] for d, p in joined["positions"].items()},
+            "x": joined["x"][keep],
+            "y": joined["y"][keep],
+        }
 
     def complete(self, state: dict | None, grid: Grid, at: Callable[..., dict[str, np.ndarray]]) -> dict | None:
         """Every metric of the frontier points (``at``: :func:`metrics_at` on ``grid``)."""
@@ -409,8 +468,9 @@ class Pareto:
             return np.zeros(0, dtype=bool)
         kdims = [d for d in pts["positions"] if d not in self.over]
         rows = [pts["positions"][d] for d in kdims]
-        key = (np.ravel_multi_index(rows, [int(r.max()) + 1 for r in rows]) if kdims
-               else np.zeros(n, dtype=np.int64))  # one integer per group
+        key = (
+            np.ravel_multi_index(rows, [int(r.max()) + 1 for r in rows]) if kdims else np.zeros(n, dtype=np.int64)
+        )  # one integer per group
         _, gid = np.unique(key, return_inverse=True)
         gid = gid.reshape(-1)
         order = np.argsort(gid, kind="stable")
@@ -432,12 +492,19 @@ class Pareto:
         kdims = [d for d in grid.dims if d not in self.over]
         odims = [d for d in grid.dims if d in self.over]
         if state is None:  # no chunk had a candidate
-            state = {"positions": {d: np.zeros(0, dtype=np.int64) for d in grid.dims}, "x": np.zeros(0),
-                     "y": np.zeros(0), "values": {}}
+            state = {
+                "positions": {d: np.zeros(0, dtype=np.int64) for d in grid.dims},
+                "x": np.zeros(0),
+                "y": np.zeros(0),
+                "values": {},
+            }
         _completed(self, state)
         pos = state["positions"]
-        oflat = (np.ravel_multi_index([pos[d] for d in odims], [grid.shape[grid.dims.index(d)] for d in odims])
-                 if odims else np.zeros(len(state["x"]), dtype=np.int64))
+        oflat = (
+            np.ravel_multi_index([pos[d] for d in odims], [grid.shape[grid.dims.index(d)] for d in odims])
+            if odims
+            else np.zeros(len(state["x"]), dtype=np.int64)
+        )
         # rows: by the kept dims (C order), then x ascending, then the point's C order over the over dims
         rows = np.lexsort([oflat, state["x"], *reversed([pos[d] for d in kdims])])
         coords: dict[str, Any] = {}
@@ -448,11 +515,15 @@ class Pareto:
                 coords[d] = ("frontier", pos[d][rows])
             for name in grid.zipped if d == ZIP_DIM else ():  # inputs zipped on the dim ride along
                 coords[name] = ("frontier", _label(grid, name, pos[d][rows]))
-        data = {name: ("frontier", v[rows], {"units": METRICS[name].units, "long_name": METRICS[name].long_name})
-                for name, v in state["values"].items() if v.dtype.kind == "f"}
+        data = {
+            name: ("frontier", v[rows], {"units": METRICS[name].units, "long_name": METRICS[name].long_name})
+            for name, v in state["values"].items()
+            if v.dtype.kind == "f"
+        }
         out = xr.Dataset(data, coords=coords | _scalar_coords(grid))
-        out.attrs.update(x=self.x, y=self.y, over=repr(list(odims)), maximize=repr(self.maximize),
-                         where=repr(dict(self.where)))
+        out.attrs.update(
+            x=self.x, y=self.y, over=repr(list(odims)), maximize=repr(self.maximize), where=repr(dict(self.where))
+        )
         return out
 
 
@@ -474,9 +545,11 @@ class Count:
         kdims, rdims = _split_dims(grid, self.keep)
         ok = _flatten(_where_mask(result, self.where).expand(grid.shape), grid, kdims, rdims)
         kshape = tuple(grid.shape[grid.dims.index(d)] for d in kdims)
-        return {"block": tuple(slice(*result.chunk.ranges.get(d, (0, n))) for d, n in zip(kdims, self.kshape)),
-                "points": np.full(kshape, ok.shape[1], dtype=np.int64),
-                "feasible": ok.sum(dim=1).cpu().numpy().reshape(kshape)}
+        return {
+            "block": tuple(slice(*result.chunk.ranges.get(d, (0, n))) for d, n in zip(kdims, self.kshape)),
+            "points": np.full(kshape, ok.shape[1], dtype=np.int64),
+            "feasible": ok.sum(dim=1).cpu().numpy().reshape(kshape),
+        }
 
     def merge(self, state: dict | None, part: dict) -> dict:
         if state is None:
@@ -506,8 +579,9 @@ class Combined:
     def complete(self, state: tuple | None, grid: Grid, at: Callable[..., dict[str, np.ndarray]]) -> tuple | None:
         if state is None:
             return None
-        return tuple(r.complete(s, grid, at) if callable(getattr(r, "complete", None)) else s
-                     for r, s in zip(self.parts, state))
+        return tuple(
+            r.complete(s, grid, at) if callable(getattr(r, "complete", None)) else s for r, s in zip(self.parts, state)
+        )
 
     def partial(self, result: ChunkResult) -> tuple:
         return tuple(r.partial(result) for r in self.parts)
@@ -532,18 +606,27 @@ class Gather:
     def partial(self, result: ChunkResult) -> dict:
         grid = result.grid
         extra = {k: tuple(len(result.trailing_coords[d]) for d in dims) for k, dims in result.trailing.items()}
-        return {"block": tuple(slice(*result.chunk.ranges.get(d, (0, n))) for d, n in zip(grid.dims, self.shape)),
-                "values": {k: v.detach().expand(grid.shape + extra.get(k, ())).cpu().numpy()
-                           for k, v in result.values.items()},
-                "reason": result.reason.cpu().numpy(), "trailing": dict(result.trailing),
-                "trailing_coords": dict(result.trailing_coords)}
+        return {
+            "block": tuple(slice(*result.chunk.ranges.get(d, (0, n))) for d, n in zip(grid.dims, self.shape)),
+            "values": {
+                k: v.detach().expand(grid.shape + extra.get(k, ())).cpu().numpy() for k, v in result.values.items()
+            },
+            "reason": result.reason.cpu().numpy(),
+            "trailing": dict(result.trailing),
+            "trailing_coords": dict(result.trailing_coords),
+        }
 
     def merge(self, state: dict | None, part: dict) -> dict:
         if state is None:
-            state = {"values": {k: np.empty(self.shape + v.shape[len(self.shape):], dtype=v.dtype)
-                                for k, v in part["values"].items()},
-                     "reason": np.empty(self.shape, dtype=part["reason"].dtype),
-                     "trailing": part["trailing"], "trailing_coords": part["trailing_coords"]}
+            state = {
+                "values": {
+                    k: np.empty(self.shape + v.shape[len(self.shape) :], dtype=v.dtype)
+                    for k, v in part["values"].items()
+                },
+                "reason": np.empty(self.shape, dtype=part["reason"].dtype),
+                "trailing": part["trailing"],
+                "trailing_coords": part["trailing_coords"],
+            }
         block = part["block"]
         for k, v in part["values"].items():
             state["values"][k][block] = v
@@ -551,23 +634,35 @@ class Gather:
         return state
 
     def finish(self, state: dict, grid: Grid) -> Evaluation:
-        return Evaluation(values={k: torch.from_numpy(v) for k, v in state["values"].items()},
-                          reason=torch.from_numpy(state["reason"]), trailing=state["trailing"],
-                          trailing_coords=state["trailing_coords"])
+        return Evaluation(
+            values={k: torch.from_numpy(v) for k, v in state["values"].items()},
+            reason=torch.from_numpy(state["reason"]),
+            trailing=state["trailing"],
+            trailing_coords=state["trailing_coords"],
+        )
 
 
-def gather(grid: Grid, convention: str, overrides: Mapping[str, float], breakdown: bool,
-           chunk_points: int | None, client: Any, progress: bool | None = None) -> Evaluation:
+def gather(
+    grid: Grid,
+    convention: str,
+    overrides: Mapping[str, float],
+    breakdown: bool,
+    chunk_points: int | None,
+    client: Any,
+    progress: bool | None = None,
+) -> Evaluation:
     """A whole sweep's Evaluation (on the CPU), its chunks evaluated here or on a dask cluster
     (``client``) and assembled in order: the same values as one evaluation, bit for bit."""
     if chunk_points is None:  # the per-op breakdown needs about 3x the working memory per point
         chunk_points = max(1, points_for_memory(DEFAULT_MEMORY, grid.dtype) // (3 if breakdown else 1))
     setup = _Setup(grid, convention, MappingProxyType(dict(overrides)), ())
-    return _execute(setup, Gather(grid.shape, breakdown), _max_points(setup, None, chunk_points), progress, client,
-                    "sweep")
+    return _execute(
+        setup, Gather(grid.shape, breakdown), _max_points(setup, None, chunk_points), progress, client, "sweep"
+    )
 
 
 # --------------------------------------------------------------------------- drivers
+
 
 def _check_metric(kind: str, name: Any, available: Sequence[str]) -> str:
     if not isinstance(name, str) or name not in available:
@@ -605,8 +700,7 @@ def _setup(convention: Any, efficiency: Any, axes: Mapping[str, Any]) -> _Setup:
     grid = build_grid(**axes)
     overrides = check_efficiency(efficiency)
     probe = evaluate_chunk(grid, Chunk(0, MappingProxyType({d: (0, 1) for d in grid.dims})), convention, overrides)
-    return _Setup(grid, convention, MappingProxyType(overrides),
-                  (*probe.values, "feasible", "infeasible_reason"))
+    return _Setup(grid, convention, MappingProxyType(overrides), (*probe.values, "feasible", "infeasible_reason"))
 
 
 def _progress(total: int, progress: Any, desc: str):
@@ -622,8 +716,16 @@ def _progress(total: int, progress: Any, desc: str):
 def _run_chunk(grid: Grid, chunk: Chunk, convention: str, overrides: Mapping[str, float], reduction: Any) -> Any:
     """One chunk on a worker: evaluate, reduce, return the small partial result."""
     keep_freed_memory()  # once per process (here for dask workers)
-    return reduction.partial(evaluate_chunk(grid, chunk, convention, overrides, getattr(reduction, "metrics", None),
-                                            bool(getattr(reduction, "breakdown", False))))
+    return reduction.partial(
+        evaluate_chunk(
+            grid,
+            chunk,
+            convention,
+            overrides,
+            getattr(reduction, "metrics", None),
+            bool(getattr(reduction, "breakdown", False)),
+        )
+    )
 
 
 def _execute(setup: _Setup, reduction: Any, max_points: int, progress: Any, client: Any, desc: str) -> Any:
@@ -638,8 +740,9 @@ def _execute(setup: _Setup, reduction: Any, max_points: int, progress: Any, clie
         else:
             state = _execute_dask(setup, reduction, chunks, client, bar)
     if callable(getattr(reduction, "complete", None)):  # the winners' every metric, from their positions
-        state = reduction.complete(state, grid, lambda positions: metrics_at(grid, positions, setup.convention,
-                                                                            setup.overrides))
+        state = reduction.complete(
+            state, grid, lambda positions: metrics_at(grid, positions, setup.convention, setup.overrides)
+        )
     return reduction.finish(state, grid)
 
 
@@ -656,8 +759,10 @@ def _execute_dask(setup: _Setup, reduction: Any, chunks: Iterator[Chunk], client
         except (OSError, TimeoutError, ValueError) as e:
             raise SpecError(f"client = {client!r}: cannot reach a dask scheduler there ({e})") from None
     elif not isinstance(client, Client):
-        raise SpecError(f"client = {client!r} is not allowed: must be a dask.distributed Client or a "
-                        "scheduler address such as 'tcp://host:8786'")
+        raise SpecError(
+            f"client = {client!r} is not allowed: must be a dask.distributed Client or a "
+            "scheduler address such as 'tcp://host:8786'"
+        )
     try:
         grid = client.scatter(setup.grid, broadcast=True)
         window = max(4, 2 * sum(client.nthreads().values()))
@@ -665,8 +770,11 @@ def _execute_dask(setup: _Setup, reduction: Any, chunks: Iterator[Chunk], client
         state = None
         for chunk in itertools.chain(chunks, [None]):
             if chunk is not None:
-                pending.append(client.submit(_run_chunk, grid, chunk, setup.convention, dict(setup.overrides),
-                                             reduction, pure=False))
+                pending.append(
+                    client.submit(
+                        _run_chunk, grid, chunk, setup.convention, dict(setup.overrides), reduction, pure=False
+                    )
+                )
             while pending and (chunk is None or len(pending) >= window):
                 state = reduction.merge(state, pending.pop(0).result())  # in chunk order
                 bar.update(1)
@@ -684,10 +792,20 @@ def _max_points(setup: _Setup, memory: Any, chunk_points: Any) -> int:
     return points_for_memory(memory, setup.grid.dtype)
 
 
-def best(objective: str = "tokens_per_s_per_gpu", *, where: Mapping[str, tuple[str, float]] | None = None,
-         keep: Sequence[str] = (), maximize: bool = True, memory: Any = DEFAULT_MEMORY,
-         chunk_points: int | None = None, progress: bool | None = None, client: Any = None,
-         convention: str = "roofline", efficiency: Mapping[str, float] | None = None, **axes: Any) -> xr.Dataset:
+def best(
+    objective: str = "tokens_per_s_per_gpu",
+    *,
+    where: Mapping[str, tuple[str, float]] | None = None,
+    keep: Sequence[str] = (),
+    maximize: bool = True,
+    memory: Any = DEFAULT_MEMORY,
+    chunk_points: int | None = None,
+    progress: bool | None = None,
+    client: Any = None,
+    convention: str = "roofline",
+    efficiency: Mapping[str, float] | None = None,
+    **axes: Any,
+) -> xr.Dataset:
     """The best point of a grid, streamed: :func:`tensorperf.sweep`'s inputs (``**axes``) span the
     grid, which is evaluated in chunks of at most ``memory`` working bytes (or ``chunk_points``
     points) keeping only the running best, so grids far larger than memory fit.
@@ -715,15 +833,26 @@ def best(objective: str = "tokens_per_s_per_gpu", *, where: Mapping[str, tuple[s
 def default_over(grid: Grid) -> tuple[str, ...]:
     """The layout and batch dims of a grid (:data:`~tensorperf.reductions.LAYOUT_DIMS`, and a zipped
     dim carrying one of those inputs)."""
-    return tuple(d for d in grid.dims if d in LAYOUT_DIMS
-                 or any(grid.dim_of(n) == d for n in LAYOUT_DIMS if n in grid.values))
+    return tuple(
+        d for d in grid.dims if d in LAYOUT_DIMS or any(grid.dim_of(n) == d for n in LAYOUT_DIMS if n in grid.values)
+    )
 
 
-def pareto(x: str = "tokens_per_s_per_user", y: str = "tokens_per_s_per_gpu", *,
-           where: Mapping[str, tuple[str, float]] | None = None, over: Sequence[str] | None = None,
-           maximize: tuple[bool, bool] = (True, True), memory: Any = DEFAULT_MEMORY,
-           chunk_points: int | None = None, progress: bool | None = None, client: Any = None,
-           convention: str = "roofline", efficiency: Mapping[str, float] | None = None, **axes: Any) -> xr.Dataset:
+def pareto(
+    x: str = "tokens_per_s_per_user",
+    y: str = "tokens_per_s_per_gpu",
+    *,
+    where: Mapping[str, tuple[str, float]] | None = None,
+    over: Sequence[str] | None = None,
+    maximize: tuple[bool, bool] = (True, True),
+    memory: Any = DEFAULT_MEMORY,
+    chunk_points: int | None = None,
+    progress: bool | None = None,
+    client: Any = None,
+    convention: str = "roofline",
+    efficiency: Mapping[str, float] | None = None,
+    **axes: Any,
+) -> xr.Dataset:
     """The Pareto frontier of ``x`` versus ``y``, streamed (see :func:`best` for the chunking,
     ``where``, ``progress`` and ``client``): over the ``over`` dims (default: the layout and batch
     dims), for each combination of the other dims. Returns the frontier points along a ``frontier``
@@ -734,15 +863,20 @@ def pareto(x: str = "tokens_per_s_per_user", y: str = "tokens_per_s_per_gpu", *,
     y = _check_metric("y", y, setup.metrics)
     if x == y:
         raise SpecError(f"x and y are both {x!r}; a frontier needs two different variables")
-    if not (isinstance(maximize, (tuple, list)) and len(maximize) == 2
-            and all(isinstance(m, (bool, np.bool_)) for m in maximize)):
+    if not (
+        isinstance(maximize, (tuple, list))
+        and len(maximize) == 2
+        and all(isinstance(m, (bool, np.bool_)) for m in maximize)
+    ):
         raise SpecError(f"maximize = {maximize!r} is not allowed: must be a pair of booleans (for x, y)")
     where = _check_where(where, setup.metrics)
     if over is None:
         over = default_over(setup.grid)
         if not over:
-            raise SpecError(f"no layout or batch dimension ({', '.join(LAYOUT_DIMS)}) is swept "
-                            f"(dims {list(setup.grid.dims)}); pass over=[...]")
+            raise SpecError(
+                f"no layout or batch dimension ({', '.join(LAYOUT_DIMS)}) is swept "
+                f"(dims {list(setup.grid.dims)}); pass over=[...]"
+            )
     else:
         over = _dims("over", over, setup.grid)
         if not over:
@@ -751,18 +885,45 @@ def pareto(x: str = "tokens_per_s_per_user", y: str = "tokens_per_s_per_gpu", *,
     return _execute(setup, reduction, _max_points(setup, memory, chunk_points), progress, client, "pareto")
 
 
-def reduce(reduction: Reduction, *, memory: Any = DEFAULT_MEMORY, chunk_points: int | None = None,
-           progress: bool | None = None, client: Any = None, convention: str = "roofline",
-           efficiency: Mapping[str, float] | None = None, **axes: Any) -> Any:
+def reduce(
+    reduction: Reduction,
+    *,
+    memory: Any = DEFAULT_MEMORY,
+    chunk_points: int | None = None,
+    progress: bool | None = None,
+    client: Any = None,
+    convention: str = "roofline",
+    efficiency: Mapping[str, float] | None = None,
+    **axes: Any,
+) -> Any:
     """Stream any :class:`Reduction` over the grid spanned by ``**axes`` (chunking, progress and
     ``client`` as in :func:`best`)."""
     for method in ("partial", "merge", "finish"):
         if not callable(getattr(reduction, method, None)):
-            raise SpecError(f"reduction = {reduction!r} is not allowed: it must have partial(), merge() and "
-                            "finish() methods (see tensorperf.stream.Reduction)")
+            raise SpecError(
+                f"reduction = {reduction!r} is not allowed: it must have partial(), merge() and "
+                "finish() methods (see tensorperf.stream.Reduction)"
+            )
     setup = _setup(convention, efficiency, axes)
     return _execute(setup, reduction, _max_points(setup, memory, chunk_points), progress, client, "reduce")
 
 
-__all__ = ["best", "pareto", "reduce", "Reduction", "Best", "Pareto", "Count", "Combined", "Gather", "ChunkResult",
-           "Chunk", "plan", "points_for_memory", "evaluate_chunk", "metrics_at", "gather", "kept_shape"]
+__all__ = [
+    "best",
+    "pareto",
+    "reduce",
+    "Reduction",
+    "Best",
+    "Pareto",
+    "Count",
+    "Combined",
+    "Gather",
+    "ChunkResult",
+    "Chunk",
+    "plan",
+    "points_for_memory",
+    "evaluate_chunk",
+    "metrics_at",
+    "gather",
+    "kept_shape",
+]

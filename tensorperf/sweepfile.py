@@ -39,9 +39,27 @@ from . import api
 from .reductions import COMPARISONS
 from .validation import SpecError, read_toml
 
-SWEEP_KEYS = ("model", "hardware", "weight_dtype", "kv_dtype", "act_dtype", "allreduce", "prompt_len", "output_len",
-              "batch", "tp", "cp", "pp", "dp", "ep", "microbatches", "chunk_size", "world_size", "max_num_seqs",
-              "zipped")
+SWEEP_KEYS = (
+    "model",
+    "hardware",
+    "weight_dtype",
+    "kv_dtype",
+    "act_dtype",
+    "allreduce",
+    "prompt_len",
+    "output_len",
+    "batch",
+    "tp",
+    "cp",
+    "pp",
+    "dp",
+    "ep",
+    "microbatches",
+    "chunk_size",
+    "world_size",
+    "max_num_seqs",
+    "zipped",
+)
 TOP_KEYS = ("description", "convention", "sweep", "efficiency", "best")
 BEST_KEYS = ("objective", "where", "keep", "maximize")
 WHAT_IF_WORDS = "any numeric ModelSpec/HardwareSpec field or <field>_scale (what-if)"
@@ -71,13 +89,16 @@ def parse_where(text: str, origin: str = "--where") -> tuple[str, tuple[str, flo
         except ValueError:
             value = None
     if match is None or value is None:
-        raise SpecError(f"{origin} {text!r} is not allowed: must be VARIABLE OP NUMBER with OP one of "
-                        f"{', '.join(COMPARISONS)} (SI units, e.g. 'tokens_per_s_per_user>=20', 'tpot<=0.05')")
+        raise SpecError(
+            f"{origin} {text!r} is not allowed: must be VARIABLE OP NUMBER with OP one of "
+            f"{', '.join(COMPARISONS)} (SI units, e.g. 'tokens_per_s_per_user>=20', 'tpot<=0.05')"
+        )
     return match.group(1), (match.group(2), value)
 
 
-def _unknown(path: str, where: str, key: str, allowed: tuple[str, ...], extra: str = "",
-             also: tuple[str, ...] = ()) -> SpecError:
+def _unknown(
+    path: str, where: str, key: str, allowed: tuple[str, ...], extra: str = "", also: tuple[str, ...] = ()
+) -> SpecError:
     close = difflib.get_close_matches(key, allowed + also, n=3, cutoff=0.6)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
     return SpecError(f"{path}: unknown key {key!r} in {where}.{hint} Allowed: {', '.join(allowed)}{extra}")
@@ -89,8 +110,10 @@ def _scalar_or_list(path: str, key: str, value: Any) -> Any:
 
     if plain(value) or (isinstance(value, list) and value and all(plain(v) for v in value)):
         return value
-    raise SpecError(f"{path}: [sweep] {key} = {value!r} is not allowed: must be a value or a non-empty list of "
-                    "values (strings or numbers)")
+    raise SpecError(
+        f"{path}: [sweep] {key} = {value!r} is not allowed: must be a value or a non-empty list of "
+        "values (strings or numbers)"
+    )
 
 
 def _best_table(path: str, table: Any) -> dict[str, Any]:
@@ -127,8 +150,7 @@ def load(path: str | Path, *, check: bool = True) -> SweepFile:
     inputs = {}
     for key, value in doc["sweep"].items():
         if key not in SWEEP_KEYS and key not in api.OVERRIDABLE:
-            raise _unknown(path, "[sweep]", key, SWEEP_KEYS, f", and {WHAT_IF_WORDS}",
-                           tuple(sorted(api.OVERRIDABLE)))
+            raise _unknown(path, "[sweep]", key, SWEEP_KEYS, f", and {WHAT_IF_WORDS}", tuple(sorted(api.OVERRIDABLE)))
         inputs[key] = _scalar_or_list(path, key, value) if key != "zipped" else value
     efficiency = doc.get("efficiency")
     if efficiency is not None:
@@ -143,8 +165,9 @@ def load(path: str | Path, *, check: bool = True) -> SweepFile:
             raise SpecError(f"{path}: [efficiency] {e}") from None
     convention = doc.get("convention")
     if convention is not None and (not isinstance(convention, str) or convention not in api.CONVENTIONS):
-        raise SpecError(f"{path}: convention = {convention!r} is not allowed: must be one of "
-                        f"{', '.join(api.CONVENTIONS)}")
+        raise SpecError(
+            f"{path}: convention = {convention!r} is not allowed: must be one of {', '.join(api.CONVENTIONS)}"
+        )
     description = doc.get("description", "")
     if not isinstance(description, str):
         raise SpecError(f"{path}: description = {description!r} is not allowed: must be a string")
@@ -155,5 +178,6 @@ def load(path: str | Path, *, check: bool = True) -> SweepFile:
             api.build_grid(**trial)
         except SpecError as e:
             raise SpecError(f"{path}: [sweep] {e}") from None
-    return SweepFile(path=path, inputs=inputs, efficiency=efficiency, convention=convention,
-                     description=description, best=best)
+    return SweepFile(
+        path=path, inputs=inputs, efficiency=efficiency, convention=convention, description=description, best=best
+    )

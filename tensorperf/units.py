@@ -16,9 +16,7 @@ US = 1e-6
 
 # Bytes per element of each storage format. fp4 (NVFP4/MXFP4) packs two values per byte; the
 # block scales (one 8-bit scale per 16 or 32 values) are ignored at this level of detail.
-DTYPE_BYTES = MappingProxyType(
-    {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "fp4": 0.5}
-)
+DTYPE_BYTES = MappingProxyType({"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "fp4": 0.5})
 
 # Which peak-rate column of a hardware spec a weight format computes at (weight-only int8 runs
 # its math at fp8/int8 tensor-core rate on hardware that has one).

@@ -8,14 +8,62 @@ from hypothesis import strategies as st
 import tensorperf as tp
 from tensorperf.cli import main
 
-BAD = st.sampled_from([0, -1, 1.5, float("nan"), float("inf"), "x", [], [0], [1, "a"], {"a": 1}, True, [True],
-                       np.array([[1, 2]]), [1, 1], 10**30, 10**400, -0.0, b"bytes", object(), "cuda:7"])
-FIELDS = st.sampled_from(["model", "hardware", "weight_dtype", "kv_dtype", "act_dtype", "prompt_len", "output_len",
-                          "batch", "tp", "cp", "pp", "dp", "ep", "microbatches", "world_size", "max_num_seqs",
-                          "chunk_size", "convention", "efficiency", "dtype", "device", "zipped", "hbm_bandwidth",
-                          "num_layers", "hbm_bandwidth_scale", "num_kv_heads", "frobnicate"])
-SETTINGS = settings(max_examples=400, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow])
+BAD = st.sampled_from(
+    [
+        0,
+        -1,
+        1.5,
+        float("nan"),
+        float("inf"),
+        "x",
+        [],
+        [0],
+        [1, "a"],
+        {"a": 1},
+        True,
+        [True],
+        np.array([[1, 2]]),
+        [1, 1],
+        10**30,
+        10**400,
+        -0.0,
+        b"bytes",
+        object(),
+        "cuda:7",
+    ]
+)
+FIELDS = st.sampled_from(
+    [
+        "model",
+        "hardware",
+        "weight_dtype",
+        "kv_dtype",
+        "act_dtype",
+        "prompt_len",
+        "output_len",
+        "batch",
+        "tp",
+        "cp",
+        "pp",
+        "dp",
+        "ep",
+        "microbatches",
+        "world_size",
+        "max_num_seqs",
+        "chunk_size",
+        "convention",
+        "efficiency",
+        "dtype",
+        "device",
+        "zipped",
+        "hbm_bandwidth",
+        "num_layers",
+        "hbm_bandwidth_scale",
+        "num_kv_heads",
+        "frobnicate",
+    ]
+)
+SETTINGS = settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS
@@ -32,8 +80,21 @@ def test_sweep_rejects_malformed_input_with_a_spec_error(field, value):
 
 
 FLAG_VALUES = st.sampled_from(["0", "-3", "x", "1,,2", "1.5", "nan", "", "max", "h100", "fp6", "1e400"])
-FLAGS = st.sampled_from(["--batch", "--tp", "--prompt-len", "--model", "--hardware", "--weight-dtype", "--cp",
-                         "--chunk-size", "--set", "--where", "--efficiency"])
+FLAGS = st.sampled_from(
+    [
+        "--batch",
+        "--tp",
+        "--prompt-len",
+        "--model",
+        "--hardware",
+        "--weight-dtype",
+        "--cp",
+        "--chunk-size",
+        "--set",
+        "--where",
+        "--efficiency",
+    ]
+)
 
 
 @SETTINGS

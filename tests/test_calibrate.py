@@ -57,10 +57,13 @@ def test_scale_override_equals_hand_scaled_preset():
     assert float(a.tpot) == pytest.approx(float(b.tpot), rel=1e-14)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(factors=["memroy"]), r"unknown factor 'memroy'"),
-    (dict(train_fraction=1.5), r"train_fraction = 1.5 is not allowed"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(factors=["memroy"]), r"unknown factor 'memroy'"),
+        (dict(train_fraction=1.5), r"train_fraction = 1.5 is not allowed"),
+    ],
+)
 def test_bad_calibration_input(kwargs, match):
     with pytest.raises(tp.SpecError, match=match):
         calibrate(DATA, **kwargs)

@@ -30,11 +30,26 @@ def test_default_sweep_prints_best_layouts():
     for floor in ("10", "20"):
         assert f">= {floor} tokens/s per user" in text
     header = next(line for line in text.splitlines() if line.startswith("hardware"))
-    assert header.split() == ["hardware", "dtype", "prompt", "tp", "pp", "dp", "ep", "batch", "tok/s/GPU",
-                              "tok/s/user", "TTFT", "s", "mem/GPU", "GB"]
+    assert header.split() == [
+        "hardware",
+        "dtype",
+        "prompt",
+        "tp",
+        "pp",
+        "dp",
+        "ep",
+        "batch",
+        "tok/s/GPU",
+        "tok/s/user",
+        "TTFT",
+        "s",
+        "mem/GPU",
+        "GB",
+    ]
     # h100 has no fp4 math: that row has no layout
-    assert any(line.startswith("h100-sxm") and " fp4 " in line and line.rstrip().endswith("-")
-               for line in text.splitlines())
+    assert any(
+        line.startswith("h100-sxm") and " fp4 " in line and line.rstrip().endswith("-") for line in text.splitlines()
+    )
 
 
 def test_presets_lists_ids_with_key_numbers():
@@ -46,18 +61,34 @@ def test_presets_lists_ids_with_key_numbers():
 
 def test_sweep_flags_and_output(tmp_path):
     path = tmp_path / "out.nc"
-    code, text = run(["sweep", "--model", "llama-3.1-8b", "--hardware", "h100-sxm,b200", "--batch", "1,8",
-                      "--prompt-len", "1024", "-o", str(path)])
+    code, text = run(
+        [
+            "sweep",
+            "--model",
+            "llama-3.1-8b",
+            "--hardware",
+            "h100-sxm,b200",
+            "--batch",
+            "1,8",
+            "--prompt-len",
+            "1024",
+            "-o",
+            str(path),
+        ]
+    )
     assert code == 0 and f"wrote {path}" in text
     ds = xr.open_dataset(path)
     assert ds.ttft.dims == ("hardware", "batch") and ds.ttft.attrs["units"] == "s"
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["sweep", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--batch", "x"], "--batch"),
-    (["sweep", "--model", "nope", "--hardware", "h100-sxm"], "unknown model preset 'nope'"),
-    (["frobnicate"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["sweep", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--batch", "x"], "--batch"),
+        (["sweep", "--model", "nope", "--hardware", "h100-sxm"], "unknown model preset 'nope'"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(argv, needle, capsys):
     code = main(argv)
     err = capsys.readouterr().err
@@ -90,10 +121,35 @@ def test_sweep_prints_every_point_of_a_small_grid_with_why_infeasible():
 
 def test_sweep_flags_cover_every_input_and_what_if(tmp_path):
     path = tmp_path / "out.json"
-    code, text = run(["sweep", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--batch", "max",
-                      "--max-num-seqs", "8,64", "--act-dtype", "bf16", "--kv-dtype", "fp8", "--world-size", "2",
-                      "--tp", "1,2", "--microbatches", "1", "--set", "hbm_bandwidth_scale=1,1.3",
-                      "--set", "num_kv_heads=8", "-o", str(path)])
+    code, text = run(
+        [
+            "sweep",
+            "--model",
+            "llama-3.1-8b",
+            "--hardware",
+            "h100-sxm",
+            "--batch",
+            "max",
+            "--max-num-seqs",
+            "8,64",
+            "--act-dtype",
+            "bf16",
+            "--kv-dtype",
+            "fp8",
+            "--world-size",
+            "2",
+            "--tp",
+            "1,2",
+            "--microbatches",
+            "1",
+            "--set",
+            "hbm_bandwidth_scale=1,1.3",
+            "--set",
+            "num_kv_heads=8",
+            "-o",
+            str(path),
+        ]
+    )
     assert code == 0, text
     ds = load(path)
     assert ds.ttft.dims == ("tp", "max_num_seqs", "hbm_bandwidth_scale")
@@ -112,8 +168,10 @@ def test_sweep_big_grid_prints_best_per_non_layout_dims():
 
 def test_sweep_file_and_flags_override(tmp_path):
     f = tmp_path / "s.toml"
-    f.write_text('description = "tiny"\n[sweep]\nmodel = "llama-3.1-8b"\nhardware = ["h100-sxm", "b200"]\n'
-                 'batch = [1, 8]\ntp = [1, 2]\n[efficiency]\nmemory = 0.5\n')
+    f.write_text(
+        'description = "tiny"\n[sweep]\nmodel = "llama-3.1-8b"\nhardware = ["h100-sxm", "b200"]\n'
+        "batch = [1, 8]\ntp = [1, 2]\n[efficiency]\nmemory = 0.5\n"
+    )
     out = tmp_path / "o.nc"
     code, text = run(["sweep", str(f), "--hardware", "b200", "-o", str(out)])
     assert code == 0 and text.splitlines()[1] == "tiny"
@@ -181,11 +239,26 @@ def test_op_bound_codes():
 
 def test_sensitivity_prints_elasticities_and_saves(tmp_path):
     path = tmp_path / "sens.nc"
-    code, text = run(["sensitivity", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--batch", "1",
-                      "--of", "tpot", "--wrt", "memory,compute,hbm_bandwidth", "-o", str(path)])
+    code, text = run(
+        [
+            "sensitivity",
+            "--model",
+            "llama-3.1-8b",
+            "--hardware",
+            "h100-sxm",
+            "--batch",
+            "1",
+            "--of",
+            "tpot",
+            "--wrt",
+            "memory,compute,hbm_bandwidth",
+            "-o",
+            str(path),
+        ]
+    )
     assert code == 0
     lines = text.splitlines()
-    body = lines[next(i for i, line in enumerate(lines) if line.startswith("---")) + 1:]
+    body = lines[next(i for i, line in enumerate(lines) if line.startswith("---")) + 1 :]
     rows = {line.split()[0]: float(line.split()[1]) for line in body}
     assert set(rows) == {"memory", "compute", "hbm_bandwidth"}
     assert -1.001 <= rows["hbm_bandwidth"] < -0.3  # batch-1 decode is memory-bound
@@ -206,17 +279,24 @@ def test_seed_example_is_the_default_sweep():
     assert spec.inputs == DEFAULT_SWEEP | {"hardware": hw}
 
 
-@pytest.mark.parametrize("body, needle", [
-    ('[sweep]\nmodel = "llama-3.1-8b"\nhardwre = "h100-sxm"\n', "unknown key 'hardwre' in [sweep]. Did you mean "
-     "'hardware'? Allowed: model, hardware"),
-    ('[sweep]\nmodel = "llama-3.1-8b"\nhardware = "h100-sxm"\ntp = [0, 2]\n', "[sweep] tp = 0 is not allowed"),
-    ('[sweep]\nmodel = "llama-3.1-8b"\nhardware = "h100-sxm"\n[report]\n', "unknown key 'report' in the sweep "
-     "file. Allowed: description, convention, sweep, efficiency, best"),
-    ('[sweep]\nmodel = "llama-3.1-8b"\nhardware = "h100-sxm"\n[efficiency]\nmemroy = 0.5\n', "efficiency factor"),
-    ('[sweep]\nmodel = "llama-3.1-8b"\nhardware = "h100-sxm"\n[best]\nwhere = ["tpot ~ 3"]\n', "[best] where"),
-    ('[sweep\n', "not valid TOML"),
-    ('model = "x"\n', "unknown key 'model' in the sweep file"),
-])
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        (
+            '[sweep]\nmodel = "llama-3.1-8b"\nhardwre = "h100-sxm"\n',
+            "unknown key 'hardwre' in [sweep]. Did you mean 'hardware'? Allowed: model, hardware",
+        ),
+        ('[sweep]\nmodel = "llama-3.1-8b"\nhardware = "h100-sxm"\ntp = [0, 2]\n', "[sweep] tp = 0 is not allowed"),
+        (
+            '[sweep]\nmodel = "llama-3.1-8b"\nhardware = "h100-sxm"\n[report]\n',
+            "unknown key 'report' in the sweep file. Allowed: description, convention, sweep, efficiency, best",
+        ),
+        ('[sweep]\nmodel = "llama-3.1-8b"\nhardware = "h100-sxm"\n[efficiency]\nmemroy = 0.5\n', "efficiency factor"),
+        ('[sweep]\nmodel = "llama-3.1-8b"\nhardware = "h100-sxm"\n[best]\nwhere = ["tpot ~ 3"]\n', "[best] where"),
+        ("[sweep\n", "not valid TOML"),
+        ('model = "x"\n', "unknown key 'model' in the sweep file"),
+    ],
+)
 def test_bad_sweep_file_is_one_line_naming_the_file_and_key(tmp_path, capsys, body, needle):
     f = tmp_path / "bad.toml"
     f.write_text(body)
@@ -226,22 +306,31 @@ def test_bad_sweep_file_is_one_line_naming_the_file_and_key(tmp_path, capsys, bo
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["sweep", "--model", "llama-3.1-8b"], "--hardware is required"),
-    (["sweep", *SMALL, "--set", "nope=1"], "argument --set"),
-    (["sweep", *SMALL, "--batch", "maxx"], "argument --batch"),
-    (["sweep", *SMALL, "-o", "x.xlsx"], "allowed: .nc, .zarr, .csv, .json"),
-    (["best", *SMALL, "--where", "tpot<<3"], "argument --where"),
-    (["best", *SMALL, "--keep", "hw"], "unknown dimension in keep 'hw'"),
-    (["best", *SMALL, "--objective", "speed"], "unknown objective 'speed'"),
-    (["best", *SMALL, "--where", "tpot<1", "--where", "tpot>0"], "--where names tpot twice"),
-    (["explain", *SMALL], "one point only, but --hardware has 2 values"),
-    (["explain", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--convention", "seed"], "--convention roofline"),
-    (["sensitivity", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--wrt", "nope"], "parameter in wrt 'nope'"),
-    (["plot", "nope", "x.nc", "-o", "x.png"], "argument KIND: invalid choice: 'nope'"),
-    (["plot", "pareto", "missing.nc", "-o", "x.png"], "does not exist"),
-    (["plot", "pareto", "results.txt", "-o", "x.png"], "RESULTS 'results.txt' must be"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["sweep", "--model", "llama-3.1-8b"], "--hardware is required"),
+        (["sweep", *SMALL, "--set", "nope=1"], "argument --set"),
+        (["sweep", *SMALL, "--batch", "maxx"], "argument --batch"),
+        (["sweep", *SMALL, "-o", "x.xlsx"], "allowed: .nc, .zarr, .csv, .json"),
+        (["best", *SMALL, "--where", "tpot<<3"], "argument --where"),
+        (["best", *SMALL, "--keep", "hw"], "unknown dimension in keep 'hw'"),
+        (["best", *SMALL, "--objective", "speed"], "unknown objective 'speed'"),
+        (["best", *SMALL, "--where", "tpot<1", "--where", "tpot>0"], "--where names tpot twice"),
+        (["explain", *SMALL], "one point only, but --hardware has 2 values"),
+        (
+            ["explain", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--convention", "seed"],
+            "--convention roofline",
+        ),
+        (
+            ["sensitivity", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--wrt", "nope"],
+            "parameter in wrt 'nope'",
+        ),
+        (["plot", "nope", "x.nc", "-o", "x.png"], "argument KIND: invalid choice: 'nope'"),
+        (["plot", "pareto", "missing.nc", "-o", "x.png"], "does not exist"),
+        (["plot", "pareto", "results.txt", "-o", "x.png"], "RESULTS 'results.txt' must be"),
+    ],
+)
 def test_bad_subcommand_input_is_one_line_exit_2(argv, needle, capsys):
     code = main(argv)
     err = capsys.readouterr().err

@@ -8,14 +8,22 @@ import tensorperf as tp
 
 distributed = pytest.importorskip("distributed")
 
-GRID = dict(model=["llama-3.1-70b", "mixtral-8x7b"], hardware=["h100-sxm", "b200"], prompt_len=[1024, 8192],
-            batch=[1, 8, 64], tp=[1, 2, 4, 8], pp=[1, 2, 4], ep=[1, 2, 8])
+GRID = dict(
+    model=["llama-3.1-70b", "mixtral-8x7b"],
+    hardware=["h100-sxm", "b200"],
+    prompt_len=[1024, 8192],
+    batch=[1, 8, 64],
+    tp=[1, 2, 4, 8],
+    pp=[1, 2, 4],
+    ep=[1, 2, 8],
+)
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  silence_logs=40) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+    ) as cluster:
         yield cluster
 
 
@@ -23,8 +31,7 @@ def test_best_on_a_cluster_equals_the_single_process_result(cluster):
     where = {"tokens_per_s_per_user": (">=", 20)}
     local = tp.best("tokens_per_s_per_gpu", where=where, keep=["hardware"], chunk_points=97, **GRID)
     with distributed.Client(cluster) as client:
-        remote = tp.best("tokens_per_s_per_gpu", where=where, keep=["hardware"], chunk_points=97, client=client,
-                         **GRID)
+        remote = tp.best("tokens_per_s_per_gpu", where=where, keep=["hardware"], chunk_points=97, client=client, **GRID)
         workers = client.run(lambda: 1)
     assert len(workers) == 2
     for v in local.data_vars:
@@ -63,8 +70,20 @@ def test_the_command_line_runs_on_a_scheduler(cluster):
 
     from tensorperf.cli import main
 
-    flags = ["--model", "llama-3.1-70b,mixtral-8x7b", "--hardware", "h100-sxm,b200", "--batch", "1,8,64",
-             "--tp", "1,2,4,8", "--pp", "1,2", "--ep", "1,8"]
+    flags = [
+        "--model",
+        "llama-3.1-70b,mixtral-8x7b",
+        "--hardware",
+        "h100-sxm,b200",
+        "--batch",
+        "1,8,64",
+        "--tp",
+        "1,2,4,8",
+        "--pp",
+        "1,2",
+        "--ep",
+        "1,8",
+    ]
     for command in (["best"], ["pareto"], ["sweep", "--limit", "0"]):
         local, remote = io.StringIO(), io.StringIO()
         assert main([*command, *flags], out=local) == 0

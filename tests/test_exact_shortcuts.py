@@ -18,11 +18,24 @@ from tensorperf.conventions import roofline
 
 LAYOUT = dict(tp=[1, 2, 8], pp=[1, 3, 4], dp=[1, 2], ep=[1, 8], batch=[1, 8, 64])
 GRIDS = {
-    "moe+dense+mla": dict(model=["gpt-moe-1.8t", "deepseek-v3", "llama-3.1-70b"], hardware=["h100-sxm", "b200"],
-                          weight_dtype=["bf16", "fp8"], prompt_len=[512, 8192], output_len=[1, 256], **LAYOUT),
-    "cp+chunked+micro": dict(model=["qwen3-235b-a22b", "llama-4-scout"], hardware="gb200", prompt_len=[4096, 32768],
-                             output_len=128, cp=[1, 2], chunk_size=[2048, 65536], microbatches=[1, 2],
-                             **LAYOUT),
+    "moe+dense+mla": dict(
+        model=["gpt-moe-1.8t", "deepseek-v3", "llama-3.1-70b"],
+        hardware=["h100-sxm", "b200"],
+        weight_dtype=["bf16", "fp8"],
+        prompt_len=[512, 8192],
+        output_len=[1, 256],
+        **LAYOUT,
+    ),
+    "cp+chunked+micro": dict(
+        model=["qwen3-235b-a22b", "llama-4-scout"],
+        hardware="gb200",
+        prompt_len=[4096, 32768],
+        output_len=128,
+        cp=[1, 2],
+        chunk_size=[2048, 65536],
+        microbatches=[1, 2],
+        **LAYOUT,
+    ),
 }
 # factors at their defaults, as leaves that need a gradient: the general path. A *_scale of 1 leaves
 # each preset's own value unchanged exactly (η·1 / (1 + η·0) = η).
@@ -64,9 +77,18 @@ def test_decode_candidates_grouped_by_layer_count_give_the_same_bits(monkeypatch
     # to two groups (q + 1 and q layers) instead of to each candidate. Ungrouped, as before:
     from tensorperf.physics import pipeline
 
-    grid = build_grid(model=["deepseek-v3", "gpt-moe-1.8t"], hardware=["h200-sxm", "mi355x"], weight_dtype="fp8",
-                      prompt_len=[1024, 32768], output_len=[2, 1024], batch=[1, 16, 256], tp=[1, 8],
-                      pp=[1, 2, 3, 4, 5, 7, 8, 16, 61], dp=[1, 2], ep=[1, 8])
+    grid = build_grid(
+        model=["deepseek-v3", "gpt-moe-1.8t"],
+        hardware=["h200-sxm", "mi355x"],
+        weight_dtype="fp8",
+        prompt_len=[1024, 32768],
+        output_len=[2, 1024],
+        batch=[1, 16, 256],
+        tp=[1, 8],
+        pp=[1, 2, 3, 4, 5, 7, 8, 16, 61],
+        dp=[1, 2],
+        ep=[1, 8],
+    )
     grouped = roofline.evaluate(grid, {}, breakdown=False)
     calls = []
 
@@ -92,8 +114,17 @@ def test_simpson_into_its_first_node_gives_the_same_bits(monkeypatch):
     assert torch.equal(fused, roofline.evaluate(grid, {}, breakdown=False).values["tpot"])
 
 
-@pytest.mark.parametrize("wanted", [("tokens_per_s_per_user",), ("ttft",), ("tokens_per_s_per_gpu", "ttft"),
-                                    ("serving_tokens_per_s_per_gpu",), ("mfu", "memory_per_gpu"), ()])
+@pytest.mark.parametrize(
+    "wanted",
+    [
+        ("tokens_per_s_per_user",),
+        ("ttft",),
+        ("tokens_per_s_per_gpu", "ttft"),
+        ("serving_tokens_per_s_per_gpu",),
+        ("mfu", "memory_per_gpu"),
+        (),
+    ],
+)
 def test_asking_for_some_metrics_computes_them_bit_for_bit_and_skips_the_rest(wanted):
     grid = build_grid(**GRIDS["cp+chunked+micro"])
     every = roofline.evaluate(grid, {}, breakdown=False)
@@ -103,9 +134,17 @@ def test_asking_for_some_metrics_computes_them_bit_for_bit_and_skips_the_rest(wa
     for k, v in some.values.items():
         assert torch.equal(v, every.values[k]), k
     # exactly what was asked for, and memory and counts (always there: feasibility needs them)
-    always = {"concurrency", "memory_per_gpu", "weight_memory_per_gpu", "kv_cache_memory_per_gpu",
-              "activation_memory_per_gpu", "memory_capacity_per_gpu", "max_batch", "min_gpus_for_capacity",
-              "num_gpus"}
+    always = {
+        "concurrency",
+        "memory_per_gpu",
+        "weight_memory_per_gpu",
+        "kv_cache_memory_per_gpu",
+        "activation_memory_per_gpu",
+        "memory_capacity_per_gpu",
+        "max_batch",
+        "min_gpus_for_capacity",
+        "num_gpus",
+    }
     assert set(some.values) == set(wanted) | always
 
 

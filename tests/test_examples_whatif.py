@@ -39,6 +39,7 @@ def _non_decreasing(values: np.ndarray, axis: int) -> bool:
 
 # --------------------------------------------------------------------------- DeepSeek-V3 wide EP
 
+
 @pytest.fixture(scope="module")
 def wide_ep():
     module = _load("whatif_deepseek_wide_ep")
@@ -87,6 +88,7 @@ def test_wide_ep_full_grid_stays_moderate():
 
 
 # --------------------------------------------------------------------------- seed 1.8T fp8 vs fp4
+
 
 @pytest.fixture(scope="module")
 def seed():
@@ -137,6 +139,7 @@ def test_seed_full_grid_stays_moderate():
 
 
 # --------------------------------------------------------------------------- plots and main
+
 
 def test_main_writes_the_plots(tmp_path, capsys):
     pytest.importorskip("matplotlib")

@@ -8,9 +8,18 @@ import tensorperf as tp
 
 # 1M-token contexts, 10,000 GPUs (tp·pp·dp), a 2T-parameter model (the 1.8T MoE with 10% more layers
 # and width), batches of 1e5
-EXTREME = dict(model=["gpt-moe-1.8t", "deepseek-v3", "llama-3.1-405b"], hardware=["b200", "gb200"],
-               prompt_len=[1, 1_000_000], output_len=[1, 100_000], batch=[1, 100_000],
-               tp=[1, 8], pp=[1, 125], dp=[1, 10], ep=[1, 8], num_layers_scale=[1.0, 1.1])
+EXTREME = dict(
+    model=["gpt-moe-1.8t", "deepseek-v3", "llama-3.1-405b"],
+    hardware=["b200", "gb200"],
+    prompt_len=[1, 1_000_000],
+    output_len=[1, 100_000],
+    batch=[1, 100_000],
+    tp=[1, 8],
+    pp=[1, 125],
+    dp=[1, 10],
+    ep=[1, 8],
+    num_layers_scale=[1.0, 1.1],
+)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -19,8 +28,14 @@ def test_extreme_inputs_are_finite(dtype):
     assert int(ds.num_gpus.max()) == 8 * 125 * 10  # 10,000 GPUs
     ok = ds.feasible.values
     assert ok.any()
-    for name in ("ttft", "tpot", "e2e_latency", "tokens_per_s_per_gpu", "serving_tokens_per_s_per_gpu",
-                 "memory_per_gpu"):
+    for name in (
+        "ttft",
+        "tpot",
+        "e2e_latency",
+        "tokens_per_s_per_gpu",
+        "serving_tokens_per_s_per_gpu",
+        "memory_per_gpu",
+    ):
         values = ds[name].values[ok]
         assert np.isfinite(values).all() and (values > 0).all(), name
     for name in ("memory_per_gpu", "max_batch", "min_gpus_for_capacity", "num_gpus"):  # never masked
@@ -28,8 +43,15 @@ def test_extreme_inputs_are_finite(dtype):
 
 
 def test_same_inputs_give_bitwise_identical_outputs():
-    kw = dict(model=["llama-3.1-70b", "deepseek-v3"], hardware=["h100-sxm", "b200"], batch=[1, 64],
-              tp=[1, 8], prompt_len=[1024, 8192], chunk_size=[512, 8192], cp=[1, 2])
+    kw = dict(
+        model=["llama-3.1-70b", "deepseek-v3"],
+        hardware=["h100-sxm", "b200"],
+        batch=[1, 64],
+        tp=[1, 8],
+        prompt_len=[1024, 8192],
+        chunk_size=[512, 8192],
+        cp=[1, 2],
+    )
     a, b = tp.sweep(**kw), tp.sweep(**kw)
     for name in a.data_vars:
         np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)

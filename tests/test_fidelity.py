@@ -37,32 +37,86 @@ def test_the_data_copy_loads_with_every_required_column(rows):
 
 
 # ------------------------------------------------------------------------------------- mapping
-@pytest.mark.parametrize("rid, expected", [
-    # trtllm-bench max throughput, dense, whole-group total: the runtime's batch, serving metric x N
-    ("M0001", dict(model="llama-3.3-70b", hardware="b200", weight_dtype="fp4", kv_dtype="fp8", prompt_len=128,
-                   output_len=128, tp=1, pp=1, dp=1, ep=1, batch="max", max_num_seqs=4096,
-                   variable="serving_tokens_per_s_per_gpu", times_gpus=True)),
-    # MoE with attention DP, table says "TP8", EP not stated: 8 attention replicas, TP experts (ep 1)
-    ("M0128", dict(model="llama-4-maverick", tp=1, dp=8, ep=1, batch="max", max_num_seqs=8 * 4096)),
-    # DEP4 per-GPU metric: ep as given, no x N
-    ("M0192", dict(model="deepseek-v3", hardware="gb200", tp=1, dp=4, ep=4, kv_dtype="fp8", times_gpus=False,
-                   variable="serving_tokens_per_s_per_gpu")),
-    # stated concurrency with attention DP: tp column 8 is the attention group, dp = num_gpus
-    ("M0345", dict(tp=1, dp=8, ep=8, batch=7168, variable="serving_tokens_per_s_per_gpu", times_gpus=True)),
-    # static batching (gptSessionBenchmark): output tokens / batch latency, per GPU
-    ("M0279", dict(model="gpt-j-6b", hardware="h100-sxm", weight_dtype="fp8", kv_dtype="fp8", tp=1, batch=1024,
-                   variable="tokens_per_s_per_gpu", times_gpus=False)),
-    ("M0309", dict(variable="ttft_max", batch=1, prompt_len=2048, output_len=1, si=1e-3)),
-    # vLLM CI at the checkpoint's default precision
-    ("M0407", dict(model="llama-3.3-70b", weight_dtype="bf16", kv_dtype="bf16", tp=4, batch=8,
-                   variable="e2e_latency")),
-    ("M0295", dict(weight_dtype="fp16", kv_dtype="fp16", variable="tokens_per_s_per_gpu", times_gpus=True)),
-    # disaggregated prefill without a batch: 16,384 prompt tokens per rank
-    ("M0350", dict(tp=1, dp=32, ep=32, batch=32 * math.ceil(16384 / 2000), output_len=1,
-                   variable="prefill_tokens_per_s_per_gpu")),
-    ("M0353", dict(dp=72, ep=72, batch=18432, prompt_len=2000, output_len=1,
-                   variable="decode_tokens_per_s_per_gpu")),
-])
+@pytest.mark.parametrize(
+    "rid, expected",
+    [
+        # trtllm-bench max throughput, dense, whole-group total: the runtime's batch, serving metric x N
+        (
+            "M0001",
+            dict(
+                model="llama-3.3-70b",
+                hardware="b200",
+                weight_dtype="fp4",
+                kv_dtype="fp8",
+                prompt_len=128,
+                output_len=128,
+                tp=1,
+                pp=1,
+                dp=1,
+                ep=1,
+                batch="max",
+                max_num_seqs=4096,
+                variable="serving_tokens_per_s_per_gpu",
+                times_gpus=True,
+            ),
+        ),
+        # MoE with attention DP, table says "TP8", EP not stated: 8 attention replicas, TP experts (ep 1)
+        ("M0128", dict(model="llama-4-maverick", tp=1, dp=8, ep=1, batch="max", max_num_seqs=8 * 4096)),
+        # DEP4 per-GPU metric: ep as given, no x N
+        (
+            "M0192",
+            dict(
+                model="deepseek-v3",
+                hardware="gb200",
+                tp=1,
+                dp=4,
+                ep=4,
+                kv_dtype="fp8",
+                times_gpus=False,
+                variable="serving_tokens_per_s_per_gpu",
+            ),
+        ),
+        # stated concurrency with attention DP: tp column 8 is the attention group, dp = num_gpus
+        ("M0345", dict(tp=1, dp=8, ep=8, batch=7168, variable="serving_tokens_per_s_per_gpu", times_gpus=True)),
+        # static batching (gptSessionBenchmark): output tokens / batch latency, per GPU
+        (
+            "M0279",
+            dict(
+                model="gpt-j-6b",
+                hardware="h100-sxm",
+                weight_dtype="fp8",
+                kv_dtype="fp8",
+                tp=1,
+                batch=1024,
+                variable="tokens_per_s_per_gpu",
+                times_gpus=False,
+            ),
+        ),
+        ("M0309", dict(variable="ttft_max", batch=1, prompt_len=2048, output_len=1, si=1e-3)),
+        # vLLM CI at the checkpoint's default precision
+        (
+            "M0407",
+            dict(model="llama-3.3-70b", weight_dtype="bf16", kv_dtype="bf16", tp=4, batch=8, variable="e2e_latency"),
+        ),
+        ("M0295", dict(weight_dtype="fp16", kv_dtype="fp16", variable="tokens_per_s_per_gpu", times_gpus=True)),
+        # disaggregated prefill without a batch: 16,384 prompt tokens per rank
+        (
+            "M0350",
+            dict(
+                tp=1,
+                dp=32,
+                ep=32,
+                batch=32 * math.ceil(16384 / 2000),
+                output_len=1,
+                variable="prefill_tokens_per_s_per_gpu",
+            ),
+        ),
+        (
+            "M0353",
+            dict(dp=72, ep=72, batch=18432, prompt_len=2000, output_len=1, variable="decode_tokens_per_s_per_gpu"),
+        ),
+    ],
+)
 def test_hand_picked_rows_map_to_their_grid_point(rows, rid, expected):
     mapped = fidelity.map_rows(row(rows, rid)).iloc[0]
     assert mapped["status"] == "ok"
@@ -70,18 +124,21 @@ def test_hand_picked_rows_map_to_their_grid_point(rows, rid, expected):
         assert mapped[key] == value, (rid, key, mapped[key], value)
 
 
-@pytest.mark.parametrize("rid, reason", [
-    ("M0354", "speculative decoding (mtp_simulated"),
-    ("M0357", "speculative decoding (mtp"),
-    ("M0373", "p99 metric"),
-    ("M0298", "ambiguous metric"),
-    ("M0378", "server scenario"),
-    ("M0401", "ISL/OSL not stated"),
-    ("M0332", "layout not stated"),
-    ("M0369", "batch not stated"),
-    ("M0353", "infeasible (divisibility)"),  # EP72 over 256 experts: redundant experts not modelled
-    ("M0333", "infeasible (memory)"),
-])
+@pytest.mark.parametrize(
+    "rid, reason",
+    [
+        ("M0354", "speculative decoding (mtp_simulated"),
+        ("M0357", "speculative decoding (mtp"),
+        ("M0373", "p99 metric"),
+        ("M0298", "ambiguous metric"),
+        ("M0378", "server scenario"),
+        ("M0401", "ISL/OSL not stated"),
+        ("M0332", "layout not stated"),
+        ("M0369", "batch not stated"),
+        ("M0353", "infeasible (divisibility)"),  # EP72 over 256 experts: redundant experts not modelled
+        ("M0333", "infeasible (memory)"),
+    ],
+)
 def test_rows_it_cannot_model_are_skipped_with_a_reason(report, rid, reason):
     line = report[report["id"] == rid].iloc[0]
     assert line["status"].startswith(f"skipped: {reason}"), line["status"]
@@ -90,9 +147,16 @@ def test_rows_it_cannot_model_are_skipped_with_a_reason(report, rid, reason):
 
 def test_unknown_presets_units_and_values_are_skipped(rows):
     base = row(rows, "M0001")
-    bad = pd.concat([base.assign(id="X1", model="llama-9-1t"), base.assign(id="X2", hardware="tpu-v9"),
-                     base.assign(id="X3", unit="furlongs"), base.assign(id="X4", value=0.0),
-                     base.assign(id="X5", tp=3.0, attention_dp=False)], ignore_index=True)
+    bad = pd.concat(
+        [
+            base.assign(id="X1", model="llama-9-1t"),
+            base.assign(id="X2", hardware="tpu-v9"),
+            base.assign(id="X3", unit="furlongs"),
+            base.assign(id="X4", value=0.0),
+            base.assign(id="X5", tp=3.0, attention_dp=False),
+        ],
+        ignore_index=True,
+    )
     status = fidelity.predict(bad)["status"].tolist()
     assert status[0] == "skipped: unknown model preset 'llama-9-1t'"
     assert status[1] == "skipped: unknown hardware preset 'tpu-v9'"
@@ -114,13 +178,29 @@ def test_report_columns_and_relative_error(report, rows):
 
 def test_predictions_equal_a_plain_sweep_of_the_point(report):
     # a ttft row: ms at the edges, the whole batch's context phase
-    one = tp.sweep(model="gpt-j-6b", hardware="h100-sxm", weight_dtype="fp8", kv_dtype="fp8", prompt_len=2048,
-                   output_len=1, batch=1)
+    one = tp.sweep(
+        model="gpt-j-6b",
+        hardware="h100-sxm",
+        weight_dtype="fp8",
+        kv_dtype="fp8",
+        prompt_len=2048,
+        output_len=1,
+        batch=1,
+    )
     line = report[report["id"] == "M0309"].iloc[0]
     assert line["predicted"] == pytest.approx(float(one.ttft_max) * 1e3, rel=1e-12)
     # a whole-group total at the runtime's batch: per-GPU serving throughput x num_gpus
-    one = tp.sweep(model="llama-3.3-70b", hardware="h100-sxm", weight_dtype="fp8", kv_dtype="fp8", prompt_len=128,
-                   output_len=128, tp=2, batch="max", max_num_seqs=4096)
+    one = tp.sweep(
+        model="llama-3.3-70b",
+        hardware="h100-sxm",
+        weight_dtype="fp8",
+        kv_dtype="fp8",
+        prompt_len=128,
+        output_len=128,
+        tp=2,
+        batch="max",
+        max_num_seqs=4096,
+    )
     line = report[report["id"] == "M0004"].iloc[0]
     assert line["predicted"] == pytest.approx(float(one.serving_tokens_per_s_per_gpu) * 2, rel=1e-12)
     assert line["batch"] == float(one.concurrency)
@@ -138,8 +218,7 @@ def test_all_rows_in_at_most_two_sweeps(rows, monkeypatch):
 
 def test_an_all_skipped_file_gives_a_report(rows):
     rep = fidelity.predict(row(rows, "M0373"))
-    assert rep["status"].tolist() == ["skipped: p99 metric (tail latency of an arrival process; the model gives "
-                                      "means)"]
+    assert rep["status"].tolist() == ["skipped: p99 metric (tail latency of an arrival process; the model gives means)"]
     stats = fidelity.summary(rep)
     assert stats.iloc[0]["rows"] == 1 and stats.iloc[0]["ok"] == 0 and np.isnan(stats.iloc[0]["median"])
 
@@ -155,10 +234,17 @@ def test_efficiency_overrides_reach_the_sweeps(rows):
 
 
 def test_summary_groups_and_statistics():
-    rep = pd.DataFrame({"id": ["a", "b", "c", "d"], "metric": ["m1", "m1", "m2", "m1"],
-                        "rel_error": [0.1, -0.3, 0.5, np.nan], "status": ["ok", "ok", "ok", "skipped: x"],
-                        "source": ["s", "s", "t", "s"], "hardware": ["h", "h", "h", "h"],
-                        "model": ["llama-3.1-8b", "llama-3.3-70b", "deepseek-v3", "gpt-j-6b"]})
+    rep = pd.DataFrame(
+        {
+            "id": ["a", "b", "c", "d"],
+            "metric": ["m1", "m1", "m2", "m1"],
+            "rel_error": [0.1, -0.3, 0.5, np.nan],
+            "status": ["ok", "ok", "ok", "skipped: x"],
+            "source": ["s", "s", "t", "s"],
+            "hardware": ["h", "h", "h", "h"],
+            "model": ["llama-3.1-8b", "llama-3.3-70b", "deepseek-v3", "gpt-j-6b"],
+        }
+    )
     s = fidelity.summary(rep).set_index(["group", "key"])
     assert s.loc[("all", "all"), "rows"] == 4 and s.loc[("all", "all"), "ok"] == 3
     assert s.loc[("all", "all"), "median"] == pytest.approx(0.3)
@@ -169,12 +255,23 @@ def test_summary_groups_and_statistics():
 
 
 def test_source_labels_are_short():
-    assert fidelity.source_label("https://github.com/NVIDIA/TensorRT-LLM/blob/00f37686aa854010d68bcbd0f4ab000221541ca6"
-                                 "/docs/source/performance/perf-overview.md") == "TensorRT-LLM/perf-overview@00f3768"
-    assert fidelity.source_label("https://lmsys.org/blog/2025-05-05-large-scale-ep/ (source: x)") == \
-        "lmsys.org/2025-05-05-large-scale-ep"
-    assert fidelity.source_label("https://github.com/mlcommons/inference_results_v4.1/blob/main/closed/NVIDIA/"
-                                 "results/H200/llama2-70b") == "inference_results_v4.1/NVIDIA"
+    assert (
+        fidelity.source_label(
+            "https://github.com/NVIDIA/TensorRT-LLM/blob/00f37686aa854010d68bcbd0f4ab000221541ca6"
+            "/docs/source/performance/perf-overview.md"
+        )
+        == "TensorRT-LLM/perf-overview@00f3768"
+    )
+    assert (
+        fidelity.source_label("https://lmsys.org/blog/2025-05-05-large-scale-ep/ (source: x)")
+        == "lmsys.org/2025-05-05-large-scale-ep"
+    )
+    assert (
+        fidelity.source_label(
+            "https://github.com/mlcommons/inference_results_v4.1/blob/main/closed/NVIDIA/results/H200/llama2-70b"
+        )
+        == "inference_results_v4.1/NVIDIA"
+    )
 
 
 # ------------------------------------------------------------------------------------- bad files
@@ -237,12 +334,15 @@ def test_cli_efficiency_file(tmp_path):
     assert code == 0 and "efficiency overrides: compute=0.5, memory=0.5" in text
 
 
-@pytest.mark.parametrize("content, needle", [
-    ("computee = 0.5\n", "unknown efficiency factor 'computee'"),
-    ("compute = 1.5\n", "compute = 1.5"),
-    ("compute = 'fast'\n", "is not a number"),
-    ("compute = \n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        ("computee = 0.5\n", "unknown efficiency factor 'computee'"),
+        ("compute = 1.5\n", "compute = 1.5"),
+        ("compute = 'fast'\n", "is not a number"),
+        ("compute = \n", "not valid TOML"),
+    ],
+)
 def test_cli_bad_efficiency_file_is_one_line_exit_2(tmp_path, capsys, content, needle):
     eff = tmp_path / "eff.toml"
     eff.write_text(content)

@@ -10,9 +10,17 @@ import tensorperf as tp
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
-GRID = dict(model=["llama-3.1-70b", "mixtral-8x7b", "deepseek-v3"], hardware=["h100-sxm", "b200", "mi300x"],
-            prompt_len=[1024, 32768], batch=[1, 8, 64], tp=[1, 2, 4, 8], pp=[1, 2, 4], ep=[1, 8, 32],
-            weight_dtype=["bf16", "fp8"], chunk_size=[4096, 65536])
+GRID = dict(
+    model=["llama-3.1-70b", "mixtral-8x7b", "deepseek-v3"],
+    hardware=["h100-sxm", "b200", "mi300x"],
+    prompt_len=[1024, 32768],
+    batch=[1, 8, 64],
+    tp=[1, 2, 4, 8],
+    pp=[1, 2, 4],
+    ep=[1, 8, 32],
+    weight_dtype=["bf16", "fp8"],
+    chunk_size=[4096, 65536],
+)
 
 
 @pytest.mark.parametrize("dtype, rtol", [("float64", 1e-9), ("float32", 1e-4)])
@@ -29,8 +37,10 @@ def test_gpu_sweep_equals_cpu(dtype, rtol):
 
 def test_gpu_is_deterministic_across_runs_and_chunk_sizes():
     where = {"tokens_per_s_per_user": (">=", 20)}
-    runs = [tp.best("tokens_per_s_per_gpu", where=where, keep=["hardware"], device="cuda", chunk_points=c, **GRID)
-            for c in (None, 1000, 1000, 37)]
+    runs = [
+        tp.best("tokens_per_s_per_gpu", where=where, keep=["hardware"], device="cuda", chunk_points=c, **GRID)
+        for c in (None, 1000, 1000, 37)
+    ]
     for other in runs[1:]:
         for v in runs[0].data_vars:
             np.testing.assert_array_equal(other[v].values, runs[0][v].values, err_msg=v)

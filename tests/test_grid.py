@@ -18,9 +18,17 @@ ROOFLINE_AXES = dict(
     dp=[1, 2],
     ep=[1, 2, 8],
 )
-SEED_AXES = dict(model="gpt-moe-1.8t", hardware="mi300-seed", convention="seed",
-                 prompt_len=[1000, 16384], batch=[1, 16], tp=[1, 4, 16], pp=[1, 2, 8], dp=[1, 2, 32],
-                 ep=[1, 16])
+SEED_AXES = dict(
+    model="gpt-moe-1.8t",
+    hardware="mi300-seed",
+    convention="seed",
+    prompt_len=[1000, 16384],
+    batch=[1, 16],
+    tp=[1, 4, 16],
+    pp=[1, 2, 8],
+    dp=[1, 2, 32],
+    ep=[1, 16],
+)
 
 
 def _points(axes, n, seed):
@@ -88,30 +96,34 @@ def test_infeasible_points_are_masked_with_reasons():
 
 
 def test_unsupported_dtype_is_masked_not_raised():
-    ds = tp.sweep(model="llama-3.1-8b", hardware=["a100-sxm-80g", "h100-sxm", "b200"],
-                  weight_dtype=["bf16", "fp8", "fp4"])
+    ds = tp.sweep(
+        model="llama-3.1-8b", hardware=["a100-sxm-80g", "h100-sxm", "b200"], weight_dtype=["bf16", "fp8", "fp4"]
+    )
     dtype_bit = (ds.infeasible_reason & int(tp.Reason.DTYPE)) > 0
     assert dtype_bit.sel(weight_dtype="bf16").values.tolist() == [False, False, False]
     assert dtype_bit.sel(weight_dtype="fp8").values.tolist() == [True, False, False]
     assert dtype_bit.sel(weight_dtype="fp4").values.tolist() == [True, True, False]
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(model="llama-3.1-8bb"), r"unknown model preset 'llama-3.1-8bb'.*llama-3.1-8b.*Available:"),
-    (dict(hardware="h100"), r"unknown hardware preset 'h100'.*h100-sxm.*Available:"),
-    (dict(batch=0), r"batch = 0 is not allowed: must be an integer >= 1"),
-    (dict(prompt_len=[128, -5]), r"prompt_len = -5 is not allowed"),
-    (dict(tp=2.5), r"tp = 2.5 is not allowed"),
-    (dict(tp=True), r"tp = True is not allowed"),
-    (dict(output_len=[]), r"output_len is an empty list"),
-    (dict(batch=[1, 1]), r"batch lists 1 twice"),
-    (dict(weight_dtype="fp6"), r"unknown weight_dtype 'fp6'.*Available: bf16, fp16, fp32, fp4, fp8, int8"),
-    (dict(convention="exact"), r"unknown convention 'exact'"),
-    (dict(efficiency={"memroy": 0.5}), r"unknown efficiency factor 'memroy'.*memory"),
-    (dict(efficiency={"memory": 1.5}), r"Efficiency.memory = 1.5 is not allowed: must be a number in \(0, 1\]"),
-    (dict(dtype="float16"), r"unknown dtype 'float16'"),
-    (dict(model=42), r"model must be a preset id"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(model="llama-3.1-8bb"), r"unknown model preset 'llama-3.1-8bb'.*llama-3.1-8b.*Available:"),
+        (dict(hardware="h100"), r"unknown hardware preset 'h100'.*h100-sxm.*Available:"),
+        (dict(batch=0), r"batch = 0 is not allowed: must be an integer >= 1"),
+        (dict(prompt_len=[128, -5]), r"prompt_len = -5 is not allowed"),
+        (dict(tp=2.5), r"tp = 2.5 is not allowed"),
+        (dict(tp=True), r"tp = True is not allowed"),
+        (dict(output_len=[]), r"output_len is an empty list"),
+        (dict(batch=[1, 1]), r"batch lists 1 twice"),
+        (dict(weight_dtype="fp6"), r"unknown weight_dtype 'fp6'.*Available: bf16, fp16, fp32, fp4, fp8, int8"),
+        (dict(convention="exact"), r"unknown convention 'exact'"),
+        (dict(efficiency={"memroy": 0.5}), r"unknown efficiency factor 'memroy'.*memory"),
+        (dict(efficiency={"memory": 1.5}), r"Efficiency.memory = 1.5 is not allowed: must be a number in \(0, 1\]"),
+        (dict(dtype="float16"), r"unknown dtype 'float16'"),
+        (dict(model=42), r"model must be a preset id"),
+    ],
+)
 def test_bad_input_names_field_and_value(kwargs, match):
     args = dict(model="llama-3.1-8b", hardware="h100-sxm") | kwargs
     with pytest.raises(tp.SpecError, match=match):
@@ -133,22 +145,31 @@ def test_device_and_dtype_recorded():
 
 
 def test_zipped_inputs_form_a_list_of_points():
-    ds = tp.sweep(model=["llama-3.1-8b", "mixtral-8x7b", "llama-3.1-8b"], hardware=["h100-sxm", "b200", "b200"],
-                  tp=[1, 2, 4], batch=[1, 8], zipped=["model", "hardware", "tp"])
+    ds = tp.sweep(
+        model=["llama-3.1-8b", "mixtral-8x7b", "llama-3.1-8b"],
+        hardware=["h100-sxm", "b200", "b200"],
+        tp=[1, 2, 4],
+        batch=[1, 8],
+        zipped=["model", "hardware", "tp"],
+    )
     assert ds.ttft.dims == ("point", "batch")
     assert ds.model.dims == ("point",) and list(ds.tp.values) == [1, 2, 4]
     for i in range(3):  # each point equals its own Cartesian sweep
-        one = tp.sweep(model=str(ds.model.values[i]), hardware=str(ds.hardware.values[i]),
-                       tp=int(ds.tp.values[i]), batch=[1, 8])
+        one = tp.sweep(
+            model=str(ds.model.values[i]), hardware=str(ds.hardware.values[i]), tp=int(ds.tp.values[i]), batch=[1, 8]
+        )
         np.testing.assert_array_equal(one.ttft.values, ds.ttft.isel(point=i).values)
 
 
-@pytest.mark.parametrize("zipped, match", [
-    (["model", "tp"], r"zipped inputs must have one length"),
-    (["model", "pp"], r"zipped input 'pp' must be a list"),
-    (["model", "tpp"], r"unknown input in zipped 'tpp'"),
-    ("model", r"zipped = 'model' is not allowed"),
-])
+@pytest.mark.parametrize(
+    "zipped, match",
+    [
+        (["model", "tp"], r"zipped inputs must have one length"),
+        (["model", "pp"], r"zipped input 'pp' must be a list"),
+        (["model", "tpp"], r"unknown input in zipped 'tpp'"),
+        ("model", r"zipped = 'model' is not allowed"),
+    ],
+)
 def test_bad_zipped(zipped, match):
     with pytest.raises(tp.SpecError, match=match):
         tp.sweep(model=["llama-3.1-8b", "mixtral-8x7b"], hardware="h100-sxm", tp=[1, 2, 4], zipped=zipped)

@@ -49,6 +49,7 @@ def fields(spec: ModelSpec) -> dict[str, Any]:
 
 # ---- published configs -> the presets ------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", WITH_PRESET)
 def test_published_config_matches_preset(name: str) -> None:
     spec = model_spec_from_hf_config(fixture(name))
@@ -84,6 +85,7 @@ def test_qwen2_7b() -> None:
 
 # ---- name, paths, wrappers -----------------------------------------------------------------------
 
+
 def test_name_argument_name_or_path_and_folder(tmp_path: Path) -> None:
     data = load_fixture("llama-3.1-8b")
     assert model_spec_from_hf_config(write(tmp_path, data, "my-llama")).name == "my-llama"
@@ -96,9 +98,13 @@ def test_name_argument_name_or_path_and_folder(tmp_path: Path) -> None:
 
 def test_text_config_is_unwrapped(tmp_path: Path) -> None:
     text = load_fixture("mistral-7b-v0.1")
-    wrapper = {"architectures": ["Mistral3ForConditionalGeneration"], "model_type": "mistral3",
-               "text_config": text, "vision_config": {"model_type": "pixtral", "hidden_size": 1024},
-               "image_token_index": 10}
+    wrapper = {
+        "architectures": ["Mistral3ForConditionalGeneration"],
+        "model_type": "mistral3",
+        "text_config": text,
+        "vision_config": {"model_type": "pixtral", "hidden_size": 1024},
+        "image_token_index": 10,
+    }
     spec = model_spec_from_hf_config(write(tmp_path, wrapper))
     assert fields(spec) == fields(model_spec_from_hf_config(fixture("mistral-7b-v0.1")))
     del text["hidden_size"]
@@ -113,6 +119,7 @@ def test_model_type_inferred_from_architectures(tmp_path: Path) -> None:
 
 
 # ---- family details ------------------------------------------------------------------------------
+
 
 def test_llama_attention_and_mlp_bias(tmp_path: Path) -> None:
     data = load_fixture("llama-3.1-8b") | {"attention_bias": True, "mlp_bias": True}
@@ -160,11 +167,23 @@ def test_qwen3_moe_layer_mix(tmp_path: Path) -> None:
 
 def test_qwen3_dense(tmp_path: Path) -> None:
     # Qwen3-8B shape (huggingface.co/Qwen/Qwen3-8B config.json)
-    data = {"architectures": ["Qwen3ForCausalLM"], "attention_bias": False, "head_dim": 128,
-            "hidden_act": "silu", "hidden_size": 4096, "intermediate_size": 12288, "model_type": "qwen3",
-            "num_attention_heads": 32, "num_hidden_layers": 36, "num_key_value_heads": 8,
-            "rope_theta": 1000000, "sliding_window": None, "tie_word_embeddings": False,
-            "use_sliding_window": False, "vocab_size": 151936}
+    data = {
+        "architectures": ["Qwen3ForCausalLM"],
+        "attention_bias": False,
+        "head_dim": 128,
+        "hidden_act": "silu",
+        "hidden_size": 4096,
+        "intermediate_size": 12288,
+        "model_type": "qwen3",
+        "num_attention_heads": 32,
+        "num_hidden_layers": 36,
+        "num_key_value_heads": 8,
+        "rope_theta": 1000000,
+        "sliding_window": None,
+        "tie_word_embeddings": False,
+        "use_sliding_window": False,
+        "vocab_size": 151936,
+    }
     spec = model_spec_from_hf_config(write(tmp_path, data))
     assert (spec.qk_norm, spec.qkv_bias, spec.out_bias, spec.sliding_window_layers) == (True, False, False, 0)
     assert spec.num_params == 8_190_735_360  # published Qwen3-8B 8.2B
@@ -172,13 +191,31 @@ def test_qwen3_dense(tmp_path: Path) -> None:
 
 def test_deepseek_v2_lite(tmp_path: Path) -> None:
     # huggingface.co/deepseek-ai/DeepSeek-V2-Lite config.json: q_lora_rank null, greedy routing (no gate bias)
-    data = {"architectures": ["DeepseekV2ForCausalLM"], "model_type": "deepseek_v2", "hidden_size": 2048,
-            "intermediate_size": 10944, "moe_intermediate_size": 1408, "num_hidden_layers": 27,
-            "num_attention_heads": 16, "num_key_value_heads": 16, "n_shared_experts": 2,
-            "n_routed_experts": 64, "num_experts_per_tok": 6, "first_k_dense_replace": 1, "moe_layer_freq": 1,
-            "kv_lora_rank": 512, "q_lora_rank": None, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64,
-            "v_head_dim": 128, "topk_method": "greedy", "vocab_size": 102400, "tie_word_embeddings": False,
-            "attention_bias": False, "rope_theta": 10000}
+    data = {
+        "architectures": ["DeepseekV2ForCausalLM"],
+        "model_type": "deepseek_v2",
+        "hidden_size": 2048,
+        "intermediate_size": 10944,
+        "moe_intermediate_size": 1408,
+        "num_hidden_layers": 27,
+        "num_attention_heads": 16,
+        "num_key_value_heads": 16,
+        "n_shared_experts": 2,
+        "n_routed_experts": 64,
+        "num_experts_per_tok": 6,
+        "first_k_dense_replace": 1,
+        "moe_layer_freq": 1,
+        "kv_lora_rank": 512,
+        "q_lora_rank": None,
+        "qk_nope_head_dim": 128,
+        "qk_rope_head_dim": 64,
+        "v_head_dim": 128,
+        "topk_method": "greedy",
+        "vocab_size": 102400,
+        "tie_word_embeddings": False,
+        "attention_bias": False,
+        "rope_theta": 10000,
+    }
     spec = model_spec_from_hf_config(write(tmp_path, data))
     assert (spec.q_lora_rank, spec.kv_lora_rank, spec.head_dim, spec.num_kv_heads) == (0, 512, 192, 16)
     assert (spec.router_bias, spec.first_dense_layers, spec.num_shared_experts, spec.d_ff) == (False, 1, 2, 10944)
@@ -198,13 +235,14 @@ def test_deepseek_v3_without_topk_method_keeps_router_bias(tmp_path: Path) -> No
 
 # ---- malformed input ------------------------------------------------------------------------------
 
+
 def test_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "nowhere" / "config.json"
     with pytest.raises(SpecError, match=r"nowhere/config\.json"):
         model_spec_from_hf_config(path)
 
 
-@pytest.mark.parametrize("text", ["{\"hidden_size\": 4096,", "", "not json", "[1, 2]"])
+@pytest.mark.parametrize("text", ['{"hidden_size": 4096,', "", "not json", "[1, 2]"])
 def test_bad_json(tmp_path: Path, text: str) -> None:
     with pytest.raises(SpecError, match=r"model/config\.json: not (valid JSON|a Hugging Face config)"):
         model_spec_from_hf_config(write(tmp_path, text))
@@ -224,12 +262,20 @@ def test_missing_model_type(tmp_path: Path) -> None:
         model_spec_from_hf_config(write(tmp_path, data))
 
 
-@pytest.mark.parametrize("name, key", [
-    ("llama-3.1-8b", "hidden_size"), ("llama-3.1-8b", "vocab_size"), ("mistral-7b-v0.1", "intermediate_size"),
-    ("mixtral-8x7b", "num_local_experts"), ("qwen3-235b-a22b", "moe_intermediate_size"),
-    ("deepseek-v3", "kv_lora_rank"), ("deepseek-v3", "first_k_dense_replace"), ("deepseek-v3", "q_lora_rank"),
-    ("gpt-oss-120b", "num_hidden_layers"),
-])
+@pytest.mark.parametrize(
+    "name, key",
+    [
+        ("llama-3.1-8b", "hidden_size"),
+        ("llama-3.1-8b", "vocab_size"),
+        ("mistral-7b-v0.1", "intermediate_size"),
+        ("mixtral-8x7b", "num_local_experts"),
+        ("qwen3-235b-a22b", "moe_intermediate_size"),
+        ("deepseek-v3", "kv_lora_rank"),
+        ("deepseek-v3", "first_k_dense_replace"),
+        ("deepseek-v3", "q_lora_rank"),
+        ("gpt-oss-120b", "num_hidden_layers"),
+    ],
+)
 def test_missing_key(tmp_path: Path, name: str, key: str) -> None:
     data = load_fixture(name)
     del data[key]
@@ -240,26 +286,36 @@ def test_missing_key(tmp_path: Path, name: str, key: str) -> None:
     assert str(e.value) == f"{path}: key {key!r} is missing (required for model_type {model_type!r})"
 
 
-@pytest.mark.parametrize("key, value", [
-    ("hidden_size", "4096"), ("num_hidden_layers", 32.5), ("num_attention_heads", True),
-    ("num_attention_heads", 0), ("hidden_size", None), ("tie_word_embeddings", "false"),
-    ("num_key_value_heads", -8),
-])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("hidden_size", "4096"),
+        ("num_hidden_layers", 32.5),
+        ("num_attention_heads", True),
+        ("num_attention_heads", 0),
+        ("hidden_size", None),
+        ("tie_word_embeddings", "false"),
+        ("num_key_value_heads", -8),
+    ],
+)
 def test_wrong_type(tmp_path: Path, key: str, value: Any) -> None:
     data = load_fixture("llama-3.1-8b") | {key: value}
     with pytest.raises(SpecError, match=rf"config\.json: key '{key}' .*model_type 'llama'"):
         model_spec_from_hf_config(write(tmp_path, data))
 
 
-@pytest.mark.parametrize("name, key, value", [
-    ("gpt-oss-120b", "layer_types", ["sliding_attention", "full_attention"]),  # wrong length
-    ("gpt-oss-120b", "layer_types", ["chunked_attention"] * 36),
-    ("qwen3-235b-a22b", "mlp_only_layers", [94]),
-    ("qwen3-235b-a22b", "mlp_only_layers", ["0"]),
-    ("deepseek-v3", "attention_bias", True),  # MLA biases are not modelled
-    ("deepseek-v3", "q_lora_rank", "1536"),
-    ("mixtral-8x7b", "sliding_window", "4096"),
-])
+@pytest.mark.parametrize(
+    "name, key, value",
+    [
+        ("gpt-oss-120b", "layer_types", ["sliding_attention", "full_attention"]),  # wrong length
+        ("gpt-oss-120b", "layer_types", ["chunked_attention"] * 36),
+        ("qwen3-235b-a22b", "mlp_only_layers", [94]),
+        ("qwen3-235b-a22b", "mlp_only_layers", ["0"]),
+        ("deepseek-v3", "attention_bias", True),  # MLA biases are not modelled
+        ("deepseek-v3", "q_lora_rank", "1536"),
+        ("mixtral-8x7b", "sliding_window", "4096"),
+    ],
+)
 def test_bad_family_key(tmp_path: Path, name: str, key: str, value: Any) -> None:
     data = copy.deepcopy(load_fixture(name)) | {key: value}
     with pytest.raises(SpecError, match=rf"config\.json: key '{key}'"):

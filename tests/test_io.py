@@ -11,8 +11,14 @@ from tensorperf.validation import SpecError
 
 @pytest.fixture(scope="module")
 def ds():
-    return tp.sweep(model="llama-3.1-8b", hardware=["h100-sxm", "b200"], weight_dtype=["bf16", "fp4"],
-                    batch=[1, 8], tp=[1, 2], hbm_bandwidth_scale=[1, 1.3])
+    return tp.sweep(
+        model="llama-3.1-8b",
+        hardware=["h100-sxm", "b200"],
+        weight_dtype=["bf16", "fp4"],
+        batch=[1, 8],
+        tp=[1, 2],
+        hbm_bandwidth_scale=[1, 1.3],
+    )
 
 
 def assert_same(back: xr.Dataset, ds: xr.Dataset) -> None:
@@ -44,8 +50,9 @@ def test_round_trip_keeps_values_coords_and_attrs(ds, tmp_path, ext):
 def test_netcdf3_through_scipy_keeps_reserved_attr_names(tmp_path, monkeypatch):
     pytest.importorskip("scipy")
     monkeypatch.setattr(io, "netcdf_engine", lambda: "scipy")
-    sens = tp.sensitivity(of="tpot", wrt=["memory", "hbm_bandwidth"], model="llama-3.1-8b", hardware="h100-sxm",
-                          batch=[1, 8])
+    sens = tp.sensitivity(
+        of="tpot", wrt=["memory", "hbm_bandwidth"], model="llama-3.1-8b", hardware="h100-sxm", batch=[1, 8]
+    )
     assert sens.attrs["mode"] == "reverse"  # scipy's writer keeps its own 'mode' attribute
     path = tmp_path / "sens.nc"
     io.save(sens, path)

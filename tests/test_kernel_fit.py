@@ -16,7 +16,8 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "kernel_measurements.csv"
 def fits():
     frame = load_kernels(DATA)
     keep = ((frame.gpu == "h100_sxm") & (frame.op == "gemm") & (frame.dtype == "bfloat16")) | (
-        (frame.gpu == "h200_sxm") & frame.op.isin(["moe_experts", "nccl_all_reduce"]))
+        (frame.gpu == "h200_sxm") & frame.op.isin(["moe_experts", "nccl_all_reduce"])
+    )
     return fits_table(fit_kernels(frame[keep], steps=600)).set_index(["kind", "gpu", "dtype"])
 
 

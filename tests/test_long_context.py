@@ -57,8 +57,14 @@ def test_chunk_at_least_the_prompt_equals_unchunked_exactly(model):
 
 
 def test_smaller_chunks_never_speed_up_a_single_prefill():
-    ds = tp.sweep(model=["llama-3.1-8b", "mixtral-8x7b"], hardware=BIG, prompt_len=131072,
-                  chunk_size=[2048, 8192, 32768, 131072], batch=1, tp=8)
+    ds = tp.sweep(
+        model=["llama-3.1-8b", "mixtral-8x7b"],
+        hardware=BIG,
+        prompt_len=131072,
+        chunk_size=[2048, 8192, 32768, 131072],
+        batch=1,
+        tp=8,
+    )
     assert bool((ds.ttft.diff("chunk_size") <= 1e-12 * ds.ttft.isel(chunk_size=slice(1, None))).all())
 
 
@@ -77,8 +83,9 @@ def test_context_parallel_prefill_speeds_up_long_prompts_until_comm_dominates():
 
 
 def test_context_parallel_divides_the_kv_cache_and_decode_attention():
-    ds = tp.sweep(model=["llama-3.1-8b", "deepseek-v3"], hardware=BIG, prompt_len=524288, output_len=2,
-                  batch=2, tp=8, cp=[1, 4])
+    ds = tp.sweep(
+        model=["llama-3.1-8b", "deepseek-v3"], hardware=BIG, prompt_len=524288, output_len=2, batch=2, tp=8, cp=[1, 4]
+    )
     kv = ds.kv_cache_memory_per_gpu
     np.testing.assert_array_equal(kv.sel(cp=4).values * 4, kv.sel(cp=1).values)
     attn = ds.decode_op_bytes.sel(op="attn")  # KV read per decode step per GPU: 1/cp of it

@@ -40,21 +40,40 @@ PRESETS = ROOT / "tensorperf" / "presets"
 
 # max_examples of each fuzz test; every example is a malformed input
 EXAMPLES = {
-    "best": 200, "pareto": 200, "sensitivity": 150, "calibrate_options": 150, "calibrate_tables": 80,
-    "validate_files": 150, "spec_fields": 300, "hf_config": 200, "preset_files": 200, "sweep_files": 150,
-    "io_load": 120, "cli": 400, "stream": 200,
+    "best": 200,
+    "pareto": 200,
+    "sensitivity": 150,
+    "calibrate_options": 150,
+    "calibrate_tables": 80,
+    "validate_files": 150,
+    "spec_fields": 300,
+    "hf_config": 200,
+    "preset_files": 200,
+    "sweep_files": 150,
+    "io_load": 120,
+    "cli": 400,
+    "stream": 200,
 }
 RAN: dict[str, int] = {}  # examples each test really generated in this session
 
 
 def fuzz(name):
     """settings + bookkeeping for one fuzz test."""
+
     def wrap(fn):
-        fn = settings(max_examples=EXAMPLES[name], deadline=None, derandomize=True,
-                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                                             HealthCheck.filter_too_much])(fn)
+        fn = settings(
+            max_examples=EXAMPLES[name],
+            deadline=None,
+            derandomize=True,
+            suppress_health_check=[
+                HealthCheck.too_slow,
+                HealthCheck.function_scoped_fixture,
+                HealthCheck.filter_too_much,
+            ],
+        )(fn)
         fn._fuzz_name = name
         return fn
+
     return wrap
 
 
@@ -112,8 +131,27 @@ def workdir(tmp_path_factory):
 # ============================================================================ shared pools
 
 # not a number (or not a finite one), for numeric fields and options
-NOT_NUMBERS = [NAN, float("inf"), float("-inf"), "1", "x", "", None, True, False, [1], (1,), {}, {"a": 1},
-               b"1", complex(1, 1), Odd(), 10**400, -(10**400), np.array([1.0, 2.0])]
+NOT_NUMBERS = [
+    NAN,
+    float("inf"),
+    float("-inf"),
+    "1",
+    "x",
+    "",
+    None,
+    True,
+    False,
+    [1],
+    (1,),
+    {},
+    {"a": 1},
+    b"1",
+    complex(1, 1),
+    Odd(),
+    10**400,
+    -(10**400),
+    np.array([1.0, 2.0]),
+]
 NAN_LIKE = [NAN, np.float64("nan"), np.float32("nan")]
 ODD_TEXT = st.text(alphabet="abcxyz_019 -./", min_size=0, max_size=12)
 
@@ -125,28 +163,49 @@ def unknown_names(known):
 
 # ============================================================================ best / pareto
 
+
 @pytest.fixture(scope="module")
 def ds():
-    return tp.sweep(model="llama-3.1-8b", hardware="h100-sxm", batch=[1, 8], tp=[1, 2],
-                    weight_dtype=["bf16", "fp8"])
+    return tp.sweep(model="llama-3.1-8b", hardware="h100-sxm", batch=[1, 8], tp=[1, 2], weight_dtype=["bf16", "fp8"])
 
 
 COND_VARS = ["tpot", "tokens_per_s_per_user", "ttft", "feasible", "memory_per_gpu"]
 BAD_COMPARISONS = ["=>", "=<", "=", "!=", "", "ge", " >=", ">= ", "<>", None, 5, True, b">="]
-BAD_THRESHOLDS = [NAN, np.float64("nan"), "20", "", None, True, False, np.bool_(True), complex(1, 0), [1], (1,),
-                  b"1", Decimal("1"), Odd(), 10**400, -(10**400), {}]
+BAD_THRESHOLDS = [
+    NAN,
+    np.float64("nan"),
+    "20",
+    "",
+    None,
+    True,
+    False,
+    np.bool_(True),
+    complex(1, 0),
+    [1],
+    (1,),
+    b"1",
+    Decimal("1"),
+    Odd(),
+    10**400,
+    -(10**400),
+    {},
+]
 BAD_CONDITIONS = ["<1", 1, 1.5, None, ("<",), ("<", 1, 2), (), [], {"<": 1}, ("<", 1, "extra"), Odd(), "tpot<1"]
 
 
 def bad_where(ds_vars):
-    not_a_mapping = st.sampled_from([[("tpot", ("<", 1))], "tpot<1", 5, 1.5, True, ("tpot",), Odd(), b"x",
-                                     [["tpot", "<", 1]], {"tpot", "ttft"}])
+    not_a_mapping = st.sampled_from(
+        [[("tpot", ("<", 1))], "tpot<1", 5, 1.5, True, ("tpot",), Odd(), b"x", [["tpot", "<", 1]], {"tpot", "ttft"}]
+    )
     bad_key = st.one_of(unknown_names(ds_vars), st.sampled_from([5, None, 1.5, ("tpot",), b"tpot"])).map(
-        lambda k: {k: ("<", 1.0)})
-    bad_comparison = st.tuples(st.sampled_from(COND_VARS), st.sampled_from(BAD_COMPARISONS),
-                               st.floats(-1e6, 1e6)).map(lambda t: {t[0]: (t[1], t[2])})
-    bad_threshold = st.tuples(st.sampled_from(COND_VARS), st.sampled_from([">=", "<", "==", ">", "<="]),
-                              st.sampled_from(BAD_THRESHOLDS)).map(lambda t: {t[0]: (t[1], t[2])})
+        lambda k: {k: ("<", 1.0)}
+    )
+    bad_comparison = st.tuples(st.sampled_from(COND_VARS), st.sampled_from(BAD_COMPARISONS), st.floats(-1e6, 1e6)).map(
+        lambda t: {t[0]: (t[1], t[2])}
+    )
+    bad_threshold = st.tuples(
+        st.sampled_from(COND_VARS), st.sampled_from([">=", "<", "==", ">", "<="]), st.sampled_from(BAD_THRESHOLDS)
+    ).map(lambda t: {t[0]: (t[1], t[2])})
     bad_shape = st.tuples(st.sampled_from(COND_VARS), st.sampled_from(BAD_CONDITIONS)).map(lambda t: {t[0]: t[1]})
     op_dim = st.sampled_from(["prefill_op_time", "decode_op_bytes"]).map(lambda k: {k: ("<", 1.0)})
     # one bad condition among good ones
@@ -162,18 +221,29 @@ def best_case(draw, ds_vars):
     kind = draw(st.sampled_from(["objective", "where", "keep", "maximize"]))
     kw = {"objective": "tokens_per_s_per_gpu"}
     if kind == "objective":
-        kw["objective"] = draw(st.one_of(unknown_names(ds_vars),
-                                         st.sampled_from([5, None, NAN, True, ["tpot"], ("tpot",), Odd(), b"tpot"])))
+        kw["objective"] = draw(
+            st.one_of(
+                unknown_names(ds_vars), st.sampled_from([5, None, NAN, True, ["tpot"], ("tpot",), Odd(), b"tpot"])
+            )
+        )
         value = kw["objective"]
     elif kind == "where":
         kw["where"] = value = draw(bad_where(ds_vars))
     elif kind == "keep":
-        kw["keep"] = value = draw(st.one_of(
-            st.lists(st.sampled_from(["batch", "tp", "weight_dtype", "op", "hardware", "model", "nope", 5, None]),
-                     min_size=1, max_size=4).filter(
-                lambda ks: not (set(ks) <= {"batch", "tp", "weight_dtype"} and len(set(ks)) == len(ks)
-                                and len(ks) < 3)),
-            st.sampled_from([5, 1.5, None, True, Odd(), ["batch", "tp", "weight_dtype"], "op", "nope"])))
+        kw["keep"] = value = draw(
+            st.one_of(
+                st.lists(
+                    st.sampled_from(["batch", "tp", "weight_dtype", "op", "hardware", "model", "nope", 5, None]),
+                    min_size=1,
+                    max_size=4,
+                ).filter(
+                    lambda ks: (
+                        not (set(ks) <= {"batch", "tp", "weight_dtype"} and len(set(ks)) == len(ks) and len(ks) < 3)
+                    )
+                ),
+                st.sampled_from([5, 1.5, None, True, Odd(), ["batch", "tp", "weight_dtype"], "op", "nope"]),
+            )
+        )
     else:
         kw["maximize"] = value = draw(st.sampled_from(BAD_BOOLS))
     return kind, kw, value
@@ -185,10 +255,12 @@ def test_best_rejects_malformed_objective_where_keep_maximize(ds, data, via):
     ran("best")
     kind, kw, value = data.draw(best_case(list(ds.data_vars)))
     objective = kw.pop("objective")
-    call = ((lambda: ds.tperf.best(objective, **kw)) if via == "accessor"
-            else (lambda: reductions.best(ds, objective, **kw)))
-    needle = {"objective": "objective", "where": "where", "keep": ("keep", "dimension"),
-              "maximize": "maximize"}[kind]
+    call = (
+        (lambda: ds.tperf.best(objective, **kw))
+        if via == "accessor"
+        else (lambda: reductions.best(ds, objective, **kw))
+    )
+    needle = {"objective": "objective", "where": "where", "keep": ("keep", "dimension"), "maximize": "maximize"}[kind]
     msg = rejects(call, needle)
     if kind in ("objective", "maximize"):
         assert shows(value, msg), msg
@@ -204,20 +276,33 @@ def pareto_case(draw, ds_vars):
     elif kind == "same":
         kw["x"] = kw["y"] = draw(st.sampled_from(["tpot", "tokens_per_s_per_gpu", "ttft"]))
     elif kind == "over":
-        kw["over"] = draw(st.one_of(
-            st.lists(st.sampled_from(["batch", "tp", "op", "hardware", "nope", 5, None]), min_size=1, max_size=3)
-            .filter(lambda ks: not (set(ks) <= {"batch", "tp"} and len(set(ks)) == len(ks))),
-            st.sampled_from([[], (), 5, 1.5, True, Odd(), "op", "nope"])))
+        kw["over"] = draw(
+            st.one_of(
+                st.lists(
+                    st.sampled_from(["batch", "tp", "op", "hardware", "nope", 5, None]), min_size=1, max_size=3
+                ).filter(lambda ks: not (set(ks) <= {"batch", "tp"} and len(set(ks)) == len(ks))),
+                st.sampled_from([[], (), 5, 1.5, True, Odd(), "op", "nope"]),
+            )
+        )
     elif kind == "where":
         kw["where"] = draw(bad_where(ds_vars))
     elif kind == "maximize":
-        kw["maximize"] = draw(st.sampled_from([True, False, (True,), (True, True, True), (1, 0), "tt", None,
-                                               [NAN, True], (True, "yes"), Odd(), 1]))
+        kw["maximize"] = draw(
+            st.sampled_from(
+                [True, False, (True,), (True, True, True), (1, 0), "tt", None, [NAN, True], (True, "yes"), Odd(), 1]
+            )
+        )
     else:
-        kw["extra"] = draw(st.one_of(
-            st.lists(st.one_of(unknown_names(ds_vars), st.sampled_from(["prefill_op_time", 5, None])),
-                     min_size=1, max_size=3),
-            st.sampled_from([5, 1.5, True, Odd(), None, "nope", "decode_op_time"])))
+        kw["extra"] = draw(
+            st.one_of(
+                st.lists(
+                    st.one_of(unknown_names(ds_vars), st.sampled_from(["prefill_op_time", 5, None])),
+                    min_size=1,
+                    max_size=3,
+                ),
+                st.sampled_from([5, 1.5, True, Odd(), None, "nope", "decode_op_time"]),
+            )
+        )
     return kind, kw
 
 
@@ -236,16 +321,39 @@ def test_pareto_rejects_malformed_variables_over_where_maximize_extra(ds, data, 
         call = lambda: ds.tperf.pareto_table(**kw)  # noqa: E731
     else:
         call = lambda: ds.tperf.pareto(**kw)  # noqa: E731
-    needle = {"x": "x", "y": "y", "same": "x and y", "over": ("over", "dimension"), "where": "where",
-              "maximize": "maximize", "extra": "extra"}[kind]
+    needle = {
+        "x": "x",
+        "y": "y",
+        "same": "x and y",
+        "over": ("over", "dimension"),
+        "where": "where",
+        "maximize": "maximize",
+        "extra": "extra",
+    }[kind]
     msg = rejects(call, needle)
     if kind in ("x", "y", "maximize"):
         assert shows(kw[kind], msg), msg
 
 
 STREAM_GRID = dict(model="llama-3.1-8b", hardware="h100-sxm", batch=[1, 8], tp=[1, 2], weight_dtype=["bf16", "fp8"])
-BAD_MEMORY = [0, -1, -1e9, NAN, float("inf"), True, None, "lots", "", "2XB", "GB", "-2GB", "1e400GB", [1], Odd(),
-              complex(1, 1)]
+BAD_MEMORY = [
+    0,
+    -1,
+    -1e9,
+    NAN,
+    float("inf"),
+    True,
+    None,
+    "lots",
+    "",
+    "2XB",
+    "GB",
+    "-2GB",
+    "1e400GB",
+    [1],
+    Odd(),
+    complex(1, 1),
+]
 BAD_CHUNKS = [0, -1, 1.5, NAN, True, "10", [10], 2.0, Odd()]
 BAD_CLIENTS = [5, 1.5, True, [], {}, Odd(), b"tcp://x"]
 
@@ -256,16 +364,33 @@ def stream_case(draw, ds_vars):
     kind = draw(st.sampled_from(["best", "pareto", "memory", "chunk_points", "progress", "client", "reduction"]))
     if kind == "best":
         sub, kw, _ = draw(best_case(ds_vars))
-        return "best", kw, {"objective": "objective", "where": "where", "keep": ("keep", "dimension"),
-                            "maximize": "maximize"}[sub]
+        return (
+            "best",
+            kw,
+            {"objective": "objective", "where": "where", "keep": ("keep", "dimension"), "maximize": "maximize"}[sub],
+        )
     if kind == "pareto":
         sub, kw = draw(pareto_case(ds_vars).filter(lambda c: c[0] != "extra"))
-        return "pareto", kw, {"x": "x", "y": "y", "same": "x and y", "over": ("over", "dimension"),
-                              "where": "where", "maximize": "maximize"}[sub]
+        return (
+            "pareto",
+            kw,
+            {
+                "x": "x",
+                "y": "y",
+                "same": "x and y",
+                "over": ("over", "dimension"),
+                "where": "where",
+                "maximize": "maximize",
+            }[sub],
+        )
     if kind == "reduction":
         return "reduce", {"reduction": draw(st.sampled_from([5, None, Odd(), "best", object(), [1]]))}, "reduction"
-    values = {"memory": BAD_MEMORY, "chunk_points": BAD_CHUNKS, "progress": [b for b in BAD_BOOLS if b is not None],
-              "client": BAD_CLIENTS}
+    values = {
+        "memory": BAD_MEMORY,
+        "chunk_points": BAD_CHUNKS,
+        "progress": [b for b in BAD_BOOLS if b is not None],
+        "client": BAD_CLIENTS,
+    }
     entries = ["best", "pareto"] + (["sweep"] if kind in ("chunk_points", "client") else [])  # sweep(client=...)
     return draw(st.sampled_from(entries)), {kind: draw(st.sampled_from(values[kind]))}, kind
 
@@ -297,38 +422,78 @@ def test_reductions_reject_what_is_not_a_dataset(ds):
 
 # ============================================================================ sensitivity
 
-SENSITIVITY_AXES = {"batch": [0, -1, 1.5, "x", [1, 1], NAN], "tp": [0, [1, "a"], 10**30], "prompt_len": [0, -5],
-                    "model": ["nope", 5, None], "hardware": ["h100", 3.0], "weight_dtype": ["fp6", 8],
-                    "frobnicate": [1], "hbm_bandwidth": [-1, NAN], "num_kv_heads_scale": [0, "x"]}
+SENSITIVITY_AXES = {
+    "batch": [0, -1, 1.5, "x", [1, 1], NAN],
+    "tp": [0, [1, "a"], 10**30],
+    "prompt_len": [0, -5],
+    "model": ["nope", 5, None],
+    "hardware": ["h100", 3.0],
+    "weight_dtype": ["fp6", 8],
+    "frobnicate": [1],
+    "hbm_bandwidth": [-1, NAN],
+    "num_kv_heads_scale": [0, "x"],
+}
 
 
 @st.composite
 def sensitivity_case(draw):
     kind = draw(st.sampled_from(["of", "wrt", "efficiency", "convention", "axes"]))
-    kw = {"of": "tpot", "wrt": ["compute", "hbm_bandwidth"], "model": "llama-3.1-8b", "hardware": "h100-sxm",
-          "batch": [1, 4]}
+    kw = {
+        "of": "tpot",
+        "wrt": ["compute", "hbm_bandwidth"],
+        "model": "llama-3.1-8b",
+        "hardware": "h100-sxm",
+        "batch": [1, 4],
+    }
     if kind == "of":
-        kw["of"] = draw(st.one_of(unknown_names({"tpot", "ttft", "e2e_latency", "mfu", "mbu"}),
-                                  st.sampled_from([5, None, NAN, ["tpot"], {"tpot": 1}, "feasible",
-                                                   "infeasible_reason", "prefill_op_time", Odd()])))
+        kw["of"] = draw(
+            st.one_of(
+                unknown_names({"tpot", "ttft", "e2e_latency", "mfu", "mbu"}),
+                st.sampled_from(
+                    [5, None, NAN, ["tpot"], {"tpot": 1}, "feasible", "infeasible_reason", "prefill_op_time", Odd()]
+                ),
+            )
+        )
         return kind, kw, ("of", "metric"), kw["of"]
     if kind == "wrt":
-        kw["wrt"] = draw(st.one_of(
-            st.sampled_from(["compute", "", [], (), None, 5, 1.5, True, Odd(), {"compute": 1}]),
-            st.lists(st.one_of(unknown_names(tp.sensitivity.__globals__["PARAMETERS"]),
-                               st.sampled_from([5, None, ["compute"], "name", "source", "efficiency"])),
-                     min_size=1, max_size=3),
-            st.sampled_from([["compute", "compute"], ["memory", "hbm_bandwidth", "memory"]])))
+        kw["wrt"] = draw(
+            st.one_of(
+                st.sampled_from(["compute", "", [], (), None, 5, 1.5, True, Odd(), {"compute": 1}]),
+                st.lists(
+                    st.one_of(
+                        unknown_names(tp.sensitivity.__globals__["PARAMETERS"]),
+                        st.sampled_from([5, None, ["compute"], "name", "source", "efficiency"]),
+                    ),
+                    min_size=1,
+                    max_size=3,
+                ),
+                st.sampled_from([["compute", "compute"], ["memory", "hbm_bandwidth", "memory"]]),
+            )
+        )
         return kind, kw, "wrt", MISSING
     if kind == "efficiency":
-        kw["efficiency"] = draw(st.one_of(
-            st.sampled_from([5, "compute", [("compute", 0.5)], True, Odd()]),
-            st.tuples(st.sampled_from(["compute", "memory", "overlap", "step_overhead", "memory_scale"]),
-                      st.sampled_from([0, -0.5, 1.5, NAN, "x", None, True, 10**400, float("inf")])).filter(
-                lambda t: not (t[0] in ("step_overhead", "memory_scale") and t[1] in (0, 1.5) and t[1] is not True
-                               and not (t[0] == "memory_scale" and t[1] == 0))
-                and not (t[0] == "overlap" and t[1] == 0)).map(lambda t: {t[0]: t[1]}),
-            unknown_names([]).map(lambda k: {k or "?": 0.5})))
+        kw["efficiency"] = draw(
+            st.one_of(
+                st.sampled_from([5, "compute", [("compute", 0.5)], True, Odd()]),
+                st.tuples(
+                    st.sampled_from(["compute", "memory", "overlap", "step_overhead", "memory_scale"]),
+                    st.sampled_from([0, -0.5, 1.5, NAN, "x", None, True, 10**400, float("inf")]),
+                )
+                .filter(
+                    lambda t: (
+                        not (
+                            t[0] in ("step_overhead", "memory_scale")
+                            and t[1] in (0, 1.5)
+                            and t[1] is not True
+                            and not (t[0] == "memory_scale" and t[1] == 0)
+                        )
+                        and not (t[0] == "overlap" and t[1] == 0)
+                    )
+                )
+                .map(lambda t: {t[0]: t[1]}),
+                unknown_names([]).map(lambda k: {k or "?": 0.5}),
+            )
+        )
         return kind, kw, ("efficiency", "Efficiency"), MISSING
     if kind == "convention":
         kw["convention"] = draw(st.sampled_from(["seed", "nope", 5, None, "", ["roofline"]]))
@@ -350,6 +515,7 @@ def test_sensitivity_rejects_malformed_of_wrt_efficiency_and_axes(case):
 
 # ============================================================================ calibrate
 
+
 @pytest.fixture(scope="module")
 def few_rows():
     """Six usable rows of data/measurements.csv (kept small: a bad option must fail before any fit)."""
@@ -359,8 +525,24 @@ def few_rows():
 
 
 BAD_OPTIONS = {
-    "factors": ["compute", "", [], (), None, 5, True, Odd(), ["nope"], ["compute", 5], [None], [["compute"]],
-                ["compute", "compute"], [["memory"]], ["Compute"], ["seed"]],
+    "factors": [
+        "compute",
+        "",
+        [],
+        (),
+        None,
+        5,
+        True,
+        Odd(),
+        ["nope"],
+        ["compute", 5],
+        [None],
+        [["compute"]],
+        ["compute", "compute"],
+        [["memory"]],
+        ["Compute"],
+        ["seed"],
+    ],
     "train_fraction": [0, 1, -0.1, 1.5, NAN, float("inf"), "0.5", None, True, False, [0.5], 10**400],
     "seed": [-1, 1.5, "0", None, True, NAN, [0], Odd(), -(10**30)],
     "steps": [-1, 1.5, "10", None, True, NAN, float("inf"), 10**30, [1], 10**400],
@@ -369,22 +551,38 @@ BAD_OPTIONS = {
 
 
 @fuzz("calibrate_options")
-@given(option=st.sampled_from(sorted(BAD_OPTIONS)), data=st.data(),
-       others=st.fixed_dictionaries({}, optional={"seed": st.integers(0, 5), "steps": st.integers(0, 3)}))
+@given(
+    option=st.sampled_from(sorted(BAD_OPTIONS)),
+    data=st.data(),
+    others=st.fixed_dictionaries({}, optional={"seed": st.integers(0, 5), "steps": st.integers(0, 3)}),
+)
 def test_calibrate_rejects_malformed_options_before_fitting(few_rows, option, data, others):
     ran("calibrate_options")
     value = data.draw(st.sampled_from(BAD_OPTIONS[option]))
     kw = {k: v for k, v in others.items() if k != option} | {option: value}
-    msg = rejects(lambda: calibrate_module.calibrate(few_rows, **kw), option.removesuffix("s")
-                  if option == "factors" else option)
+    msg = rejects(
+        lambda: calibrate_module.calibrate(few_rows, **kw), option.removesuffix("s") if option == "factors" else option
+    )
     if option != "factors":
         assert shows(value, msg), msg
 
 
 @st.composite
 def bad_table(draw, rows):
-    kind = draw(st.sampled_from(["not_a_table", "missing_file", "drop_column", "bad_number", "duplicate_id",
-                                 "no_usable_row", "empty", "bad_count"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "not_a_table",
+                "missing_file",
+                "drop_column",
+                "bad_number",
+                "duplicate_id",
+                "no_usable_row",
+                "empty",
+                "bad_count",
+            ]
+        )
+    )
     if kind == "not_a_table":
         return kind, draw(st.sampled_from([5, None, 1.5, [1, 2], {"a": 1}, Odd(), b"x", True])), "measurements"
     if kind == "missing_file":
@@ -401,8 +599,9 @@ def bad_table(draw, rows):
     if kind == "bad_count":
         col = draw(st.sampled_from(["num_gpus", "tp", "pp", "dp", "ep", "batch", "isl", "osl"]))
         frame[col] = frame[col].astype(float)
-        frame.loc[draw(st.integers(0, len(frame) - 1)), col] = draw(st.sampled_from(
-            [0, -1, 1.5, float("inf"), -float("inf"), 1e300, 2.0**60]))
+        frame.loc[draw(st.integers(0, len(frame) - 1)), col] = draw(
+            st.sampled_from([0, -1, 1.5, float("inf"), -float("inf"), 1e300, 2.0**60])
+        )
         return kind, frame, col
     if kind == "duplicate_id":
         frame.loc[len(frame) - 1, "id"] = frame.loc[0, "id"]
@@ -432,24 +631,44 @@ def bad_measurements_file(draw, text):
     lines = text.splitlines()
     header, body = lines[0], lines[1:6]
     columns = header.split(",")
-    kind = draw(st.sampled_from(["binary", "empty", "garbage", "drop_column", "bad_number", "bad_count",
-                                 "duplicate_id", "empty_id", "header_only_wrong", "ragged"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "binary",
+                "empty",
+                "garbage",
+                "drop_column",
+                "bad_number",
+                "bad_count",
+                "duplicate_id",
+                "empty_id",
+                "header_only_wrong",
+                "ragged",
+            ]
+        )
+    )
     if kind == "binary":
         return draw(st.binary(min_size=1, max_size=64).filter(lambda b: b"\n" not in b)) + b"\xff\xfe\x00", None
     if kind == "empty":
         return b"", None
     if kind == "garbage":
-        return draw(st.text(alphabet="abc,;\"\n 01", min_size=1, max_size=40)).encode(), None
+        return draw(st.text(alphabet='abc,;"\n 01', min_size=1, max_size=40)).encode(), None
     frame = pd.read_csv(io.StringIO("\n".join([header, *body])), dtype=str, keep_default_na=False)
     if kind == "drop_column":
         col = draw(st.sampled_from(list(fidelity.REQUIRED_COLUMNS)))
         frame = frame.drop(columns=[col])
         needle = col
     elif kind in ("bad_number", "bad_count"):
-        col = draw(st.sampled_from(list(fidelity.NUMERIC_COLUMNS) if kind == "bad_number"
-                                   else ["num_gpus", "tp", "pp", "dp", "ep", "batch", "isl", "osl"]))
-        cell = draw(st.sampled_from(CSV_CELLS if kind == "bad_number" else ["0", "-1", "1.5", "inf", "-inf",
-                                                                            "1e300", "2e18"]))
+        col = draw(
+            st.sampled_from(
+                list(fidelity.NUMERIC_COLUMNS)
+                if kind == "bad_number"
+                else ["num_gpus", "tp", "pp", "dp", "ep", "batch", "isl", "osl"]
+            )
+        )
+        cell = draw(
+            st.sampled_from(CSV_CELLS if kind == "bad_number" else ["0", "-1", "1.5", "inf", "-inf", "1e300", "2e18"])
+        )
         frame.loc[draw(st.integers(0, len(frame) - 1)), col] = cell
         needle = col
     elif kind == "duplicate_id":
@@ -459,8 +678,12 @@ def bad_measurements_file(draw, text):
         frame.loc[draw(st.integers(0, len(frame) - 1)), "id"] = ""
         needle = "id"
     elif kind == "header_only_wrong":
-        return (",".join(draw(st.lists(ODD_TEXT.filter(lambda s: "," not in s and s not in columns),
-                                       min_size=1, max_size=4))) + "\n").encode(), "column"
+        return (
+            ",".join(
+                draw(st.lists(ODD_TEXT.filter(lambda s: "," not in s and s not in columns), min_size=1, max_size=4))
+            )
+            + "\n"
+        ).encode(), "column"
     else:
         raw = frame.to_csv(index=False).splitlines()
         i = draw(st.integers(1, len(raw) - 1))
@@ -491,14 +714,23 @@ def test_validate_rejects_malformed_measurement_files(workdir, data, path_kind):
 
 # ============================================================================ spec constructors
 
+
 def _valid_model_kwargs():
-    return dict(name="m", num_layers=4, d_model=256, num_heads=8, num_kv_heads=2, head_dim=32, vocab_size=1000,
-                d_ff=512)
+    return dict(
+        name="m", num_layers=4, d_model=256, num_heads=8, num_kv_heads=2, head_dim=32, vocab_size=1000, d_ff=512
+    )
 
 
 def _valid_hardware_kwargs():
-    return dict(name="hw", peak_flops_bf16=1e15, hbm_bandwidth=3e12, hbm_capacity=80e9, scaleup_size=8,
-                scaleup_bandwidth=450e9, scaleout_bandwidth=50e9)
+    return dict(
+        name="hw",
+        peak_flops_bf16=1e15,
+        hbm_bandwidth=3e12,
+        hbm_capacity=80e9,
+        scaleup_size=8,
+        scaleup_bandwidth=450e9,
+        scaleout_bandwidth=50e9,
+    )
 
 
 def _bad_values(rule_words: str) -> list:
@@ -541,14 +773,14 @@ CROSS_FIELD = {  # (class, overrides, field the message names)
 
 @st.composite
 def spec_case(draw):
-    kind = draw(st.sampled_from(["ModelSpec", "HardwareSpec", "Efficiency", "cross", "name", "nested",
-                                 "unknown", "missing"]))
+    kind = draw(
+        st.sampled_from(["ModelSpec", "HardwareSpec", "Efficiency", "cross", "name", "nested", "unknown", "missing"])
+    )
     if kind in ("ModelSpec", "HardwareSpec", "Efficiency"):
         cls = {"ModelSpec": ModelSpec, "HardwareSpec": HardwareSpec, "Efficiency": Efficiency}[kind]
         field = draw(st.sampled_from(sorted(cls.CONSTRAINTS)))
         value = draw(st.sampled_from(_bad_values(_rule_words(cls, field))))
-        base = {"ModelSpec": _valid_model_kwargs, "HardwareSpec": _valid_hardware_kwargs,
-                "Efficiency": dict}[kind]()
+        base = {"ModelSpec": _valid_model_kwargs, "HardwareSpec": _valid_hardware_kwargs, "Efficiency": dict}[kind]()
         return cls, base | {field: value}, field, value
     if kind == "cross":
         cls, overrides, field = CROSS_FIELD[draw(st.sampled_from(sorted(CROSS_FIELD)))]
@@ -561,8 +793,11 @@ def spec_case(draw):
         return cls, base | {field: value}, field, value
     if kind == "nested":
         field = draw(st.sampled_from(["efficiency", "efficiency_fp8", "efficiency_fp4", "seed"]))
-        value = draw(st.sampled_from([5, "x", {"compute": 0.5}, [0.5], Odd(), True, Efficiency] +
-                                     ([None] if field == "efficiency" else [])))
+        value = draw(
+            st.sampled_from(
+                [5, "x", {"compute": 0.5}, [0.5], Odd(), True, Efficiency] + ([None] if field == "efficiency" else [])
+            )
+        )
         return HardwareSpec, _valid_hardware_kwargs() | {field: value}, field, MISSING
     cls = draw(st.sampled_from([ModelSpec, HardwareSpec, Efficiency]))
     base = {ModelSpec: _valid_model_kwargs, HardwareSpec: _valid_hardware_kwargs, Efficiency: dict}[cls]()
@@ -590,27 +825,64 @@ def test_spec_constructors_reject_malformed_fields(case):
 
 POS, NONNEG, BOOL, STR, NULLABLE = "pos", "nonneg", "bool", "str", "nullable"
 HF_KEYS = {  # family fixture -> keys it reads and their kind
-    "llama-3.1-8b": {"hidden_size": POS, "num_hidden_layers": POS, "num_attention_heads": POS,
-                     "num_key_value_heads": POS + NULLABLE, "vocab_size": POS, "intermediate_size": POS,
-                     "attention_bias": BOOL, "mlp_bias": BOOL, "tie_word_embeddings": BOOL, "hidden_act": STR},
-    "qwen3-235b-a22b": {"hidden_size": POS, "num_hidden_layers": POS, "num_experts": NONNEG,
-                        "num_experts_per_tok": POS, "moe_intermediate_size": POS, "decoder_sparse_step": POS,
-                        "head_dim": POS + NULLABLE, "use_sliding_window": BOOL},
-    "deepseek-v3": {"kv_lora_rank": POS, "qk_rope_head_dim": POS, "qk_nope_head_dim": POS, "v_head_dim": POS,
-                    "q_lora_rank": NONNEG + NULLABLE, "first_k_dense_replace": NONNEG, "moe_layer_freq": POS,
-                    "n_shared_experts": NONNEG + NULLABLE, "topk_method": STR, "num_attention_heads": POS},
-    "gpt-oss-120b": {"num_local_experts": POS, "num_experts_per_tok": POS, "sliding_window": NONNEG + NULLABLE,
-                     "intermediate_size": POS, "attention_bias": BOOL},
+    "llama-3.1-8b": {
+        "hidden_size": POS,
+        "num_hidden_layers": POS,
+        "num_attention_heads": POS,
+        "num_key_value_heads": POS + NULLABLE,
+        "vocab_size": POS,
+        "intermediate_size": POS,
+        "attention_bias": BOOL,
+        "mlp_bias": BOOL,
+        "tie_word_embeddings": BOOL,
+        "hidden_act": STR,
+    },
+    "qwen3-235b-a22b": {
+        "hidden_size": POS,
+        "num_hidden_layers": POS,
+        "num_experts": NONNEG,
+        "num_experts_per_tok": POS,
+        "moe_intermediate_size": POS,
+        "decoder_sparse_step": POS,
+        "head_dim": POS + NULLABLE,
+        "use_sliding_window": BOOL,
+    },
+    "deepseek-v3": {
+        "kv_lora_rank": POS,
+        "qk_rope_head_dim": POS,
+        "qk_nope_head_dim": POS,
+        "v_head_dim": POS,
+        "q_lora_rank": NONNEG + NULLABLE,
+        "first_k_dense_replace": NONNEG,
+        "moe_layer_freq": POS,
+        "n_shared_experts": NONNEG + NULLABLE,
+        "topk_method": STR,
+        "num_attention_heads": POS,
+    },
+    "gpt-oss-120b": {
+        "num_local_experts": POS,
+        "num_experts_per_tok": POS,
+        "sliding_window": NONNEG + NULLABLE,
+        "intermediate_size": POS,
+        "attention_bias": BOOL,
+    },
     "mixtral-8x7b": {"num_local_experts": POS, "num_experts_per_tok": POS, "sliding_window": NONNEG + NULLABLE},
     "mistral-7b-v0.1": {"sliding_window": NONNEG + NULLABLE, "hidden_size": POS, "vocab_size": POS},
     "qwen2-7b": {"use_sliding_window": BOOL, "max_window_layers": NONNEG, "intermediate_size": POS},
 }
-HF_REQUIRED = {"llama-3.1-8b": ["hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size",
-                                "intermediate_size"],
-               "deepseek-v3": ["kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim",
-                               "first_k_dense_replace", "moe_intermediate_size"],
-               "gpt-oss-120b": ["num_local_experts", "intermediate_size"],
-               "qwen3-235b-a22b": ["num_experts", "moe_intermediate_size", "num_experts_per_tok"]}
+HF_REQUIRED = {
+    "llama-3.1-8b": ["hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size", "intermediate_size"],
+    "deepseek-v3": [
+        "kv_lora_rank",
+        "qk_rope_head_dim",
+        "qk_nope_head_dim",
+        "v_head_dim",
+        "first_k_dense_replace",
+        "moe_intermediate_size",
+    ],
+    "gpt-oss-120b": ["num_local_experts", "intermediate_size"],
+    "qwen3-235b-a22b": ["num_experts", "moe_intermediate_size", "num_experts_per_tok"],
+}
 
 
 def _hf_bad(kind: str) -> list:
@@ -649,21 +921,53 @@ def hf_case(draw):
     if kind == "model_type":
         choice = draw(st.sampled_from(["unknown", "not_str", "no_type", "text_config"]))
         if choice == "unknown":
-            doc["model_type"] = draw(unknown_names(["llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe",
-                                                    "deepseek_v2", "deepseek_v3", "gpt_oss"]))
+            doc["model_type"] = draw(
+                unknown_names(
+                    [
+                        "llama",
+                        "mistral",
+                        "mixtral",
+                        "qwen2",
+                        "qwen3",
+                        "qwen3_moe",
+                        "deepseek_v2",
+                        "deepseek_v3",
+                        "gpt_oss",
+                    ]
+                )
+            )
         elif choice == "not_str":
             doc["model_type"] = draw(st.sampled_from([5, None, ["llama"], {"a": 1}, True]))
         elif choice == "no_type":
             del doc["model_type"]
-            doc["architectures"] = draw(st.sampled_from([5, "LlamaForCausalLM", [["LlamaForCausalLM"]], [None],
-                                                         [5], {"a": 1}, ["NopeForCausalLM"], [], None, True]))
+            doc["architectures"] = draw(
+                st.sampled_from(
+                    [
+                        5,
+                        "LlamaForCausalLM",
+                        [["LlamaForCausalLM"]],
+                        [None],
+                        [5],
+                        {"a": 1},
+                        ["NopeForCausalLM"],
+                        [],
+                        None,
+                        True,
+                    ]
+                )
+            )
         else:
-            doc = {"model_type": "llava", "text_config": draw(st.sampled_from([5, "x", [doc], None, True, [],
-                                                                             {"model_type": "nope"}]))}
+            doc = {
+                "model_type": "llava",
+                "text_config": draw(st.sampled_from([5, "x", [doc], None, True, [], {"model_type": "nope"}])),
+            }
         return doc, "model_type" if choice != "text_config" else "text_config"
     if kind == "text":
-        return draw(st.sampled_from([b"", b"{", b"{'a': 1}", b"\xff\xfe\x00garbage", b"[1, 2", b"nul",
-                                     b"{\"model_type\": llama}"])) + draw(st.binary(max_size=8)), "JSON"
+        return draw(
+            st.sampled_from(
+                [b"", b"{", b"{'a': 1}", b"\xff\xfe\x00garbage", b"[1, 2", b"nul", b'{"model_type": llama}']
+            )
+        ) + draw(st.binary(max_size=8)), "JSON"
     choice = draw(st.sampled_from(["head_split", "layer_types", "kv_divide", "top_k", "layers_huge"]))
     doc = json.loads((HF / "llama-3.1-8b" / "config.json").read_text())
     if choice == "head_split":
@@ -672,8 +976,11 @@ def hf_case(draw):
         return doc, "head_dim"
     if choice == "layer_types":
         doc = json.loads((HF / "gpt-oss-120b" / "config.json").read_text())
-        doc["layer_types"] = draw(st.sampled_from([["sliding_attention"], ["nope"] * doc["num_hidden_layers"],
-                                                   "sliding_attention", [1, 2], 5]))
+        doc["layer_types"] = draw(
+            st.sampled_from(
+                [["sliding_attention"], ["nope"] * doc["num_hidden_layers"], "sliding_attention", [1, 2], 5]
+            )
+        )
         return doc, "layer_types"
     if choice == "kv_divide":
         doc["num_key_value_heads"] = 5
@@ -711,14 +1018,20 @@ def test_from_hf_config_rejects_bad_path_and_name_arguments(workdir):
 
 # ============================================================================ TOML writer for the file tests
 
+
 def _toml_value(value) -> str:
     if isinstance(value, Raw):
         return value.text
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
-        return repr(value) if not (isinstance(value, float) and value.is_integer()) else f"{value:.1f}" \
-            if abs(value) < 1e16 else repr(value)
+        return (
+            repr(value)
+            if not (isinstance(value, float) and value.is_integer())
+            else f"{value:.1f}"
+            if abs(value) < 1e16
+            else repr(value)
+        )
     if isinstance(value, str):
         return json.dumps(value)
     if isinstance(value, list):
@@ -763,19 +1076,42 @@ def test_the_toml_writer_round_trips_the_presets():
 
 
 BAD_TOML_VALUES = {
-    POS: ["0", "-1", "1.5", '"8"', "true", "[1]", "{a = 1}", "nan", "inf", "-inf", "1e400", "2024-01-01",
-          "12:00:00"],
+    POS: ["0", "-1", "1.5", '"8"', "true", "[1]", "{a = 1}", "nan", "inf", "-inf", "1e400", "2024-01-01", "12:00:00"],
     "float": ["0", "-1.0", "nan", "inf", "-inf", '"1e12"', "true", "[1.0]", "{a = 1}", "1e400", "2024-01-01"],
     BOOL: ["1", "0", '"true"', "[true]", "1.0", "nan"],
     "eff": ["0", "-0.5", "1.5", "nan", "inf", '"0.5"', "true", "[0.5]", "{a = 1}"],
 }
-MODEL_FILE_KEYS = {"num_layers": POS, "d_model": POS, "num_heads": POS, "num_kv_heads": POS, "head_dim": POS,
-                   "vocab_size": POS, "gated_mlp": BOOL, "tie_embeddings": BOOL}
-HARDWARE_FILE_KEYS = {"peak_flops_bf16": "float", "hbm_bandwidth": "float", "hbm_capacity": "float",
-                      "scaleup_size": POS, "scaleup_bandwidth": "float", "scaleout_bandwidth": "float",
-                      "scaleup_mesh": BOOL}
-SYNTAX_ERRORS = ["num_layers = ", "= 5", "[unclosed", "num_layers = 1\nnum_layers = 2", "a = 'x\n", "a = [1, 2",
-                 "[[efficiency]]\ncompute = 1\n[efficiency]", "x = {a = 1,}", "x = 1 2", "\x00 = 1"]
+MODEL_FILE_KEYS = {
+    "num_layers": POS,
+    "d_model": POS,
+    "num_heads": POS,
+    "num_kv_heads": POS,
+    "head_dim": POS,
+    "vocab_size": POS,
+    "gated_mlp": BOOL,
+    "tie_embeddings": BOOL,
+}
+HARDWARE_FILE_KEYS = {
+    "peak_flops_bf16": "float",
+    "hbm_bandwidth": "float",
+    "hbm_capacity": "float",
+    "scaleup_size": POS,
+    "scaleup_bandwidth": "float",
+    "scaleout_bandwidth": "float",
+    "scaleup_mesh": BOOL,
+}
+SYNTAX_ERRORS = [
+    "num_layers = ",
+    "= 5",
+    "[unclosed",
+    "num_layers = 1\nnum_layers = 2",
+    "a = 'x\n",
+    "a = [1, 2",
+    "[[efficiency]]\ncompute = 1\n[efficiency]",
+    "x = {a = 1,}",
+    "x = 1 2",
+    "\x00 = 1",
+]
 
 
 @st.composite
@@ -785,20 +1121,19 @@ def preset_file_case(draw):
     pid = "llama-3.1-8b" if kind == "model" else draw(st.sampled_from(["h100-sxm", "mi300-seed", "b200"]))
     doc = tomllib.loads((PRESETS / ("models" if kind == "model" else "hardware") / f"{pid}.toml").read_text())
     keys = MODEL_FILE_KEYS if kind == "model" else HARDWARE_FILE_KEYS
-    how = draw(st.sampled_from(["value", "value", "missing", "unknown", "syntax", "binary", "empty", "table",
-                                "top_level"]))
+    how = draw(
+        st.sampled_from(["value", "value", "missing", "unknown", "syntax", "binary", "empty", "table", "top_level"])
+    )
     if how == "value":
         key, key_kind = draw(st.sampled_from(sorted(keys.items())))
         doc[key] = Raw(draw(st.sampled_from(BAD_TOML_VALUES[key_kind])))
         return kind, to_toml(doc).encode(), (key,)
     if how == "missing":
-        key = draw(st.sampled_from(sorted(k for k in keys if k not in ("gated_mlp", "tie_embeddings",
-                                                                       "scaleup_mesh"))))
+        key = draw(st.sampled_from(sorted(k for k in keys if k not in ("gated_mlp", "tie_embeddings", "scaleup_mesh"))))
         doc.pop(key, None)
         return kind, to_toml(doc).encode(), (key,)
     if how == "unknown":
-        key = draw(st.sampled_from(["frobnicate", "numLayers", "name", "peak_flops", "efficiency_fp16",
-                                    "num_layer"]))
+        key = draw(st.sampled_from(["frobnicate", "numLayers", "name", "peak_flops", "efficiency_fp16", "num_layer"]))
         doc[key] = 1
         return kind, to_toml(doc).encode(), (key,)
     if how == "syntax":
@@ -817,19 +1152,27 @@ def preset_file_case(draw):
         return kind, to_toml(doc).encode(), ("efficiency",)
     table = draw(st.sampled_from(["efficiency", "efficiency.fp8", "seed", "sources"]))
     if table == "efficiency":
-        doc["efficiency"] = draw(st.sampled_from([Raw("5"), Raw('"x"'), Raw("[1, 2]"), Raw("true"),
-                                                  {"compute": Raw(draw(st.sampled_from(BAD_TOML_VALUES["eff"])))},
-                                                  {"frobnicate": 0.5}, {"compute_scale": 0.5}]))
+        doc["efficiency"] = draw(
+            st.sampled_from(
+                [
+                    Raw("5"),
+                    Raw('"x"'),
+                    Raw("[1, 2]"),
+                    Raw("true"),
+                    {"compute": Raw(draw(st.sampled_from(BAD_TOML_VALUES["eff"])))},
+                    {"frobnicate": 0.5},
+                    {"compute_scale": 0.5},
+                ]
+            )
+        )
         return kind, to_toml(doc).encode(), ("efficiency",)
     if table == "efficiency.fp8":
         eff = dict(doc.get("efficiency", {}))
-        eff["fp8"] = draw(st.sampled_from([{"memory": Raw("1.5")}, {"nope": 0.5}, {"fp4": {"compute": 0.5}},
-                                           Raw("5")]))
+        eff["fp8"] = draw(st.sampled_from([{"memory": Raw("1.5")}, {"nope": 0.5}, {"fp4": {"compute": 0.5}}, Raw("5")]))
         doc["efficiency"] = eff
         return kind, to_toml(doc).encode(), ("efficiency",)
     if table == "seed":
-        doc["seed"] = draw(st.sampled_from([Raw("5"), Raw('"x"'), {"num_cus": 304}, {"frobnicate": 1},
-                                            Raw("[1]")]))
+        doc["seed"] = draw(st.sampled_from([Raw("5"), Raw('"x"'), {"num_cus": 304}, {"frobnicate": 1}, Raw("[1]")]))
         return kind, to_toml(doc).encode(), ("seed",)
     doc["sources"] = Raw(draw(st.sampled_from(["5", '"x"', "[1, 2]"])))
     doc["frobnicate"] = 1  # sources may be anything; the unknown key is the error
@@ -860,18 +1203,26 @@ def test_preset_loaders_reject_bad_paths_and_ids(workdir):
 
 # ============================================================================ sweep files
 
+
 def _valid_sweep_doc():
-    return {"description": "a small grid", "convention": "roofline",
-            "sweep": {"model": "llama-3.1-8b", "hardware": "h100-sxm", "batch": [1, 2], "tp": [1, 2]},
-            "efficiency": {"memory": 0.8},
-            "best": {"objective": "tokens_per_s_per_gpu", "where": ["tokens_per_s_per_user >= 20"],
-                     "keep": ["hardware"], "maximize": True}}
+    return {
+        "description": "a small grid",
+        "convention": "roofline",
+        "sweep": {"model": "llama-3.1-8b", "hardware": "h100-sxm", "batch": [1, 2], "tp": [1, 2]},
+        "efficiency": {"memory": 0.8},
+        "best": {
+            "objective": "tokens_per_s_per_gpu",
+            "where": ["tokens_per_s_per_user >= 20"],
+            "keep": ["hardware"],
+            "maximize": True,
+        },
+    }
 
 
 BAD_SWEEP_VALUES = {
-    "model": ['"nope"', "5", "[]", "[[1]]", "{a = 1}", "true", "[\"llama-3.1-8b\", 5]"],
+    "model": ['"nope"', "5", "[]", "[[1]]", "{a = 1}", "true", '["llama-3.1-8b", 5]'],
     "hardware": ['"h100"', "3.0", "[]", "{a = 1}", "false"],
-    "batch": ["0", "-1", "1.5", '"many"', "[]", "[1, 1]", "[[1]]", "{a = 1}", "true", "nan", "inf", "[1, \"a\"]"],
+    "batch": ["0", "-1", "1.5", '"many"', "[]", "[1, 1]", "[[1]]", "{a = 1}", "true", "nan", "inf", '[1, "a"]'],
     "tp": ["0", "-2", "2.5", '"x"', "[]", "[0, 1]", "1e400"],
     "weight_dtype": ['"fp6"', "8", "[]", '["bf16", "bf16"]'],
     "prompt_len": ["0", "-1", "nan", '"1k"', "9007199254740993"],
@@ -899,18 +1250,51 @@ def sweep_file_case(draw):
         if key == "no_sweep":
             del doc["sweep"]
             return to_toml(doc).encode(), ("[sweep]",)
-        doc[key] = Raw(draw(st.sampled_from(
-            {"sweep": ["5", '"x"', "[1]"], "efficiency": ["5", '"x"', "{memory = 2}", "{memory = \"x\"}",
-                                                            "{nope = 0.5}", "{memory = nan}", "{memory = true}"],
-             "convention": ['"nope"', "5", "[1]", "{a = 1}", "true"], "description": ["5", "[1]", "true"],
-             "best": ["5", '"x"', "[1]"]}[key])))
+        doc[key] = Raw(
+            draw(
+                st.sampled_from(
+                    {
+                        "sweep": ["5", '"x"', "[1]"],
+                        "efficiency": [
+                            "5",
+                            '"x"',
+                            "{memory = 2}",
+                            '{memory = "x"}',
+                            "{nope = 0.5}",
+                            "{memory = nan}",
+                            "{memory = true}",
+                        ],
+                        "convention": ['"nope"', "5", "[1]", "{a = 1}", "true"],
+                        "description": ["5", "[1]", "true"],
+                        "best": ["5", '"x"', "[1]"],
+                    }[key]
+                )
+            )
+        )
         return to_toml(doc).encode(), (key,)
     if how == "best":
         key = draw(st.sampled_from(["objective", "where", "keep", "maximize"]))
-        doc["best"][key] = Raw(draw(st.sampled_from(
-            {"objective": ["5", "[1]", "true"], "where": ['["x"]', '["tpot <"]', '["tpot => 1"]', "5", "[5]",
-                                                            '["tpot < abc"]', '["1 < tpot"]', "{a = 1}"],
-             "keep": ["5", "[5]", "true", "{a = 1}"], "maximize": ['"yes"', "1", "[true]"]}[key])))
+        doc["best"][key] = Raw(
+            draw(
+                st.sampled_from(
+                    {
+                        "objective": ["5", "[1]", "true"],
+                        "where": [
+                            '["x"]',
+                            '["tpot <"]',
+                            '["tpot => 1"]',
+                            "5",
+                            "[5]",
+                            '["tpot < abc"]',
+                            '["1 < tpot"]',
+                            "{a = 1}",
+                        ],
+                        "keep": ["5", "[5]", "true", "{a = 1}"],
+                        "maximize": ['"yes"', "1", "[true]"],
+                    }[key]
+                )
+            )
+        )
         return to_toml(doc).encode(), (key,)
     if how == "syntax":
         return (to_toml(doc) + draw(st.sampled_from(SYNTAX_ERRORS))).encode(), ("TOML", "key")
@@ -929,11 +1313,13 @@ def test_sweep_file_loader_rejects_malformed_files(workdir, case):
 
 # ============================================================================ io readers
 
+
 @st.composite
 def io_case(draw):
     """(file name, bytes or None for no file or 'dir' for a directory, needle)."""
-    how = draw(st.sampled_from(["suffix", "missing", "garbage", "json_structure", "json_structure", "csv",
-                                "directory"]))
+    how = draw(
+        st.sampled_from(["suffix", "missing", "garbage", "json_structure", "json_structure", "csv", "directory"])
+    )
     if how == "suffix":
         name = draw(st.sampled_from(["r.txt", "r", "r.NC", "r.nc.bak", "r.toml", "r.parquet", "r.", ".json.x"]))
         return name, b"{}", "extension"
@@ -947,19 +1333,35 @@ def io_case(draw):
         suffix = draw(st.sampled_from([".nc", ".json", ".csv", ".zarr"]))
         return "folder" + suffix, "dir", "folder"
     if how == "csv":
-        content = draw(st.sampled_from([b"", b"\n\n", b"\xff\xfe\x00", b"batch,tp\n1,2\n1,2\n",
-                                        b"tp,ttft\n1,2\n1,3\n"]))
+        content = draw(
+            st.sampled_from([b"", b"\n\n", b"\xff\xfe\x00", b"batch,tp\n1,2\n1,2\n", b"tp,ttft\n1,2\n1,3\n"])
+        )
         return "table.csv", content, "table.csv"
-    doc = draw(st.sampled_from([[], 5, "x", None, {"data_vars": 5}, {"data_vars": {"a": 5}},
-                                {"data_vars": {"a": {"dims": ["x"]}}},
-                                {"data_vars": {"a": {"dims": ["x"], "data": [1, 2], "dtype": "nope"}}},
-                                {"data_vars": {"a": {"dims": ["x", "y"], "data": [1, 2]}}},
-                                {"data_vars": {"a": {"dims": 5, "data": [1, 2]}}},
-                                {"data_vars": {"a": {"dims": ["x"], "data": [[1], [2, 3]]}}},
-                                {"data_vars": {}, "attrs": 5}, {"data_vars": {}, "coords": 5},
-                                {"data_vars": {}, "coords": {"x": {"dims": ["x", "y"], "data": [1, 1]}}},
-                                {"coords": {}}, {"data_vars": {"a": {"dims": ["x"], "data": [1, 2]}},
-                                                 "coords": {"x": {"dims": ["x"], "data": [1, 2, 3]}}}]))
+    doc = draw(
+        st.sampled_from(
+            [
+                [],
+                5,
+                "x",
+                None,
+                {"data_vars": 5},
+                {"data_vars": {"a": 5}},
+                {"data_vars": {"a": {"dims": ["x"]}}},
+                {"data_vars": {"a": {"dims": ["x"], "data": [1, 2], "dtype": "nope"}}},
+                {"data_vars": {"a": {"dims": ["x", "y"], "data": [1, 2]}}},
+                {"data_vars": {"a": {"dims": 5, "data": [1, 2]}}},
+                {"data_vars": {"a": {"dims": ["x"], "data": [[1], [2, 3]]}}},
+                {"data_vars": {}, "attrs": 5},
+                {"data_vars": {}, "coords": 5},
+                {"data_vars": {}, "coords": {"x": {"dims": ["x", "y"], "data": [1, 1]}}},
+                {"coords": {}},
+                {
+                    "data_vars": {"a": {"dims": ["x"], "data": [1, 2]}},
+                    "coords": {"x": {"dims": ["x"], "data": [1, 2, 3]}},
+                },
+            ]
+        )
+    )
     return "structure.json", json.dumps(doc).encode(), "structure.json"
 
 
@@ -993,6 +1395,7 @@ def test_io_rejects_bad_path_arguments(ds):
 
 
 # ============================================================================ CLI
+
 
 def run_cli(argv):
     err, out = io.StringIO(), io.StringIO()
@@ -1039,69 +1442,148 @@ def cli_files(workdir):
 
 SWEEP_LIKE = ("sweep", "best", "pareto", "explain", "sensitivity")
 FLAG_BAD = [  # (flag, value, needles)
-    ("--batch", "0", ("batch",)), ("--batch", "x", ("batch",)), ("--batch", "1,,x", ("batch",)),
-    ("--batch", "-4", ("batch",)), ("--batch", "maximum", ("batch",)), ("--batch", "1,1", ("batch",)),
-    ("--tp", "0", ("tp",)), ("--tp", "1.5", ("tp",)), ("--tp", "", ("tp",)), ("--tp", "1e400", ("tp",)),
-    ("--tp", "9007199254740993", ("tp",)), ("--prompt-len", "-1", ("prompt",)), ("--cp", "nan", ("cp",)),
-    ("--chunk-size", "0", ("chunk",)), ("--max-num-seqs", "0", ("max_num_seqs", "max-num-seqs")),
-    ("--world-size", "x", ("world",)), ("--microbatches", "0", ("microbatches",)),
-    ("--model", "nope", ("model",)), ("--model", "5", ("model",)), ("--hardware", "h100", ("hardware",)),
-    ("--weight-dtype", "fp6", ("weight_dtype", "weight-dtype")), ("--kv-dtype", "int3", ("kv_dtype", "kv-dtype")),
-    ("--act-dtype", "", ("act-dtype", "act_dtype")), ("--allreduce", "star", ("allreduce",)),
-    ("--set", "nope=1", ("nope",)), ("--set", "hbm_bandwidth", ("hbm_bandwidth",)),
-    ("--set", "hbm_bandwidth=", ("hbm_bandwidth",)), ("--set", "hbm_bandwidth=x", ("hbm_bandwidth",)),
-    ("--set", "hbm_bandwidth_scale=0", ("hbm_bandwidth_scale",)), ("--set", "num_kv_heads=-1", ("num_kv_heads",)),
-    ("--set", "num_kv_heads=nan", ("num_kv_heads",)), ("--zip", "nope", ("nope",)), ("--zip", "tp", ("tp",)),
-    ("--convention", "nope", ("convention",)), ("--efficiency", "@bad-eff.toml", ("bad-eff.toml",)),
-    ("--efficiency", "@eff-unknown.toml", ("nope",)), ("--efficiency", "@eff-string.toml", ("memory",)),
-    ("--efficiency", "@syntax.toml", ("syntax.toml",)), ("--efficiency", "@binary.toml", ("binary.toml",)),
+    ("--batch", "0", ("batch",)),
+    ("--batch", "x", ("batch",)),
+    ("--batch", "1,,x", ("batch",)),
+    ("--batch", "-4", ("batch",)),
+    ("--batch", "maximum", ("batch",)),
+    ("--batch", "1,1", ("batch",)),
+    ("--tp", "0", ("tp",)),
+    ("--tp", "1.5", ("tp",)),
+    ("--tp", "", ("tp",)),
+    ("--tp", "1e400", ("tp",)),
+    ("--tp", "9007199254740993", ("tp",)),
+    ("--prompt-len", "-1", ("prompt",)),
+    ("--cp", "nan", ("cp",)),
+    ("--chunk-size", "0", ("chunk",)),
+    ("--max-num-seqs", "0", ("max_num_seqs", "max-num-seqs")),
+    ("--world-size", "x", ("world",)),
+    ("--microbatches", "0", ("microbatches",)),
+    ("--model", "nope", ("model",)),
+    ("--model", "5", ("model",)),
+    ("--hardware", "h100", ("hardware",)),
+    ("--weight-dtype", "fp6", ("weight_dtype", "weight-dtype")),
+    ("--kv-dtype", "int3", ("kv_dtype", "kv-dtype")),
+    ("--act-dtype", "", ("act-dtype", "act_dtype")),
+    ("--allreduce", "star", ("allreduce",)),
+    ("--set", "nope=1", ("nope",)),
+    ("--set", "hbm_bandwidth", ("hbm_bandwidth",)),
+    ("--set", "hbm_bandwidth=", ("hbm_bandwidth",)),
+    ("--set", "hbm_bandwidth=x", ("hbm_bandwidth",)),
+    ("--set", "hbm_bandwidth_scale=0", ("hbm_bandwidth_scale",)),
+    ("--set", "num_kv_heads=-1", ("num_kv_heads",)),
+    ("--set", "num_kv_heads=nan", ("num_kv_heads",)),
+    ("--zip", "nope", ("nope",)),
+    ("--zip", "tp", ("tp",)),
+    ("--convention", "nope", ("convention",)),
+    ("--efficiency", "@bad-eff.toml", ("bad-eff.toml",)),
+    ("--efficiency", "@eff-unknown.toml", ("nope",)),
+    ("--efficiency", "@eff-string.toml", ("memory",)),
+    ("--efficiency", "@syntax.toml", ("syntax.toml",)),
+    ("--efficiency", "@binary.toml", ("binary.toml",)),
     ("--efficiency", "/nonexistent/eff.toml", ("eff.toml",)),
-    ("--model", "@bad-model.toml", ("bad-model.toml",)), ("--model", "@bad-config.json", ("bad-config.json",)),
-    ("--model", "@garbage.json", ("garbage.json",)), ("--hardware", "@bad-hardware.toml", ("bad-hardware.toml",)),
-    ("--hardware", "/nonexistent/h.toml", ("h.toml",)), ("--frobnicate", "1", ("frobnicate",)),
-    ("--file", "@bad-sweep.toml", ("bad-sweep.toml",)), ("--file", "@unknown-key.toml", ("frobnicate",)),
-    ("--file", "@syntax.toml", ("syntax.toml",)), ("--file", "/nonexistent/s.toml", ("s.toml",)),
+    ("--model", "@bad-model.toml", ("bad-model.toml",)),
+    ("--model", "@bad-config.json", ("bad-config.json",)),
+    ("--model", "@garbage.json", ("garbage.json",)),
+    ("--hardware", "@bad-hardware.toml", ("bad-hardware.toml",)),
+    ("--hardware", "/nonexistent/h.toml", ("h.toml",)),
+    ("--frobnicate", "1", ("frobnicate",)),
+    ("--file", "@bad-sweep.toml", ("bad-sweep.toml",)),
+    ("--file", "@unknown-key.toml", ("frobnicate",)),
+    ("--file", "@syntax.toml", ("syntax.toml",)),
+    ("--file", "/nonexistent/s.toml", ("s.toml",)),
 ]
 COMMAND_BAD = {
-    "sweep": [("-o", "out.txt", ("out.txt",)), ("-o", "/nonexistent-dir/out.nc", ("nonexistent-dir",)),
-              ("--limit", "x", ("limit",)), ("", "@results.txt", ("results.txt", "FILE", "toml"))],
-    "best": [("--objective", "nope", ("nope",)), ("--objective", "prefill_op_flops", ("keep", "prefill_op_flops")),
-             ("--where", "tpot", ("tpot",)), ("--where", "tpot=>1", ("tpot",)), ("--where", "nope<1", ("nope",)),
-             ("--where", "tpot<abc", ("tpot",)), ("--keep", "nope", ("nope",)), ("--keep", "tp,tp", ("tp",)),
-             ("--minimize", "x", ("x",)), ("", "@garbage.nc", ("garbage.nc",)), ("", "@list.json", ("list.json",)),
-             ("-o", "winners.xlsx", ("winners.xlsx",))],
-    "pareto": [("--x", "nope", ("nope",)), ("--y", "5", ("5",)), ("--x", "tokens_per_s_per_gpu", ("x and y",)),
-               ("--over", "nope", ("nope",)), ("--over", "tp,tp", ("tp",)), ("--where", "tpot<", ("tpot",)),
-               ("--where", "ttft>=x", ("ttft",)), ("", "@garbage.json", ("garbage.json",)),
-               ("-o", "front.txt", ("front.txt",))],
-    "explain": [("--tp", "1,2", ("tp",)), ("--batch", "1,2", ("batch",)), ("--convention", "seed", ("roofline",)),
-                ("--zip", "tp,batch", ("zip",))],
-    "sensitivity": [("--of", "nope", ("nope",)), ("--of", "feasible", ("feasible",)), ("--wrt", "nope", ("nope",)),
-                    ("--wrt", ",", ("wrt",)), ("--of", "prefill_op_time", ("prefill_op_time",)),
-                    ("--convention", "seed", ("roofline",)), ("-o", "s.png", ("s.png",)),
-                    ("--limit", "1.5", ("limit",))],
-    "validate": [("", "@garbage.csv", ("garbage.csv",)), ("", "@bad-measurements.csv", ("bad-measurements.csv",)),
-                 ("", "@no-columns.csv", ("no-columns.csv",)), ("", "@empty.csv", ("empty.csv",)),
-                 ("", "/nonexistent/m.csv", ("m.csv",)), ("--efficiency", "@bad-eff.toml", ("bad-eff.toml",)),
-                 ("--efficiency", "@eff-unknown.toml", ("nope",)), ("-o", "/nonexistent-dir/r.csv",
-                                                                    ("nonexistent-dir",)),
-                 ("--frobnicate", "1", ("frobnicate",))],
-    "calibrate": [("", "@garbage.csv", ("garbage.csv",)), ("", "@no-columns.csv", ("no-columns.csv",)),
-                  ("", "/nonexistent/m.csv", ("m.csv",)), ("--factors", "nope", ("nope",)),
-                  ("--factors", ",", ("factors",)), ("--train-fraction", "1.5", ("train_fraction", "train-fraction")),
-                  ("--train-fraction", "x", ("train-fraction", "train_fraction")),
-                  ("--train-fraction", "nan", ("train_fraction",)), ("--seed", "-1", ("seed",)),
-                  ("--seed", "x", ("seed",)), ("--steps", "-1", ("steps",)), ("--steps", "1.5", ("steps",)),
-                  ("--kernels", "@bad-kernels.csv", ("bad-kernels.csv",)),
-                  ("--kernels", "@garbage.csv", ("garbage.csv",)),
-                  ("--kernels", "/nonexistent/k.csv", ("k.csv",)),
-                  ("-o", "/nonexistent-dir/eff.toml", ("nonexistent-dir",))],
+    "sweep": [
+        ("-o", "out.txt", ("out.txt",)),
+        ("-o", "/nonexistent-dir/out.nc", ("nonexistent-dir",)),
+        ("--limit", "x", ("limit",)),
+        ("", "@results.txt", ("results.txt", "FILE", "toml")),
+    ],
+    "best": [
+        ("--objective", "nope", ("nope",)),
+        ("--objective", "prefill_op_flops", ("keep", "prefill_op_flops")),
+        ("--where", "tpot", ("tpot",)),
+        ("--where", "tpot=>1", ("tpot",)),
+        ("--where", "nope<1", ("nope",)),
+        ("--where", "tpot<abc", ("tpot",)),
+        ("--keep", "nope", ("nope",)),
+        ("--keep", "tp,tp", ("tp",)),
+        ("--minimize", "x", ("x",)),
+        ("", "@garbage.nc", ("garbage.nc",)),
+        ("", "@list.json", ("list.json",)),
+        ("-o", "winners.xlsx", ("winners.xlsx",)),
+    ],
+    "pareto": [
+        ("--x", "nope", ("nope",)),
+        ("--y", "5", ("5",)),
+        ("--x", "tokens_per_s_per_gpu", ("x and y",)),
+        ("--over", "nope", ("nope",)),
+        ("--over", "tp,tp", ("tp",)),
+        ("--where", "tpot<", ("tpot",)),
+        ("--where", "ttft>=x", ("ttft",)),
+        ("", "@garbage.json", ("garbage.json",)),
+        ("-o", "front.txt", ("front.txt",)),
+    ],
+    "explain": [
+        ("--tp", "1,2", ("tp",)),
+        ("--batch", "1,2", ("batch",)),
+        ("--convention", "seed", ("roofline",)),
+        ("--zip", "tp,batch", ("zip",)),
+    ],
+    "sensitivity": [
+        ("--of", "nope", ("nope",)),
+        ("--of", "feasible", ("feasible",)),
+        ("--wrt", "nope", ("nope",)),
+        ("--wrt", ",", ("wrt",)),
+        ("--of", "prefill_op_time", ("prefill_op_time",)),
+        ("--convention", "seed", ("roofline",)),
+        ("-o", "s.png", ("s.png",)),
+        ("--limit", "1.5", ("limit",)),
+    ],
+    "validate": [
+        ("", "@garbage.csv", ("garbage.csv",)),
+        ("", "@bad-measurements.csv", ("bad-measurements.csv",)),
+        ("", "@no-columns.csv", ("no-columns.csv",)),
+        ("", "@empty.csv", ("empty.csv",)),
+        ("", "/nonexistent/m.csv", ("m.csv",)),
+        ("--efficiency", "@bad-eff.toml", ("bad-eff.toml",)),
+        ("--efficiency", "@eff-unknown.toml", ("nope",)),
+        ("-o", "/nonexistent-dir/r.csv", ("nonexistent-dir",)),
+        ("--frobnicate", "1", ("frobnicate",)),
+    ],
+    "calibrate": [
+        ("", "@garbage.csv", ("garbage.csv",)),
+        ("", "@no-columns.csv", ("no-columns.csv",)),
+        ("", "/nonexistent/m.csv", ("m.csv",)),
+        ("--factors", "nope", ("nope",)),
+        ("--factors", ",", ("factors",)),
+        ("--train-fraction", "1.5", ("train_fraction", "train-fraction")),
+        ("--train-fraction", "x", ("train-fraction", "train_fraction")),
+        ("--train-fraction", "nan", ("train_fraction",)),
+        ("--seed", "-1", ("seed",)),
+        ("--seed", "x", ("seed",)),
+        ("--steps", "-1", ("steps",)),
+        ("--steps", "1.5", ("steps",)),
+        ("--kernels", "@bad-kernels.csv", ("bad-kernels.csv",)),
+        ("--kernels", "@garbage.csv", ("garbage.csv",)),
+        ("--kernels", "/nonexistent/k.csv", ("k.csv",)),
+        ("-o", "/nonexistent-dir/eff.toml", ("nonexistent-dir",)),
+    ],
     "presets": [("--frobnicate", "1", ("frobnicate",)), ("", "extra", ("extra",))],
-    "plot": [("kind", "histogram", ("histogram",)), ("results", "@garbage.nc", ("garbage.nc",)),
-             ("results", "@results.txt", ("results.txt",)), ("results", "/nonexistent/r.nc", ("r.nc",)),
-             ("results", "@bad-sweep.toml", ("bad-sweep.toml",)), ("-o", "figure.txt", ("figure.txt",)),
-             ("-o", "", ("figure", "extension", "-o")), ("--sel", "tp", ("tp",)), ("--sel", "nope=1", ("nope",)),
-             ("--sel", "tp=3", ("tp",)), ("--sel", "tp=x", ("tp",))],
+    "plot": [
+        ("kind", "histogram", ("histogram",)),
+        ("results", "@garbage.nc", ("garbage.nc",)),
+        ("results", "@results.txt", ("results.txt",)),
+        ("results", "/nonexistent/r.nc", ("r.nc",)),
+        ("results", "@bad-sweep.toml", ("bad-sweep.toml",)),
+        ("-o", "figure.txt", ("figure.txt",)),
+        ("-o", "", ("figure", "extension", "-o")),
+        ("--sel", "tp", ("tp",)),
+        ("--sel", "nope=1", ("nope",)),
+        ("--sel", "tp=3", ("tp",)),
+        ("--sel", "tp=x", ("tp",)),
+    ],
 }
 
 
@@ -1115,8 +1597,7 @@ def cli_case(draw, files, outdir):
         value = str(outdir / value)
     small = ["--model", "llama-3.1-8b", "--hardware", "h100-sxm"]
     if command in SWEEP_LIKE:
-        extra = draw(st.sampled_from([[], ["--batch", "1,4"], ["--prompt-len", "256"]])) if command != "explain" \
-            else []
+        extra = draw(st.sampled_from([[], ["--batch", "1,4"], ["--prompt-len", "256"]])) if command != "explain" else []
         extra = [] if extra and extra[0] == flag else extra
         if flag == "--file":
             argv = [command, flag, value]
@@ -1165,6 +1646,7 @@ def test_cli_rejects_malformed_flags_values_and_files_with_exit_code_2(cli_files
 
 
 # ============================================================================ the count
+
 
 def test_the_fuzz_tests_throw_at_least_1000_malformed_inputs():
     fuzz_tests = {fn._fuzz_name for fn in globals().values() if callable(fn) and hasattr(fn, "_fuzz_name")}

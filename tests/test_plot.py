@@ -17,18 +17,22 @@ def results(tmp_path_factory):
     folder = tmp_path_factory.mktemp("plots")
     ds = tp.sweep(model="llama-3.1-8b", hardware=["h100-sxm", "b200"], batch=[1, 8, 64], tp=[1, 2], pp=[1, 2])
     io.save(ds, folder / "sweep.nc")
-    sens = tp.sensitivity(of="tpot", wrt=["memory", "compute", "hbm_bandwidth"], model="llama-3.1-8b",
-                          hardware="h100-sxm", batch=[1, 64])
+    sens = tp.sensitivity(
+        of="tpot", wrt=["memory", "compute", "hbm_bandwidth"], model="llama-3.1-8b", hardware="h100-sxm", batch=[1, 64]
+    )
     io.save(sens, folder / "sens.nc")
     return folder
 
 
-@pytest.mark.parametrize("kind, source, extra", [
-    ("pareto", "sweep.nc", []),
-    ("breakdown", "sweep.nc", ["--sel", "batch=8", "--sel", "tp=2", "--sel", "pp=1"]),
-    ("memory", "sweep.nc", ["--sel", "batch=8"]),
-    ("sensitivity", "sens.nc", []),
-])
+@pytest.mark.parametrize(
+    "kind, source, extra",
+    [
+        ("pareto", "sweep.nc", []),
+        ("breakdown", "sweep.nc", ["--sel", "batch=8", "--sel", "tp=2", "--sel", "pp=1"]),
+        ("memory", "sweep.nc", ["--sel", "batch=8"]),
+        ("sensitivity", "sens.nc", []),
+    ],
+)
 @pytest.mark.parametrize("ext", [".png", ".svg"])
 def test_each_kind_writes_a_figure(results, kind, source, extra, ext, capsys):
     out = results / f"{kind}{ext}"
@@ -53,11 +57,14 @@ def test_plot_functions_take_a_dataset(results):
         tplot.memory(ds, results / "m.jpg")
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["plot", "bars", "x.nc", "-o", "x.png"], "invalid choice: 'bars'"),
-    (["plot", "pareto", "RESULTS.nc", "-o", "x.gif"], "allowed: .png, .svg, .pdf"),
-    (["plot", "memory", "RESULTS.nc", "-o", "x.png", "--sel", "hardware=h300"], "no such label"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["plot", "bars", "x.nc", "-o", "x.png"], "invalid choice: 'bars'"),
+        (["plot", "pareto", "RESULTS.nc", "-o", "x.gif"], "allowed: .png, .svg, .pdf"),
+        (["plot", "memory", "RESULTS.nc", "-o", "x.png", "--sel", "hardware=h300"], "no such label"),
+    ],
+)
 def test_bad_plot_input_is_one_line_exit_2(results, argv, needle, capsys):
     argv = [a.replace("RESULTS.nc", str(results / "sweep.nc")) for a in argv]
     assert main(argv) == 2

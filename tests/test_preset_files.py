@@ -35,8 +35,10 @@ def test_hardware_toml_in_sweep_equals_spec_object(tmp_path):
 
 def test_model_toml_roundtrip(tmp_path):
     path = tmp_path / "tiny.toml"
-    path.write_text('id = "tiny"\nnum_layers = 2\nd_model = 64\nnum_heads = 4\nnum_kv_heads = 2\n'
-                    'head_dim = 16\nvocab_size = 1000\nd_ff = 128\n')
+    path.write_text(
+        'id = "tiny"\nnum_layers = 2\nd_model = 64\nnum_heads = 4\nnum_kv_heads = 2\n'
+        "head_dim = 16\nvocab_size = 1000\nd_ff = 128\n"
+    )
     m = load_model_file(path)
     # attention 64·64 + 2·64·32 + 64·64 = 12,288; MLP 3·64·128 = 24,576; norms 128 -> 36,992 per layer;
     # x2 + embedding 64,000 + LM head 64,000 + final norm 64 = 202,048
@@ -45,15 +47,20 @@ def test_model_toml_roundtrip(tmp_path):
     assert bool(ds.feasible)
 
 
-@pytest.mark.parametrize("text, match", [
-    (GOOD_HW.replace("hbm_bandwidth", "hbm_bandwith"), r"my-gpu.toml: unknown key 'hbm_bandwith'"),
-    (GOOD_HW.replace("hbm_bandwidth = 5.0e12", "hbm_bandwidth = -5.0"),
-     r"my-gpu.toml: HardwareSpec.hbm_bandwidth = -5.0 is not allowed: must be a finite number > 0"),
-    (GOOD_HW.replace("hbm_capacity = 1.0e11\n", ""), r"my-gpu.toml: .*hbm_capacity"),
-    (GOOD_HW.replace("memory = 0.75", "memory = 2"), r"my-gpu.toml: \[efficiency\]: Efficiency.memory = 2"),
-    (GOOD_HW.replace("scaleup_size = 8", "scaleup_size = 8.5"), r"HardwareSpec.scaleup_size = 8.5"),
-    (GOOD_HW + "\n[[broken", r"my-gpu.toml: not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        (GOOD_HW.replace("hbm_bandwidth", "hbm_bandwith"), r"my-gpu.toml: unknown key 'hbm_bandwith'"),
+        (
+            GOOD_HW.replace("hbm_bandwidth = 5.0e12", "hbm_bandwidth = -5.0"),
+            r"my-gpu.toml: HardwareSpec.hbm_bandwidth = -5.0 is not allowed: must be a finite number > 0",
+        ),
+        (GOOD_HW.replace("hbm_capacity = 1.0e11\n", ""), r"my-gpu.toml: .*hbm_capacity"),
+        (GOOD_HW.replace("memory = 0.75", "memory = 2"), r"my-gpu.toml: \[efficiency\]: Efficiency.memory = 2"),
+        (GOOD_HW.replace("scaleup_size = 8", "scaleup_size = 8.5"), r"HardwareSpec.scaleup_size = 8.5"),
+        (GOOD_HW + "\n[[broken", r"my-gpu.toml: not valid TOML"),
+    ],
+)
 def test_malformed_hardware_file(tmp_path, text, match):
     path = tmp_path / "my-gpu.toml"
     path.write_text(text)

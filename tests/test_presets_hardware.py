@@ -16,8 +16,17 @@ from tensorperf.presets import hardware, hardware_spec
 from tensorperf.specs import HARDWARE_FIELDS
 
 PRESET_IDS = (
-    "a100-sxm-80g", "h100-sxm", "h200-sxm", "h800", "b200", "gb200", "b300", "gb300",
-    "mi300x", "mi325x", "mi355x",
+    "a100-sxm-80g",
+    "h100-sxm",
+    "h200-sxm",
+    "h800",
+    "b200",
+    "gb200",
+    "b300",
+    "gb300",
+    "mi300x",
+    "mi325x",
+    "mi355x",
 )
 HOPPER = ("h100-sxm", "h200-sxm", "h800")
 BLACKWELL = ("b200", "gb200", "b300", "gb300")
@@ -53,6 +62,7 @@ def test_every_number_has_a_source(preset_id: str) -> None:
 
 
 # ---- published facts ---------------------------------------------------------------------------
+
 
 def test_h100_published() -> None:
     h100 = hardware_spec("h100-sxm")
@@ -150,8 +160,17 @@ def test_usable_capacity_is_close_to_marketing(preset_id: str) -> None:
     # Capacities are the usable figure a device reports (model-spec §8.20), within 10 % of the
     # marketing number for every part (e.g. H100 81,559 MiB vs 80 GB, H200 143,771 MiB vs 141 GB).
     marketing = {
-        "a100-sxm-80g": 80e9, "h100-sxm": 80e9, "h200-sxm": 141e9, "h800": 80e9, "b200": 180e9,
-        "gb200": 192e9, "b300": 288e9, "gb300": 288e9, "mi300x": 192e9, "mi325x": 256e9, "mi355x": 288e9,
+        "a100-sxm-80g": 80e9,
+        "h100-sxm": 80e9,
+        "h200-sxm": 141e9,
+        "h800": 80e9,
+        "b200": 180e9,
+        "gb200": 192e9,
+        "b300": 288e9,
+        "gb300": 288e9,
+        "mi300x": 192e9,
+        "mi325x": 256e9,
+        "mi355x": 288e9,
     }[preset_id]
     assert hardware_spec(preset_id).hbm_capacity == pytest.approx(marketing, rel=0.10)
 

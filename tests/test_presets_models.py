@@ -18,9 +18,21 @@ from tensorperf.presets import model, models
 # The `model` column of shared/data/models.csv, plus llama-3.1-70b (same architecture as
 # llama-3.3-70b, which is its models.csv row).
 CSV_IDS = (
-    "llama-3.1-8b", "llama-3.3-70b", "llama-3.1-405b", "llama-2-7b", "llama-2-13b", "llama-2-70b",
-    "gpt-j-6b", "falcon-180b", "mixtral-8x7b", "llama-4-scout", "llama-4-maverick",
-    "qwen3-235b-a22b", "gpt-oss-120b", "deepseek-v3", "gpt-moe-1.8t",
+    "llama-3.1-8b",
+    "llama-3.3-70b",
+    "llama-3.1-405b",
+    "llama-2-7b",
+    "llama-2-13b",
+    "llama-2-70b",
+    "gpt-j-6b",
+    "falcon-180b",
+    "mixtral-8x7b",
+    "llama-4-scout",
+    "llama-4-maverick",
+    "qwen3-235b-a22b",
+    "gpt-oss-120b",
+    "deepseek-v3",
+    "gpt-moe-1.8t",
 )
 PRESET_IDS = CSV_IDS + ("llama-3.1-70b",)
 
@@ -119,7 +131,7 @@ NOTED = [
 
 def _tolerance(printed: str) -> float:
     decimals = len(printed.partition(".")[2])
-    return 0.5 * 10.0 ** -decimals * 1e9
+    return 0.5 * 10.0**-decimals * 1e9
 
 
 @pytest.mark.parametrize(("preset_id", "quantity", "printed"), NOTED)
@@ -161,6 +173,7 @@ def test_kv_bytes_per_token(preset_id: str) -> None:
 
 # ---- the presets against the source table, where the shared project folder is present --------
 
+
 def _models_csv() -> Path | None:
     here = Path(__file__).resolve()
     for root in (here.parents[1], here.parents[2]):
@@ -177,15 +190,26 @@ def test_ids_and_noted_numbers_follow_models_csv() -> None:
     assert set(rows) == set(CSV_IDS)
     for preset_id, _, printed in NOTED:
         assert re.search(rf"(?<![\d.]){re.escape(printed)}B", rows[preset_id]["notes"]), (preset_id, printed)
-    columns = {"num_layers": "num_layers", "d_model": "hidden_size", "num_heads": "num_attention_heads",
-               "num_kv_heads": "num_kv_heads", "head_dim": "head_dim", "vocab_size": "vocab_size",
-               "num_experts": "num_experts", "experts_per_token": "experts_per_token",
-               "num_shared_experts": "num_shared_experts", "d_ff_expert": "moe_intermediate_size",
-               "first_dense_layers": "first_k_dense_layers", "moe_layer_freq": "moe_layer_freq",
-               "kv_lora_rank": "kv_lora_rank",
-               "q_lora_rank": "q_lora_rank", "qk_rope_head_dim": "qk_rope_head_dim",
-               "qk_nope_head_dim": "qk_nope_head_dim", "v_head_dim": "v_head_dim",
-               "sliding_window": "sliding_window"}
+    columns = {
+        "num_layers": "num_layers",
+        "d_model": "hidden_size",
+        "num_heads": "num_attention_heads",
+        "num_kv_heads": "num_kv_heads",
+        "head_dim": "head_dim",
+        "vocab_size": "vocab_size",
+        "num_experts": "num_experts",
+        "experts_per_token": "experts_per_token",
+        "num_shared_experts": "num_shared_experts",
+        "d_ff_expert": "moe_intermediate_size",
+        "first_dense_layers": "first_k_dense_layers",
+        "moe_layer_freq": "moe_layer_freq",
+        "kv_lora_rank": "kv_lora_rank",
+        "q_lora_rank": "q_lora_rank",
+        "qk_rope_head_dim": "qk_rope_head_dim",
+        "qk_nope_head_dim": "qk_nope_head_dim",
+        "v_head_dim": "v_head_dim",
+        "sliding_window": "sliding_window",
+    }
     for preset_id, row in rows.items():
         spec = model(preset_id)
         for field, column in columns.items():

@@ -24,8 +24,9 @@ from tensorperf.physics import comm
 from tensorperf.physics.roofline import op_time
 from tensorperf.units import DTYPE_BYTES, MATH_COLUMN
 
-SETTINGS = settings(max_examples=25, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 MONO_RTOL = 1e-12  # monotonicity / floor laws: equal up to rounding
 EQ_RTOL = 1e-9  # two routes to the same number
 GRID_LIMIT = 12_000  # points per sweep (keeps the file fast on 2 cores)
@@ -38,8 +39,15 @@ MOE = tuple(n for n, m in SPECS.items() if m.num_experts > 0 and n not in MLA)
 DENSE = tuple(n for n, m in SPECS.items() if m.num_experts == 0)
 
 TIMES = ("ttft", "ttft_max", "tpot", "e2e_latency")
-POSITIVE = ("ttft", "ttft_max", "tpot", "e2e_latency", "tokens_per_s_per_gpu", "tokens_per_s_per_user",
-            "memory_per_gpu")
+POSITIVE = (
+    "ttft",
+    "ttft_max",
+    "tpot",
+    "e2e_latency",
+    "tokens_per_s_per_gpu",
+    "tokens_per_s_per_user",
+    "memory_per_gpu",
+)
 
 # ---------------------------------------------------------------------------------------------
 # strategies
@@ -48,8 +56,17 @@ POSITIVE = ("ttft", "ttft_max", "tpot", "e2e_latency", "tokens_per_s_per_gpu", "
 unit = st.floats(0.05, 1.0)
 fraction = st.floats(0.0, 1.0)
 efficiencies = st.none() | st.fixed_dictionaries(
-    {}, optional={"compute": unit, "attention": unit, "memory": unit, "scaleup": unit, "scaleout": unit,
-                  "overlap": fraction, "comm_overlap": fraction})
+    {},
+    optional={
+        "compute": unit,
+        "attention": unit,
+        "memory": unit,
+        "scaleup": unit,
+        "scaleout": unit,
+        "overlap": fraction,
+        "comm_overlap": fraction,
+    },
+)
 
 
 def _subset(pool, min_size=1, max_size=3, sort=True):
@@ -73,11 +90,14 @@ def model_lists(draw, exclude=()):
 
 def _trim(kw: dict, keep: tuple[str, ...]) -> dict:
     """Drop list entries (never below 1, never from `keep`) until the grid has <= GRID_LIMIT points."""
+
     def size():
         return math.prod(len(v) for v in kw.values() if isinstance(v, list))
+
     while size() > GRID_LIMIT:
-        name = max((k for k, v in kw.items() if isinstance(v, list) and len(v) > 1 and k not in keep),
-                   key=lambda k: len(kw[k]))
+        name = max(
+            (k for k, v in kw.items() if isinstance(v, list) and len(v) > 1 and k not in keep), key=lambda k: len(kw[k])
+        )
         kw[name] = kw[name][:-1]
     return kw
 
@@ -113,6 +133,7 @@ def sweep(keep=(), **kw) -> xr.Dataset:
 # ---------------------------------------------------------------------------------------------
 # checking helpers: report the first violating point with its coordinates
 # ---------------------------------------------------------------------------------------------
+
 
 def _fail_if(bad: xr.DataArray, msg: str, **show: xr.DataArray) -> None:
     if not bool(bad.any()):
@@ -168,6 +189,7 @@ def assert_nondecreasing(da: xr.DataArray, dim: str, msg: str, rtol: float = MON
 # 1. TTFT non-decreasing in the prompt length
 # ---------------------------------------------------------------------------------------------
 
+
 @SETTINGS
 @given(kw=grids(prompt_len=_sorted_ints(1, 65536, 2, 6)))
 def test_ttft_nondecreasing_in_prompt_len(kw):
@@ -182,6 +204,7 @@ def test_ttft_nondecreasing_in_prompt_len(kw):
 # Chunked-attention models (Llama-4) are excluded: there a decode query at position L sees
 # ((L − 1) mod C) + 1 keys (model-spec §8.12), so decode work drops at every chunk boundary and TPOT
 # is a sawtooth in the context by design. See test_tpot_chunked_attention_is_not_monotone.
+
 
 @SETTINGS
 @given(kw=grids(exclude_models=CHUNKED, prompt_len=_sorted_ints(1, 65536, 2, 6)))
@@ -202,11 +225,9 @@ def test_chunked_attention_decode_drops_at_chunk_boundaries():
     # decode query (model-spec §8.12), so the first decode step after S = 8192 cached tokens (L = 8193,
     # 1 key on those layers) is cheaper than after S = 8191 (L = 8192, 8192 keys). Chunked models are
     # therefore left out of the monotonicity properties above.
-    ds = sweep(model="llama-4-scout", hardware="h200-sxm", prompt_len=[8191, 8192], output_len=2,
-               batch=8, tp=8)
+    ds = sweep(model="llama-4-scout", hardware="h200-sxm", prompt_len=[8191, 8192], output_len=2, batch=8, tp=8)
     assert float(ds.tpot.sel(prompt_len=8192)) < float(ds.tpot.sel(prompt_len=8191))
-    full = sweep(model="llama-3.1-70b", hardware="h200-sxm", prompt_len=[8191, 8192], output_len=2,
-                 batch=8, tp=8)
+    full = sweep(model="llama-3.1-70b", hardware="h200-sxm", prompt_len=[8191, 8192], output_len=2, batch=8, tp=8)
     assert float(full.tpot.sel(prompt_len=8192)) > float(full.tpot.sel(prompt_len=8191))
 
 
@@ -214,21 +235,33 @@ def test_chunked_attention_decode_drops_at_chunk_boundaries():
 # 3. More HBM bandwidth or more FLOP/s is never slower
 # ---------------------------------------------------------------------------------------------
 
+
 def _faster(h, name, bw=1.0, flops=1.0, which="all"):
-    fields = {"bf16": ("peak_flops_bf16",), "fp8": ("peak_flops_fp8",), "fp4": ("peak_flops_fp4",),
-              "all": ("peak_flops_bf16", "peak_flops_fp8", "peak_flops_fp4")}[which]
+    fields = {
+        "bf16": ("peak_flops_bf16",),
+        "fp8": ("peak_flops_fp8",),
+        "fp4": ("peak_flops_fp4",),
+        "all": ("peak_flops_bf16", "peak_flops_fp8", "peak_flops_fp4"),
+    }[which]
     changes = {f: getattr(h, f) * flops for f in fields}
     return h.replace(name=name, hbm_bandwidth=h.hbm_bandwidth * bw, **changes)
 
 
 @SETTINGS
-@given(kw=grids(hardware=None), base=st.sampled_from(HARDWARE),
-       f_bw=st.sampled_from([1.0]) | st.floats(1.0, 10.0), f_fl=st.sampled_from([1.0]) | st.floats(1.0, 10.0),
-       which=st.sampled_from(("bf16", "fp8", "fp4", "all")))
+@given(
+    kw=grids(hardware=None),
+    base=st.sampled_from(HARDWARE),
+    f_bw=st.sampled_from([1.0]) | st.floats(1.0, 10.0),
+    f_fl=st.sampled_from([1.0]) | st.floats(1.0, 10.0),
+    which=st.sampled_from(("bf16", "fp8", "fp4", "all")),
+)
 def test_faster_hardware_is_never_slower(kw, base, f_bw, f_fl, which):
     h0 = presets.hardware_spec(base)
-    variants = {"bw": _faster(h0, "x-bw", bw=f_bw), "flops": _faster(h0, "x-flops", flops=f_fl, which=which),
-                "both": _faster(h0, "x-both", bw=f_bw, flops=f_fl, which=which)}
+    variants = {
+        "bw": _faster(h0, "x-bw", bw=f_bw),
+        "flops": _faster(h0, "x-flops", flops=f_fl, which=which),
+        "both": _faster(h0, "x-both", bw=f_bw, flops=f_fl, which=which),
+    }
     ds = sweep(keep=("hardware",), **{**kw, "hardware": [h0, *variants.values()]})
     ref = ds.sel(hardware=h0.name)
     for key, h in variants.items():
@@ -250,13 +283,18 @@ def test_faster_hardware_is_never_slower(kw, base, f_bw, f_fl, which):
 # dtype), among points that pass the divisibility and pipeline checks (the memory check is ignored:
 # weight_memory_per_gpu is reported on every point).
 
+
 @SETTINGS
-@given(models=model_lists(), wdt=st.sampled_from(("bf16", "fp8", "fp4")),
-       tps=_subset((1, 2, 3, 4, 6, 8, 16, 32), 2, 5), pps=_subset((1, 2, 3, 4, 5, 7, 8, 16), 2, 5),
-       dps=_subset((1, 2, 4, 8), 1, 3), eps=_subset((1, 2, 4, 8), 1, 2))
+@given(
+    models=model_lists(),
+    wdt=st.sampled_from(("bf16", "fp8", "fp4")),
+    tps=_subset((1, 2, 3, 4, 6, 8, 16, 32), 2, 5),
+    pps=_subset((1, 2, 3, 4, 5, 7, 8, 16), 2, 5),
+    dps=_subset((1, 2, 4, 8), 1, 3),
+    eps=_subset((1, 2, 4, 8), 1, 2),
+)
 def test_weight_memory_nonincreasing_in_tp_pp(models, wdt, tps, pps, dps, eps):
-    ds = sweep(model=models, hardware="b200", weight_dtype=wdt, tp=tps, pp=pps, dp=dps, ep=eps,
-               batch=8)
+    ds = sweep(model=models, hardware="b200", weight_dtype=wdt, tp=tps, pp=pps, dp=dps, ep=eps, batch=8)
     structural = int(Reason.DIVISIBILITY | Reason.PIPELINE)
     w = ds.weight_memory_per_gpu.where((ds.infeasible_reason & structural) == 0)
     assert not np.isinf(w).any()
@@ -274,14 +312,22 @@ _vec = lambda s: st.lists(s, min_size=1, max_size=16)  # noqa: E731
 
 
 @SETTINGS
-@given(nbytes=_vec(st.floats(0.0, 1e12)), bw_in=_pos, bw_out=_pos, lat_in=st.floats(0.0, 1e-3),
-       lat_out=st.floats(0.0, 1e-3), domain=st.integers(1, 144), mesh=st.sampled_from((0.0, 1.0)))
+@given(
+    nbytes=_vec(st.floats(0.0, 1e12)),
+    bw_in=_pos,
+    bw_out=_pos,
+    lat_in=st.floats(0.0, 1e-3),
+    lat_out=st.floats(0.0, 1e-3),
+    domain=st.integers(1, 144),
+    mesh=st.sampled_from((0.0, 1.0)),
+)
 def test_collectives_over_one_gpu_cost_zero(nbytes, bw_in, bw_out, lat_in, lat_out, domain, mesh):
     t = lambda x: torch.tensor(x, dtype=torch.float64)  # noqa: E731
     S = t(nbytes)
     n = torch.ones_like(S)
-    tiers = comm.Tiers(bw_in=t(bw_in), lat_in=t(lat_in), bw_out=t(bw_out), lat_out=t(lat_out),
-                       domain=t(float(domain)), mesh=t(mesh))  # mesh: full-mesh scale-up (MI300-class)
+    tiers = comm.Tiers(
+        bw_in=t(bw_in), lat_in=t(lat_in), bw_out=t(bw_out), lat_out=t(lat_out), domain=t(float(domain)), mesh=t(mesh)
+    )  # mesh: full-mesh scale-up (MI300-class)
     results = {
         "ring_all_reduce": comm.ring_all_reduce(S, n, t(bw_in), t(lat_in)),
         "tree_all_reduce": comm.tree_all_reduce(S, n, t(bw_in), t(lat_in)),
@@ -307,38 +353,66 @@ def test_collectives_over_one_gpu_cost_zero(nbytes, bw_in, bw_out, lat_in, lat_o
 # same model. ep > 1 is infeasible for both (a dense model needs ep = 1, one expert cannot be split
 # over ep > 1), which the test also checks.
 
+
 def _densified(name):
     """A preset as a dense model (MoE presets: every layer a dense MLP of width d_ff or d_ff_expert)."""
     m = SPECS[name]
     if m.num_experts == 0:
         return m
-    return m.replace(name=f"{name}-dense", num_experts=0, experts_per_token=0, num_shared_experts=0,
-                     d_ff_expert=0, first_dense_layers=0, moe_layer_freq=1, d_ff=m.d_ff or m.d_ff_expert)
+    return m.replace(
+        name=f"{name}-dense",
+        num_experts=0,
+        experts_per_token=0,
+        num_shared_experts=0,
+        d_ff_expert=0,
+        first_dense_layers=0,
+        moe_layer_freq=1,
+        d_ff=m.d_ff or m.d_ff_expert,
+    )
 
 
 @SETTINGS
-@given(kw=grids(model=None, dp=1), base=st.sampled_from(sorted(SPECS)), data=st.data(),
-       launch=st.sampled_from([0.0]) | st.floats(1e-7, 1e-5))
+@given(
+    kw=grids(model=None, dp=1),
+    base=st.sampled_from(sorted(SPECS)),
+    data=st.data(),
+    launch=st.sampled_from([0.0]) | st.floats(1e-7, 1e-5),
+)
 def test_dense_equals_moe_with_one_expert(kw, base, data, launch):
     dense = _densified(base)
     # leading dense layers and a layer frequency leave a mix of dense and one-expert layers: still
     # the same model, since a one-expert MoE layer is a dense layer
     fd = data.draw(st.integers(0, dense.num_layers), label="first_dense_layers")
     freq = data.draw(st.integers(1, 3), label="moe_layer_freq")
-    moe = dense.replace(name=f"{dense.name}-moe1", num_experts=1, experts_per_token=1,
-                        d_ff_expert=dense.d_ff, first_dense_layers=fd, moe_layer_freq=freq)
+    moe = dense.replace(
+        name=f"{dense.name}-moe1",
+        num_experts=1,
+        experts_per_token=1,
+        d_ff_expert=dense.d_ff,
+        first_dense_layers=fd,
+        moe_layer_freq=freq,
+    )
     hws = [presets.hardware_spec(h).replace(launch_overhead=launch) for h in kw["hardware"]]
     ds = sweep(keep=("model",), **{**kw, "model": [dense, moe], "hardware": hws})
     a, b = ds.sel(model=dense.name), ds.sel(model=moe.name)
     assert (a.infeasible_reason == b.infeasible_reason).all()
-    for name in ("ttft", "ttft_max", "tpot", "e2e_latency", "memory_per_gpu", "weight_memory_per_gpu",
-                 "kv_cache_memory_per_gpu", "activation_memory_per_gpu"):
+    for name in (
+        "ttft",
+        "ttft_max",
+        "tpot",
+        "e2e_latency",
+        "memory_per_gpu",
+        "weight_memory_per_gpu",
+        "kv_cache_memory_per_gpu",
+        "activation_memory_per_gpu",
+    ):
         assert_close(a[name], b[name], f"{name}: dense {dense.name} != one-expert MoE (fd={fd}, freq={freq})")
 
 
 # ---------------------------------------------------------------------------------------------
 # 7. Op times lie between the max (overlap = 1) and sum (overlap = 0) bounds
 # ---------------------------------------------------------------------------------------------
+
 
 @SETTINGS
 @given(kw=grids(efficiency=None), eff=efficiencies)
@@ -376,6 +450,7 @@ def test_op_time_between_max_and_sum(tc, tm, overlap):
 def test_inplace_covers_is_broadcast_shapes(shape, other):
     # the fast in-place check equals torch's own broadcasting rule: ``shape`` absorbs ``other``
     from tensorperf.physics.inplace import _covers
+
     try:
         expected = torch.broadcast_shapes(tuple(shape), tuple(other)) == torch.Size(shape)
     except RuntimeError:
@@ -396,14 +471,21 @@ def test_inplace_covers_is_broadcast_shapes(shape, other):
 #     / (N · peak of the weight dtype).
 # Bias vectors and norm weights are left out (a floor may undercount, never overcount).
 
+
 def _attention_matrices(m):
     if m.kv_lora_rank > 0:
         qk = m.qk_nope_head_dim + m.qk_rope_head_dim
-        q = m.d_model * m.q_lora_rank + m.q_lora_rank * m.num_heads * qk if m.q_lora_rank else (
-            m.d_model * m.num_heads * qk)
-        return (q + m.d_model * (m.kv_lora_rank + m.qk_rope_head_dim)
-                + m.kv_lora_rank * m.num_heads * (m.qk_nope_head_dim + m.v_head_dim)
-                + m.num_heads * m.v_head_dim * m.d_model)
+        q = (
+            m.d_model * m.q_lora_rank + m.q_lora_rank * m.num_heads * qk
+            if m.q_lora_rank
+            else (m.d_model * m.num_heads * qk)
+        )
+        return (
+            q
+            + m.d_model * (m.kv_lora_rank + m.qk_rope_head_dim)
+            + m.kv_lora_rank * m.num_heads * (m.qk_nope_head_dim + m.v_head_dim)
+            + m.num_heads * m.v_head_dim * m.d_model
+        )
     d, dh = m.d_model, m.head_dim
     return d * m.num_heads * dh + 2 * d * m.num_kv_heads * dh + m.num_heads * dh * d
 
@@ -416,8 +498,7 @@ def _active_matmul_params(m):
     if m.num_experts:
         moe = (m.experts_per_token + m.num_shared_experts) * n_mat * m.d_model * m.d_ff_expert
         moe += m.d_model * m.num_experts * (m.num_experts > 1)
-    return (m.num_layers * _attention_matrices(m) + (m.num_layers - n_moe) * n_mat * m.d_model * m.d_ff
-            + n_moe * moe)
+    return m.num_layers * _attention_matrices(m) + (m.num_layers - n_moe) * n_mat * m.d_model * m.d_ff + n_moe * moe
 
 
 def _keys_first_step(m, S):
@@ -446,23 +527,27 @@ def test_no_prediction_beats_the_physical_floor(kw, micro):
                 active = _active_matmul_params(m)
                 head = m.vocab_size * m.d_model
                 must_read = (active + head) * b_w + B * m.kv_elements_per_token_per_layer * b_kv * (
-                    _keys_first_step(m, S))
+                    _keys_first_step(m, S)
+                )
                 decode_floor = must_read / (N * hw.hbm_bandwidth)
                 assert_le(decode_floor, point.tpot, f"tpot below the HBM floor ({m.name}, {h}, {wdt})")
                 peak = getattr(hw, f"peak_flops_{MATH_COLUMN[wdt]}")
                 if peak > 0:
                     prefill_floor = (2 * active * B * S + 2 * B * head) / (N * peak)
-                    assert_le(prefill_floor, point.ttft_max,
-                              f"ttft_max below the compute floor ({m.name}, {h}, {wdt})")
+                    assert_le(prefill_floor, point.ttft_max, f"ttft_max below the compute floor ({m.name}, {h}, {wdt})")
 
 
 # ---------------------------------------------------------------------------------------------
 # 9. Feasible points are finite and positive; infeasible points say why and carry NaN
 # ---------------------------------------------------------------------------------------------
 
+
 @SETTINGS
-@given(kw=grids(), micro=st.none() | _subset((1, 2, 3, 4, 8), 1, 2),
-       world=st.none() | _subset((1, 2, 4, 8, 16, 32, 64), 1, 3))
+@given(
+    kw=grids(),
+    micro=st.none() | _subset((1, 2, 3, 4, 8), 1, 2),
+    world=st.none() | _subset((1, 2, 4, 8, 16, 32, 64), 1, 3),
+)
 def test_feasible_points_finite_and_positive(kw, micro, world):
     if micro is not None:
         kw = {**kw, "microbatches": micro}
@@ -481,6 +566,5 @@ def test_feasible_points_finite_and_positive(kw, micro, world):
     for name in POSITIVE:
         _fail_if(feasible & ~(ds[name] > 0), f"{name} not positive at a feasible point", value=ds[name])
     infeasible = ~feasible
-    _fail_if(infeasible & ~(ds.infeasible_reason > 0), "infeasible point without a reason",
-             reason=ds.infeasible_reason)
+    _fail_if(infeasible & ~(ds.infeasible_reason > 0), "infeasible point without a reason", reason=ds.infeasible_reason)
     _fail_if(infeasible & ~np.isnan(ds.ttft), "infeasible point with a ttft", ttft=ds.ttft)

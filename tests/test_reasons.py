@@ -14,8 +14,15 @@ from tensorperf.cli import main
 from tensorperf.units import MATH_COLUMN
 
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-MODELS = ["llama-3.1-8b", "llama-3.1-70b", "mixtral-8x7b", "deepseek-v3", "gpt-oss-120b", "llama-4-scout",
-          "falcon-180b"]
+MODELS = [
+    "llama-3.1-8b",
+    "llama-3.1-70b",
+    "mixtral-8x7b",
+    "deepseek-v3",
+    "gpt-oss-120b",
+    "llama-4-scout",
+    "falcon-180b",
+]
 HARDWARE = ["h100-sxm", "a100-sxm-80g", "b200", "gb200", "mi300x"]
 
 
@@ -25,13 +32,19 @@ def _some(pool, max_size=3):
 
 @st.composite
 def grids(draw):
-    return dict(model=draw(_some(MODELS, 2)), hardware=draw(_some(HARDWARE, 2)),
-                weight_dtype=draw(_some(["bf16", "fp8", "fp4"], 2)),
-                prompt_len=draw(_some([128, 4096, 131072], 2)), batch=draw(_some([1, 3, 8, 64, 512], 2)),
-                tp=draw(_some([1, 2, 3, 8, 16, 32], 3)), pp=draw(_some([1, 2, 4, 128], 2)),
-                dp=draw(_some([1, 2, 4], 2)), ep=draw(_some([1, 2, 8, 16], 2)),
-                microbatches=draw(st.none() | _some([1, 2, 3], 2)),
-                world_size=draw(st.none() | _some([8, 16, 64], 2)))
+    return dict(
+        model=draw(_some(MODELS, 2)),
+        hardware=draw(_some(HARDWARE, 2)),
+        weight_dtype=draw(_some(["bf16", "fp8", "fp4"], 2)),
+        prompt_len=draw(_some([128, 4096, 131072], 2)),
+        batch=draw(_some([1, 3, 8, 64, 512], 2)),
+        tp=draw(_some([1, 2, 3, 8, 16, 32], 3)),
+        pp=draw(_some([1, 2, 4, 128], 2)),
+        dp=draw(_some([1, 2, 4], 2)),
+        ep=draw(_some([1, 2, 8, 16], 2)),
+        microbatches=draw(st.none() | _some([1, 2, 3], 2)),
+        world_size=draw(st.none() | _some([8, 16, 64], 2)),
+    )
 
 
 def _coords(ds, name):
@@ -59,8 +72,9 @@ def _oracle(ds, kw):
     ok_mlp = div(d_ff, tp_) | (layers - n_moe == 0)
     ok_experts = np.where(n_exp > 0, div(n_exp, ep) & div(stage, ep) & div(d_ffe, etp), ep == 1)
     wdt = _coords(ds, "weight_dtype")
-    peak = np.vectorize(lambda h, w: getattr(tp.presets.hardware_spec(h), f"peak_flops_{MATH_COLUMN[w]}"),
-                        otypes=[float])(_coords(ds, "hardware"), wdt)
+    peak = np.vectorize(
+        lambda h, w: getattr(tp.presets.hardware_spec(h), f"peak_flops_{MATH_COLUMN[w]}"), otypes=[float]
+    )(_coords(ds, "hardware"), wdt)
     per_replica = batch / dp
     if kw["microbatches"] is None:
         ok_batch = div(batch, dp)  # the default microbatch count divides the replica's batch
@@ -73,8 +87,8 @@ def _oracle(ds, kw):
         tp.Reason.BATCH: ~ok_batch,
         tp.Reason.DTYPE: peak <= 0,
         tp.Reason.PLACEMENT: (tp_ > G) & ~div(tp_, G),
-        tp.Reason.MEMORY: ds.memory_per_gpu.values > ds.memory_capacity_per_gpu.broadcast_like(
-            ds.memory_per_gpu).transpose(*ds.memory_per_gpu.dims).values,
+        tp.Reason.MEMORY: ds.memory_per_gpu.values
+        > ds.memory_capacity_per_gpu.broadcast_like(ds.memory_per_gpu).transpose(*ds.memory_per_gpu.dims).values,
     }
     if kw["world_size"] is not None:
         bits[tp.Reason.WORLD_SIZE] = ds.num_gpus.values != _coords(ds, "world_size")
@@ -91,8 +105,17 @@ def test_every_reason_bit_is_set_exactly_when_its_rule_is_broken(kw):
         assert (got == broken).all(), (bit.name, int((got != broken).sum()), "points disagree")
     assert ((reason == 0) == ds.feasible.values).all()
     ok = reason == 0
-    for name in ("ttft", "tpot", "e2e_latency", "tokens_per_s_per_gpu", "tokens_per_s_per_user",
-                 "serving_tokens_per_s_per_gpu", "memory_per_gpu", "mfu", "mbu"):
+    for name in (
+        "ttft",
+        "tpot",
+        "e2e_latency",
+        "tokens_per_s_per_gpu",
+        "tokens_per_s_per_user",
+        "serving_tokens_per_s_per_gpu",
+        "memory_per_gpu",
+        "mfu",
+        "mbu",
+    ):
         values = ds[name].values
         assert (np.isfinite(values[ok]) & (values[ok] > 0)).all(), name
         if name != "memory_per_gpu":  # masked metrics are NaN where infeasible (memory stays, to say why)
@@ -110,8 +133,19 @@ def test_explain_spells_out_the_reasons_of_an_infeasible_point(kw, pick):
     point = ds.isel(where)
     code = int(point.infeasible_reason)
     argv = ["explain"]
-    for name in ("model", "hardware", "weight_dtype", "prompt_len", "batch", "tp", "pp", "dp", "ep",
-                 "microbatches", "world_size"):
+    for name in (
+        "model",
+        "hardware",
+        "weight_dtype",
+        "prompt_len",
+        "batch",
+        "tp",
+        "pp",
+        "dp",
+        "ep",
+        "microbatches",
+        "world_size",
+    ):
         if name in point.coords:
             argv += [f"--{name.replace('_', '-')}", str(point[name].item())]
     out, err = io.StringIO(), io.StringIO()

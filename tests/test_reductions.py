@@ -10,9 +10,18 @@ import tensorperf as tp
 import tensorperf.accessor  # noqa: F401  (registers Dataset.tperf)
 from tensorperf.reductions import best, constraint_mask, pareto, pareto_table
 
-AXES = dict(model=["llama-3.1-70b", "mixtral-8x7b"], hardware=["h100-sxm", "b200"], weight_dtype="fp8",
-            prompt_len=2048, output_len=512, batch=[1, 4, 16, 64, 256], tp=[1, 2, 4, 8], pp=[1, 2],
-            dp=[1, 2], ep=[1, 2])
+AXES = dict(
+    model=["llama-3.1-70b", "mixtral-8x7b"],
+    hardware=["h100-sxm", "b200"],
+    weight_dtype="fp8",
+    prompt_len=2048,
+    output_len=512,
+    batch=[1, 4, 16, 64, 256],
+    tp=[1, 2, 4, 8],
+    pp=[1, 2],
+    dp=[1, 2],
+    ep=[1, 2],
+)
 WHERE = {"tokens_per_s_per_user": (">=", 20), "ttft": ("<=", 2.0)}
 KEEP = ["model", "hardware"]
 OPS = {">=": np.greater_equal, ">": np.greater, "<=": np.less_equal, "<": np.less, "==": np.equal}
@@ -43,6 +52,7 @@ def _brute_mask(ds, sel, rest, where):
 
 
 # --------------------------------------------------------------------------- best
+
 
 @pytest.mark.parametrize("objective,maximize", [("tokens_per_s_per_gpu", True), ("e2e_latency", False)])
 def test_best_equals_brute_force(ds, objective, maximize):
@@ -84,16 +94,29 @@ def test_best_nothing_qualifies():
 
 
 def test_best_reports_zipped_inputs():
-    ds = tp.sweep(model="llama-3.1-70b", hardware="h100-sxm", weight_dtype="fp8", prompt_len=2048,
-                  output_len=512, batch=[1, 16, 64], tp=[1, 2, 4, 8], pp=[1, 1, 2, 2], zipped=["tp", "pp"])
+    ds = tp.sweep(
+        model="llama-3.1-70b",
+        hardware="h100-sxm",
+        weight_dtype="fp8",
+        prompt_len=2048,
+        output_len=512,
+        batch=[1, 16, 64],
+        tp=[1, 2, 4, 8],
+        pp=[1, 1, 2, 2],
+        zipped=["tp", "pp"],
+    )
     res = best(ds, "tokens_per_s_per_gpu")
     flat = ds.tokens_per_s_per_gpu.where(ds.feasible).transpose("point", "batch").values
     i, j = np.unravel_index(np.nanargmax(flat), flat.shape)
     assert (int(res.best_tp), int(res.best_pp), int(res.best_batch)) == (
-        ds.tp.values[i], ds.pp.values[i], ds.batch.values[j])
+        ds.tp.values[i],
+        ds.pp.values[i],
+        ds.batch.values[j],
+    )
 
 
 # --------------------------------------------------------------------------- pareto
+
 
 def _brute_frontier(xv, yv, ok, maximize=(True, True)):
     """O(n^2) dominance check: p is out when some other candidate is >= in both and > in one."""
@@ -103,16 +126,20 @@ def _brute_frontier(xv, yv, ok, maximize=(True, True)):
     for p in range(xv.size):
         if not ok[p]:
             continue
-        on[p] = not any(ok[q] and xs[q] >= xs[p] and ys[q] >= ys[p] and (xs[q] > xs[p] or ys[q] > ys[p])
-                        for q in range(xv.size))
+        on[p] = not any(
+            ok[q] and xs[q] >= xs[p] and ys[q] >= ys[p] and (xs[q] > xs[p] or ys[q] > ys[p]) for q in range(xv.size)
+        )
     return on
 
 
-@pytest.mark.parametrize("x,y,maximize,where", [
-    ("tokens_per_s_per_user", "tokens_per_s_per_gpu", (True, True), None),
-    ("tokens_per_s_per_user", "tokens_per_s_per_gpu", (True, True), WHERE),
-    ("ttft", "tokens_per_s_per_gpu", (False, True), {"tokens_per_s_per_user": (">", 10)}),
-])
+@pytest.mark.parametrize(
+    "x,y,maximize,where",
+    [
+        ("tokens_per_s_per_user", "tokens_per_s_per_gpu", (True, True), None),
+        ("tokens_per_s_per_user", "tokens_per_s_per_gpu", (True, True), WHERE),
+        ("ttft", "tokens_per_s_per_gpu", (False, True), {"tokens_per_s_per_user": (">", 10)}),
+    ],
+)
 def test_pareto_equals_brute_force(ds, x, y, maximize, where):
     front = pareto(ds, x, y, where=where, maximize=maximize)
     over = ["batch", "tp", "pp", "dp", "ep"]
@@ -139,8 +166,17 @@ def test_pareto_equals_brute_force(ds, x, y, maximize, where):
 def test_pareto_table_matches_frontier(ds):
     front = pareto(ds, where=WHERE)
     table = ds.tperf.pareto_table(where=WHERE, extra=["ttft"])
-    assert list(table.columns) == [*KEEP, "batch", "tp", "pp", "dp", "ep", "tokens_per_s_per_user",
-                                   "tokens_per_s_per_gpu", "ttft"]
+    assert list(table.columns) == [
+        *KEEP,
+        "batch",
+        "tp",
+        "pp",
+        "dp",
+        "ep",
+        "tokens_per_s_per_user",
+        "tokens_per_s_per_gpu",
+        "ttft",
+    ]
     assert len(table) == int(front.on_frontier.sum())
     assert (table.ttft <= 2.0).all() and (table.tokens_per_s_per_user >= 20).all()
     for _, rows in table.groupby(["model", "hardware"], sort=False):
@@ -166,8 +202,15 @@ def test_pareto_over_a_subset_keeps_the_rest():
 
 
 def test_pareto_default_over_includes_zipped_layouts():
-    ds = tp.sweep(model="llama-3.1-70b", hardware="h100-sxm", prompt_len=[512, 2048], batch=[1, 16, 64],
-                  tp=[2, 4, 8, 8], pp=[1, 1, 1, 2], zipped=["tp", "pp"])
+    ds = tp.sweep(
+        model="llama-3.1-70b",
+        hardware="h100-sxm",
+        prompt_len=[512, 2048],
+        batch=[1, 16, 64],
+        tp=[2, 4, 8, 8],
+        pp=[1, 1, 1, 2],
+        zipped=["tp", "pp"],
+    )
     front = pareto(ds)
     assert front.on_frontier.dims == ("prompt_len", "point") and front.sizes["point"] == 12
     assert front.tp.dims == ("point",) and front.batch.dims == ("point",)
@@ -227,9 +270,10 @@ def test_random_ties_match_brute_force():
     x = rng.integers(0, 4, size=(6, 2, 3)).astype(float)  # few distinct values: many ties
     y = rng.integers(0, 4, size=(6, 2, 3)).astype(float)
     feasible = rng.random((6, 2, 3)) < 0.8
-    ds = xr.Dataset({"a": (("g", "tp", "batch"), x), "b": (("g", "tp", "batch"), y),
-                     "feasible": (("g", "tp", "batch"), feasible)},
-                    coords={"g": np.arange(6), "tp": [1, 2], "batch": [1, 2, 4]})
+    ds = xr.Dataset(
+        {"a": (("g", "tp", "batch"), x), "b": (("g", "tp", "batch"), y), "feasible": (("g", "tp", "batch"), feasible)},
+        coords={"g": np.arange(6), "tp": [1, 2], "batch": [1, 2, 4]},
+    )
     for maximize in [(True, True), (False, True), (False, False)]:
         front = pareto(ds, "a", "b", maximize=maximize)
         for g in range(6):
@@ -254,33 +298,37 @@ def test_all_infeasible_group():
 
 # --------------------------------------------------------------------------- bad inputs
 
-@pytest.mark.parametrize("call,words", [
-    (lambda ds: best(ds, "tokens_per_gpu"), "tokens_per_gpu"),
-    (lambda ds: best(ds, "tokens_per_s_per_gpu", keep=["modle"]), "modle"),
-    (lambda ds: best(ds, "tokens_per_s_per_gpu", keep=KEEP + ["batch", "tp", "pp", "dp", "ep"]), "nothing"),
-    (lambda ds: best(ds, "tokens_per_s_per_gpu", where={"ttfts": ("<=", 2)}), "ttfts"),
-    (lambda ds: best(ds, "tokens_per_s_per_gpu", where={"ttft": ("=>", 2)}), "ttft"),
-    (lambda ds: best(ds, "tokens_per_s_per_gpu", where={"ttft": ("<=", "2")}), "ttft"),
-    (lambda ds: best(ds, "tokens_per_s_per_gpu", where={"ttft": 2.0}), "ttft"),
-    (lambda ds: best(ds, "tokens_per_s_per_gpu", where={"ttft": ("<=", float("nan"))}), "ttft"),
-    (lambda ds: best(ds, "tokens_per_s_per_gpu", where={"decode_op_time": ("<=", 1)}), "decode_op_time"),
-    (lambda ds: best(ds, "tokens_per_s_per_gpu", where=[("ttft", "<=", 2)]), "where"),
-    (lambda ds: best(ds, "tokens_per_s_per_gpu", maximize="yes"), "maximize"),
-    (lambda ds: pareto(ds, x="tokens_per_user"), "tokens_per_user"),
-    (lambda ds: pareto(ds, y="tok_per_gpu"), "tok_per_gpu"),
-    (lambda ds: pareto(ds, x="ttft", y="ttft"), "ttft"),
-    (lambda ds: pareto(ds, over=["tp", "bacth"]), "bacth"),
-    (lambda ds: pareto(ds, over=["tp", "tp"]), "tp"),
-    (lambda ds: pareto(ds, over=[]), "over"),
-    (lambda ds: pareto(ds, where={"ttft": (">>", 1)}), "ttft"),
-    (lambda ds: pareto(ds, maximize=True), "maximize"),
-    (lambda ds: pareto(ds.sel(batch=1, tp=1, pp=1, dp=1, ep=1)), "over"),
-    (lambda ds: pareto_table(ds, extra=["ttfx"]), "ttfx"),
-    (lambda ds: pareto_table(ds, extra=["decode_op_time"]), "decode_op_time"),
-    (lambda ds: ds.tperf.pareto(over=["hw"]), "hw"),
-    (lambda ds: ds.tperf.best("ttft", keep=["op"]), "op"),
-    (lambda ds: constraint_mask(ds, {"feasable": ("==", 1)}), "feasable"),
-])
+
+@pytest.mark.parametrize(
+    "call,words",
+    [
+        (lambda ds: best(ds, "tokens_per_gpu"), "tokens_per_gpu"),
+        (lambda ds: best(ds, "tokens_per_s_per_gpu", keep=["modle"]), "modle"),
+        (lambda ds: best(ds, "tokens_per_s_per_gpu", keep=KEEP + ["batch", "tp", "pp", "dp", "ep"]), "nothing"),
+        (lambda ds: best(ds, "tokens_per_s_per_gpu", where={"ttfts": ("<=", 2)}), "ttfts"),
+        (lambda ds: best(ds, "tokens_per_s_per_gpu", where={"ttft": ("=>", 2)}), "ttft"),
+        (lambda ds: best(ds, "tokens_per_s_per_gpu", where={"ttft": ("<=", "2")}), "ttft"),
+        (lambda ds: best(ds, "tokens_per_s_per_gpu", where={"ttft": 2.0}), "ttft"),
+        (lambda ds: best(ds, "tokens_per_s_per_gpu", where={"ttft": ("<=", float("nan"))}), "ttft"),
+        (lambda ds: best(ds, "tokens_per_s_per_gpu", where={"decode_op_time": ("<=", 1)}), "decode_op_time"),
+        (lambda ds: best(ds, "tokens_per_s_per_gpu", where=[("ttft", "<=", 2)]), "where"),
+        (lambda ds: best(ds, "tokens_per_s_per_gpu", maximize="yes"), "maximize"),
+        (lambda ds: pareto(ds, x="tokens_per_user"), "tokens_per_user"),
+        (lambda ds: pareto(ds, y="tok_per_gpu"), "tok_per_gpu"),
+        (lambda ds: pareto(ds, x="ttft", y="ttft"), "ttft"),
+        (lambda ds: pareto(ds, over=["tp", "bacth"]), "bacth"),
+        (lambda ds: pareto(ds, over=["tp", "tp"]), "tp"),
+        (lambda ds: pareto(ds, over=[]), "over"),
+        (lambda ds: pareto(ds, where={"ttft": (">>", 1)}), "ttft"),
+        (lambda ds: pareto(ds, maximize=True), "maximize"),
+        (lambda ds: pareto(ds.sel(batch=1, tp=1, pp=1, dp=1, ep=1)), "over"),
+        (lambda ds: pareto_table(ds, extra=["ttfx"]), "ttfx"),
+        (lambda ds: pareto_table(ds, extra=["decode_op_time"]), "decode_op_time"),
+        (lambda ds: ds.tperf.pareto(over=["hw"]), "hw"),
+        (lambda ds: ds.tperf.best("ttft", keep=["op"]), "op"),
+        (lambda ds: constraint_mask(ds, {"feasable": ("==", 1)}), "feasable"),
+    ],
+)
 def test_bad_inputs_name_the_field(ds, call, words):
     with pytest.raises(tp.SpecError, match=words):
         call(ds)

@@ -5,8 +5,14 @@ import pytest
 
 import tensorperf as tp
 
-KW = dict(model="llama-3.3-70b", hardware=["h100-sxm", "b200"], weight_dtype="fp8", tp=[2, 4, 8],
-          prompt_len=[128, 2048], output_len=[128, 2048])
+KW = dict(
+    model="llama-3.3-70b",
+    hardware=["h100-sxm", "b200"],
+    weight_dtype="fp8",
+    tp=[2, 4, 8],
+    prompt_len=[128, 2048],
+    output_len=[128, 2048],
+)
 
 
 def test_batch_max_is_each_points_max_batch():
@@ -32,14 +38,14 @@ def test_serving_step_between_decode_step_and_decode_plus_prefill():
     # one steady-state step carries B decode tokens plus B·S/T_out prompt tokens, so it is at least
     # a decode step (same B, mean context) and never slower than a decode step plus the prefill of
     # the prompt share done separately
-    ds = tp.sweep(model="llama-3.1-8b", hardware="h100-sxm", prompt_len=1024, output_len=[2, 1024],
-                  batch=[1, 32], tp=1)
+    ds = tp.sweep(model="llama-3.1-8b", hardware="h100-sxm", prompt_len=1024, output_len=[2, 1024], batch=[1, 32], tp=1)
     assert bool((ds.serving_step_time >= ds.tpot * (1 - 1e-12)).all())
     # prompt share S/T_out = 1: a step costs about a decode step + one token of prefill per request,
     # far less than a whole prefill of the batch
     assert bool((ds.serving_step_time.sel(output_len=1024) < ds.ttft_max.sel(output_len=1024)).all())
-    np.testing.assert_allclose(ds.serving_tokens_per_s_per_gpu.values,
-                               (ds.concurrency / ds.serving_step_time / ds.num_gpus).values)
+    np.testing.assert_allclose(
+        ds.serving_tokens_per_s_per_gpu.values, (ds.concurrency / ds.serving_step_time / ds.num_gpus).values
+    )
 
 
 def test_seed_convention_rejects_batch_max():

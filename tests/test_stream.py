@@ -15,8 +15,16 @@ from tensorperf.stream import BYTES_PER_POINT, Chunk, plan, points_for_memory
 
 SETTINGS = settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
-GRID = dict(model=["llama-3.1-70b", "mixtral-8x7b"], hardware=["h100-sxm", "b200"], prompt_len=[1024, 8192],
-            batch=[1, 8, 64], tp=[1, 2, 4, 8], pp=[1, 2, 4], ep=[1, 2, 8], weight_dtype=["bf16", "fp8"])  # 1728 points
+GRID = dict(
+    model=["llama-3.1-70b", "mixtral-8x7b"],
+    hardware=["h100-sxm", "b200"],
+    prompt_len=[1024, 8192],
+    batch=[1, 8, 64],
+    tp=[1, 2, 4, 8],
+    pp=[1, 2, 4],
+    ep=[1, 2, 8],
+    weight_dtype=["bf16", "fp8"],
+)  # 1728 points
 WHERE = {"tokens_per_s_per_user": (">=", 20), "ttft": ("<=", 5.0)}
 
 
@@ -32,9 +40,12 @@ def _assert_best_equal(got, ref):
 
 
 @SETTINGS
-@given(chunk=st.integers(5, 4000), keep=st.sampled_from([(), ("hardware",), ("model", "prompt_len"), ("tp", "ep")]),
-       objective=st.sampled_from(["tokens_per_s_per_gpu", "ttft", "tokens_per_s_per_user", "memory_per_gpu"]),
-       maximize=st.booleans())
+@given(
+    chunk=st.integers(5, 4000),
+    keep=st.sampled_from([(), ("hardware",), ("model", "prompt_len"), ("tp", "ep")]),
+    objective=st.sampled_from(["tokens_per_s_per_gpu", "ttft", "tokens_per_s_per_user", "memory_per_gpu"]),
+    maximize=st.booleans(),
+)
 def test_best_streamed_equals_best_of_the_full_sweep(full, chunk, keep, objective, maximize):
     ref = full.tperf.best(objective, where=WHERE, keep=list(keep), maximize=maximize)
     got = tp.best(objective, where=WHERE, keep=keep, maximize=maximize, chunk_points=chunk, **GRID)
@@ -50,21 +61,25 @@ def test_best_one_point_per_chunk_equals_one_chunk(full):
 
 
 def test_best_reports_not_found_for_groups_without_a_candidate():
-    got = tp.best("tokens_per_s_per_gpu", where={"tokens_per_s_per_user": (">=", 1e6)}, keep=["hardware"],
-                  chunk_points=50, **GRID)
+    got = tp.best(
+        "tokens_per_s_per_gpu", where={"tokens_per_s_per_user": (">=", 1e6)}, keep=["hardware"], chunk_points=50, **GRID
+    )
     assert not got.found.any()
     assert np.isnan(got.ttft.values).all() and np.isnan(got.best_tp.values).all()
 
 
 @SETTINGS
-@given(chunk=st.integers(3, 4000), over=st.sampled_from([None, ("tp", "pp", "ep", "batch"), ("batch",)]),
-       maximize=st.sampled_from([(True, True), (True, False)]))
+@given(
+    chunk=st.integers(3, 4000),
+    over=st.sampled_from([None, ("tp", "pp", "ep", "batch"), ("batch",)]),
+    maximize=st.sampled_from([(True, True), (True, False)]),
+)
 def test_pareto_streamed_equals_the_frontier_table_of_the_full_sweep(full, chunk, over, maximize):
     y = "tokens_per_s_per_gpu" if maximize[1] else "memory_per_gpu"
-    tab = full.tperf.pareto_table("tokens_per_s_per_user", y, over=over, where=WHERE, maximize=maximize,
-                                  extra=["ttft", "num_gpus"])
-    got = tp.pareto("tokens_per_s_per_user", y, over=over, where=WHERE, maximize=maximize, chunk_points=chunk,
-                    **GRID)
+    tab = full.tperf.pareto_table(
+        "tokens_per_s_per_user", y, over=over, where=WHERE, maximize=maximize, extra=["ttft", "num_gpus"]
+    )
+    got = tp.pareto("tokens_per_s_per_user", y, over=over, where=WHERE, maximize=maximize, chunk_points=chunk, **GRID)
     df = got.to_dataframe().reset_index(drop=True)
     assert len(df) == len(tab) > 0
     for column in tab.columns:
@@ -72,8 +87,14 @@ def test_pareto_streamed_equals_the_frontier_table_of_the_full_sweep(full, chunk
 
 
 def test_zipped_layouts_stream_like_the_sweep():
-    kw = dict(model="mixtral-8x7b", hardware=["h100-sxm", "b200"], batch=[1, 16, 128], tp=[1, 2, 8, 4],
-              ep=[1, 2, 1, 8], zipped=["tp", "ep"])
+    kw = dict(
+        model="mixtral-8x7b",
+        hardware=["h100-sxm", "b200"],
+        batch=[1, 16, 128],
+        tp=[1, 2, 8, 4],
+        ep=[1, 2, 1, 8],
+        zipped=["tp", "ep"],
+    )
     ds = tp.sweep(**kw)
     ref = ds.tperf.best("tokens_per_s_per_gpu", keep=["hardware"])
     got = tp.best("tokens_per_s_per_gpu", keep=["hardware"], chunk_points=2, **kw)
@@ -89,8 +110,16 @@ def test_float32_and_seed_convention_stream_identically():
     kw = {**GRID, "dtype": "float32"}
     ref = tp.sweep(**kw).tperf.best("tokens_per_s_per_gpu", keep=["model"])
     _assert_best_equal(tp.best("tokens_per_s_per_gpu", keep=["model"], chunk_points=77, **kw), ref)
-    seed = dict(model="gpt-moe-1.8t", hardware="mi300-seed", prompt_len=16384, batch=16, tp=[1, 2, 4, 8],
-                ep=[1, 2, 4, 8, 16], pp=[1, 2, 4], convention="seed")
+    seed = dict(
+        model="gpt-moe-1.8t",
+        hardware="mi300-seed",
+        prompt_len=16384,
+        batch=16,
+        tp=[1, 2, 4, 8],
+        ep=[1, 2, 4, 8, 16],
+        pp=[1, 2, 4],
+        convention="seed",
+    )
     ref = tp.sweep(**seed).tperf.best("ttft", maximize=False)
     _assert_best_equal(tp.best("ttft", maximize=False, chunk_points=4, **seed), ref)
     ref = tp.sweep(**seed).tperf.best("ttft", maximize=False, keep=["tp"])  # seed's tpot is a 0-dim tensor
@@ -103,7 +132,7 @@ def test_float32_and_seed_convention_stream_identically():
 @settings(max_examples=40, deadline=None, derandomize=True)
 @given(shape=st.lists(st.integers(1, 6), min_size=1, max_size=5), max_points=st.integers(1, 300))
 def test_chunks_tile_the_grid_in_c_order(shape, max_points):
-    dims = ("prompt_len", "batch", "tp", "pp", "ep")[:len(shape)]
+    dims = ("prompt_len", "batch", "tp", "pp", "ep")[: len(shape)]
     kw = {d: list(range(1, n + 1)) for d, n in zip(dims, shape)}
     grid = build_grid(model="llama-3.1-8b", hardware="h100-sxm", **kw)
     count, chunks = plan(grid, max_points)
@@ -137,7 +166,8 @@ class _Collect:
 
     def partial(self, result):
         return result.chunk, {n: result.metric(n).cpu().numpy() for n in result.values} | {
-            "infeasible_reason": result.reason.cpu().numpy()}
+            "infeasible_reason": result.reason.cpu().numpy()
+        }
 
     def merge(self, state, part):
         chunk, arrays = part
@@ -156,8 +186,18 @@ class _Collect:
 @given(chunk=st.integers(1, 4000), dtype=st.sampled_from(["float64", "float32"]))
 def test_every_metric_is_bitwise_identical_across_chunk_sizes(chunk, dtype):
     """Determinism (issue 8): a point's metrics do not depend on the chunk it is evaluated in."""
-    kw = dict(model=["llama-3.1-8b", "deepseek-v3"], hardware=["h100-sxm", "b200"], prompt_len=[1024, 32768],
-              batch=[1, 8, 64], tp=[1, 8], cp=[1, 2], pp=[1, 2, 4], ep=[1, 8, 32], dtype=dtype, chunk_size=4096)
+    kw = dict(
+        model=["llama-3.1-8b", "deepseek-v3"],
+        hardware=["h100-sxm", "b200"],
+        prompt_len=[1024, 32768],
+        batch=[1, 8, 64],
+        tp=[1, 8],
+        cp=[1, 2],
+        pp=[1, 2, 4],
+        ep=[1, 8, 32],
+        dtype=dtype,
+        chunk_size=4096,
+    )
     ds = tp.sweep(**kw)
     got = tp.reduce(_Collect(tuple(ds.sizes[d] for d in ds.ttft.dims)), chunk_points=chunk, **kw)
     for name, values in got.items():
@@ -209,15 +249,27 @@ def test_progress_bar_on_request_and_silent_off_a_terminal(capsys):
     assert "reduce" in err and "4/4" in err
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    (dict(memory="lots"), "memory"), (dict(memory=-1), "memory"), (dict(memory="3XB"), "memory"),
-    (dict(chunk_points=0), "chunk_points"), (dict(chunk_points=2.5), "chunk_points"),
-    (dict(objective="speed"), "objective"), (dict(where={"ttft": ("~", 1)}), "where"),
-    (dict(where={"ttfx": ("<", 1)}), "where"), (dict(where=[("ttft", "<", 1)]), "where"),
-    (dict(keep=["colour"]), "keep"), (dict(keep=["tp", "tp"]), "keep"), (dict(maximize="yes"), "maximize"),
-    (dict(progress="sometimes"), "progress"), (dict(client=42), "client"), (dict(convention="magic"), "convention"),
-    (dict(batch=0), "batch"),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(memory="lots"), "memory"),
+        (dict(memory=-1), "memory"),
+        (dict(memory="3XB"), "memory"),
+        (dict(chunk_points=0), "chunk_points"),
+        (dict(chunk_points=2.5), "chunk_points"),
+        (dict(objective="speed"), "objective"),
+        (dict(where={"ttft": ("~", 1)}), "where"),
+        (dict(where={"ttfx": ("<", 1)}), "where"),
+        (dict(where=[("ttft", "<", 1)]), "where"),
+        (dict(keep=["colour"]), "keep"),
+        (dict(keep=["tp", "tp"]), "keep"),
+        (dict(maximize="yes"), "maximize"),
+        (dict(progress="sometimes"), "progress"),
+        (dict(client=42), "client"),
+        (dict(convention="magic"), "convention"),
+        (dict(batch=0), "batch"),
+    ],
+)
 def test_bad_streaming_input_is_a_spec_error_naming_the_field(kwargs, words):
     kw = dict(model="llama-3.1-8b", hardware="h100-sxm", batch=[1, 2], tp=[1, 2]) | kwargs
     objective = kw.pop("objective", "tokens_per_s_per_gpu")
@@ -253,9 +305,16 @@ def test_count_and_best_combined_in_one_pass(full):
     grid = build_grid(**GRID)
     keep = ("hardware", "weight_dtype")
     where = MappingProxyType({"tokens_per_s_per_user": (">=", 20.0)})
-    count, best = tp.reduce(Combined((Count(where, keep, kept_shape(grid, keep)),
-                                      Best("tokens_per_s_per_gpu", where, keep, True, kept_shape(grid, keep)))),
-                            chunk_points=333, **GRID)
+    count, best = tp.reduce(
+        Combined(
+            (
+                Count(where, keep, kept_shape(grid, keep)),
+                Best("tokens_per_s_per_gpu", where, keep, True, kept_shape(grid, keep)),
+            )
+        ),
+        chunk_points=333,
+        **GRID,
+    )
     ok = full.feasible & (full.tokens_per_s_per_user >= 20)
     others = [d for d in full.feasible.dims if d not in keep]
     np.testing.assert_array_equal(count.feasible.values, ok.sum(others).transpose(*keep).values)
@@ -291,8 +350,9 @@ def test_a_sweep_larger_than_memory_is_refused_with_the_streaming_alternatives(m
 
     # 1,728 points x 2,600 B = 4.5 MB with the breakdown; pretend the machine has 4 MiB (4096 B x 1024 pages)
     real = os.sysconf
-    monkeypatch.setattr(os, "sysconf", lambda name: {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 1024}.get(name)
-                        or real(name))
+    monkeypatch.setattr(
+        os, "sysconf", lambda name: {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 1024}.get(name) or real(name)
+    )
     with pytest.raises(tp.SpecError, match=r"1,728 points.*tensorperf.best\(\)"):
         tp.sweep(**GRID)
     assert 1728 * api.SWEEP_BYTES_PER_POINT[False] < 4 * 2**20  # the scalar metrics fit: no error
@@ -305,8 +365,9 @@ def test_reductions_evaluate_only_the_metrics_they_name_and_report_every_metric_
     grid = build_grid(**GRID)
     best = Best("tokens_per_s_per_gpu", WHERE, ("hardware",), True, kept_shape(grid, ("hardware",)))
     assert best.metrics == ("tokens_per_s_per_gpu", "tokens_per_s_per_user", "ttft")
-    assert Pareto("tokens_per_s_per_user", "memory_per_gpu", ("tp",), {"feasible": ("==", 1)},
-                  (True, False)).metrics == ("tokens_per_s_per_user", "memory_per_gpu")
+    assert Pareto(
+        "tokens_per_s_per_user", "memory_per_gpu", ("tp",), {"feasible": ("==", 1)}, (True, False)
+    ).metrics == ("tokens_per_s_per_user", "memory_per_gpu")
     assert Combined((Count(WHERE, (), ()), best)).metrics == ("tokens_per_s_per_user", "ttft", "tokens_per_s_per_gpu")
 
     @dataclass(frozen=True)

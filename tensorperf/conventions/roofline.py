@@ -49,15 +49,40 @@ from ..results import OP_BOUNDS, Evaluation
 from ..specs import MODEL_FIELDS, Efficiency
 from ..units import DTYPE_BYTES, MATH_COLUMN
 
-OPS = ("embed", "norm", "qkv", "attn", "out_proj", "mlp", "router", "experts", "shared_experts",
-       "lm_head", "tp_comm", "ep_comm", "pp_comm")
+OPS = (
+    "embed",
+    "norm",
+    "qkv",
+    "attn",
+    "out_proj",
+    "mlp",
+    "router",
+    "experts",
+    "shared_experts",
+    "lm_head",
+    "tp_comm",
+    "ep_comm",
+    "pp_comm",
+)
 MOE_OPS = frozenset({"router", "experts", "shared_experts"})  # zero in dense models
 
 
 # model fields that decide which layers are dense and which MoE
 STRUCTURE_FIELDS = frozenset({"num_layers", "first_dense_layers", "moe_layer_freq", "num_experts"})
-BOUNDED_FACTORS = frozenset({"compute", "expert_compute", "attention", "gemm_memory", "memory", "scaleup",
-                             "scaleout", "overlap", "comm_overlap", "cp_overlap"})
+BOUNDED_FACTORS = frozenset(
+    {
+        "compute",
+        "expert_compute",
+        "attention",
+        "gemm_memory",
+        "memory",
+        "scaleup",
+        "scaleout",
+        "overlap",
+        "comm_overlap",
+        "cp_overlap",
+    }
+)
 
 
 def scaled_efficiency(value, scale, bounded: bool):
@@ -78,8 +103,9 @@ def _simpson(first, middle, last, into_first: bool = False):
 class _Context:
     """Everything a phase needs: specs, layout, rates, efficiencies (all tensors on the grid)."""
 
-    def __init__(self, grid: Grid, efficiency: Mapping[str, Any], fields: Mapping[str, torch.Tensor],
-                 breakdown: bool = True):
+    def __init__(
+        self, grid: Grid, efficiency: Mapping[str, Any], fields: Mapping[str, torch.Tensor], breakdown: bool = True
+    ):
         self.breakdown = breakdown
         self.m = grid.spec("model")
         self.hw = hw = grid.spec("hardware")
@@ -89,8 +115,11 @@ class _Context:
         by_column = [grid.spec("hardware", attr=lambda h, c=c: h.efficiency_for(c)) for c in column]
         eff = by_column[0]
         for f in dataclasses.fields(Efficiency):
-            mixed = torch.where(code == 0, getattr(by_column[0], f.name),
-                                torch.where(code == 1, getattr(by_column[1], f.name), getattr(by_column[2], f.name)))
+            mixed = torch.where(
+                code == 0,
+                getattr(by_column[0], f.name),
+                torch.where(code == 1, getattr(by_column[1], f.name), getattr(by_column[2], f.name)),
+            )
             object.__setattr__(eff, f.name, mixed)
         for name, value in efficiency.items():  # values may be tensors (sensitivity leaves)
             value = torch.as_tensor(value, dtype=grid.dtype, device=grid.device)
@@ -115,22 +144,33 @@ class _Context:
         # feasibility decision is computed from them in float64. Only the magnitudes (FLOP, bytes,
         # seconds, rates) use the grid's dtype, from copies of the counts (.to() is a no-op in float64).
         f64, dt = torch.float64, grid.dtype
-        exact = {n: grid.axis(n, f64) for n in ("prompt_len", "output_len", "tp", "pp", "dp", "ep", "cp")
-                 if n in grid.values}
+        exact = {
+            n: grid.axis(n, f64) for n in ("prompt_len", "output_len", "tp", "pp", "dp", "ep", "cp") if n in grid.values
+        }
         self.m_exact = grid.spec("model", int_dtype=f64) if dt != f64 else self.m
         self.S = S = exact["prompt_len"].to(dt)
-        self.chunks = (torch.ceil(exact["prompt_len"] / grid.axis("chunk_size", f64)).to(dt)
-                       if "chunk_size" in grid.values else torch.ones_like(S))  # prefill chunks per prompt
+        self.chunks = (
+            torch.ceil(exact["prompt_len"] / grid.axis("chunk_size", f64)).to(dt)
+            if "chunk_size" in grid.values
+            else torch.ones_like(S)
+        )  # prefill chunks per prompt
         self.T_out = exact["output_len"].to(dt)
         tp, pp, dp, ep, cp = (exact[n].to(dt) for n in ("tp", "pp", "dp", "ep", "cp"))
-        self.lay_exact = Layout(*(exact[n] for n in ("tp", "pp", "dp", "ep")),
-                                micro=torch.ones((), dtype=f64, device=grid.device), cp=exact["cp"])
-        self.b = b = ops.Bytes(w=grid.lookup("weight_dtype", DTYPE_BYTES), kv=grid.lookup("kv_dtype", DTYPE_BYTES),
-                               a=grid.lookup("act_dtype", DTYPE_BYTES))
+        self.lay_exact = Layout(
+            *(exact[n] for n in ("tp", "pp", "dp", "ep")),
+            micro=torch.ones((), dtype=f64, device=grid.device),
+            cp=exact["cp"],
+        )
+        self.b = b = ops.Bytes(
+            w=grid.lookup("weight_dtype", DTYPE_BYTES),
+            kv=grid.lookup("kv_dtype", DTYPE_BYTES),
+            a=grid.lookup("act_dtype", DTYPE_BYTES),
+        )
         given_micro = grid.axis("microbatches", f64) if "microbatches" in grid.values else None
         # memory that does not depend on the batch: weights, KV bytes per sequence, usable capacity
-        lead_dense = (any(s.first_dense_layers > 0 for s in grid.values["model"])
-                      or any(k.startswith("first_dense_layers") for k in (*grid.values, *fields)))
+        lead_dense = any(s.first_dense_layers > 0 for s in grid.values["model"]) or any(
+            k.startswith("first_dense_layers") for k in (*grid.values, *fields)
+        )
         # which kinds of layer the grid's models have: ops and collectives of a kind no model has are
         # exact zeros and are left out (what-if overrides of the layer structure keep both)
         restructured = any(k.removesuffix("_scale") in STRUCTURE_FIELDS for k in (*grid.values, *fields))
@@ -145,8 +185,9 @@ class _Context:
         shell = Layout(tp=tp, pp=pp, dp=dp, ep=ep, micro=torch.ones_like(pp), cp=cp)
         self.L_max = S + self.T_out
         self.weights = weight_bytes_per_gpu(self.m, shell, self.mix, b.w)
-        self.kv_seq = kv_bytes_per_sequence(self.m, shell, mean_cached_tokens(self.m, self.L_max), b.kv,
-                                            self.mix.layers.amax(dim=-1))
+        self.kv_seq = kv_bytes_per_sequence(
+            self.m, shell, mean_cached_tokens(self.m, self.L_max), b.kv, self.mix.layers.amax(dim=-1)
+        )
         self.capacity = MEMORY_UTILIZATION * hw.hbm_capacity
         self.workspace_cap = workspace_bytes_per_gpu(self.m, shell, torch.full_like(S, ACTIVATION_TOKENS), b.a)
         self.per_sequence = self.kv_seq + logit_bytes_per_sequence(self.m, shell)
@@ -154,8 +195,14 @@ class _Context:
         if grid.values["batch"] == ("max",):
             # the largest batch whose KV cache and logits fit next to the weights and a full workspace
             # (a count: evaluated in float64 from the byte magnitudes)
-            fits = max_batch(self.capacity.to(f64), self.weights.to(f64), self.workspace_cap.to(f64),
-                             self.per_sequence.to(f64), dp64, given_micro if given_micro is not None else 1)
+            fits = max_batch(
+                self.capacity.to(f64),
+                self.weights.to(f64),
+                self.workspace_cap.to(f64),
+                self.per_sequence.to(f64),
+                dp64,
+                given_micro if given_micro is not None else 1,
+            )
             if "max_num_seqs" in grid.values:  # the scheduler's limit, kept a multiple of dp
                 cap = grid.axis("max_num_seqs", f64)
                 step = dp64 * (given_micro if given_micro is not None else 1)
@@ -166,22 +213,25 @@ class _Context:
         self.B = self.B_exact.to(dt)
         self.B_rep_exact = self.B_exact / dp64
         self.B_rep = self.B_rep_exact.to(dt)
-        micro = given_micro if given_micro is not None else default_microbatches(self.lay_exact.pp,
-                                                                                 self.B_rep_exact)
+        micro = given_micro if given_micro is not None else default_microbatches(self.lay_exact.pp, self.B_rep_exact)
         self.lay_exact = dataclasses.replace(self.lay_exact, micro=micro)
         self.lay = Layout(tp=tp, pp=pp, dp=dp, ep=ep, micro=micro.to(dt), cp=cp)
         self.B_mb = self.B_rep / self.lay.micro
-        peak = torch.where(code == 0, hw.peak_flops_bf16,
-                           torch.where(code == 1, hw.peak_flops_fp8, hw.peak_flops_fp4))
+        peak = torch.where(code == 0, hw.peak_flops_bf16, torch.where(code == 1, hw.peak_flops_fp8, hw.peak_flops_fp4))
         self.dtype_ok = peak > 0
         self.peak_gemm = torch.where(self.dtype_ok, peak, hw.peak_flops_bf16)
         self.peak_attn = hw.peak_flops_bf16
         self.allreduce_code = {name: i for i, name in enumerate(ALL_REDUCE)}
         self.allreduce = grid.lookup("allreduce", self.allreduce_code)
         self.allreduce_used = tuple(dict.fromkeys(grid.values["allreduce"]))
-        self.tiers = comm.Tiers(bw_in=hw.scaleup_bandwidth * eff.scaleup, lat_in=hw.scaleup_latency,
-                                bw_out=hw.scaleout_bandwidth * eff.scaleout, lat_out=hw.scaleout_latency,
-                                domain=hw.scaleup_size, mesh=hw.scaleup_mesh)
+        self.tiers = comm.Tiers(
+            bw_in=hw.scaleup_bandwidth * eff.scaleup,
+            lat_in=hw.scaleup_latency,
+            bw_out=hw.scaleout_bandwidth * eff.scaleout,
+            lat_out=hw.scaleout_latency,
+            domain=hw.scaleup_size,
+            mesh=hw.scaleup_mesh,
+        )
 
     def time(self, flops, nbytes, peak, eff_compute, eff_memory):
         """(time, compute time − memory time) of one op; the sign of the second says what bounds it
@@ -260,8 +310,11 @@ def _phase_ops(cx: _Context, ph: ops.Phase, attention_parts: tuple[ops.Phase, ..
         if k not in skip:
             f, n = work()
             out[k] = (f, n, *cx.time(f, n, p, e, em))
-    return {k: out[k] for k in OPS[:3]} | {"attn": _attention_op(cx, attention_parts or (ph,))} | {
-        k: out[k] for k in OPS[4:10] if k in out}
+    return (
+        {k: out[k] for k in OPS[:3]}
+        | {"attn": _attention_op(cx, attention_parts or (ph,))}
+        | {k: out[k] for k in OPS[4:10] if k in out}
+    )
 
 
 def _attention_op(cx: _Context, parts: tuple[ops.Phase, ...]) -> tuple:
@@ -272,8 +325,9 @@ def _attention_op(cx: _Context, parts: tuple[ops.Phase, ...]) -> tuple:
     return (f, n, *cx.time(f, n, cx.peak_attn, cx.eff.attention, cx.eff.memory))
 
 
-ALL_REDUCE = MappingProxyType({"ring": comm.group_all_reduce, "tree": comm.group_tree_all_reduce,
-                               "hierarchical": comm.hierarchical_all_reduce})  # the ``allreduce`` input
+ALL_REDUCE = MappingProxyType(
+    {"ring": comm.group_all_reduce, "tree": comm.group_tree_all_reduce, "hierarchical": comm.hierarchical_all_reduce}
+)  # the ``allreduce`` input
 
 
 def _all_reduce(cx: _Context, nbytes, n):
@@ -296,8 +350,10 @@ def _phase_comm(cx: _Context, tokens) -> dict[str, torch.Tensor]:
     hop_in = comm.pipeline_hop(act + half, torch.ones_like(lay.pp, dtype=torch.bool), t)
     hop_out = comm.pipeline_hop(act + half, torch.zeros_like(lay.pp, dtype=torch.bool), t)
     crossing = comm.domain_crossings(lay.pp, lay.stage_gpus, t.domain)
-    out = {"hops": crossing * hop_out + (lay.pp - 1 - crossing) * hop_in,
-           "hop": torch.where(crossing > 0, hop_out, hop_in)}
+    out = {
+        "hops": crossing * hop_out + (lay.pp - 1 - crossing) * hop_in,
+        "hop": torch.where(crossing > 0, hop_out, hop_in),
+    }
     if cx.has_dense:  # (the collectives of a kind of layer no model has are left out: exact zeros)
         out["dense"] = _exposed(cx, 2 * ar_tp)  # (2·x is exact: the same bits as (exposed·2)·x)
     if cx.has_moe:
@@ -322,8 +378,9 @@ def _with_context_parallel(cx: _Context, coll: dict, ph: ops.Phase, t_attn: torc
         partial = ph.tokens * m.num_heads / lay.tp * m.head_dim * cx.b.a
         extra = _exposed(cx, comm.group_all_reduce(partial, lay.cp, cp_tiers))  # small: ring
     else:
-        ring = comm.all_gather(ph.kv_read * kv_elements_per_rank(m, lay) * cx.b.kv, lay.cp,
-                               *comm.flat_link(lay.cp, cp_tiers))
+        ring = comm.all_gather(
+            ph.kv_read * kv_elements_per_rank(m, lay) * cx.b.kv, lay.cp, *comm.flat_link(lay.cp, cp_tiers)
+        )
         extra = torch.clamp(ring - cx.eff.cp_overlap * t_attn, min=0)
     return coll | {k: coll[k] + extra for k in ("dense", "moe_tp") if k in coll}
 
@@ -332,9 +389,18 @@ def _counts(m) -> dict[str, Any]:
     """How many times each op runs in one pass through the model (embedding and LM head once)."""
     n_moe = m.num_moe_layers
     n_dense = m.num_layers - n_moe
-    return {"embed": 1, "norm": m.num_layers, "qkv": m.num_layers, "attn": m.num_layers,
-            "out_proj": m.num_layers, "mlp": n_dense, "router": n_moe, "experts": n_moe,
-            "shared_experts": n_moe, "lm_head": 1}
+    return {
+        "embed": 1,
+        "norm": m.num_layers,
+        "qkv": m.num_layers,
+        "attn": m.num_layers,
+        "out_proj": m.num_layers,
+        "mlp": n_dense,
+        "router": n_moe,
+        "experts": n_moe,
+        "shared_experts": n_moe,
+        "lm_head": 1,
+    }
 
 
 def _sum(terms):
@@ -376,8 +442,18 @@ def _layer_times(cx: _Context, per_op: dict, coll: dict, t_attn: torch.Tensor | 
     their attention core ``t_attn`` when given (a layer's every op and exposed collective)."""
     common = _sum(per_op[k][2] for k in ("norm", "qkv", "out_proj"))
     t_dense = common + per_op["mlp"][2] + coll["dense"] if cx.has_dense else None
-    t_moe = (common + per_op["router"][2] + per_op["shared_experts"][2] + per_op["experts"][2]
-             + coll["moe_tp"] + coll["moe_ep"]) if cx.has_moe else None
+    t_moe = (
+        (
+            common
+            + per_op["router"][2]
+            + per_op["shared_experts"][2]
+            + per_op["experts"][2]
+            + coll["moe_tp"]
+            + coll["moe_ep"]
+        )
+        if cx.has_moe
+        else None
+    )
     if t_attn is None:
         return t_dense, t_moe
     return tuple(None if t is None else t + t_attn for t in (t_dense, t_moe))
@@ -386,18 +462,22 @@ def _layer_times(cx: _Context, per_op: dict, coll: dict, t_attn: torch.Tensor | 
 def _stages(cx: _Context, per_op: dict, coll: dict, mix: pipeline.StageMix, t_dense, t_moe):
     """(sum over stages, candidate stages' times) from the per-layer times."""
     m = cx.m
-    candidates = pipeline.candidate_times(mix, t_dense, t_moe, per_op["embed"][2], per_op["lm_head"][2],
-                                          coll["hop"])
+    candidates = pipeline.candidate_times(mix, t_dense, t_moe, per_op["embed"][2], per_op["lm_head"][2], coll["hop"])
     n_moe = m.num_moe_layers
-    total = pipeline.total_time(m.num_layers - n_moe, n_moe, t_dense, t_moe, per_op["embed"][2],
-                                per_op["lm_head"][2], coll["hops"])
+    total = pipeline.total_time(
+        m.num_layers - n_moe, n_moe, t_dense, t_moe, per_op["embed"][2], per_op["lm_head"][2], coll["hops"]
+    )
     return total, candidates
 
 
 def _without_attention(cx: _Context, per_op: dict, coll: dict, mix: pipeline.StageMix) -> _Pass:
     total, candidates = _stages(cx, per_op, coll, mix, *_layer_times(cx, per_op, coll))
-    return _Pass(total=total, candidates=tuple(candidates), layers=cx.m.num_layers,
-                 stage_layers=tuple(mix.layers[..., i] for i in range(len(candidates))))
+    return _Pass(
+        total=total,
+        candidates=tuple(candidates),
+        layers=cx.m.num_layers,
+        stage_layers=tuple(mix.layers[..., i] for i in range(len(candidates))),
+    )
 
 
 def _with_attention(p: _Pass, t_attn: torch.Tensor):
@@ -440,8 +520,10 @@ def _bound(margin: Mapping[str, torch.Tensor], times: torch.Tensor) -> torch.Ten
     time (no work, or no peer to talk to). Codes are built per op at its own (broadcast) shape and
     stacked as int8, so the grid-sized intermediate is one byte per point and op."""
     code = {name: torch.tensor(i, dtype=torch.int8, device=times.device) for i, name in enumerate(OP_BOUNDS)}
-    cols = [torch.where(margin[k] > 0, code["compute"], code["memory"]) if k in margin else code["communication"]
-            for k in OPS]
+    cols = [
+        torch.where(margin[k] > 0, code["compute"], code["memory"]) if k in margin else code["communication"]
+        for k in OPS
+    ]
     return torch.where(times > 0, torch.stack(torch.broadcast_tensors(*cols), dim=-1), code["none"])
 
 
@@ -457,19 +539,23 @@ def _serving_step(cx: _Context) -> torch.Tensor:
     steps = torch.clamp(T_out - 1, min=1)
     decode_keys = cx.B_mb * mean_decode_keys(m, S + T_out / 2, mean_chunked_keys(m, S, steps)) / cp
     prompt_tokens = cx.B_mb * prompt_share / cp
-    decode = ops.Phase(tokens=cx.B_mb, pairs=decode_keys, kv_read=decode_keys, sequences=cx.B_mb,
-                       absorbed=True)
+    decode = ops.Phase(tokens=cx.B_mb, pairs=decode_keys, kv_read=decode_keys, sequences=cx.B_mb, absorbed=True)
     # prompt tokens attend causally: mean pairs per prompt token = pairs(S) / S; in n chunks each chunk
     # re-reads the cache before it, (n + 1)/2 times a prompt's own KV on average
-    prompt = ops.Phase(tokens=prompt_tokens, pairs=prompt_tokens * mean_prefill_pairs(m, S) / S,
-                       kv_read=prompt_tokens * cp * (cx.chunks + 1) / 2, sequences=cx.B_mb / T_out,
-                       absorbed=False)
+    prompt = ops.Phase(
+        tokens=prompt_tokens,
+        pairs=prompt_tokens * mean_prefill_pairs(m, S) / S,
+        kv_read=prompt_tokens * cp * (cx.chunks + 1) / 2,
+        sequences=cx.B_mb / T_out,
+        absorbed=False,
+    )
     tokens = cx.B_mb + prompt_tokens
     mixed = ops.Phase(tokens=tokens, pairs=decode_keys, kv_read=decode_keys, sequences=cx.B_mb, absorbed=True)
     per_op = _phase_ops(cx, mixed, attention_parts=(decode, prompt))
     t_attn = per_op["attn"][2]
-    coll = _with_context_parallel(cx, _with_context_parallel(cx, _phase_comm(cx, tokens), prompt, t_attn),
-                                  decode, t_attn)
+    coll = _with_context_parallel(
+        cx, _with_context_parallel(cx, _phase_comm(cx, tokens), prompt, t_attn), decode, t_attn
+    )
     _, total, slowest = _compose(cx, per_op, coll, cx.mix)
     return _with_overhead(cx, pipeline.decode_step(total, slowest, cx.lay.micro))
 
@@ -488,10 +574,22 @@ def _chunked_prefill(cx: _Context, grid: Grid):
     rest = S - n_full * C
     has_rest = (rest > 0) * 1.0
     bmb, cp = cx.B_mb, lay.cp
-    full = ops.Phase(tokens=bmb * C / cp, pairs=bmb * mean_pairs_between(m, torch.zeros_like(C), C) / cp,
-                     kv_read=bmb * C, sequences=bmb, absorbed=False, spread=cp)
-    last = ops.Phase(tokens=bmb * rest / cp, pairs=bmb * mean_pairs_between(m, S - rest, S) / cp,
-                     kv_read=bmb * mean_cached_tokens(m, S) * (rest > 0), sequences=bmb, absorbed=False, spread=cp)
+    full = ops.Phase(
+        tokens=bmb * C / cp,
+        pairs=bmb * mean_pairs_between(m, torch.zeros_like(C), C) / cp,
+        kv_read=bmb * C,
+        sequences=bmb,
+        absorbed=False,
+        spread=cp,
+    )
+    last = ops.Phase(
+        tokens=bmb * rest / cp,
+        pairs=bmb * mean_pairs_between(m, S - rest, S) / cp,
+        kv_read=bmb * mean_cached_tokens(m, S) * (rest > 0),
+        sequences=bmb,
+        absorbed=False,
+        spread=cp,
+    )
     full_ops, last_ops = _phase_ops(cx, full), _phase_ops(cx, last)
     # the attention of every full chunk j, accumulated one chunk position at a time: grid-sized
     # memory for any chunk count, and a fixed order of additions (the sum does not depend on how the
@@ -500,14 +598,21 @@ def _chunked_prefill(cx: _Context, grid: Grid):
     attn_full = [0.0, 0.0, 0.0, 0.0]
     for j in range(n_max):  # chunk positions, not grid points
         start = j * C
-        chunk_j = ops.Phase(tokens=full.tokens, pairs=bmb * mean_pairs_between(m, start, start + C) / cp,
-                            kv_read=bmb * mean_cached_tokens(m, start + C), sequences=bmb, absorbed=False,
-                            spread=cp)
+        chunk_j = ops.Phase(
+            tokens=full.tokens,
+            pairs=bmb * mean_pairs_between(m, start, start + C) / cp,
+            kv_read=bmb * mean_cached_tokens(m, start + C),
+            sequences=bmb,
+            absorbed=False,
+            spread=cp,
+        )
         f, n = ops.attention_core(m, lay, chunk_j, b, cx.has_gqa, cx.has_mla)
         t, margin = cx.time(f, n, cx.peak_attn, eff.attention, eff.memory)
         valid = j < n_full
-        attn_full = [None if x is None else acc + torch.where(valid, x, torch.zeros_like(x))
-                     for acc, x in zip(attn_full, (f, n, t, margin))]
+        attn_full = [
+            None if x is None else acc + torch.where(valid, x, torch.zeros_like(x))
+            for acc, x in zip(attn_full, (f, n, t, margin))
+        ]
     per_op = {}
     for name in full_ops:  # a handful of op kinds
         if name == "attn":
@@ -530,10 +635,18 @@ def _chunked_prefill(cx: _Context, grid: Grid):
 
 # The metrics each pass feeds; a caller asking for some metrics only (a streamed reduction) skips the
 # passes nobody asked for. Memory, counts and feasibility are always computed.
-PREFILL_METRICS = frozenset({"ttft", "ttft_max", "e2e_latency", "tokens_per_s_per_gpu",
-                             "prefill_tokens_per_s_per_gpu"})
-DECODE_METRICS = frozenset({"tpot", "e2e_latency", "tokens_per_s_per_gpu", "tokens_per_s_per_user",
-                            "decode_tokens_per_s_per_gpu", "mfu", "mbu"})
+PREFILL_METRICS = frozenset({"ttft", "ttft_max", "e2e_latency", "tokens_per_s_per_gpu", "prefill_tokens_per_s_per_gpu"})
+DECODE_METRICS = frozenset(
+    {
+        "tpot",
+        "e2e_latency",
+        "tokens_per_s_per_gpu",
+        "tokens_per_s_per_user",
+        "decode_tokens_per_s_per_gpu",
+        "mfu",
+        "mbu",
+    }
+)
 SERVING_METRICS = frozenset({"serving_step_time", "serving_tokens_per_s_per_gpu", "serving_tokens_per_s_per_user"})
 
 
@@ -544,8 +657,14 @@ def _prefill(cx: _Context, grid: Grid, breakdown: bool):
     m, lay, S = cx.m, cx.lay, cx.S
     cp = lay.cp
     tokens = cx.B_mb * S / cp
-    pre = ops.Phase(tokens=tokens, pairs=cx.B_mb * mean_prefill_pairs(m, S) / cp, kv_read=cx.B_mb * S,
-                    sequences=cx.B_mb, absorbed=False, spread=cp)
+    pre = ops.Phase(
+        tokens=tokens,
+        pairs=cx.B_mb * mean_prefill_pairs(m, S) / cp,
+        kv_read=cx.B_mb * S,
+        sequences=cx.B_mb,
+        absorbed=False,
+        spread=cp,
+    )
     pre_ops = _phase_ops(cx, pre)
     pre_coll = _with_context_parallel(cx, _phase_comm(cx, tokens), pre, pre_ops["attn"][2])
     pre_times, pre_total, pre_slowest = _compose(cx, pre_ops, pre_coll, cx.mix, breakdown)
@@ -554,8 +673,9 @@ def _prefill(cx: _Context, grid: Grid, breakdown: bool):
         whole = grid.axis("chunk_size") >= S
         c_ops, c_coll, fill = _chunked_prefill(cx, grid)
         c_times, c_total, c_slowest = _compose(cx, c_ops, c_coll, cx.mix, breakdown)
-        c_ttft, c_ttft_max = pipeline.chunked_prefill_times(c_total, _with_overhead(cx, c_slowest, cx.chunks),
-                                                            lay.micro, fill)
+        c_ttft, c_ttft_max = pipeline.chunked_prefill_times(
+            c_total, _with_overhead(cx, c_slowest, cx.chunks), lay.micro, fill
+        )
         keep = lambda a, b: torch.where(whole.reshape(whole.shape + (1,) * (b.dim() - whole.dim())), a, b)  # noqa: E731
         ttft, ttft_max = keep(ttft, c_ttft), keep(ttft_max, c_ttft_max)
         pre_times = keep(pre_times, c_times) if breakdown else None
@@ -589,9 +709,13 @@ def _decode(cx: _Context):
     return tpot, dec_ops | {"attn": _each(_simpson, *attn)}, dec_coll  # (the mean step's attention)
 
 
-def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
-             fields: Mapping[str, torch.Tensor] | None = None, breakdown: bool = True,
-             metrics: Collection[str] | None = None) -> Evaluation:
+def evaluate(
+    grid: Grid,
+    efficiency: Mapping[str, Any] | None = None,
+    fields: Mapping[str, torch.Tensor] | None = None,
+    breakdown: bool = True,
+    metrics: Collection[str] | None = None,
+) -> Evaluation:
     """Every metric over the grid. ``efficiency`` overrides Efficiency factors (numbers or tensors);
     ``fields`` replaces ModelSpec/HardwareSpec fields by tensors (used for sensitivities).
     ``breakdown=False`` skips the per-op variables (an ``op`` axis of 13 values per point); every
@@ -610,8 +734,9 @@ def evaluate(grid: Grid, efficiency: Mapping[str, Any] | None = None,
     into = tuple(grid.dims.index(d) for d in inner.dims)
     given = [{k: _on_axes(_full_rank(v, len(into)), into) for k, v in (m or {}).items()} for m in (efficiency, fields)]
     ev = _evaluate(inner, *given, breakdown, metrics)
-    return dataclasses.replace(ev, values={k: _on_axes(v, back) for k, v in ev.values.items()},
-                               reason=_on_axes(ev.reason, back))
+    return dataclasses.replace(
+        ev, values={k: _on_axes(v, back) for k, v in ev.values.items()}, reason=_on_axes(ev.reason, back)
+    )
 
 
 def _full_rank(value: Any, n: int) -> Any:
@@ -633,8 +758,13 @@ def _on_axes(t: Any, perm: tuple[int, ...]) -> Any:
     return t.permute(perm + tuple(range(len(perm), t.dim())))
 
 
-def _evaluate(grid: Grid, efficiency: Mapping[str, Any] | None, fields: Mapping[str, torch.Tensor] | None,
-              breakdown: bool, metrics: Collection[str] | None) -> Evaluation:
+def _evaluate(
+    grid: Grid,
+    efficiency: Mapping[str, Any] | None,
+    fields: Mapping[str, torch.Tensor] | None,
+    breakdown: bool,
+    metrics: Collection[str] | None,
+) -> Evaluation:
     cx = _Context(grid, efficiency or {}, fields or {}, breakdown)
     m, lay, hw, b = cx.m, cx.lay, cx.hw, cx.b
     S, T_out, B = cx.S, cx.T_out, cx.B
@@ -664,8 +794,10 @@ def _evaluate(grid: Grid, efficiency: Mapping[str, Any] | None, fields: Mapping[
     kv_total = m.kv_elements_per_token_per_layer * m.num_layers * mean_cached_tokens(m, L_max) * b.kv
     # weights and KV of the whole deployment over what each GPU has left after its workspace
     f64 = torch.float64
-    min_gpus = torch.ceil((cx.m_exact.num_params * b.w.to(f64) + cx.B_exact * kv_total.to(f64))
-                          / torch.clamp(capacity.to(f64) - act.to(f64), min=1.0))  # a count: float64
+    min_gpus = torch.ceil(
+        (cx.m_exact.num_params * b.w.to(f64) + cx.B_exact * kv_total.to(f64))
+        / torch.clamp(capacity.to(f64) - act.to(f64), min=1.0)
+    )  # a count: float64
 
     # every metric, in the Dataset's order, with the passes it needs (formed only where wanted)
     formulas = {
@@ -686,16 +818,28 @@ def _evaluate(grid: Grid, efficiency: Mapping[str, Any] | None, fields: Mapping[
         "kv_cache_memory_per_gpu": (True, lambda: kv),
         "activation_memory_per_gpu": (True, lambda: act),
         "memory_capacity_per_gpu": (True, lambda: capacity),
-        "max_batch": (True, lambda: max_batch(capacity.to(f64), weights.to(f64), cx.workspace_cap.to(f64),
-                                              cx.per_sequence.to(f64), cx.lay_exact.dp)),
+        "max_batch": (
+            True,
+            lambda: max_batch(
+                capacity.to(f64), weights.to(f64), cx.workspace_cap.to(f64), cx.per_sequence.to(f64), cx.lay_exact.dp
+            ),
+        ),
         "min_gpus_for_capacity": (True, lambda: min_gpus),
         "num_gpus": (True, lambda: cx.lay_exact.num_gpus),
         "mfu": (decode, lambda: _total(dec_ops, counts, 0) * (per_gpu_step / peak) / tpot),  # (few axes first)
         "mbu": (decode, lambda: _total(dec_ops, counts, 1) * (per_gpu_step / hw.hbm_bandwidth) / tpot),
     }
-    always = {"concurrency", "memory_per_gpu", "weight_memory_per_gpu", "kv_cache_memory_per_gpu",
-              "activation_memory_per_gpu", "memory_capacity_per_gpu", "max_batch", "min_gpus_for_capacity",
-              "num_gpus"}
+    always = {
+        "concurrency",
+        "memory_per_gpu",
+        "weight_memory_per_gpu",
+        "kv_cache_memory_per_gpu",
+        "activation_memory_per_gpu",
+        "memory_capacity_per_gpu",
+        "max_batch",
+        "min_gpus_for_capacity",
+        "num_gpus",
+    }
     values = {k: f() for k, (ready, f) in formulas.items() if ready and (k in always or wanted({k}))}
     if breakdown:
         dec_times, _, _ = _compose(cx, dec_ops, dec_coll, cx.mix, breakdown)  # of the mean decode step
@@ -727,12 +871,21 @@ def _checks(cx: _Context, fits) -> dict[Reason, torch.Tensor]:
     moe = m.num_experts > 0
     heads = _divides(m.num_heads, lay.tp) & (_divides(m.num_kv_heads, lay.tp) | _divides(lay.tp, m.num_kv_heads))
     mlp = _divides(m.d_ff, lay.tp) | (m.num_dense_layers == 0)
-    experts = torch.where(moe, _divides(m.num_experts, lay.ep) & _divides(lay.stage_gpus, lay.ep)
-                          & _divides(m.d_ff_expert, lay.etp), lay.ep == 1)
+    experts = torch.where(
+        moe,
+        _divides(m.num_experts, lay.ep) & _divides(lay.stage_gpus, lay.ep) & _divides(m.d_ff_expert, lay.etp),
+        lay.ep == 1,
+    )
     G = cx.hw.scaleup_size
-    consistent = (_divides(m.num_heads, m.num_kv_heads) & ((m.num_experts == 0) | (
-        (m.experts_per_token >= 1) & (m.experts_per_token <= m.num_experts) & (m.d_ff_expert > 0)))
-        & (m.first_dense_layers <= m.num_layers) & ((m.num_dense_layers == 0) | (m.d_ff > 0)))
+    consistent = (
+        _divides(m.num_heads, m.num_kv_heads)
+        & (
+            (m.num_experts == 0)
+            | ((m.experts_per_token >= 1) & (m.experts_per_token <= m.num_experts) & (m.d_ff_expert > 0))
+        )
+        & (m.first_dense_layers <= m.num_layers)
+        & ((m.num_dense_layers == 0) | (m.d_ff > 0))
+    )
     return {
         Reason.INCONSISTENT: consistent,
         Reason.DIVISIBILITY: heads & mlp & experts,

@@ -79,8 +79,7 @@ def layer_op_times(m: Any, hw: Any, S: torch.Tensor, f64: torch.dtype) -> list[t
     gemm_cycles = _floor(S * h * 4, l2)
     softmax_cycles = _floor(S * k * 12, 64)
     topk_cycles = S * k * (l2 + E * 8 + 128 + l2)
-    topk = (1 / freq) * 1e3 * ((gemm_cycles + softmax_cycles + topk_cycles).to(f64) * 1e-9
-                               / (hw.num_cus * 8))
+    topk = (1 / freq) * 1e3 * ((gemm_cycles + softmax_cycles + topk_cycles).to(f64) * 1e-9 / (hw.num_cus * 8))
     hbm_per_cycle = hw.hbm_bw_gbps / freq  # B4: bytes/cycle used as if bytes/ns
     payload = (S * h * ACT_BYTES * 2).to(f64)
     ln = payload * 1e-9 / (eff.layernorm * hbm_per_cycle) * 1e3
@@ -128,11 +127,12 @@ def layer_comm_ms(m, hw, S, wt_bytes, tp, pp, dp, ep, f64):
     pp_intra = torch.where(pp_i > 1, _pp_comm(inter_lat, intra_bw, payload, f64), zero)
     pp_ms = _floor(torch.maximum(pp_inter, pp_intra), m.num_layers.to(f64))  # floors to 0 (B5)
     tp_intra = torch.where(tp_i > 1, _tp_comm(tp_i, intra_lat, intra_bw, payload // nodes, f64), zero)
-    tp_inter = torch.where(tp_o > 1, _tp_comm(tp_o, inter_lat, bw_inter, payload // gpus_in_intra, f64),
-                           zero)
-    ep_ms = torch.where((ep_o > 1) | (ep_i > 1),
-                        _ep_comm(payload, m.num_experts, gpus_in_config, gpus_in_intra, inter_lat,
-                                 intra_bw, inter_bw, f64), zero)
+    tp_inter = torch.where(tp_o > 1, _tp_comm(tp_o, inter_lat, bw_inter, payload // gpus_in_intra, f64), zero)
+    ep_ms = torch.where(
+        (ep_o > 1) | (ep_i > 1),
+        _ep_comm(payload, m.num_experts, gpus_in_config, gpus_in_intra, inter_lat, intra_bw, inter_bw, f64),
+        zero,
+    )
     forward = pp_ms + 2 * (tp_intra + tp_inter) + 2 * ep_ms
     return (1 + FSDP_OVERHEAD) * forward, (pp_i * pp_o, (pp_i * pp_o) * (tp_i * tp_o) * (dp_i * dp_o))
 
@@ -167,22 +167,30 @@ def evaluate(grid: Grid, efficiency: Any = None, breakdown: bool = True, metrics
 
     The seed's own efficiencies (SeedEfficiency) apply; ``efficiency`` overrides are rejected."""
     if efficiency:
-        raise SpecError(f"convention='seed' uses the seed's own efficiencies; efficiency={dict(efficiency)} "
-                        "applies to convention='roofline' only")
+        raise SpecError(
+            f"convention='seed' uses the seed's own efficiencies; efficiency={dict(efficiency)} "
+            "applies to convention='roofline' only"
+        )
     f64 = grid.dtype
     missing = [h.name for h in grid.values["hardware"] if h.seed is None]
     if missing:
-        raise SpecError(f"convention='seed' needs hardware with the seed's raw [seed] table; "
-                        f"{missing} have none (use hardware='mi300-seed' or convention='roofline')")
+        raise SpecError(
+            f"convention='seed' needs hardware with the seed's raw [seed] table; "
+            f"{missing} have none (use hardware='mi300-seed' or convention='roofline')"
+        )
     from ..specs import HARDWARE_FIELDS
 
     touched = [n for n in grid.values if n.removesuffix("_scale") in HARDWARE_FIELDS]
     if touched:
-        raise SpecError(f"convention='seed' reads the seed's raw hardware table; what-if hardware inputs "
-                        f"{touched} apply to convention='roofline' only")
+        raise SpecError(
+            f"convention='seed' reads the seed's raw hardware table; what-if hardware inputs "
+            f"{touched} apply to convention='roofline' only"
+        )
     if grid.values.get("cp", (1,)) != (1,) or "chunk_size" in grid.values:
-        raise SpecError("convention='seed' has no context parallelism or chunked prefill; use cp=1 and no "
-                        "chunk_size, or convention='roofline'")
+        raise SpecError(
+            "convention='seed' has no context parallelism or chunked prefill; use cp=1 and no "
+            "chunk_size, or convention='roofline'"
+        )
     if grid.values["batch"] == ("max",):
         raise SpecError("batch='max' needs a memory model; convention='seed' has none (use 'roofline')")
     i64 = torch.int64
@@ -230,5 +238,4 @@ def evaluate(grid: Grid, efficiency: Any = None, breakdown: bool = True, metrics
     if breakdown:
         values["layer_op_time"] = torch.stack(torch.broadcast_tensors(*ops), dim=-1) * 1e-3
     reason = combine({Reason.WORLD_SIZE: num_gpus == world}, grid.shape, S.device)
-    return Evaluation(values=values, reason=reason, trailing={"layer_op_time": ("op",)},
-                      trailing_coords={"op": OPS})
+    return Evaluation(values=values, reason=reason, trailing={"layer_op_time": ("op",)}, trailing_coords={"op": OPS})

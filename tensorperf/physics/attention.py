@@ -49,8 +49,9 @@ def mean_pairs_between(m, start: torch.Tensor, end: torch.Tensor) -> torch.Tenso
 
 def mean_prefill_pairs(m, S: torch.Tensor) -> torch.Tensor:
     """Query-key pairs per sequence per layer, averaged over the model's layers."""
-    return _mix(m, causal_pairs(S), window_pairs(S, _safe(m.sliding_window)),
-                chunked_pairs(S, _safe(m.attention_chunk)))
+    return _mix(
+        m, causal_pairs(S), window_pairs(S, _safe(m.sliding_window)), chunked_pairs(S, _safe(m.attention_chunk))
+    )
 
 
 def mean_decode_keys(m, L: torch.Tensor, chunked: torch.Tensor | None = None) -> torch.Tensor:

@@ -23,7 +23,7 @@ def _covers(shape: tuple[int, ...], other: tuple[int, ...]) -> bool:
     sizes is 1 or equal); torch.broadcast_shapes answers the same at many times the cost."""
     if len(other) > len(shape):
         return False
-    return all(o == 1 or o == s for s, o in zip(shape[len(shape) - len(other):], other))
+    return all(o == 1 or o == s for s, o in zip(shape[len(shape) - len(other) :], other))
 
 
 def maximum(t: torch.Tensor, other: torch.Tensor) -> torch.Tensor:

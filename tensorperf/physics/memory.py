@@ -28,12 +28,16 @@ def weight_bytes_per_gpu(m, lay: Layout, mix: StageMix, b_w):
     """Worst candidate stage's resident weights (bytes)."""
     common = attention_weights_per_rank(m, lay) + m.norm_params_per_layer
     dense = common + m.dense_mlp_params / lay.tp
-    moe = (common + m.num_experts * m.expert_params / lay.stage_gpus
-           + m.num_shared_experts * m.expert_params / lay.tp + m.router_params * (m.num_experts > 1))
+    moe = (
+        common
+        + m.num_experts * m.expert_params / lay.stage_gpus
+        + m.num_shared_experts * m.expert_params / lay.tp
+        + m.router_params * (m.num_experts > 1)
+    )
     table = m.vocab_size * m.d_model / lay.tp
     head = table * (1 - m.tie_embeddings * (lay.pp == 1))  # a tied table is shared on one stage
     u = lambda t: t.unsqueeze(-1)  # noqa: E731
-    per_stage = (mix.dense * u(dense) + mix.moe * u(moe) + mix.first * u(table) + mix.last * u(head))
+    per_stage = mix.dense * u(dense) + mix.moe * u(moe) + mix.first * u(table) + mix.last * u(head)
     return per_stage.amax(dim=-1) * b_w
 
 

@@ -111,7 +111,7 @@ def attention_core(m, lay: Layout, ph: Phase, b: Bytes, gqa: bool = True, mla: b
         is_mla = m.kv_lora_rank > 0
         flops, nbytes = (torch.where(is_mla, x, y) for x, y in zip(out[True], out[False]))
     else:
-        (flops, nbytes), = out.values()
+        ((flops, nbytes),) = out.values()
     return flops, nbytes + ph.tokens * cache  # + K/V append
 
 
@@ -173,8 +173,9 @@ def routed_experts(m, lay: Layout, ph: Phase, b: Bytes, touched: torch.Tensor | 
     routed = k * (lay.dp * ph.spread) / lay.ep
     own = k * d * (E > 1) / lay.tp
     flops = ph.tokens * (2 * routed * per_expert + 2 * own)
-    nbytes = touched * (per_expert * b.w / lay.ep) + ph.tokens * (routed * (2 * d + m.mlp_matrices * fe) * b.a
-                                                                   + 4 * own * b.a)
+    nbytes = touched * (per_expert * b.w / lay.ep) + ph.tokens * (
+        routed * (2 * d + m.mlp_matrices * fe) * b.a + 4 * own * b.a
+    )
     return flops, nbytes
 
 

@@ -52,13 +52,22 @@ def stage_mix(m, pp: torch.Tensor, lead_dense: bool = True) -> StageMix:
     lead = m.first_dense_layers.unsqueeze(-1)
     big = q + 1
     # first stage whose first layer is at or past the leading dense layers
-    s_moe = torch.where(lead <= r * big, torch.ceil(lead / big),
-                        r + torch.ceil((lead - r * big) / torch.clamp(q, min=1)))
+    s_moe = torch.where(
+        lead <= r * big, torch.ceil(lead / big), r + torch.ceil((lead - r * big) / torch.clamp(q, min=1))
+    )
     last = pp - 1
     # (the stage before s_moe holds the last leading dense layers and possibly more layers)
     if lead_dense:
-        s = torch.cat([torch.zeros_like(s_moe), torch.ones_like(s_moe), torch.clamp(s_moe - 1, min=0), s_moe,
-                       last.expand_as(s_moe)], dim=-1)
+        s = torch.cat(
+            [
+                torch.zeros_like(s_moe),
+                torch.ones_like(s_moe),
+                torch.clamp(s_moe - 1, min=0),
+                s_moe,
+                last.expand_as(s_moe),
+            ],
+            dim=-1,
+        )
     else:
         s = torch.cat([torch.zeros_like(s_moe), last.expand_as(s_moe)], dim=-1)
     s = torch.minimum(s, last)
@@ -68,8 +77,9 @@ def stage_mix(m, pp: torch.Tensor, lead_dense: bool = True) -> StageMix:
     dense_lead = torch.minimum(dense_lead, layers)
     is_moe = (m.num_experts > 0).unsqueeze(-1)
     moe = (layers - dense_lead) / m.moe_layer_freq.unsqueeze(-1) * is_moe
-    return StageMix(dense=layers - moe, moe=moe, first=(s == 0) * 1.0, last=(s == last) * 1.0,
-                    hop=(s < last) * 1.0, layers=layers)
+    return StageMix(
+        dense=layers - moe, moe=moe, first=(s == 0) * 1.0, last=(s == last) * 1.0, hop=(s < last) * 1.0, layers=layers
+    )
 
 
 def candidate_times(mix: StageMix, t_dense, t_moe, t_embed, t_head, t_hop) -> list[torch.Tensor]:

@@ -53,13 +53,20 @@ def _table(path: Path, data: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def _build(cls: type, data: dict[str, Any], path: Path, name: str) -> Any:
-    known = {f.name for f in dataclasses.fields(cls)} - {"name", "seed", "source", "efficiency", "efficiency_fp8",
-                                                         "efficiency_fp4"}
+    known = {f.name for f in dataclasses.fields(cls)} - {
+        "name",
+        "seed",
+        "source",
+        "efficiency",
+        "efficiency_fp8",
+        "efficiency_fp4",
+    }
     values = {k: v for k, v in data.items() if k not in _META_KEYS}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise SpecError(f"{path}: unknown key {unknown[0]!r} for {cls.__name__}; "
-                        f"allowed keys: {', '.join(sorted(known))}")
+        raise SpecError(
+            f"{path}: unknown key {unknown[0]!r} for {cls.__name__}; allowed keys: {', '.join(sorted(known))}"
+        )
     sources = data.get("sources", {})
     source = "; ".join(f"{k}: {v}" for k, v in sources.items()) if isinstance(sources, dict) else str(sources)
     try:
