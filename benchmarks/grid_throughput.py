@@ -15,7 +15,8 @@ import time
 import torch
 
 import tensorperf as tp
-from tensorperf.api import CONVENTIONS, build_grid
+from tensorperf.engine.conventions import CONVENTIONS
+from tensorperf.run.inputs import build_grid
 
 POW2 = [1, 2, 4, 8, 16, 32, 64]
 BATCH = [1, 2, 4, 8, 16, 32, 64, 128, 256]

@@ -18,8 +18,8 @@ import traceback
 import torch
 from torch.overrides import TorchFunctionMode
 
-from tensorperf.api import build_grid
-from tensorperf.conventions import roofline
+from tensorperf.engine import roofline
+from tensorperf.run.inputs import build_grid
 
 POW2 = [1, 2, 4, 8, 16, 32, 64]
 GRID = dict(

@@ -137,10 +137,10 @@ def run_row(spec: dict) -> dict:
     import torch
 
     import tensorperf as tp
-    from tensorperf import stream
-    from tensorperf.allocator import keep_freed_memory
-    from tensorperf.api import build_grid
-    from tensorperf.conventions import roofline
+    from tensorperf.engine import roofline
+    from tensorperf.run import stream
+    from tensorperf.run.allocator import keep_freed_memory
+    from tensorperf.run.inputs import build_grid
 
     torch.set_grad_enabled(False)
     dtype = getattr(torch, spec["dtype"])
@@ -271,8 +271,8 @@ def side_by_side(repeat: int, quick: bool, llm_path: str | None) -> list[str]:
     import seed_scalar
     import torch
 
-    from tensorperf.api import build_grid
-    from tensorperf.conventions import roofline, seed
+    from tensorperf.engine import roofline, seed
+    from tensorperf.run.inputs import build_grid
 
     torch.set_grad_enabled(False)
     P = SEED_P[2:7] if quick else SEED_P
@@ -508,7 +508,7 @@ def main() -> None:
         if "winner" in r:
             print(f"best at {spec['size']:.0e} {spec['dtype']}: {r['winner']}")
         if "error" not in r and spec["mode"] == "engine" and math.isclose(spec["size"], 1e6):
-            from tensorperf.stream import BYTES_PER_POINT
+            from tensorperf.run.stream import BYTES_PER_POINT
 
             bpp = BYTES_PER_POINT[getattr(torch, spec["dtype"])]
             per = r["growth_bytes"] / r["points"]

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import accessor as _accessor  # noqa: F401  (registers the Dataset.tperf accessor)
-from . import presets
-from .api import build_grid, sweep
-from .masks import Reason, describe
-from .sensitivity import sensitivity
-from .specs import Efficiency, HardwareSpec, ModelSpec
-from .stream import Reduction, best, pareto, reduce
-from .validation import SpecError
+from tensorperf.analysis.sensitivity import sensitivity
+from tensorperf.catalog import presets
+from tensorperf.catalog.specs import Efficiency, HardwareSpec, ModelSpec
+from tensorperf.engine.masks import Reason, describe
+from tensorperf.interface import accessor as _accessor  # noqa: F401  (registers the Dataset.tperf accessor
+from tensorperf.interface.api import build_grid, sweep
+from tensorperf.run.stream import Reduction, best, pareto, reduce
+from tensorperf.validation import SpecError
 
 __all__ = [
     "sweep",

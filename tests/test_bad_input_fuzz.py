@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tensorperf as tp
-from tensorperf.cli import main
+from tensorperf.interface.cli import main
 
 BAD = st.sampled_from(
     [

@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 
 import tensorperf as tp
-from tensorperf.api import check_efficiency
-from tensorperf.calibrate import calibrate
-from tensorperf.cli import main
-from tensorperf.conventions.roofline import scaled_efficiency
+from tensorperf.analysis.calibrate import calibrate
+from tensorperf.engine.roofline import scaled_efficiency
+from tensorperf.interface.cli import main
+from tensorperf.run.inputs import check_efficiency
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "measurements.csv"
 

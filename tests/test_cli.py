@@ -11,10 +11,10 @@ import pytest
 import xarray as xr
 
 import tensorperf as tp
-from tensorperf import sweepfile
-from tensorperf.cli import DEFAULT_SWEEP, main
-from tensorperf.io import load
-from tensorperf.results import OP_BOUNDS
+from tensorperf.engine.metrics import OP_BOUNDS
+from tensorperf.interface import sweepfile
+from tensorperf.interface.cli import DEFAULT_SWEEP, main
+from tensorperf.interface.io import load
 
 
 def run(argv):

@@ -14,6 +14,8 @@ import pytest
 import torch
 
 import tensorperf as tp
+from tensorperf.run import stream
+from tensorperf.run.inputs import build_grid
 
 GRID = dict(
     model=["deepseek-v3", "llama-3.1-70b", "gpt-moe-1.8t", "llama-4-scout"],
@@ -82,7 +84,7 @@ CALLS = {
     ),
     "pareto (streamed)": lambda: tp.pareto(chunk_points=700, progress=False, **GRID),
     "reduce Count (streamed)": lambda: tp.reduce(
-        tp.stream.Count(WHERE, ("model",), tp.stream.kept_shape(tp.api.build_grid(**GRID), ("model",))),
+        stream.Count(WHERE, ("model",), stream.kept_shape(build_grid(**GRID), ("model",))),
         chunk_points=700,
         progress=False,
         **GRID,

@@ -68,7 +68,7 @@ def test_sweep_on_a_cluster_equals_the_single_process_dataset(cluster):
 def test_the_command_line_runs_on_a_scheduler(cluster):
     import io
 
-    from tensorperf.cli import main
+    from tensorperf.interface.cli import main
 
     flags = [
         "--model",

@@ -13,8 +13,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tensorperf.api import build_grid
-from tensorperf.conventions import roofline
+from tensorperf.engine import roofline
+from tensorperf.run.inputs import build_grid
 
 LAYOUT = dict(tp=[1, 2, 8], pp=[1, 3, 4], dp=[1, 2], ep=[1, 8], batch=[1, 8, 64])
 GRIDS = {
@@ -75,7 +75,7 @@ def test_a_non_default_factor_takes_effect():
 def test_decode_candidates_grouped_by_layer_count_give_the_same_bits(monkeypatch):
     # leading dense layers (deepseek-v3: 3 of 61) make 5 candidate stages; decode adds its attention
     # to two groups (q + 1 and q layers) instead of to each candidate. Ungrouped, as before:
-    from tensorperf.physics import pipeline
+    from tensorperf.engine.physics import pipeline
 
     grid = build_grid(
         model=["deepseek-v3", "gpt-moe-1.8t"],
@@ -152,7 +152,7 @@ def test_asking_for_some_metrics_computes_them_bit_for_bit_and_skips_the_rest(wa
 def test_the_engine_axis_order_changes_no_bit(name, monkeypatch):
     # the engine computes with its axes in EVAL_ORDER and hands back views in the grid's order; in
     # the grid's own order (no permutation) every metric and the reasons are the same
-    from tensorperf.grid import DIM_ORDER, EVAL_ORDER
+    from tensorperf.axes import DIM_ORDER, EVAL_ORDER
 
     grid = build_grid(**GRIDS[name])
     assert grid.in_order(EVAL_ORDER)[0].dims != grid.dims  # the test permutes something

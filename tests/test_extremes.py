@@ -67,8 +67,8 @@ def test_counts_above_2_pow_24_never_round_through_float32():
     for name in ("concurrency", "num_gpus", "infeasible_reason", "max_batch", "min_gpus_for_capacity"):
         np.testing.assert_array_equal(f32[name].values, f64[name].values, err_msg=name)
         assert f32[name].dtype in (np.float64, np.int64), name
-    from tensorperf.api import build_grid
-    from tensorperf.conventions import roofline
+    from tensorperf.engine import roofline
+    from tensorperf.run.inputs import build_grid
 
     ev = roofline.evaluate(build_grid(**kw, dtype="float32"), breakdown=False)  # unmasked values
     assert ev.values["concurrency"].dtype == torch.float64

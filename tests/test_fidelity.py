@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 import tensorperf as tp
-from tensorperf import fidelity
-from tensorperf.cli import main
+from tensorperf.analysis import fidelity
+from tensorperf.interface.cli import main
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "measurements.csv"
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import tensorperf as tp
-from tensorperf.physics import comm, ops, pipeline
+from tensorperf.engine.physics import comm, ops, pipeline
 
 IDEAL = dict(
     compute=1,

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tensorperf.hf_config import SUPPORTED_MODEL_TYPES, model_spec_from_hf_config
-from tensorperf.presets import model
-from tensorperf.specs import ModelSpec
+from tensorperf.catalog.hf_config import SUPPORTED_MODEL_TYPES, model_spec_from_hf_config
+from tensorperf.catalog.presets import model
+from tensorperf.catalog.specs import ModelSpec
 from tensorperf.validation import SpecError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hf"

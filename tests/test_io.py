@@ -5,7 +5,7 @@ import pytest
 import xarray as xr
 
 import tensorperf as tp
-from tensorperf import io
+from tensorperf.interface import io
 from tensorperf.validation import SpecError
 
 

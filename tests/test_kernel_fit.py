@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tensorperf.kernel_fit import fit_kernels, fits_table, load_kernels
-from tensorperf.physics.roofline import saturation
+from tensorperf.analysis.kernel_fit import fit_kernels, fits_table, load_kernels
+from tensorperf.engine.physics.roofline import saturation
 from tensorperf.validation import SpecError
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "kernel_measurements.csv"

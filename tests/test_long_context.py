@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import tensorperf as tp
-from tensorperf.physics.attention import mean_pairs_between
+from tensorperf.engine.physics.attention import mean_pairs_between
 
 S_1M = 1_048_576  # 128 chunks of 8192
 L8B = tp.presets.model("llama-3.1-8b")
@@ -104,7 +104,7 @@ def test_long_context_example_runs():
     import io
     from pathlib import Path
 
-    from tensorperf.cli import main
+    from tensorperf.interface.cli import main
 
     path = Path(__file__).resolve().parents[1] / "examples" / "long-context.toml"
     out = io.StringIO()

@@ -26,17 +26,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tensorperf as tp
-from tensorperf import calibrate as calibrate_module
-from tensorperf import fidelity, presets, reductions, sweepfile
-from tensorperf import io as tio
-from tensorperf.cli import main
-from tensorperf.specs import Efficiency, HardwareSpec, ModelSpec
+from tensorperf.analysis import calibrate as calibrate_module
+from tensorperf.analysis import fidelity
+from tensorperf.catalog import presets
+from tensorperf.catalog.specs import Efficiency, HardwareSpec, ModelSpec
+from tensorperf.interface import io as tio
+from tensorperf.interface import reductions, sweepfile
+from tensorperf.interface.cli import main
 from tensorperf.validation import SpecError
 
 ROOT = Path(__file__).resolve().parents[1]
 HF = ROOT / "tests" / "fixtures" / "hf"
 MEASUREMENTS = ROOT / "data" / "measurements.csv"
-PRESETS = ROOT / "tensorperf" / "presets"
+PRESETS = ROOT / "tensorperf" / "catalog" / "presets"
 
 # max_examples of each fuzz test; every example is a malformed input
 EXAMPLES = {

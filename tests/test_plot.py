@@ -4,9 +4,9 @@ import pytest
 import xarray as xr
 
 import tensorperf as tp
-from tensorperf import io
-from tensorperf import plot as tplot
-from tensorperf.cli import main
+from tensorperf.interface import io
+from tensorperf.interface import plot as tplot
+from tensorperf.interface.cli import main
 from tensorperf.validation import SpecError
 
 pytest.importorskip("matplotlib")

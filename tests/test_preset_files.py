@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import tensorperf as tp
-from tensorperf.presets import load_hardware_file, load_model_file
+from tensorperf.catalog.presets import load_hardware_file, load_model_file
 
 GOOD_HW = """
 id = "my-gpu"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tensorperf.presets import hardware, hardware_spec
-from tensorperf.specs import HARDWARE_FIELDS
+from tensorperf.catalog.presets import hardware, hardware_spec
+from tensorperf.catalog.specs import HARDWARE_FIELDS
 
 PRESET_IDS = (
     "a100-sxm-80g",
@@ -31,7 +31,7 @@ PRESET_IDS = (
 HOPPER = ("h100-sxm", "h200-sxm", "h800")
 BLACKWELL = ("b200", "gb200", "b300", "gb300")
 CDNA3 = ("mi300x", "mi325x")
-HARDWARE_DIR = Path(__file__).resolve().parents[1] / "tensorperf" / "presets" / "hardware"
+HARDWARE_DIR = Path(__file__).resolve().parents[1] / "tensorperf" / "catalog" / "presets" / "hardware"
 
 
 def _raw(preset_id: str) -> dict:

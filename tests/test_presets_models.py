@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tensorperf.presets import model, models
+from tensorperf.catalog.presets import model, models
 
 # The `model` column of shared/data/models.csv, plus llama-3.1-70b (same architecture as
 # llama-3.3-70b, which is its models.csv row).

@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tensorperf
-from tensorperf import presets
-from tensorperf.masks import Reason
-from tensorperf.physics import comm
-from tensorperf.physics.roofline import op_time
+from tensorperf.catalog import presets
+from tensorperf.engine.masks import Reason
+from tensorperf.engine.physics import comm
+from tensorperf.engine.physics.roofline import op_time
 from tensorperf.units import DTYPE_BYTES, MATH_COLUMN
 
 SETTINGS = settings(
@@ -449,7 +449,7 @@ def test_op_time_between_max_and_sum(tc, tm, overlap):
 @given(shape=st.lists(st.integers(1, 4), max_size=5), other=st.lists(st.integers(1, 4), max_size=6))
 def test_inplace_covers_is_broadcast_shapes(shape, other):
     # the fast in-place check equals torch's own broadcasting rule: ``shape`` absorbs ``other``
-    from tensorperf.physics.inplace import _covers
+    from tensorperf.engine.physics.inplace import _covers
 
     try:
         expected = torch.broadcast_shapes(tuple(shape), tuple(other)) == torch.Size(shape)

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tensorperf as tp
-from tensorperf.cli import main
+from tensorperf.interface.cli import main
 from tensorperf.units import MATH_COLUMN
 
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])

@@ -7,8 +7,8 @@ import pytest
 import xarray as xr
 
 import tensorperf as tp
-import tensorperf.accessor  # noqa: F401  (registers Dataset.tperf)
-from tensorperf.reductions import best, constraint_mask, pareto, pareto_table
+import tensorperf.interface.accessor  # noqa: F401  (registers Dataset.tperf)
+from tensorperf.interface.reductions import best, constraint_mask, pareto, pareto_table
 
 AXES = dict(
     model=["llama-3.1-70b", "mixtral-8x7b"],

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import tensorperf as tp
-from tensorperf.conventions.seed import seed_param_count
+from tensorperf.engine.seed import seed_param_count
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "seed_appendix_a.json").read_text())
 SEED = dict(model="gpt-moe-1.8t", hardware="mi300-seed", convention="seed")

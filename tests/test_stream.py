@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tensorperf as tp
-from tensorperf.api import build_grid
-from tensorperf.stream import BYTES_PER_POINT, Chunk, plan, points_for_memory
+from tensorperf.run.inputs import build_grid
+from tensorperf.run.stream import BYTES_PER_POINT, Chunk, plan, points_for_memory
 
 SETTINGS = settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
@@ -300,7 +300,7 @@ def test_chunk_is_a_frozen_record():
 def test_count_and_best_combined_in_one_pass(full):
     from types import MappingProxyType
 
-    from tensorperf.stream import Best, Combined, Count, kept_shape
+    from tensorperf.run.stream import Best, Combined, Count, kept_shape
 
     grid = build_grid(**GRID)
     keep = ("hardware", "weight_dtype")
@@ -325,7 +325,7 @@ def test_count_and_best_combined_in_one_pass(full):
 def test_streaming_keeps_freed_memory_on_glibc():
     import platform
 
-    from tensorperf.allocator import keep_freed_memory
+    from tensorperf.run.allocator import keep_freed_memory
 
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert keep_freed_memory() is True and keep_freed_memory() is True  # once per process, then cached
@@ -346,7 +346,7 @@ def test_sweep_without_breakdown_has_the_same_scalar_metrics_bit_for_bit(full):
 def test_a_sweep_larger_than_memory_is_refused_with_the_streaming_alternatives(monkeypatch):
     import os
 
-    from tensorperf import api
+    from tensorperf.interface import api
 
     # 1,728 points x 2,600 B = 4.5 MB with the breakdown; pretend the machine has 4 MiB (4096 B x 1024 pages)
     real = os.sysconf
@@ -360,7 +360,7 @@ def test_a_sweep_larger_than_memory_is_refused_with_the_streaming_alternatives(m
 
 
 def test_reductions_evaluate_only_the_metrics_they_name_and_report_every_metric_of_the_winners():
-    from tensorperf.stream import Best, Combined, Count, Pareto, kept_shape
+    from tensorperf.run.stream import Best, Combined, Count, Pareto, kept_shape
 
     grid = build_grid(**GRID)
     best = Best("tokens_per_s_per_gpu", WHERE, ("hardware",), True, kept_shape(grid, ("hardware",)))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import torch
 
@@ -125,3 +126,9 @@ def pipeline_hop(nbytes, inside_domain, tiers: Tiers):
     bw = torch.where(inside_domain, tiers.bw_within(torch.full_like(tiers.domain, 2.0)), tiers.bw_out)
     lat = torch.where(inside_domain, tiers.lat_in, tiers.lat_out)
     return point_to_point(nbytes, bw, lat)
+
+
+# The all-reduce algorithms, by the name the ``allreduce`` sweep input takes.
+ALL_REDUCE = MappingProxyType(
+    {"ring": group_all_reduce, "tree": group_tree_all_reduce, "hierarchical": hierarchical_all_reduce}
+)

@@ -21,60 +21,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .specs import _tensor_view, numeric_fields
-from .validation import SpecError
-
-# Canonical order of the sweep dimensions (tensor axes follow it).
-DIM_ORDER = (
-    "model",
-    "hardware",
-    "weight_dtype",
-    "kv_dtype",
-    "act_dtype",
-    "allreduce",
-    "prompt_len",
-    "output_len",
-    "batch",
-    "tp",
-    "cp",
-    "pp",
-    "dp",
-    "ep",
-    "microbatches",
-    "chunk_size",
-    "world_size",
-    "max_num_seqs",
-)
-ZIP_DIM = "point"
-CATEGORICAL = frozenset({"model", "hardware", "weight_dtype", "kv_dtype", "act_dtype", "allreduce"})
-
-# The order of the engine's own tensor axes, outermost first (results come back in DIM_ORDER). An
-# elementwise op whose operand lacks the innermost axis runs a loop as short as that axis; so the
-# axes nearly every grid-sized tensor spans (the tokens per microbatch: batch, dp, pp; the shards: tp)
-# go innermost, and the ones few span (ep: only the experts; prompt and output lengths: not decode's
-# weight streaming; a chunk size or world size: one pass or one check) outermost. 13-15% faster on
-# the scale benchmark's grids than DIM_ORDER, measured side by side.
-EVAL_ORDER = (
-    ZIP_DIM,
-    "world_size",
-    "chunk_size",
-    "prompt_len",
-    "output_len",
-    "ep",
-    "model",
-    "hardware",
-    "weight_dtype",
-    "kv_dtype",
-    "act_dtype",
-    "allreduce",
-    "tp",
-    "cp",
-    "pp",
-    "microbatches",
-    "max_num_seqs",
-    "batch",
-    "dp",
-)
+from tensorperf.axes import DIM_ORDER, EVAL_ORDER, ZIP_DIM  # noqa: F401  (EVAL_ORDER: for the engine)
+from tensorperf.catalog.specs import _tensor_view, numeric_fields
+from tensorperf.validation import SpecError
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import inplace
+from tensorperf.engine.physics import inplace
 
 
 @dataclass(frozen=True)

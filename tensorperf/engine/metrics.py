@@ -1,24 +1,15 @@
-"""The only module that touches xarray: evaluated tensors -> a labelled Dataset.
-
-Each variable gets CF-style ``units`` and ``long_name`` attributes from :data:`METRICS`.
-Infeasible points become NaN here (and only here) for the metrics that are meaningless there;
-``feasible`` and ``infeasible_reason`` stay in the Dataset.
-"""
+"""The metric registry (name -> units, long name, masked where infeasible) and the Evaluation a
+convention returns (tensors on the grid's axes plus the infeasibility reason bits)."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-import numpy as np
 import torch
-import xarray as xr
 
-from .grid import Grid
-from .masks import Reason
+from tensorperf.engine.masks import Reason
 
 # What bounds an op (the codes of prefill_op_bound / decode_op_bound are indices into this tuple).
 OP_BOUNDS = ("none", "compute", "memory", "communication")
@@ -126,44 +117,3 @@ class Evaluation:
     reason: torch.Tensor  # int64, grid shape (possibly an expanded view)
     trailing: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # var -> trailing dims
     trailing_coords: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # dim -> labels
-
-
-def _spec_json(specs: tuple) -> str:
-    def plain(obj):
-        return {k: v for k, v in dataclasses.asdict(obj).items()}
-
-    return json.dumps({s.name: plain(s) for s in specs}, default=str)
-
-
-def to_dataset(ev: Evaluation, grid: Grid, attrs: Mapping[str, str]) -> xr.Dataset:
-    """Turn an Evaluation into an xr.Dataset with one dim per swept axis."""
-    shape = grid.shape
-    feasible = (ev.reason == 0).expand(shape).cpu().numpy()
-    data_vars = {}
-    for name, tensor in ev.values.items():
-        extra = ev.trailing.get(name, ())
-        extra_shape = tuple(len(ev.trailing_coords[d]) for d in extra)
-        full = tensor.detach().expand(shape + extra_shape).cpu().numpy()
-        meta = METRICS[name]
-        if meta.masked:
-            mask = feasible.reshape(shape + (1,) * len(extra))
-            full = np.where(mask, full, np.nan)
-        data_vars[name] = xr.DataArray(
-            np.array(full, copy=True, order="C"),
-            dims=grid.dims + extra,  # (C order whatever the engine's axes)
-            attrs={"units": meta.units, "long_name": meta.long_name},
-        )
-    reason = ev.reason.expand(shape).cpu().numpy()
-    data_vars["feasible"] = xr.DataArray(
-        feasible.copy(), dims=grid.dims, attrs={"units": "1", "long_name": METRICS["feasible"].long_name}
-    )
-    data_vars["infeasible_reason"] = xr.DataArray(
-        reason.copy(), dims=grid.dims, attrs={"units": "1", "long_name": METRICS["infeasible_reason"].long_name}
-    )
-    coords = grid.coords()
-    coords.update({d: list(labels) for d, labels in ev.trailing_coords.items()})
-    ds = xr.Dataset(data_vars, coords=coords)
-    ds.attrs.update(attrs)
-    ds.attrs["model_specs"] = _spec_json(grid.values["model"])
-    ds.attrs["hardware_specs"] = _spec_json(grid.values["hardware"])
-    return ds

@@ -14,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .validation import (
+from tensorperf.validation import (
     SpecError,
     boolean,
     divides,
@@ -283,7 +283,7 @@ class ModelSpec:
     def from_hf_config(cls, path: Any, name: str | None = None) -> ModelSpec:
         """A ModelSpec from a Hugging Face config.json (Llama, Mistral, Mixtral, Qwen2/3, Qwen3-MoE,
         DeepSeek-V2/V3, gpt-oss); see :mod:`tensorperf.hf_config`."""
-        from .hf_config import model_spec_from_hf_config
+        from tensorperf.catalog.hf_config import model_spec_from_hf_config
 
         return model_spec_from_hf_config(path, name=name)
 

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .reductions import default_over, pareto_table
-from .validation import SpecError, unknown_name_error
+from tensorperf.interface.reductions import default_over, pareto_table
+from tensorperf.validation import SpecError, unknown_name_error
 
 FIGURE_FORMATS = (".png", ".svg", ".pdf")
 MAX_BARS = 24

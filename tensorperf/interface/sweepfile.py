@@ -35,31 +35,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import api
-from .reductions import COMPARISONS
-from .validation import SpecError, read_toml
+from tensorperf.axes import AXES
+from tensorperf.engine.conventions import CONVENTIONS
+from tensorperf.interface.reductions import COMPARISONS
+from tensorperf.run.inputs import OVERRIDABLE, build_grid, check_efficiency
+from tensorperf.validation import SpecError, read_toml
 
-SWEEP_KEYS = (
-    "model",
-    "hardware",
-    "weight_dtype",
-    "kv_dtype",
-    "act_dtype",
-    "allreduce",
-    "prompt_len",
-    "output_len",
-    "batch",
-    "tp",
-    "cp",
-    "pp",
-    "dp",
-    "ep",
-    "microbatches",
-    "chunk_size",
-    "world_size",
-    "max_num_seqs",
-    "zipped",
-)
+SWEEP_KEYS = (*AXES, "zipped")  # the [sweep] table: every registered axis, and zipped
 TOP_KEYS = ("description", "convention", "sweep", "efficiency", "best")
 BEST_KEYS = ("objective", "where", "keep", "maximize")
 WHAT_IF_WORDS = "any numeric ModelSpec/HardwareSpec field or <field>_scale (what-if)"
@@ -149,8 +131,8 @@ def load(path: str | Path, *, check: bool = True) -> SweepFile:
         raise SpecError(f"{path}: no [sweep] table; it holds the sweep() inputs ({', '.join(SWEEP_KEYS)})")
     inputs = {}
     for key, value in doc["sweep"].items():
-        if key not in SWEEP_KEYS and key not in api.OVERRIDABLE:
-            raise _unknown(path, "[sweep]", key, SWEEP_KEYS, f", and {WHAT_IF_WORDS}", tuple(sorted(api.OVERRIDABLE)))
+        if key not in SWEEP_KEYS and key not in OVERRIDABLE:
+            raise _unknown(path, "[sweep]", key, SWEEP_KEYS, f", and {WHAT_IF_WORDS}", tuple(sorted(OVERRIDABLE)))
         inputs[key] = _scalar_or_list(path, key, value) if key != "zipped" else value
     efficiency = doc.get("efficiency")
     if efficiency is not None:
@@ -160,14 +142,12 @@ def load(path: str | Path, *, check: bool = True) -> SweepFile:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise SpecError(f"{path}: [efficiency] {key} = {value!r} is not a number")
         try:
-            efficiency = api.check_efficiency(efficiency)
+            efficiency = check_efficiency(efficiency)
         except SpecError as e:
             raise SpecError(f"{path}: [efficiency] {e}") from None
     convention = doc.get("convention")
-    if convention is not None and (not isinstance(convention, str) or convention not in api.CONVENTIONS):
-        raise SpecError(
-            f"{path}: convention = {convention!r} is not allowed: must be one of {', '.join(api.CONVENTIONS)}"
-        )
+    if convention is not None and (not isinstance(convention, str) or convention not in CONVENTIONS):
+        raise SpecError(f"{path}: convention = {convention!r} is not allowed: must be one of {', '.join(CONVENTIONS)}")
     description = doc.get("description", "")
     if not isinstance(description, str):
         raise SpecError(f"{path}: description = {description!r} is not allowed: must be a string")
@@ -175,7 +155,7 @@ def load(path: str | Path, *, check: bool = True) -> SweepFile:
     if check:
         trial = {"model": "llama-3.1-8b", "hardware": "h100-sxm"} | inputs
         try:
-            api.build_grid(**trial)
+            build_grid(**trial)
         except SpecError as e:
             raise SpecError(f"{path}: [sweep] {e}") from None
     return SweepFile(

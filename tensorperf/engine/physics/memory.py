@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from .layout import Layout, kv_elements_per_rank
-from .ops import out_proj_weights, qkv_weights
-from .pipeline import StageMix
+from tensorperf.engine.physics.layout import Layout, kv_elements_per_rank
+from tensorperf.engine.physics.ops import out_proj_weights, qkv_weights
+from tensorperf.engine.physics.pipeline import StageMix
 
 ACTIVATION_TOKENS = 8192
 MEMORY_UTILIZATION = 0.9  # usable fraction of HBM (vLLM gpu_memory_utilization default)

@@ -15,12 +15,14 @@ from typing import Any
 
 import xarray as xr
 
-from . import presets
-from .api import check_efficiency, sweep
-from .masks import describe
-from .reductions import best
-from .report import table
-from .validation import SpecError, read_toml
+from tensorperf.axes import AXES
+from tensorperf.catalog import presets
+from tensorperf.engine.masks import describe
+from tensorperf.interface.api import sweep
+from tensorperf.interface.reductions import best
+from tensorperf.interface.report import table
+from tensorperf.run.inputs import check_efficiency
+from tensorperf.validation import SpecError, read_toml
 
 # The seed's scenario: the 1.8T MoE on 64 GPUs, prompts of 8K and 16K tokens, 1024 output tokens,
 # fp16/fp8/fp4, every power-of-two layout, across the hardware presets.
@@ -77,8 +79,8 @@ def _csv(kind):
 def _default_run(out) -> int:
     from types import MappingProxyType
 
-    from .api import build_grid
-    from .stream import Best, Combined, Count, kept_shape, reduce
+    from tensorperf.run.inputs import build_grid
+    from tensorperf.run.stream import Best, Combined, Count, kept_shape, reduce
 
     hw = [h for h in presets.hardware() if h != "mi300-seed"]
     inputs = dict(hardware=hw, **DEFAULT_SWEEP)
@@ -146,30 +148,8 @@ def _presets(out) -> int:
 
 # --------------------------------------------------------------------------- sweep inputs
 
-# sweep() inputs given by flags: input name -> flag
-INPUT_FLAGS = {
-    name: "--" + name.replace("_", "-")
-    for name in (
-        "model",
-        "hardware",
-        "weight_dtype",
-        "kv_dtype",
-        "act_dtype",
-        "allreduce",
-        "prompt_len",
-        "output_len",
-        "batch",
-        "tp",
-        "cp",
-        "pp",
-        "dp",
-        "ep",
-        "microbatches",
-        "chunk_size",
-        "world_size",
-        "max_num_seqs",
-    )
-}
+# sweep() inputs given by flags: input name -> flag (every registered axis)
+INPUT_FLAGS = {name: axis.flag for name, axis in AXES.items()}
 METRIC_COLUMNS = ["ttft", "tpot", "tokens_per_s_per_gpu", "tokens_per_s_per_user", "memory_per_gpu"]
 OBJECTIVE = "tokens_per_s_per_gpu"
 
@@ -186,7 +166,7 @@ def _names(text: str) -> list[str]:
 
 def _what_if(text: str) -> tuple[str, Any]:
     """``--set FIELD=V1,V2``: a what-if input (numbers; integers stay integers)."""
-    from .api import OVERRIDABLE
+    from tensorperf.run.inputs import OVERRIDABLE
 
     name, sep, values = text.partition("=")
     name = name.strip()
@@ -205,7 +185,7 @@ def _what_if(text: str) -> tuple[str, Any]:
 
 
 def _where(text: str) -> tuple[str, tuple[str, float]]:
-    from .sweepfile import parse_where
+    from tensorperf.interface.sweepfile import parse_where
 
     try:
         return parse_where(text)
@@ -214,14 +194,14 @@ def _where(text: str) -> tuple[str, tuple[str, float]]:
 
 
 def _is_results(path: str | None) -> bool:
-    from .io import FORMATS
+    from tensorperf.interface.io import FORMATS
 
     return path is not None and any(path.endswith(f) for f in FORMATS)
 
 
 def _sweep_inputs(args, command: str) -> tuple[dict[str, Any], Any]:
     """sweep() keyword arguments from the sweep file (if any) overridden by the flags, and the file."""
-    from . import sweepfile
+    from tensorperf.interface import sweepfile
 
     path = _file_arg(args)
     spec = sweepfile.load(path) if path else None
@@ -269,7 +249,7 @@ def _results(args, command: str) -> tuple[xr.Dataset, Any]:
                 f"tensorperf {command}: {flags[0]} does not apply to a results file ({path}); "
                 "give a sweep file (.toml) or flags to run a sweep"
             )
-        from .io import load
+        from tensorperf.interface.io import load
 
         return load(path), None
     inputs, spec = _sweep_inputs(args, command)
@@ -337,8 +317,8 @@ def _where_text(where: dict) -> str:
 
 
 def _print_best(ds: xr.Dataset, out, objective: str, where: dict, keep: list[str] | None, maximize: bool) -> xr.Dataset:
-    from .reductions import default_over
-    from .validation import unknown_name_error
+    from tensorperf.interface.reductions import default_over
+    from tensorperf.validation import unknown_name_error
 
     if objective not in ds.data_vars:
         raise unknown_name_error("objective", objective, ds.data_vars)
@@ -366,7 +346,7 @@ def _show_best(
 
 def _grid_of(inputs: dict):
     """The Grid of a streamed command's inputs (no evaluation): its dims and shape."""
-    from .api import build_grid
+    from tensorperf.run.inputs import build_grid
 
     return build_grid(**{k: v for k, v in inputs.items() if k not in ("efficiency", "convention")})
 
@@ -382,8 +362,8 @@ def _print_streamed_best(
     memory: str,
     client: str | None = None,
 ) -> xr.Dataset:
-    from .stream import best as stream_best
-    from .stream import default_over
+    from tensorperf.run.stream import best as stream_best
+    from tensorperf.run.stream import default_over
 
     if keep is None:
         keep = [d for d in grid.dims if d not in default_over(grid)]
@@ -402,7 +382,7 @@ def _check_output(args) -> None:
     if args.command in ("sweep", "best", "pareto", "sensitivity") and not (
         args.command == "pareto" and output.endswith(".csv")
     ):
-        from .io import check_path
+        from tensorperf.interface.io import check_path
 
         check_path(output)
     from pathlib import Path
@@ -416,7 +396,7 @@ def _sweep(args, out) -> int:
     inputs, spec = _sweep_inputs(args, "sweep")
     ds = sweep(**inputs, client=args.scheduler)
     if args.output:
-        from .io import save
+        from tensorperf.interface.io import save
 
         save(ds, args.output)
         print(f"wrote {args.output}", file=out)
@@ -462,7 +442,7 @@ def _best(args, out) -> int:
     else:
         res = _print_best(ds, out, objective, where, keep, maximize)
     if args.output:
-        from .io import save
+        from tensorperf.interface.io import save
 
         save(res, args.output)
         print(f"wrote {args.output}", file=out)
@@ -470,7 +450,7 @@ def _best(args, out) -> int:
 
 
 def _pareto(args, out) -> int:
-    from .reductions import default_over, pareto, pareto_table
+    from tensorperf.interface.reductions import default_over, pareto, pareto_table
 
     where = _where_dict(args.where)
     if not _is_results(_file_arg(args)):  # streamed: the grid is evaluated in chunks under --memory
@@ -487,7 +467,7 @@ def _pareto(args, out) -> int:
         if args.output.endswith(".csv"):
             frame.to_csv(args.output, index=False)
         else:
-            from .io import save
+            from tensorperf.interface.io import save
 
             save(pareto(ds, args.x, args.y, over=args.over, where=where), args.output)
         print(f"wrote {args.output}", file=out)
@@ -495,8 +475,8 @@ def _pareto(args, out) -> int:
 
 
 def _streamed_pareto(args, out, where) -> int:
-    from .stream import default_over
-    from .stream import pareto as stream_pareto
+    from tensorperf.run.stream import default_over
+    from tensorperf.run.stream import pareto as stream_pareto
 
     inputs, _ = _sweep_inputs(args, "pareto")
     front = stream_pareto(
@@ -513,7 +493,7 @@ def _streamed_pareto(args, out, where) -> int:
         if args.output.endswith(".csv"):
             frame.to_csv(args.output, index=False)
         else:
-            from .io import save
+            from tensorperf.interface.io import save
 
             save(front, args.output)
         print(f"wrote {args.output}", file=out)
@@ -546,7 +526,7 @@ def _prefix(values, unit: str) -> tuple[str, float]:
 
 
 def _op_table(ds: xr.Dataset, phase: str) -> str:
-    from .results import OP_BOUNDS
+    from tensorperf.engine.metrics import OP_BOUNDS
 
     flops = ds[f"{phase}_op_flops"].values
     nbytes = ds[f"{phase}_op_bytes"].values
@@ -653,12 +633,12 @@ def _explain(args, out) -> int:
 
 
 def _sensitivity(args, out) -> int:
-    from .sensitivity import sensitivity
+    from tensorperf.analysis.sensitivity import sensitivity
 
     inputs, spec = _sweep_inputs(args, "sensitivity")
     res = sensitivity(of=args.of, wrt=args.wrt, **inputs)
     if args.output:
-        from .io import save
+        from tensorperf.interface.io import save
 
         save(res, args.output)
         print(f"wrote {args.output}", file=out)
@@ -689,19 +669,19 @@ def _sensitivity(args, out) -> int:
 
 
 def _plot(args, out) -> int:
-    from . import plot
+    from tensorperf.interface import plot
 
     if _is_results(args.results):
-        from .io import load
+        from tensorperf.interface.io import load
 
         ds = load(args.results)
     elif args.results.endswith(".toml"):
-        from . import sweepfile
+        from tensorperf.interface import sweepfile
 
         spec = sweepfile.load(args.results)
         ds = sweep(**spec.inputs, efficiency=spec.efficiency, convention=spec.convention or "roofline")
     else:
-        from .io import FORMATS
+        from tensorperf.interface.io import FORMATS
 
         raise UsageError(
             f"tensorperf plot: RESULTS {args.results!r} must be a results file "
@@ -732,7 +712,7 @@ def _efficiency_file(path: str) -> dict[str, float]:
 
 
 def _validate(args, out) -> int:
-    from . import fidelity
+    from tensorperf.analysis import fidelity
 
     efficiency = _efficiency_file(args.efficiency) if args.efficiency else None
     report = fidelity.predict(fidelity.load_measurements(args.file), efficiency=efficiency)
@@ -776,13 +756,13 @@ def _validate(args, out) -> int:
 
 
 def _calibrate(args, out) -> int:
-    from .calibrate import DEFAULT_FACTORS, calibrate
+    from tensorperf.analysis.calibrate import DEFAULT_FACTORS, calibrate
 
     factors = args.factors if args.factors else list(DEFAULT_FACTORS)
     factors = [factors] if isinstance(factors, str) else factors
     kernels = None
     if args.kernels:  # read before the fit: a bad file fails at once
-        from .kernel_fit import load_kernels
+        from tensorperf.analysis.kernel_fit import load_kernels
 
         kernels = load_kernels(args.kernels)
     result = calibrate(args.file, factors=factors, train_fraction=args.train_fraction, seed=args.seed, steps=args.steps)
@@ -798,7 +778,7 @@ def _calibrate(args, out) -> int:
             fh.write(result.to_toml())
         print(f"wrote {args.output} (use it with --efficiency)", file=out)
     if kernels is not None:
-        from .kernel_fit import fit_kernels, fits_table
+        from tensorperf.analysis.kernel_fit import fit_kernels, fits_table
 
         fits = fits_table(fit_kernels(kernels))
         print(f"\nSize-dependent efficiency curves fitted to {args.kernels}", file=out)

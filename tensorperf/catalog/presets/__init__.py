@@ -14,8 +14,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..specs import Efficiency, HardwareSpec, ModelSpec, SeedHardware
-from ..validation import SpecError, read_toml, unknown_name_error
+from tensorperf.catalog.specs import Efficiency, HardwareSpec, ModelSpec, SeedHardware
+from tensorperf.validation import SpecError, read_toml, unknown_name_error
 
 __all__ = ["models", "hardware", "model", "hardware_spec", "load_model_file", "load_hardware_file"]
 

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .validation import SpecError, unknown_name_error
+from tensorperf.axes import LAYOUT_AXES
+from tensorperf.validation import SpecError, unknown_name_error
 
 COMPARISONS = MappingProxyType(
     {
@@ -33,7 +34,7 @@ COMPARISONS = MappingProxyType(
 
 # The dims a frontier is taken over by default (those present): how a workload is laid out and
 # batched. A dimension also counts when one of these inputs lies on it (a zipped ``point`` dim).
-LAYOUT_DIMS = ("tp", "cp", "pp", "dp", "ep", "batch", "microbatches", "chunk_size", "max_num_seqs")
+LAYOUT_DIMS = LAYOUT_AXES  # the layout and scheduling axes of the registry
 POINT_DIM = "point"
 _FALLBACK_POINT_DIM = "pareto_point"
 

@@ -16,10 +16,11 @@ from typing import Any
 
 import torch
 
-from ..grid import Grid
-from ..masks import Reason, combine
-from ..results import Evaluation
-from ..validation import SpecError
+from tensorperf.catalog.specs import HARDWARE_FIELDS
+from tensorperf.engine.grid import Grid
+from tensorperf.engine.masks import Reason, combine
+from tensorperf.engine.metrics import Evaluation
+from tensorperf.validation import SpecError
 
 OPS = ("qkv", "attn", "outproj", "moe", "topk_softmax", "rope", "layernorm")
 FSDP_OVERHEAD = 0.25  # fsdp_communication_overhead(), applied to all communication
@@ -160,12 +161,17 @@ class _SeedModel:
         self.mlp_factor = width.to(f64) / spec.d_model.to(f64)  # mlp_factor (4 for the 1.8T model)
 
 
-def evaluate(grid: Grid, efficiency: Any = None, breakdown: bool = True, metrics: Any = None) -> Evaluation:
+def evaluate(
+    grid: Grid, efficiency: Any = None, fields: Any = None, breakdown: bool = True, metrics: Any = None
+) -> Evaluation:
     """The seed's prefill (TTFT) model over the whole grid; decode is its constant 1 ms.
     ``breakdown=False`` leaves out the per-op ``layer_op_time``; ``metrics`` is accepted for the
-    engines' common signature and every metric is computed (the seed model is one small pass).
+    conventions' common signature and every metric is computed (the seed model is one small pass).
 
-    The seed's own efficiencies (SeedEfficiency) apply; ``efficiency`` overrides are rejected."""
+    The seed's own efficiencies (SeedEfficiency) apply; ``efficiency`` overrides and ``fields``
+    (gradient leaves) are rejected."""
+    if fields:
+        raise SpecError("convention='seed' has no sensitivities (fields=); use convention='roofline'")
     if efficiency:
         raise SpecError(
             f"convention='seed' uses the seed's own efficiencies; efficiency={dict(efficiency)} "
@@ -178,8 +184,6 @@ def evaluate(grid: Grid, efficiency: Any = None, breakdown: bool = True, metrics
             f"convention='seed' needs hardware with the seed's raw [seed] table; "
             f"{missing} have none (use hardware='mi300-seed' or convention='roofline')"
         )
-    from ..specs import HARDWARE_FIELDS
-
     touched = [n for n in grid.values if n.removesuffix("_scale") in HARDWARE_FIELDS]
     if touched:
         raise SpecError(

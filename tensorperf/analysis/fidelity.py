@@ -85,11 +85,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import presets
-from .api import sweep
-from .masks import describe
-from .units import MS
-from .validation import SpecError
+from tensorperf.catalog import presets
+from tensorperf.engine.masks import describe
+from tensorperf.interface.api import sweep
+from tensorperf.units import MS
+from tensorperf.validation import SpecError
 
 REQUIRED_COLUMNS = (
     "id",

@@ -18,23 +18,24 @@ import numbers
 import operator
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
 import torch
 
-from ..grid import EVAL_ORDER, Grid
-from ..masks import Reason, combine
-from ..physics import comm, inplace, ops, pipeline
-from ..physics.attention import (
+from tensorperf.catalog.specs import MODEL_FIELDS, Efficiency
+from tensorperf.engine.grid import EVAL_ORDER, Grid
+from tensorperf.engine.masks import Reason, combine
+from tensorperf.engine.metrics import OP_BOUNDS, Evaluation
+from tensorperf.engine.physics import comm, inplace, ops, pipeline
+from tensorperf.engine.physics.attention import (
     mean_cached_tokens,
     mean_chunked_keys,
     mean_decode_keys,
     mean_pairs_between,
     mean_prefill_pairs,
 )
-from ..physics.layout import Layout, default_microbatches, kv_elements_per_rank
-from ..physics.memory import (
+from tensorperf.engine.physics.layout import Layout, default_microbatches, kv_elements_per_rank
+from tensorperf.engine.physics.memory import (
     ACTIVATION_TOKENS,
     MEMORY_UTILIZATION,
     activation_bytes_per_gpu,
@@ -44,10 +45,8 @@ from ..physics.memory import (
     weight_bytes_per_gpu,
     workspace_bytes_per_gpu,
 )
-from ..physics.roofline import compute_time, memory_time, op_time, saturation
-from ..results import OP_BOUNDS, Evaluation
-from ..specs import MODEL_FIELDS, Efficiency
-from ..units import DTYPE_BYTES, MATH_COLUMN
+from tensorperf.engine.physics.roofline import compute_time, memory_time, op_time, saturation
+from tensorperf.units import DTYPE_BYTES, MATH_COLUMN
 
 OPS = (
     "embed",
@@ -221,7 +220,7 @@ class _Context:
         self.dtype_ok = peak > 0
         self.peak_gemm = torch.where(self.dtype_ok, peak, hw.peak_flops_bf16)
         self.peak_attn = hw.peak_flops_bf16
-        self.allreduce_code = {name: i for i, name in enumerate(ALL_REDUCE)}
+        self.allreduce_code = {name: i for i, name in enumerate(comm.ALL_REDUCE)}
         self.allreduce = grid.lookup("allreduce", self.allreduce_code)
         self.allreduce_used = tuple(dict.fromkeys(grid.values["allreduce"]))
         self.tiers = comm.Tiers(
@@ -325,17 +324,12 @@ def _attention_op(cx: _Context, parts: tuple[ops.Phase, ...]) -> tuple:
     return (f, n, *cx.time(f, n, cx.peak_attn, cx.eff.attention, cx.eff.memory))
 
 
-ALL_REDUCE = MappingProxyType(
-    {"ring": comm.group_all_reduce, "tree": comm.group_tree_all_reduce, "hierarchical": comm.hierarchical_all_reduce}
-)  # the ``allreduce`` input
-
-
 def _all_reduce(cx: _Context, nbytes, n):
     """The all-reduce algorithm selected by the ``allreduce`` input (ring, tree or hierarchical):
     only the algorithms the grid uses are evaluated."""
     out = None
     for name in cx.allreduce_used:  # at most three algorithms, not grid points
-        t = ALL_REDUCE[name](nbytes, n, cx.tiers)
+        t = comm.ALL_REDUCE[name](nbytes, n, cx.tiers)
         out = t if out is None else torch.where(cx.allreduce == cx.allreduce_code[name], t, out)
     return out
 

@@ -24,11 +24,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import fidelity
-from .api import build_grid, check_efficiency
-from .conventions import roofline
-from .specs import Efficiency
-from .validation import SpecError, is_number, unknown_name_error
+from tensorperf.analysis import fidelity
+from tensorperf.catalog.specs import Efficiency
+from tensorperf.engine import roofline
+from tensorperf.run.inputs import build_grid, check_efficiency
+from tensorperf.validation import SpecError, is_number, unknown_name_error
 
 # factor -> (kind, unit for positive quantities)
 _EFFICIENCIES = (

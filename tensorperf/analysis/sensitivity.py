@@ -18,11 +18,11 @@ import numpy as np
 import torch
 import xarray as xr
 
-from . import api
-from .conventions import roofline
-from .results import METRICS
-from .specs import HARDWARE_FIELDS, MODEL_FIELDS, Efficiency
-from .validation import SpecError, unknown_name_error
+from tensorperf.catalog.specs import HARDWARE_FIELDS, MODEL_FIELDS, Efficiency
+from tensorperf.engine import roofline
+from tensorperf.engine.metrics import METRICS
+from tensorperf.run.inputs import build_grid, check_efficiency
+from tensorperf.validation import SpecError, unknown_name_error
 
 EFFICIENCY_FIELDS = tuple(f.name for f in dataclasses.fields(Efficiency))
 PARAMETERS = EFFICIENCY_FIELDS + HARDWARE_FIELDS + MODEL_FIELDS
@@ -61,8 +61,8 @@ def sensitivity(*, of: str, wrt: Sequence[str], efficiency: dict | None = None, 
     twice = next((name for name in wrt if list(wrt).count(name) > 1), None)
     if twice is not None:
         raise SpecError(f"wrt = {list(wrt)!r} names {twice!r} twice; list each parameter once")
-    efficiency = api.check_efficiency(efficiency)
-    grid = api.build_grid(**axes)
+    efficiency = check_efficiency(efficiency)
+    grid = build_grid(**axes)
     leaves = {
         name: _base_value(grid, name, efficiency).detach().expand(grid.shape).clone().requires_grad_() for name in wrt
     }

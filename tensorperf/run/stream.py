@@ -31,12 +31,13 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .allocator import keep_freed_memory
-from .api import CONVENTIONS, build_grid, check_efficiency
-from .grid import ZIP_DIM, Grid
-from .reductions import COMPARISONS, LAYOUT_DIMS, _dim_list, _frontier, check_condition
-from .results import METRICS, Evaluation
-from .validation import SpecError, unknown_name_error
+from tensorperf.engine.conventions import CONVENTIONS
+from tensorperf.engine.grid import ZIP_DIM, Grid
+from tensorperf.engine.metrics import METRICS, Evaluation
+from tensorperf.interface.reductions import COMPARISONS, LAYOUT_DIMS, _dim_list, _frontier, check_condition
+from tensorperf.run.allocator import keep_freed_memory
+from tensorperf.run.inputs import build_grid, check_efficiency
+from tensorperf.validation import SpecError, unknown_name_error
 
 # Peak working memory of the engine per grid point of a chunk (breakdown off): measured 413 B (float64)
 # and 166 B (float32) of peak RSS growth on a 1.1M-point evaluation (benchmarks/scale.py); about 2x margin.

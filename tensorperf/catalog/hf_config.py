@@ -38,8 +38,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .specs import ModelSpec
-from .validation import SpecError
+from tensorperf.catalog.specs import ModelSpec
+from tensorperf.validation import SpecError
 
 __all__ = ["SUPPORTED_MODEL_TYPES", "model_spec_from_hf_config"]
 

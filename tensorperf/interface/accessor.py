@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 import xarray as xr
 
-from . import reductions
+from tensorperf.interface import reductions
 
 Where = Mapping[str, tuple[str, float]]
 

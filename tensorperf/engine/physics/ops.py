@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .layout import Layout, kv_elements_per_rank, kv_heads_per_rank, query_heads_per_rank
+from tensorperf.engine.physics.layout import Layout, kv_elements_per_rank, kv_heads_per_rank, query_heads_per_rank
 
 NORM_FLOPS_PER_ELEMENT = 4  # RMSNorm: square, reduce, scale, gain (model-spec §3.3)
 LOGIT_BYTES = 4  # fp32 logits

@@ -26,10 +26,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import presets
-from .physics.comm import ring_all_reduce
-from .physics.roofline import compute_time, memory_time, op_time, saturation
-from .validation import SpecError
+from tensorperf.catalog import presets
+from tensorperf.engine.physics.comm import ring_all_reduce
+from tensorperf.engine.physics.roofline import compute_time, memory_time, op_time, saturation
+from tensorperf.validation import SpecError
 
 GPU_PRESET = MappingProxyType({"h100_sxm": "h100-sxm", "h200_sxm": "h200-sxm", "b200_sxm": "b200"})
 PEAK_COLUMN = MappingProxyType(

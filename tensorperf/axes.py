@@ -1,0 +1,98 @@
+"""The one registry of sweep inputs.
+
+Every input of :func:`tensorperf.sweep` that can become a dimension is one row of :data:`AXES`:
+its name, its kind (what values it takes), its default, its unit, whether it is a layout or
+scheduling knob (what a "best layout" search keeps free), and its evaluation rank (where the engine
+puts its tensor axis). Everything else derives from this table: the order of a Dataset's dimensions
+(:data:`DIM_ORDER`, the table's order), the engine's own axis order (:data:`EVAL_ORDER`), the
+inputs that are integer counts, the defaults, the CLI flags (``--prompt-len``) and the sweep-file
+keys. What-if inputs (any numeric spec field, or ``<field>_scale``) are open-ended and are not rows.
+
+A new sweep input is a new row here (and the physics that reads it).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+
+class Kind(enum.Enum):
+    """What values an axis takes."""
+
+    SPEC = "spec"  # a preset id, a spec file or a spec object (model, hardware)
+    LABEL = "label"  # a name from a fixed table (a number format, an algorithm)
+    COUNT = "count"  # an integer >= 1 (tokens, requests, parallel degrees)
+    BATCH = "batch"  # a count, or "max" (the largest batch that fits each point)
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One sweep input.
+
+    ``default``: the value when the input is not given; ``None`` means the input is absent (the
+    engine then derives it, e.g. the number of microbatches). ``rank``: position in the engine's own
+    axis order, outermost first (see :data:`EVAL_ORDER`). ``layout``: a layout or scheduling choice,
+    free in a best-configuration search (not a workload, hardware or model given by the user).
+    """
+
+    name: str
+    kind: Kind
+    default: Any
+    unit: str
+    help: str
+    rank: int
+    layout: bool = False
+
+    @property
+    def flag(self) -> str:
+        """The command-line flag (``--prompt-len``)."""
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def integer(self) -> bool:
+        return self.kind in (Kind.COUNT, Kind.BATCH)
+
+
+# The Dataset's dimension order is this table's order. Ranks: an elementwise op whose operand lacks
+# the engine's innermost axis runs a loop as short as that axis, so the axes nearly every grid-sized
+# tensor spans (the tokens per microbatch: batch, dp, pp; the shards: tp) are innermost (highest
+# rank) and the ones few tensors span (ep: only the experts; prompt and output lengths: not decode's
+# weight streaming; a chunk size or world size: one pass or one check) outermost. Measured in
+# benchmarks/scale.py against the table order.
+_ROWS = (
+    Axis("model", Kind.SPEC, None, "1", "model: preset ids, TOML/config.json paths or ModelSpec objects", 6),
+    Axis("hardware", Kind.SPEC, None, "1", "hardware: preset ids, TOML paths or HardwareSpec objects", 7),
+    Axis("weight_dtype", Kind.LABEL, "bf16", "1", "number format of the weights (also selects the math rate)", 8),
+    Axis("kv_dtype", Kind.LABEL, "bf16", "1", "number format of the KV cache", 9),
+    Axis("act_dtype", Kind.LABEL, "bf16", "1", "number format of activations and collectives", 10),
+    Axis("allreduce", Kind.LABEL, "ring", "1", "all-reduce algorithm: ring, tree or hierarchical", 11),
+    Axis("prompt_len", Kind.COUNT, 1024, "tokens", "prompt length (input sequence length)", 3),
+    Axis("output_len", Kind.COUNT, 128, "tokens", "output length, counting the first token", 4),
+    Axis("batch", Kind.BATCH, 1, "1", "requests in flight on the deployment, or 'max'", 17, layout=True),
+    Axis("tp", Kind.COUNT, 1, "1", "tensor-parallel degree", 12, layout=True),
+    Axis("cp", Kind.COUNT, 1, "1", "context-parallel degree", 13, layout=True),
+    Axis("pp", Kind.COUNT, 1, "1", "pipeline-parallel degree (stages)", 14, layout=True),
+    Axis("dp", Kind.COUNT, 1, "1", "data-parallel degree (replicas)", 18, layout=True),
+    Axis("ep", Kind.COUNT, 1, "1", "expert-parallel degree", 5, layout=True),
+    Axis("microbatches", Kind.COUNT, None, "1", "pipeline microbatches per replica (default: derived)", 15, True),
+    Axis(
+        "chunk_size", Kind.COUNT, None, "tokens", "chunked prefill: tokens per chunk (default: whole prompt)", 2, True
+    ),
+    Axis("world_size", Kind.COUNT, None, "1", "keep only layouts of exactly this many GPUs", 1),
+    Axis("max_num_seqs", Kind.COUNT, None, "1", "scheduler limit on requests in flight (with batch='max')", 16, True),
+)
+
+AXES: Mapping[str, Axis] = MappingProxyType({a.name: a for a in _ROWS})
+
+ZIP_DIM = "point"  # the shared dimension of zipped inputs; outermost in the engine
+DIM_ORDER: tuple[str, ...] = tuple(AXES)
+EVAL_ORDER: tuple[str, ...] = (ZIP_DIM, *sorted(AXES, key=lambda n: AXES[n].rank))
+INTEGER_AXES: tuple[str, ...] = tuple(n for n, a in AXES.items() if a.integer)
+LABEL_AXES: tuple[str, ...] = tuple(n for n, a in AXES.items() if a.kind is Kind.LABEL)
+SPEC_AXES: tuple[str, ...] = tuple(n for n, a in AXES.items() if a.kind is Kind.SPEC)
+LAYOUT_AXES: tuple[str, ...] = tuple(n for n, a in AXES.items() if a.layout)
+DEFAULTS: Mapping[str, Any] = MappingProxyType({n: a.default for n, a in AXES.items()})

@@ -1,0 +1,168 @@
+"""Public entry point: ``sweep(**axes) -> xarray.Dataset``.
+
+Turns user inputs (scalars or lists) into a :class:`~tensorperf.grid.Grid`, runs one convention
+over the whole grid in one broadcast pass, and hands the tensors to :mod:`tensorperf.results`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import xarray as xr
+
+from tensorperf.engine.conventions import CONVENTIONS
+from tensorperf.engine.grid import Grid
+from tensorperf.interface.dataset import to_dataset
+from tensorperf.run.allocator import keep_freed_memory
+from tensorperf.run.inputs import build_grid, check_efficiency
+from tensorperf.validation import SpecError, unknown_name_error
+
+Convention = Literal["seed", "roofline"]
+
+# Peak bytes per grid point of a whole sweep() (engine temporaries, then the Dataset's numpy copies):
+# about 0.4 kB/point for the engine (benchmarks/README.md) plus ~30 float metrics x 2 copies, and
+# 91 per-op values x 2 copies with the breakdown; rounded up.
+SWEEP_BYTES_PER_POINT = MappingProxyType({False: 1_000, True: 2_600})
+
+
+def _check_fits_in_memory(grid: Grid, breakdown: bool) -> None:
+    """Refuse a sweep whose Dataset cannot fit this machine's physical memory (a clear error, not an
+    out-of-memory kill halfway through)."""
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not POSIX: nothing to check against
+        return
+    scale = 1 if grid.dtype == torch.float64 else 0.5
+    need = grid.size * SWEEP_BYTES_PER_POINT[breakdown] * scale
+    if need > physical:
+        raise SpecError(
+            f"the grid has {grid.size:,} points: sweep() would need about {need / 1e9:,.0f} GB, more "
+            f"than this machine's {physical / 1e9:,.0f} GB; stream it instead with tensorperf.best(), "
+            "tensorperf.pareto() or tensorperf.reduce() (bounded memory), or pass breakdown=False"
+        )
+
+
+def sweep(
+    *,
+    model: Any,
+    hardware: Any,
+    weight_dtype: Any = "bf16",
+    kv_dtype: Any = "bf16",
+    act_dtype: Any = "bf16",
+    prompt_len: Any = 1024,
+    output_len: Any = 128,
+    batch: Any = 1,
+    tp: Any = 1,
+    pp: Any = 1,
+    dp: Any = 1,
+    ep: Any = 1,
+    cp: Any = 1,
+    microbatches: Any = None,
+    world_size: Any = None,
+    max_num_seqs: Any = None,
+    chunk_size: Any = None,
+    allreduce: Any = "ring",
+    zipped: Sequence[str] = (),
+    convention: Convention = "roofline",
+    efficiency: Mapping[str, float] | None = None,
+    dtype: Any = torch.float64,
+    device: str | torch.device = "cpu",
+    breakdown: bool = True,
+    client: Any = None,
+    chunk_points: int | None = None,
+    **what_if: Any,
+) -> xr.Dataset:
+    """Evaluate every point of the grid spanned by the list-valued inputs, in one pass.
+
+    Each input may be a scalar (a scalar coordinate) or a list (a named dimension).
+
+    - ``model`` / ``hardware``: preset ids (:mod:`tensorperf.presets`), TOML or config.json paths, or
+      spec objects.
+    - ``weight_dtype`` / ``kv_dtype`` / ``act_dtype``: element types of weights (also selects the
+      math rate), KV cache, and activations and collectives.
+    - ``batch``: requests in flight on the whole deployment; ``"max"`` evaluates each point at its
+      own ``max_batch`` (capped by the scheduler limit ``max_num_seqs`` when given), reported in
+      ``concurrency``. Each of the dp replicas splits its share into ``microbatches`` pipeline
+      microbatches (default: the largest divisor of batch/dp not above pp).
+    - ``world_size``: keep only layouts using exactly that many GPUs (others are masked).
+    - ``chunk_size``: chunked prefill, ceil(S / C) chunks per prompt, each attending to its own tokens
+      and the cached ones before it (default: the whole prompt in one pass).
+    - ``allreduce``: ``"ring"`` (NCCL's flat ring, default), ``"tree"`` (double binary tree:
+      2·⌈log2 n⌉ latency steps) or ``"hierarchical"`` (reduce-scatter inside each scale-up domain,
+      all-reduce across domains, all-gather inside; model-spec §8.7); a list makes it a dimension.
+    - ``zipped``: inputs (lists of one length) that share one dimension, ``point``; the i-th values
+      form the i-th configuration instead of spanning a Cartesian product.
+    - What-if inputs: any numeric field of ModelSpec or HardwareSpec (``hbm_bandwidth=[3.35e12,
+      4.8e12]``, ``num_kv_heads=[1, 8]``) replaces every preset's value; ``<field>_scale``
+      multiplies it (``hbm_bandwidth_scale=[1, 1.3]``). Each becomes a dimension.
+    - ``efficiency``: :class:`~tensorperf.specs.Efficiency` field -> value, overriding every
+      hardware's defaults (e.g. ``{"memory": 0.8}``); ``<field>_scale`` scales each preset's own
+      value instead (efficiencies by their odds, so they stay in (0, 1]; sizes and times linearly).
+
+    - ``breakdown=False`` leaves out the per-op variables (``*_op_*``, 91 values per point): the
+      scalar metrics only, in less than half the time and memory.
+    - ``client``: a ``dask.distributed.Client`` or a scheduler address (``"tcp://host:8786"``)
+      evaluates the grid in chunks on the cluster's workers and assembles the Dataset here, the same
+      bit for bit; ``chunk_points`` sets the chunk size (alone, it evaluates chunk by chunk in this
+      process).
+
+    Returns an ``xarray.Dataset`` with one variable per metric (SI units in ``attrs["units"]``);
+    infeasible points are NaN with their reason bits in ``infeasible_reason``. The whole grid is held
+    in memory; a grid too large for this machine's memory is refused up front (stream it with
+    :func:`tensorperf.best`, :func:`tensorperf.pareto` or :func:`tensorperf.reduce` instead).
+
+    >>> ds = sweep(model="gpt-moe-1.8t", hardware="mi300-seed", convention="seed",
+    ...            prompt_len=16384, batch=16, tp=4, ep=16)
+    >>> round(float(ds.ttft), 6)
+    29.018907
+    """
+    if not isinstance(convention, str) or convention not in CONVENTIONS:
+        raise unknown_name_error("convention", convention, CONVENTIONS)
+    grid = build_grid(
+        model=model,
+        hardware=hardware,
+        weight_dtype=weight_dtype,
+        kv_dtype=kv_dtype,
+        act_dtype=act_dtype,
+        prompt_len=prompt_len,
+        output_len=output_len,
+        batch=batch,
+        tp=tp,
+        pp=pp,
+        dp=dp,
+        ep=ep,
+        cp=cp,
+        microbatches=microbatches,
+        world_size=world_size,
+        max_num_seqs=max_num_seqs,
+        chunk_size=chunk_size,
+        allreduce=allreduce,
+        zipped=zipped,
+        **what_if,
+        dtype=dtype,
+        device=device,
+    )
+    overrides = check_efficiency(efficiency)
+    if not isinstance(breakdown, (bool, np.bool_)):
+        raise SpecError(f"breakdown = {breakdown!r} is not allowed: must be True or False")
+    _check_fits_in_memory(grid, bool(breakdown))
+    keep_freed_memory()  # the engine's grid-sized temporaries reuse pages instead of faulting them in
+    if client is not None or chunk_points is not None:  # in chunks (on a cluster's workers)
+        from tensorperf.run.stream import gather
+
+        evaluation = gather(grid, convention, overrides, bool(breakdown), chunk_points, client)
+    else:
+        with torch.no_grad():
+            evaluation = CONVENTIONS[convention](grid, overrides, breakdown=bool(breakdown))
+    from tensorperf import __version__
+
+    return to_dataset(
+        evaluation,
+        grid,
+        {"convention": convention, "tensorperf_version": __version__, "dtype": str(grid.dtype).removeprefix("torch.")},
+    )
