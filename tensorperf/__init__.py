@@ -6,16 +6,16 @@ one pass evaluates the whole grid and results come back as a labelled xarray Dat
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from tensorperf.analysis.sensitivity import sensitivity
 from tensorperf.catalog import presets
 from tensorperf.catalog.specs import Efficiency, HardwareSpec, ModelSpec
 from tensorperf.engine.masks import Reason, describe
-from tensorperf.interface import accessor as _accessor  # noqa: F401  (registers the Dataset.tperf accessor
-from tensorperf.interface.api import build_grid, sweep
+from tensorperf.interface import accessor as _accessor  # noqa: F401  (registers the Dataset.tperf accessor)
+from tensorperf.interface.api import sensitivity, sweep
+from tensorperf.run.allocator import keep_freed_memory
+from tensorperf.run.inputs import build_grid
 from tensorperf.run.stream import Reduction, best, pareto, reduce
 from tensorperf.validation import SpecError
+from tensorperf.version import __version__
 
 __all__ = [
     "sweep",
@@ -32,5 +32,6 @@ __all__ = [
     "SpecError",
     "Reason",
     "describe",
+    "keep_freed_memory",
     "__version__",
 ]

@@ -64,8 +64,8 @@ class Axis:
 # weight streaming; a chunk size or world size: one pass or one check) outermost. Measured in
 # benchmarks/scale.py against the table order.
 _ROWS = (
-    Axis("model", Kind.SPEC, None, "1", "model: preset ids, TOML/config.json paths or ModelSpec objects", 6),
-    Axis("hardware", Kind.SPEC, None, "1", "hardware: preset ids, TOML paths or HardwareSpec objects", 7),
+    Axis("model", Kind.SPEC, None, "1", "model: preset ids or spec files (.toml, config.json)", 6),
+    Axis("hardware", Kind.SPEC, None, "1", "hardware: preset ids or spec files (.toml)", 7),
     Axis("weight_dtype", Kind.LABEL, "bf16", "1", "number format of the weights (also selects the math rate)", 8),
     Axis("kv_dtype", Kind.LABEL, "bf16", "1", "number format of the KV cache", 9),
     Axis("act_dtype", Kind.LABEL, "bf16", "1", "number format of activations and collectives", 10),

@@ -208,8 +208,8 @@ def test_predictions_equal_a_plain_sweep_of_the_point(report):
 
 def test_all_rows_in_at_most_two_sweeps(rows, monkeypatch):
     calls = []
-    real = fidelity.sweep
-    monkeypatch.setattr(fidelity, "sweep", lambda **kw: calls.append(kw) or real(**kw))
+    real = fidelity.build_grid  # one grid per evaluation
+    monkeypatch.setattr(fidelity, "build_grid", lambda **kw: calls.append(kw) or real(**kw))
     fidelity.predict(rows)
     assert len(calls) == 2
     assert {c["batch"] == "max" for c in calls} == {True, False}

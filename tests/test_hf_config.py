@@ -18,7 +18,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tensorperf.catalog.hf_config import SUPPORTED_MODEL_TYPES, model_spec_from_hf_config
+from tensorperf.catalog.hf_config import SUPPORTED_MODEL_TYPES
+from tensorperf.catalog.specs import ModelSpec
+
+model_spec_from_hf_config = ModelSpec.from_hf_config
 from tensorperf.catalog.presets import model
 from tensorperf.catalog.specs import ModelSpec
 from tensorperf.validation import SpecError

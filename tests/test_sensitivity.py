@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import tensorperf as tp
-from tensorperf.analysis.sensitivity import sensitivity
+from tensorperf.interface.api import sensitivity
 
 AXES = dict(
     model=["llama-3.1-70b", "mixtral-8x7b", "deepseek-v3"],

@@ -84,10 +84,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from tensorperf.catalog import presets
 from tensorperf.engine.masks import describe
-from tensorperf.interface.api import sweep
+from tensorperf.engine.conventions import CONVENTIONS
+from tensorperf.engine.metrics import METRICS
+from tensorperf.run.inputs import build_grid, check_efficiency
 from tensorperf.units import MS
 from tensorperf.validation import SpecError
 
@@ -473,20 +476,30 @@ def grid_inputs(points: pd.DataFrame, batch_max: bool) -> dict[str, Any]:
 def _evaluate(
     points: pd.DataFrame, batch_max: bool, efficiency: Mapping[str, float] | None, what_if: Mapping[str, Any]
 ) -> pd.DataFrame:
-    """One zipped sweep over ``points``: predicted SI value, concurrency and reason per point."""
-    ds = sweep(**grid_inputs(points, batch_max), efficiency=efficiency, **what_if)
+    """One zipped evaluation over ``points``: predicted SI value, concurrency and reason per point
+    (NaN where infeasible for the metrics a sweep masks)."""
+    overrides = check_efficiency(efficiency)
+    grid = build_grid(**grid_inputs(points, batch_max), **what_if)
+    with torch.no_grad():
+        ev = CONVENTIONS["roofline"](grid, overrides, breakdown=False)
     n = len(points)
+    reason = ev.reason.expand(grid.shape).reshape(-1).cpu().numpy().astype(np.int64)
+
+    def column(name: str) -> np.ndarray:
+        v = np.broadcast_to(ev.values[name].expand(grid.shape).reshape(-1).cpu().numpy(), (n,))
+        return np.where(reason == 0, v, np.nan) if METRICS[name].masked else v
+
     values = np.full(n, np.nan)
     for variable in points["variable"].unique():
         sel = (points["variable"] == variable).to_numpy()
-        values[sel] = np.broadcast_to(ds[variable].values, (n,))[sel]
-    gpus = np.broadcast_to(ds["num_gpus"].values, (n,))
+        values[sel] = column(variable)[sel]
+    gpus = column("num_gpus")
     values = np.where(points["times_gpus"].to_numpy(dtype=bool), values * gpus, values)
     return pd.DataFrame(
         {
             "value": values,
-            "concurrency": np.broadcast_to(ds["concurrency"].values, (n,)),
-            "reason": np.broadcast_to(ds["infeasible_reason"].values, (n,)).astype(np.int64),
+            "concurrency": column("concurrency"),
+            "reason": np.broadcast_to(reason, (n,)),
         },
         index=points.index,
     )

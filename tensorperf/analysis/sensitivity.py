@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
-import xarray as xr
 
 from tensorperf.catalog.specs import HARDWARE_FIELDS, MODEL_FIELDS, Efficiency
 from tensorperf.engine import roofline
+from tensorperf.engine.grid import Grid
 from tensorperf.engine.metrics import METRICS
 from tensorperf.run.inputs import build_grid, check_efficiency
 from tensorperf.validation import SpecError, unknown_name_error
@@ -36,13 +36,27 @@ def _base_value(grid, name: str, efficiency: dict) -> torch.Tensor:
     return getattr(grid.spec("model" if name in MODEL_FIELDS else "hardware"), name)
 
 
-def sensitivity(*, of: str, wrt: Sequence[str], efficiency: dict | None = None, **axes: Any) -> xr.Dataset:
+@dataclass(frozen=True)
+class Sensitivity:
+    """Derivatives of metric ``of`` at every point of ``grid``: ``gradient`` and ``elasticity`` have
+    the grid's shape plus a trailing axis over ``wrt``; ``value`` is the metric and ``feasible`` the
+    feasibility mask (both at the grid's shape)."""
+
+    grid: Grid
+    of: str
+    wrt: tuple[str, ...]
+    gradient: torch.Tensor
+    elasticity: torch.Tensor
+    value: torch.Tensor
+    feasible: torch.Tensor
+
+
+def sensitivity(*, of: str, wrt: Sequence[str], efficiency: dict | None = None, **axes: Any) -> Sensitivity:
     """d ``of`` / d parameter and its elasticity at every grid point (roofline convention).
 
     ``wrt`` names Efficiency factors (compute, memory, ...) and numeric ModelSpec/HardwareSpec fields
     (hbm_bandwidth, peak_flops_fp8, num_kv_heads, ...). ``axes`` are :func:`tensorperf.sweep`'s inputs.
-    Returns ``gradient`` and ``elasticity`` with the grid's dims plus ``param``, the metric itself as
-    ``value``, and ``feasible``; infeasible points keep finite derivatives of the formulas.
+    Infeasible points keep finite derivatives of the formulas.
     """
     convention = axes.pop("convention", "roofline")
     if not isinstance(convention, str) or convention != "roofline":
@@ -80,27 +94,7 @@ def sensitivity(*, of: str, wrt: Sequence[str], efficiency: dict | None = None, 
     yv = y.detach().unsqueeze(-1)
     safe_y = torch.where(yv != 0, yv, torch.ones_like(yv))
     elasticity = torch.where(yv != 0, g * x / safe_y, torch.zeros_like(g))
-    dims = grid.dims + ("param",)
-    coords = grid.coords() | {"param": list(wrt)}
-    unit = METRICS[of].units
-    ds = xr.Dataset(
-        {
-            "gradient": (
-                dims,
-                g.cpu().numpy(),
-                {"units": f"{unit} per unit of param", "long_name": f"d {of} / d param at each point"},
-            ),
-            "elasticity": (dims, elasticity.cpu().numpy(), {"units": "1", "long_name": f"d ln {of} / d ln param"}),
-            "value": (grid.dims, yv.squeeze(-1).cpu().numpy(), {"units": unit, "long_name": METRICS[of].long_name}),
-            "feasible": (
-                grid.dims,
-                (ev.reason == 0).expand(grid.shape).cpu().numpy(),
-                {"units": "1", "long_name": METRICS["feasible"].long_name},
-            ),
-        },
-        coords=coords,
-    )
-    ds.attrs.update(of=of, mode="reverse")
-    if not np.isfinite(ds.gradient.values).all():  # an internal error, never the user's
+    if not bool(torch.isfinite(g).all()):  # an internal error, never the user's
         raise FloatingPointError(f"non-finite sensitivity of {of}; please report the inputs")
-    return ds
+    feasible = (ev.reason == 0).expand(grid.shape)
+    return Sensitivity(grid, of, tuple(wrt), g, elasticity, yv.squeeze(-1), feasible)

@@ -1,4 +1,4 @@
-"""A ModelSpec from a Hugging Face ``config.json``, read from disk (nothing is downloaded).
+"""ModelSpec fields from a Hugging Face ``config.json``, read from disk (nothing is downloaded).
 
 Supported ``model_type`` values and what they map onto (HF transformers modeling code of each family):
 
@@ -38,10 +38,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tensorperf.catalog.specs import ModelSpec
 from tensorperf.validation import SpecError
 
-__all__ = ["SUPPORTED_MODEL_TYPES", "model_spec_from_hf_config"]
+__all__ = ["SUPPORTED_MODEL_TYPES", "model_fields_from_hf_config"]
 
 SUPPORTED_MODEL_TYPES = (
     "deepseek_v2",
@@ -186,8 +185,9 @@ def _default_name(data: dict[str, Any], path: Path) -> str:
     return parent or path.stem
 
 
-def model_spec_from_hf_config(path: str | Path, name: str | None = None) -> ModelSpec:
-    """The ModelSpec of a Hugging Face ``config.json`` (a file, or a folder that holds one).
+def model_fields_from_hf_config(path: str | Path, name: str | None = None) -> tuple[Path, dict[str, Any]]:
+    """The ModelSpec fields of a Hugging Face ``config.json`` (a file, or a folder that holds one),
+    ``name`` and ``source`` included, and the file read (``ModelSpec.from_hf_config`` builds the spec).
 
     ``name`` defaults to the config's ``_name_or_path``, else the name of the file's folder. Supported
     model types: :data:`SUPPORTED_MODEL_TYPES`. A missing file, invalid JSON, an unsupported model_type,
@@ -217,10 +217,7 @@ def model_spec_from_hf_config(path: str | Path, name: str | None = None) -> Mode
     table = _Table(inner, path, model_type, prefix, outer)
     fields = _BUILDERS[model_type](table)
     spec_name = name if name is not None else _default_name(data, path)
-    try:
-        return ModelSpec(name=spec_name, source=f"Hugging Face config {path} (model_type {model_type})", **fields)
-    except SpecError as e:
-        raise SpecError(f"{path}: {e}") from None
+    return path, {"name": spec_name, "source": f"Hugging Face config {path} (model_type {model_type})", **fields}
 
 
 # ---- pieces shared by the families -----------------------------------------------------------------

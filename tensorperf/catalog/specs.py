@@ -14,6 +14,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from tensorperf.catalog.hf_config import model_fields_from_hf_config
 from tensorperf.validation import (
     SpecError,
     boolean,
@@ -282,10 +283,16 @@ class ModelSpec:
     @classmethod
     def from_hf_config(cls, path: Any, name: str | None = None) -> ModelSpec:
         """A ModelSpec from a Hugging Face config.json (Llama, Mistral, Mixtral, Qwen2/3, Qwen3-MoE,
-        DeepSeek-V2/V3, gpt-oss); see :mod:`tensorperf.hf_config`."""
-        from tensorperf.catalog.hf_config import model_spec_from_hf_config
+        DeepSeek-V2/V3, gpt-oss); see :mod:`tensorperf.catalog.hf_config`.
 
-        return model_spec_from_hf_config(path, name=name)
+        ``name`` defaults to the config's ``_name_or_path``, else the name of the file's folder. A
+        missing file, invalid JSON, an unsupported model_type, or a missing or wrong-typed key raises
+        SpecError naming the file and the key."""
+        path, fields = model_fields_from_hf_config(path, name=name)
+        try:
+            return cls(**fields)
+        except SpecError as e:
+            raise SpecError(f"{path}: {e}") from None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,12 +15,13 @@ import numpy as np
 import torch
 import xarray as xr
 
+from tensorperf.analysis.sensitivity import sensitivity as gradients
 from tensorperf.engine.conventions import CONVENTIONS
 from tensorperf.engine.grid import Grid
-from tensorperf.interface.dataset import to_dataset
-from tensorperf.run.allocator import keep_freed_memory
+from tensorperf.interface.dataset import sensitivity_dataset, to_dataset
 from tensorperf.run.inputs import build_grid, check_efficiency
 from tensorperf.validation import SpecError, unknown_name_error
+from tensorperf.version import __version__
 
 Convention = Literal["seed", "roofline"]
 
@@ -54,19 +55,19 @@ def sweep(
     weight_dtype: Any = "bf16",
     kv_dtype: Any = "bf16",
     act_dtype: Any = "bf16",
+    allreduce: Any = "ring",
     prompt_len: Any = 1024,
     output_len: Any = 128,
     batch: Any = 1,
     tp: Any = 1,
+    cp: Any = 1,
     pp: Any = 1,
     dp: Any = 1,
     ep: Any = 1,
-    cp: Any = 1,
     microbatches: Any = None,
+    chunk_size: Any = None,
     world_size: Any = None,
     max_num_seqs: Any = None,
-    chunk_size: Any = None,
-    allreduce: Any = "ring",
     zipped: Sequence[str] = (),
     convention: Convention = "roofline",
     efficiency: Mapping[str, float] | None = None,
@@ -85,6 +86,10 @@ def sweep(
       spec objects.
     - ``weight_dtype`` / ``kv_dtype`` / ``act_dtype``: element types of weights (also selects the
       math rate), KV cache, and activations and collectives.
+    - ``prompt_len`` / ``output_len``: tokens of each request's prompt and of its output (the first
+      output token included).
+    - ``tp`` / ``cp`` / ``pp`` / ``dp`` / ``ep``: tensor-, context-, pipeline-, data- and
+      expert-parallel degrees (GPUs: tp·cp·pp·dp; ep divides tp·cp·dp, docs/model.md §3.8).
     - ``batch``: requests in flight on the whole deployment; ``"max"`` evaluates each point at its
       own ``max_batch`` (capped by the scheduler limit ``max_num_seqs`` when given), reported in
       ``concurrency``. Each of the dp replicas splits its share into ``microbatches`` pipeline
@@ -151,7 +156,6 @@ def sweep(
     if not isinstance(breakdown, (bool, np.bool_)):
         raise SpecError(f"breakdown = {breakdown!r} is not allowed: must be True or False")
     _check_fits_in_memory(grid, bool(breakdown))
-    keep_freed_memory()  # the engine's grid-sized temporaries reuse pages instead of faulting them in
     if client is not None or chunk_points is not None:  # in chunks (on a cluster's workers)
         from tensorperf.run.stream import gather
 
@@ -159,10 +163,19 @@ def sweep(
     else:
         with torch.no_grad():
             evaluation = CONVENTIONS[convention](grid, overrides, breakdown=bool(breakdown))
-    from tensorperf import __version__
-
     return to_dataset(
         evaluation,
         grid,
         {"convention": convention, "tensorperf_version": __version__, "dtype": str(grid.dtype).removeprefix("torch.")},
     )
+
+
+def sensitivity(*, of: str, wrt: Sequence[str], efficiency: Mapping[str, float] | None = None, **axes: Any) -> xr.Dataset:
+    """d ``of`` / d parameter and its elasticity at every grid point (roofline convention).
+
+    ``wrt`` names Efficiency factors (compute, memory, ...) and numeric ModelSpec/HardwareSpec fields
+    (hbm_bandwidth, peak_flops_fp8, num_kv_heads, ...). ``axes`` are :func:`sweep`'s inputs.
+    Returns ``gradient`` and ``elasticity`` with the grid's dims plus ``param``, the metric itself as
+    ``value``, and ``feasible``; infeasible points keep finite derivatives of the formulas.
+    """
+    return sensitivity_dataset(gradients(of=of, wrt=wrt, efficiency=efficiency, **axes))

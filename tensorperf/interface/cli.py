@@ -15,12 +15,13 @@ from typing import Any
 
 import xarray as xr
 
-from tensorperf.axes import AXES
+from tensorperf.axes import AXES, Kind
 from tensorperf.catalog import presets
 from tensorperf.engine.masks import describe
 from tensorperf.interface.api import sweep
 from tensorperf.interface.reductions import best
 from tensorperf.interface.report import table
+from tensorperf.run.allocator import keep_freed_memory
 from tensorperf.run.inputs import check_efficiency
 from tensorperf.validation import SpecError, read_toml
 
@@ -633,7 +634,7 @@ def _explain(args, out) -> int:
 
 
 def _sensitivity(args, out) -> int:
-    from tensorperf.analysis.sensitivity import sensitivity
+    from tensorperf.interface.api import sensitivity
 
     inputs, spec = _sweep_inputs(args, "sensitivity")
     res = sensitivity(of=args.of, wrt=args.wrt, **inputs)
@@ -803,25 +804,10 @@ def _add_sweep_flags(p: argparse.ArgumentParser, results: bool = False) -> None:
     what = "a sweep file (.toml) or a results file (.nc, .zarr, .json, .csv)" if results else "a sweep file (.toml)"
     p.add_argument("file", nargs="?", metavar="FILE", help=what)
     p.add_argument("--file", dest="file_flag", metavar="FILE", help=what)
-    p.add_argument("--model", type=_csv(str), help="preset ids or spec files, comma-separated")
-    p.add_argument("--hardware", type=_csv(str), help="preset ids or spec files, comma-separated")
-    for flag in ("weight-dtype", "kv-dtype", "act-dtype", "allreduce"):
-        p.add_argument(f"--{flag}", dest=flag.replace("-", "_"), type=_csv(str))
-    p.add_argument("--batch", type=_batch, help="requests in flight, comma-separated, or 'max'")
-    for flag in (
-        "prompt-len",
-        "output-len",
-        "tp",
-        "cp",
-        "pp",
-        "dp",
-        "ep",
-        "microbatches",
-        "chunk-size",
-        "world-size",
-        "max-num-seqs",
-    ):
-        p.add_argument(f"--{flag}", dest=flag.replace("-", "_"), type=_csv(int))
+    for name, axis in AXES.items():  # one flag per registered sweep input
+        parse = _batch if axis.kind is Kind.BATCH else _csv(int) if axis.integer else _csv(str)
+        many = "comma-separated" + (", or 'max'" if axis.kind is Kind.BATCH else "")
+        p.add_argument(axis.flag, dest=name, type=parse, help=f"{axis.help} ({many})")
     p.add_argument(
         "--zip",
         dest="zipped",
@@ -968,6 +954,7 @@ def main(argv: Sequence[str] | None = None, out=None) -> int:
     out = out or sys.stdout
     try:
         args = build_parser().parse_args(argv)
+        keep_freed_memory()  # opt-in malloc tuning: this process runs one job, then exits
         if args.command is None:
             return _default_run(out)
         if args.command == "presets":

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 import xarray as xr
 
+from tensorperf.analysis.sensitivity import Sensitivity
 from tensorperf.engine.grid import Grid
 from tensorperf.engine.metrics import METRICS, Evaluation
 
@@ -56,4 +57,31 @@ def to_dataset(ev: Evaluation, grid: Grid, attrs: Mapping[str, str]) -> xr.Datas
     ds.attrs.update(attrs)
     ds.attrs["model_specs"] = _spec_json(grid.values["model"])
     ds.attrs["hardware_specs"] = _spec_json(grid.values["hardware"])
+    return ds
+
+
+def sensitivity_dataset(result: Sensitivity) -> xr.Dataset:
+    """A :class:`~tensorperf.analysis.sensitivity.Sensitivity` as a Dataset: ``gradient`` and
+    ``elasticity`` on the grid's dims plus ``param``, the metric as ``value``, and ``feasible``."""
+    grid, of = result.grid, result.of
+    dims = grid.dims + ("param",)
+    unit = METRICS[of].units
+    ds = xr.Dataset(
+        {
+            "gradient": (
+                dims,
+                result.gradient.cpu().numpy(),
+                {"units": f"{unit} per unit of param", "long_name": f"d {of} / d param at each point"},
+            ),
+            "elasticity": (dims, result.elasticity.cpu().numpy(), {"units": "1", "long_name": f"d ln {of} / d ln param"}),
+            "value": (grid.dims, result.value.cpu().numpy(), {"units": unit, "long_name": METRICS[of].long_name}),
+            "feasible": (
+                grid.dims,
+                result.feasible.cpu().numpy(),
+                {"units": "1", "long_name": METRICS["feasible"].long_name},
+            ),
+        },
+        coords=grid.coords() | {"param": list(result.wrt)},
+    )
+    ds.attrs.update(of=of, mode="reverse")
     return ds

@@ -1,4 +1,6 @@
-"""Keep freed memory in the process during sweeps and long streamed runs (glibc only; a no-op elsewhere).
+"""Opt-in: keep freed memory in the process during sweeps and long streamed runs (glibc only; a no-op
+elsewhere). The library never calls it (it changes malloc for the whole process); the command line
+does, and a program that runs large sweeps may call :func:`keep_freed_memory` once itself.
 
 The engine allocates and frees grid-sized temporaries of the same few sizes, op after op (a sweep)
 and chunk after chunk (a streamed sweep). glibc's defaults give large freed blocks back to the
