@@ -7,12 +7,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-GB = 1e9
-TB = 1e12
-GIB = 2.0**30
-TFLOP = 1e12
-MS = 1e-3
-US = 1e-6
+MS = 1e-3  # seconds per millisecond
 
 # Bytes per element of each storage format. fp4 (NVFP4/MXFP4) packs two values per byte; the
 # block scales (one 8-bit scale per 16 or 32 values) are ignored at this level of detail.

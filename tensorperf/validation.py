@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,14 +103,6 @@ class _Divides(Rule):
         return _is_integer(value) and (value == 0 or (value > 0 and total % value == 0))
 
 
-@dataclass(frozen=True)
-class _AtMost(Rule):
-    other: str = ""
-
-    def check(self, value: Any, spec: Any) -> bool:
-        return _is_number(value) and value <= getattr(spec, self.other)
-
-
 positive = _Positive("a finite number > 0")
 non_negative = _NonNegative("a finite number >= 0")
 positive_integer = _PositiveInteger("an integer >= 1 (at most 2^53)")
@@ -122,10 +114,6 @@ boolean = _Boolean("true or false")
 
 def divides(other: str) -> Rule:
     return _Divides(f"an integer >= 0 (at most 2^53) that divides {other}", other)
-
-
-def at_most(other: str) -> Rule:
-    return _AtMost(f"a number <= {other}", other)
 
 
 def validate(spec: Any) -> None:
@@ -164,8 +152,3 @@ def read_toml(path: Any, kind: str = "file") -> dict[str, Any]:
         raise SpecError(f"{path}: not valid TOML ({e})") from None
     except UnicodeDecodeError as e:
         raise SpecError(f"{path}: not valid TOML (not UTF-8 text: {e.reason} at byte {e.start})") from None
-
-
-def check_choice(field: str, value: Any, allowed: Mapping[str, Any] | Iterable[str]) -> None:
-    if value not in allowed:
-        raise unknown_name_error(field, value, allowed)

@@ -14,7 +14,6 @@ test before and after, and the fitted values; ``to_toml`` writes them for ``--ef
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,10 +61,9 @@ FACTOR_KINDS: Mapping[str, tuple[str, float]] = MappingProxyType(
 HARDWARE_FACTORS = frozenset({"launch_overhead"})  # fitted as a HardwareSpec field, not an Efficiency one
 HUBER = 0.05  # log-ratio scale where the loss turns from quadratic to linear
 # Relative factors keep each preset's per-hardware, per-format structure (measured on kernels) and
-# adjust it end to end; the per-step overhead has no kernel measurement. Five factors: over five
-# seeded 70/30 splits of data/measurements.csv the held-out median |error| is 10.2-12.5% (mean
-# 11.3%); nine factors (adding attention, tokens-per-expert, scale-up and overlap) fit the train
-# part better but generalize worse (mean 13.1%), see docs/validation.md.
+# adjust it end to end; the per-step overhead has no kernel measurement. Five factors generalize
+# better on held-out rows than nine (adding attention, tokens-per-expert, scale-up and overlap):
+# docs/validation.md has the measured splits.
 DEFAULT_FACTORS = ("compute_scale", "expert_compute_scale", "gemm_memory_scale", "memory_scale", "step_overhead")
 
 
@@ -267,7 +265,3 @@ def calibrate(
         rows={"train": int(train.sum()), "test": int(test.sum())},
         report=report,
     )
-
-
-def fields() -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(Efficiency))

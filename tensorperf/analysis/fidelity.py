@@ -87,8 +87,8 @@ import pandas as pd
 import torch
 
 from tensorperf.catalog import presets
-from tensorperf.engine.masks import describe
 from tensorperf.engine.conventions import CONVENTIONS
+from tensorperf.engine.masks import describe
 from tensorperf.engine.metrics import METRICS
 from tensorperf.run.inputs import build_grid, check_efficiency
 from tensorperf.units import MS

@@ -157,13 +157,6 @@ class Grid:
             out[n] = lab[0] if dim is None else list(lab) if dim == n else (dim, list(lab))
         return out
 
-    def subgrid(self, point: Mapping[str, int]) -> Grid:
-        """The one-point grid at integer positions ``point[dim]`` (dims kept with length 1)."""
-        pos = {n: point[self.dim_of(n)] for n in self.values if self.dim_of(n) in point}
-        values = {n: ((v[pos[n]],) if n in pos else v) for n, v in self.values.items()}
-        labels = {n: ((v[pos[n]],) if n in pos else v) for n, v in self.labels.items()}
-        return dataclasses.replace(self, values=MappingProxyType(values), labels=MappingProxyType(labels))
-
     def block(self, ranges: Mapping[str, tuple[int, int]]) -> Grid:
         """The sub-grid keeping positions ``start:stop`` of each dimension in ``ranges`` (a chunk of a
         streamed sweep); every input lying on a dimension, zipped ones included, is sliced with it."""
