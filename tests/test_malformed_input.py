@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 import tensorperf as tp
 from tensorperf.analysis import calibrate as calibrate_module
 from tensorperf.analysis import fidelity
+from tensorperf.analysis.sensitivity import PARAMETERS as SENSITIVITY_PARAMETERS
 from tensorperf.catalog import presets
 from tensorperf.catalog.specs import Efficiency, HardwareSpec, ModelSpec
 from tensorperf.interface import io as tio
@@ -463,7 +464,7 @@ def sensitivity_case(draw):
                 st.sampled_from(["compute", "", [], (), None, 5, 1.5, True, Odd(), {"compute": 1}]),
                 st.lists(
                     st.one_of(
-                        unknown_names(tp.sensitivity.__globals__["PARAMETERS"]),
+                        unknown_names(SENSITIVITY_PARAMETERS),
                         st.sampled_from([5, None, ["compute"], "name", "source", "efficiency"]),
                     ),
                     min_size=1,

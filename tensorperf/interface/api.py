@@ -170,7 +170,9 @@ def sweep(
     )
 
 
-def sensitivity(*, of: str, wrt: Sequence[str], efficiency: Mapping[str, float] | None = None, **axes: Any) -> xr.Dataset:
+def sensitivity(
+    *, of: str, wrt: Sequence[str], efficiency: Mapping[str, float] | None = None, **axes: Any
+) -> xr.Dataset:
     """d ``of`` / d parameter and its elasticity at every grid point (roofline convention).
 
     ``wrt`` names Efficiency factors (compute, memory, ...) and numeric ModelSpec/HardwareSpec fields

@@ -73,7 +73,11 @@ def sensitivity_dataset(result: Sensitivity) -> xr.Dataset:
                 result.gradient.cpu().numpy(),
                 {"units": f"{unit} per unit of param", "long_name": f"d {of} / d param at each point"},
             ),
-            "elasticity": (dims, result.elasticity.cpu().numpy(), {"units": "1", "long_name": f"d ln {of} / d ln param"}),
+            "elasticity": (
+                dims,
+                result.elasticity.cpu().numpy(),
+                {"units": "1", "long_name": f"d ln {of} / d ln param"},
+            ),
             "value": (grid.dims, result.value.cpu().numpy(), {"units": unit, "long_name": METRICS[of].long_name}),
             "feasible": (
                 grid.dims,
