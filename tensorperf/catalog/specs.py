@@ -29,7 +29,7 @@ from tensorperf.validation import (
 )
 
 
-def _tensor_view(cls: type, values: dict[str, Any]) -> Any:
+def tensor_view(cls: type, values: dict[str, Any]) -> Any:
     """Instance of a frozen spec class whose fields hold tensors (no validation, no copies)."""
     obj = object.__new__(cls)
     for name, value in values.items():

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from tensorperf.axes import DIM_ORDER, EVAL_ORDER, ZIP_DIM  # noqa: F401  (EVAL_ORDER: for the engine)
-from tensorperf.catalog.specs import _tensor_view, numeric_fields
+from tensorperf.catalog.specs import tensor_view, numeric_fields
 from tensorperf.validation import SpecError
 
 
@@ -147,7 +147,7 @@ class Grid:
                 if f"{field}_scale" in self.values:
                     fields[field] = fields[field] * self.axis(f"{field}_scale")
         names = {f.name: getattr(specs[0], f.name) for f in dataclasses.fields(cls) if f.name not in fields}
-        return _tensor_view(cls, {**names, **fields})
+        return tensor_view(cls, {**names, **fields})
 
     def coords(self) -> dict[str, Any]:
         """Coordinate labels: 1-D for dims, scalars for the rest."""
