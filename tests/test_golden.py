@@ -1,4 +1,4 @@
-"""Golden checks of the roofline convention (model-spec §4 G3-G9 and §8.6), arithmetic in comments."""
+"""Golden checks of the roofline convention (docs/model.md §4 G3-G9 and §8.6), arithmetic in comments."""
 
 import math
 
@@ -125,7 +125,7 @@ def test_two_level_all_reduce():
     S = torch.tensor(134_217_728.0, dtype=torch.float64)
     got = comm.hierarchical_all_reduce(S, torch.tensor(16.0, dtype=torch.float64), _tiers())
     assert float(got) == pytest.approx(0.8955021511111111e-3, rel=1e-12)
-    # default flat ring over 16 ranks: 2·15/16·S/min(450e9, 8·50e9) + 30·5 us (model-spec §8.7)
+    # default flat ring over 16 ranks: 2·15/16·S/min(450e9, 8·50e9) + 30·5 us (docs/model.md §8.7)
     flat = comm.group_all_reduce(S, torch.tensor(16.0, dtype=torch.float64), _tiers())
     assert float(flat) == pytest.approx(2 * 15 / 16 * 134_217_728 / 400e9 + 30 * 5e-6, rel=1e-12)
 
@@ -205,7 +205,7 @@ def test_capacity_llama_70b():
 
 
 def test_allreduce_algorithm_is_selectable():
-    # G6 / model-spec §8.7: the default flat ring; "hierarchical" is RS inside the node, AR of S/8
+    # G6 / docs/model.md §8.7: the default flat ring; "hierarchical" is RS inside the node, AR of S/8
     # across nodes, AG inside; "tree" keeps the ring's bandwidth term with 2·⌈log2 n⌉ latency steps
     hw = tp.presets.hardware_spec("h100-sxm").replace(
         name="h100-g6", scaleup_bandwidth=450e9, scaleup_latency=2e-6, scaleout_bandwidth=50e9, scaleout_latency=5e-6

@@ -67,7 +67,7 @@ def test_every_number_has_a_source(preset_id: str) -> None:
 def test_h100_published() -> None:
     h100 = hardware_spec("h100-sxm")
     # NVIDIA H100 SXM: 989.4 TFLOP/s dense BF16 (datasheet gives 1,979 with sparsity), HBM3 3.35 TB/s
-    # (shared/data/hardware_specs.csv; glennklockwood.com/garden/processors/h100; model-spec §6).
+    # (shared/data/hardware_specs.csv; glennklockwood.com/garden/processors/h100; docs/model.md §6).
     assert h100.peak_flops_bf16 == pytest.approx(989.4e12, rel=1e-4)
     assert h100.hbm_bandwidth == pytest.approx(3.35e12)
     # NVLink4 900 GB/s bidirectional = 450 GB/s per direction (hardware_specs.csv).
@@ -76,7 +76,7 @@ def test_h100_published() -> None:
 
 
 def test_h200_published() -> None:
-    # NVIDIA H200 SXM: HBM3e 4.8 TB/s (hardware_specs.csv; model-spec §6); same compute as H100.
+    # NVIDIA H200 SXM: HBM3e 4.8 TB/s (hardware_specs.csv; docs/model.md §6); same compute as H100.
     h200 = hardware_spec("h200-sxm")
     assert h200.hbm_bandwidth == pytest.approx(4.8e12)
     assert h200.peak_flops_bf16 == hardware_spec("h100-sxm").peak_flops_bf16
@@ -102,7 +102,7 @@ def test_b200_published() -> None:
 
 def test_mi300x_published() -> None:
     # AMD MI300X: 1307.4 TFLOP/s dense BF16 (304 CUs x 2048 FLOP/clk x 2.1 GHz), HBM3 5.3 TB/s
-    # (hardware_specs.csv; model-spec §6); 7 xGMI links x 64 GB/s per direction (model-spec §6).
+    # (hardware_specs.csv; docs/model.md §6); 7 xGMI links x 64 GB/s per direction (docs/model.md §6).
     mi300x = hardware_spec("mi300x")
     assert mi300x.peak_flops_bf16 == pytest.approx(1307.4e12, rel=1e-4)
     assert mi300x.hbm_bandwidth == pytest.approx(5.3e12)
@@ -157,7 +157,7 @@ def test_fp8_is_twice_bf16(preset_id: str) -> None:
 
 @pytest.mark.parametrize("preset_id", PRESET_IDS)
 def test_usable_capacity_is_close_to_marketing(preset_id: str) -> None:
-    # Capacities are the usable figure a device reports (model-spec §8.20), within 10 % of the
+    # Capacities are the usable figure a device reports (docs/model.md §8.20), within 10 % of the
     # marketing number for every part (e.g. H100 81,559 MiB vs 80 GB, H200 143,771 MiB vs 141 GB).
     marketing = {
         "a100-sxm-80g": 80e9,
@@ -176,5 +176,5 @@ def test_usable_capacity_is_close_to_marketing(preset_id: str) -> None:
 
 
 def test_h200_usable_capacity() -> None:
-    # model-spec §8.20: an H200 reports 143,771 MiB.
+    # docs/model.md §8.20: an H200 reports 143,771 MiB.
     assert hardware_spec("h200-sxm").hbm_capacity == 143_771 * 2**20

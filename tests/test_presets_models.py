@@ -1,6 +1,6 @@
 """Model presets: every preset loads, and its parameter counts and KV cache size are the published ones.
 
-Exact counts are model-spec §4 G1 (docs/model-spec.md in the shared project folder); the others are
+Exact counts are docs/model.md §4 G1; the others are
 the derived totals written in the notes column of shared/data/models.csv, which give them rounded to
 0.01B or 0.1B, so they are matched to half a unit in the last printed digit.
 """
@@ -45,7 +45,7 @@ def test_preset_loads(preset_id: str) -> None:
     assert spec.source  # every preset cites where its numbers come from
 
 
-# ---- (b) exact parameter counts, model-spec §4 G1 ---------------------------------------------
+# ---- (b) exact parameter counts, docs/model.md §4 G1 ---------------------------------------------
 
 EXACT = {
     # Llama-3.1-8B (d 4096, 32 layers, 32 q / 8 kv heads, d_h 128, d_ff 14336, V 128256, untied):
@@ -154,7 +154,7 @@ def test_dense_models_have_no_inactive_parameters() -> None:
         assert spec.num_active_params == spec.num_params
 
 
-# ---- (d) KV cache bytes per token, model-spec §4 G2 ------------------------------------------
+# ---- (d) KV cache bytes per token, docs/model.md §4 G2 ------------------------------------------
 
 KV_BYTES_BF16 = {
     "llama-3.1-70b": 327_680,  # 2·80·8·128·2

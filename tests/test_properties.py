@@ -202,7 +202,7 @@ def test_ttft_nondecreasing_in_prompt_len(kw):
 # 2. TPOT non-decreasing in the context (prompt_len and output_len)
 # ---------------------------------------------------------------------------------------------
 # Chunked-attention models (Llama-4) are excluded: there a decode query at position L sees
-# ((L − 1) mod C) + 1 keys (model-spec §8.12), so decode work drops at every chunk boundary and TPOT
+# ((L − 1) mod C) + 1 keys (docs/model.md §8.12), so decode work drops at every chunk boundary and TPOT
 # is a sawtooth in the context by design. See test_tpot_chunked_attention_is_not_monotone.
 
 
@@ -222,7 +222,7 @@ def test_tpot_nondecreasing_in_output_len(kw):
 
 def test_chunked_attention_decode_drops_at_chunk_boundaries():
     # Not monotone by design: a Llama-4 chunked layer (C = 8192) sees ((L − 1) mod C) + 1 keys per
-    # decode query (model-spec §8.12), so the first decode step after S = 8192 cached tokens (L = 8193,
+    # decode query (docs/model.md §8.12), so the first decode step after S = 8192 cached tokens (L = 8193,
     # 1 key on those layers) is cheaper than after S = 8191 (L = 8192, 8192 keys). Chunked models are
     # therefore left out of the monotonicity properties above.
     ds = sweep(model="llama-4-scout", hardware="h200-sxm", prompt_len=[8191, 8192], output_len=2, batch=8, tp=8)

@@ -58,7 +58,7 @@ def _spec_field(ds, kind, field, specs):
 
 
 def _oracle(ds, kw):
-    """The reason bits re-derived from the rules (model-spec §8; masks.Reason)."""
+    """The reason bits re-derived from the rules (docs/model.md §8; masks.Reason)."""
     m = lambda f: _spec_field(ds, "model", f, tp.presets.model)  # noqa: E731
     hw = lambda f: _spec_field(ds, "hardware", f, tp.presets.hardware_spec)  # noqa: E731
     tp_, pp, dp, ep, batch = (_coords(ds, n).astype(float) for n in ("tp", "pp", "dp", "ep", "batch"))

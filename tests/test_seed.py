@@ -1,4 +1,4 @@
-"""convention='seed' reproduces the seed notebook's printed numbers (model-spec §1.4, Appendix A)."""
+"""convention='seed' reproduces the seed notebook's printed numbers (docs/model.md §1.4, Appendix A)."""
 
 import json
 from pathlib import Path
@@ -27,7 +27,7 @@ def recorded():
 @pytest.mark.parametrize(
     "op, ms",
     [
-        # the notebook's printed compute breakdown (cell In[83]); arithmetic in model-spec §1.4
+        # the notebook's printed compute breakdown (cell In[83]); arithmetic in docs/model.md §1.4
         ("qkv", 16.304472562731384),  # 6·16384·10752² FLOP / (0.85·630784 FLOP/cycle) / 1.3 GHz
         ("attn", 17.59847832167832),  # 4·16384²·10752 FLOP at eff 0.8
         ("outproj", 5.434824187577129),  # 2·16384·10752² at 0.85
@@ -79,7 +79,7 @@ def test_all_58_layouts_in_one_sweep():
 
 
 def test_seed_parameter_formulas():
-    # model-spec §1.5: model_base() + moe_params() = 1,832,462,069,760; active (top-4) 500,686,663,680
+    # docs/model.md §1.5: model_base() + moe_params() = 1,832,462,069,760; active (top-4) 500,686,663,680
     m = tp.presets.model("gpt-moe-1.8t")
 
     class View:  # the seed's mlp_factor is an integer ratio
@@ -100,7 +100,7 @@ def test_seed_gpu_capacity():
 @pytest.mark.parametrize(
     "S, ms",
     [
-        # compute_forward_pass("TTFT", S) re-run in CPython (model-spec §1.5)
+        # compute_forward_pass("TTFT", S) re-run in CPython (docs/model.md §1.5)
         (1, 0.0021170957595345826),
         (128, 0.2720540373777693),
         (1000, 2.182589999669448),
