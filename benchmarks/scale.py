@@ -138,7 +138,7 @@ def run_row(spec: dict) -> dict:
 
     import tensorperf as tp
     from tensorperf.engine import roofline
-    from tensorperf.run import stream
+    from tensorperf.run import chunks
     from tensorperf.run.allocator import keep_freed_memory
     from tensorperf.run.inputs import build_grid
 
@@ -166,8 +166,8 @@ def run_row(spec: dict) -> dict:
         out.update(points=grid.size, seconds=min(times), times=times, chunks=1, chunk_points=grid.size)
     elif spec["mode"] in ("stream", "stream-all"):
         grid = build_grid(**axes, dtype=dtype, device=device)
-        chunk_points = stream.points_for_memory(MEMORY, dtype)
-        out["chunks"], _ = stream.plan(grid, chunk_points)
+        chunk_points = chunks.points_for_memory(MEMORY, dtype)
+        out["chunks"], _ = chunks.plan(grid, chunk_points)
         out["chunk_points"] = min(chunk_points, grid.size)
         points = grid.size
         del grid
@@ -508,14 +508,14 @@ def main() -> None:
         if "winner" in r:
             print(f"best at {spec['size']:.0e} {spec['dtype']}: {r['winner']}")
         if "error" not in r and spec["mode"] == "engine" and math.isclose(spec["size"], 1e6):
-            from tensorperf.run.stream import BYTES_PER_POINT
+            from tensorperf.run.chunks import BYTES_PER_POINT
 
             bpp = BYTES_PER_POINT[getattr(torch, spec["dtype"])]
             per = r["growth_bytes"] / r["points"]
             verdict = "conservative" if bpp >= per else "NOT conservative"
             print(
                 f"engine working memory, {spec['dtype']}, {r['points']:,} points in memory: {per:.0f} B/point "
-                f"(tensorperf.stream.BYTES_PER_POINT = {bpp}: {verdict})"
+                f"(tensorperf.run.chunks.BYTES_PER_POINT = {bpp}: {verdict})"
             )
     by = {(s["size"], s["dtype"], s["device"], s["mode"]): r for s, r in results if "error" not in r}
     for (size, dt, dev, mode), r in by.items():

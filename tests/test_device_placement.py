@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import tensorperf as tp
-from tensorperf.run import stream
+from tensorperf.run import reductions
 from tensorperf.run.inputs import build_grid
 
 GRID = dict(
@@ -84,7 +84,7 @@ CALLS = {
     ),
     "pareto (streamed)": lambda: tp.pareto(chunk_points=700, progress=False, **GRID),
     "reduce Count (streamed)": lambda: tp.reduce(
-        stream.Count(WHERE, ("model",), stream.kept_shape(build_grid(**GRID), ("model",))),
+        reductions.Count(WHERE, ("model",), reductions.kept_shape(build_grid(**GRID), ("model",))),
         chunk_points=700,
         progress=False,
         **GRID,

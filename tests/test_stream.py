@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tensorperf as tp
+from tensorperf.run.chunks import BYTES_PER_POINT, Chunk, plan, points_for_memory
 from tensorperf.run.inputs import build_grid
-from tensorperf.run.stream import BYTES_PER_POINT, Chunk, plan, points_for_memory
 
 SETTINGS = settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
@@ -300,7 +300,7 @@ def test_chunk_is_a_frozen_record():
 def test_count_and_best_combined_in_one_pass(full):
     from types import MappingProxyType
 
-    from tensorperf.run.stream import Best, Combined, Count, kept_shape
+    from tensorperf.run.reductions import Best, Combined, Count, kept_shape
 
     grid = build_grid(**GRID)
     keep = ("hardware", "weight_dtype")
@@ -360,7 +360,7 @@ def test_a_sweep_larger_than_memory_is_refused_with_the_streaming_alternatives(m
 
 
 def test_reductions_evaluate_only_the_metrics_they_name_and_report_every_metric_of_the_winners():
-    from tensorperf.run.stream import Best, Combined, Count, Pareto, kept_shape
+    from tensorperf.run.reductions import Best, Combined, Count, Pareto, kept_shape
 
     grid = build_grid(**GRID)
     best = Best("tokens_per_s_per_gpu", WHERE, ("hardware",), True, kept_shape(grid, ("hardware",)))

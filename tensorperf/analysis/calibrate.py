@@ -99,7 +99,7 @@ def _split(ids: pd.Index, train_fraction: float, seed: int) -> np.ndarray:
 class _Model:
     """Differentiable predictions of the mapped rows: at most two zipped grids, built once."""
 
-    def __init__(self, mapped: pd.DataFrame):
+    def __init__(self, mapped: pd.DataFrame) -> None:
         self.parts = []
         is_max = mapped["batch"].map(lambda b: b == "max")
         for batch_max in (True, False):
@@ -225,7 +225,7 @@ def calibrate(
     opt = torch.optim.Adam(list(raw.values()), lr=lr)
     idx_train = torch.as_tensor(np.flatnonzero(train))
 
-    def predicted(efficiency) -> tuple[torch.Tensor, torch.Tensor]:
+    def predicted(efficiency: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         out = model.predict(efficiency)
         values = torch.stack([out[i][0] for i in range(len(rows))])
         ok = torch.tensor([out[i][1] for i in range(len(rows))])
@@ -247,7 +247,7 @@ def calibrate(
         final, ok = predicted({n: torch.tensor(v, dtype=torch.float64) for n, v in fitted.items()})
     check_efficiency({k: v for k, v in fitted.items() if k not in HARDWARE_FACTORS})  # true by construction
 
-    def median(pred, mask):
+    def median(pred: torch.Tensor, mask: np.ndarray) -> float:
         rel = (pred / measured - 1).abs().numpy()
         return float(np.median(rel[mask]))
 

@@ -18,9 +18,11 @@ bounded reparameterization (no clipping), so Adam works on unconstrained numbers
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -30,6 +32,9 @@ from tensorperf.catalog import presets
 from tensorperf.engine.physics.comm import ring_all_reduce
 from tensorperf.engine.physics.roofline import compute_time, memory_time, op_time, saturation
 from tensorperf.validation import SpecError
+
+if TYPE_CHECKING:
+    from tensorperf.catalog.specs import HardwareSpec
 
 GPU_PRESET = MappingProxyType({"h100_sxm": "h100-sxm", "h200_sxm": "h200-sxm", "b200_sxm": "b200"})
 PEAK_COLUMN = MappingProxyType(
@@ -83,7 +88,7 @@ def load_kernels(path: str | Path) -> pd.DataFrame:
     return frame[frame.gpu.isin(list(GPU_PRESET))].reset_index(drop=True)
 
 
-def _tensor(values) -> torch.Tensor:
+def _tensor(values: pd.Series | np.ndarray) -> torch.Tensor:
     return torch.tensor(np.asarray(values, dtype=np.float64))
 
 
@@ -110,12 +115,16 @@ def _expert_bytes(rows: pd.DataFrame) -> np.ndarray:
     return np.asarray(out)
 
 
-def _sig(u):
+def _sig(u: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(u)
 
 
 def _fit(
-    predict, measured: torch.Tensor, init: dict[str, float], kinds: dict[str, str], steps: int = 1500
+    predict: Callable[[Mapping[str, torch.Tensor]], torch.Tensor],
+    measured: torch.Tensor,
+    init: dict[str, float],
+    kinds: dict[str, str],
+    steps: int = 1500,
 ) -> tuple[dict[str, float], torch.Tensor]:
     """Minimize mean (log t_pred − log t_meas)² over bounded parameters; return values and predictions."""
     raw = {}
@@ -127,7 +136,7 @@ def _fit(
                 float(np.log(np.expm1(value / SIZE_SCALE[kinds[name]]))), dtype=torch.float64, requires_grad=True
             )
 
-    def values():
+    def values() -> dict[str, torch.Tensor]:
         return {
             n: _sig(r) if kinds[n] == "eff" else torch.nn.functional.softplus(r) * SIZE_SCALE[kinds[n]]
             for n, r in raw.items()
@@ -152,11 +161,11 @@ def _gemm_group(
     size_column: np.ndarray,
     half: str,
     nbytes_column: np.ndarray | None = None,
-):
+) -> tuple[Callable[[Mapping[str, torch.Tensor]], torch.Tensor], dict[str, float], dict[str, str]]:
     flops, size = _tensor(rows.flops), _tensor(size_column)
     nbytes = _tensor(rows.bytes_moved if nbytes_column is None else nbytes_column)
 
-    def predict(p):
+    def predict(p: Mapping[str, torch.Tensor]) -> torch.Tensor:
         eff_c = p["compute"] * saturation(size, p[half])
         return op_time(compute_time(flops, peak, eff_c), memory_time(nbytes, bw, p["memory"]), 1.0)
 
@@ -184,7 +193,12 @@ def fit_kernels(frame: pd.DataFrame, steps: int = 1500) -> list[Fit]:
         elif op == "context_attention":
             flops, nbytes = _tensor(rows.flops), _tensor(_attention_bytes(rows))
 
-            def attention(p, flops=flops, nbytes=nbytes, hw=hw):
+            def attention(
+                p: Mapping[str, torch.Tensor],
+                flops: torch.Tensor = flops,
+                nbytes: torch.Tensor = nbytes,
+                hw: HardwareSpec = hw,
+            ) -> torch.Tensor:
                 return op_time(
                     compute_time(flops, hw.peak_flops_bf16, p["attention"]),
                     memory_time(nbytes, hw.hbm_bandwidth, p["memory"]),
@@ -195,7 +209,9 @@ def fit_kernels(frame: pd.DataFrame, steps: int = 1500) -> list[Fit]:
         elif op in ("nccl_all_reduce", "custom_allreduce"):
             n, S = _tensor(rows.num_gpus), _tensor(rows.message_bytes)
 
-            def all_reduce(p, n=n, S=S, hw=hw):
+            def all_reduce(
+                p: Mapping[str, torch.Tensor], n: torch.Tensor = n, S: torch.Tensor = S, hw: HardwareSpec = hw
+            ) -> torch.Tensor:
                 return ring_all_reduce(
                     S + p["comm_half_bytes"], n, hw.scaleup_bandwidth * p["scaleup"], hw.scaleup_latency
                 )

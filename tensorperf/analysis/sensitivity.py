@@ -28,7 +28,7 @@ EFFICIENCY_FIELDS = tuple(f.name for f in dataclasses.fields(Efficiency))
 PARAMETERS = EFFICIENCY_FIELDS + HARDWARE_FIELDS + MODEL_FIELDS
 
 
-def _base_value(grid, name: str, efficiency: dict) -> torch.Tensor:
+def _base_value(grid: Grid, name: str, efficiency: dict) -> torch.Tensor:
     if name in EFFICIENCY_FIELDS:
         if name in efficiency:
             return torch.as_tensor(float(efficiency[name]), dtype=grid.dtype, device=grid.device)

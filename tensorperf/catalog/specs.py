@@ -5,7 +5,7 @@ construction; the engine also builds *tensor views* of specs (every numeric fiel
 on the grid's ``model`` or ``hardware`` axis, see :mod:`tensorperf.grid`), so every derived
 property below is written with arithmetic that works on ints and on tensors alike.
 
-Parameter counting follows ../docs/model-spec.md §3.2 (HF configs; DeepSeek-V3 inference/model.py).
+Parameter counting follows docs/model.md §3.2 (HF configs; DeepSeek-V3 inference/model.py).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class ModelSpec:
     sliding_window_layers: int = 0  # how many layers use it (gpt-oss: every other layer)
     attention_chunk: int = 0  # Llama-4 chunked local attention chunk size (0 = none)
     chunked_layers: int = 0  # how many layers use chunked attention
-    # small parameter terms (model-spec §8.13)
+    # small parameter terms (docs/model.md §8.13)
     norms_per_layer: int = 2  # pre-attention and pre-MLP norms (GPT-J: 1, parallel block)
     norm_bias: bool = False  # LayerNorm with bias (2 vectors per norm) instead of RMSNorm
     qkv_bias: bool = False
@@ -196,7 +196,7 @@ class ModelSpec:
         """Weight matrices per MLP/expert: 3 for gated (SwiGLU), 2 for plain."""
         return 2 + self.gated_mlp * 1
 
-    # ---- parameters per block (model-spec §3.2) ---------------------------------------------
+    # ---- parameters per block (docs/model.md §3.2) ---------------------------------------------
     @property
     def attention_params(self) -> Any:
         d, nq, nkv, dh = self.d_model, self.num_heads, self.num_kv_heads, self.head_dim

@@ -2,7 +2,7 @@
 
 Reproduces ``ttft_time(batch, seqlen)`` of shared/seed/000_021ebbe46a36e6db.txt for every layout
 at once (its loop over shard configurations, with ``assert(0)`` removed), following the recipe of
-model-spec §1.6: float64, integer counts in int64 converted where CPython converts them, the
+docs/model.md §1.6: float64, integer counts in int64 converted where CPython converts them, the
 seed's left-to-right operation order, and its integer *and float* floor divisions. Every quirk is
 kept on purpose (see docs/seed-differences.md); this convention is for regression, not planning.
 
@@ -12,7 +12,7 @@ Times inside this module are in the seed's milliseconds; they become seconds at 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -21,6 +21,9 @@ from tensorperf.engine.grid import Grid
 from tensorperf.engine.masks import Reason, combine
 from tensorperf.engine.metrics import Evaluation
 from tensorperf.validation import SpecError
+
+if TYPE_CHECKING:
+    from tensorperf.catalog.specs import SeedHardware
 
 OPS = ("qkv", "attn", "outproj", "moe", "topk_softmax", "rope", "layernorm")
 FSDP_OVERHEAD = 0.25  # fsdp_communication_overhead(), applied to all communication
@@ -88,17 +91,30 @@ def layer_op_times(m: Any, hw: Any, S: torch.Tensor, f64: torch.dtype) -> list[t
     return [qkv, attn, out, moe, topk, rope, ln]  # in OPS order
 
 
-def _tp_comm(N, lat, bw, payload, f64):
+def _tp_comm(
+    N: torch.Tensor, lat: torch.Tensor | float, bw: torch.Tensor | float, payload: torch.Tensor, f64: torch.dtype
+) -> torch.Tensor:
     """TP_communication(N, latency, BW, payload, 'ring') in ms: half a ring (B19)."""
     steps = (N - 1).to(f64) / N.to(f64)
     return lat * 1e-3 * steps * N.to(f64) + steps * payload.to(f64) * 1e-9 / bw * 1e3
 
 
-def _pp_comm(lat, bw, payload, f64):
+def _pp_comm(
+    lat: torch.Tensor | float, bw: torch.Tensor | float, payload: torch.Tensor, f64: torch.dtype
+) -> torch.Tensor:
     return lat * 1e-3 + 1e3 * (payload.to(f64) * 1e-9 / bw)
 
 
-def _ep_comm(payload, E, total_gpus, G, lat, bw_intra, bw_inter, f64):
+def _ep_comm(
+    payload: torch.Tensor,
+    E: torch.Tensor,
+    total_gpus: torch.Tensor,
+    G: torch.Tensor,
+    lat: torch.Tensor | float,
+    bw_intra: torch.Tensor | float,
+    bw_inter: torch.Tensor | float,
+    f64: torch.dtype,
+) -> torch.Tensor:
     c = torch.minimum(E, total_gpus)
     p_intra = G.to(f64) / c.to(f64)
     p_inter = 1 - p_intra
@@ -109,7 +125,17 @@ def _ep_comm(payload, E, total_gpus, G, lat, bw_intra, bw_inter, f64):
     return latency + 1e3 * steps * (1e-9 * (payload_intra / bw_intra + payload_inter / bw_inter))
 
 
-def layer_comm_ms(m, hw, S, wt_bytes, tp, pp, dp, ep, f64):
+def layer_comm_ms(
+    m: _SeedModel,
+    hw: SeedHardware,
+    S: torch.Tensor,
+    wt_bytes: int,
+    tp: torch.Tensor,
+    pp: torch.Tensor,
+    dp: torch.Tensor,
+    ep: torch.Tensor,
+    f64: torch.dtype,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
     """communication_forward_pass: ms per layer per sequence (x1.25 'FSDP', B23)."""
     tp_i, tp_o = _split(tp, tp=True)
     pp_i, pp_o = _split(pp, tp=False)
@@ -149,7 +175,7 @@ def seed_param_count(m: Any, active: bool) -> Any:
 class _SeedModel:
     """The seed's modelConfig fields, derived from any ModelSpec tensor view (dense: E = k = 1)."""
 
-    def __init__(self, spec: Any, f64: torch.dtype):
+    def __init__(self, spec: Any, f64: torch.dtype) -> None:
         moe = spec.num_experts > 0
         self.d_model = spec.d_model
         self.num_layers = spec.num_layers

@@ -1,11 +1,13 @@
-"""``Dataset.tperf``: the reductions of :mod:`tensorperf.reductions` as methods of a sweep's Dataset.
+"""``Dataset.tperf``: the reductions of :mod:`tensorperf.run.reductions` as methods of a sweep's Dataset.
 
     ds = tensorperf.sweep(...)
     ds.tperf.best("tokens_per_s_per_gpu", where={"tokens_per_s_per_user": (">=", 20)}, keep=["model"])
     ds.tperf.pareto()            # tokens/s/GPU versus tokens/s/user over layouts and batches
     ds.tperf.pareto_table()      # the frontier points as a pandas DataFrame
 
-Importing this module registers the accessor; it only delegates to :mod:`tensorperf.reductions`.
+Importing this module registers the accessor; it only delegates to
+:mod:`tensorperf.interface.reductions`, which runs the streamed reductions (the same code as
+:func:`tensorperf.best` / :func:`tensorperf.pareto`) on the Dataset taken as one chunk.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ Where = Mapping[str, tuple[str, float]]
 
 @xr.register_dataset_accessor("tperf")
 class TensorperfAccessor:
-    """Vectorized reductions of a tensorperf sweep (see :mod:`tensorperf.reductions`)."""
+    """Vectorized reductions of a tensorperf sweep (see :mod:`tensorperf.interface.reductions`)."""
 
     def __init__(self, ds: xr.Dataset) -> None:
         self._ds = ds

@@ -18,8 +18,11 @@ import xarray as xr
 from tensorperf.analysis.sensitivity import sensitivity as gradients
 from tensorperf.engine.conventions import CONVENTIONS
 from tensorperf.engine.grid import Grid
-from tensorperf.interface.dataset import sensitivity_dataset, to_dataset
+from tensorperf.interface.dataset import labelled_dataset, sensitivity_dataset, to_dataset
+from tensorperf.run import executors
+from tensorperf.run.chunks import DEFAULT_MEMORY
 from tensorperf.run.inputs import build_grid, check_efficiency
+from tensorperf.run.reductions import Labelled, Reduction
 from tensorperf.validation import SpecError, unknown_name_error
 from tensorperf.version import __version__
 
@@ -99,7 +102,7 @@ def sweep(
       and the cached ones before it (default: the whole prompt in one pass).
     - ``allreduce``: ``"ring"`` (NCCL's flat ring, default), ``"tree"`` (double binary tree:
       2·⌈log2 n⌉ latency steps) or ``"hierarchical"`` (reduce-scatter inside each scale-up domain,
-      all-reduce across domains, all-gather inside; model-spec §8.7); a list makes it a dimension.
+      all-reduce across domains, all-gather inside; docs/model.md §8.7); a list makes it a dimension.
     - ``zipped``: inputs (lists of one length) that share one dimension, ``point``; the i-th values
       form the i-th configuration instead of spanning a Cartesian product.
     - What-if inputs: any numeric field of ModelSpec or HardwareSpec (``hbm_bandwidth=[3.35e12,
@@ -157,7 +160,7 @@ def sweep(
         raise SpecError(f"breakdown = {breakdown!r} is not allowed: must be True or False")
     _check_fits_in_memory(grid, bool(breakdown))
     if client is not None or chunk_points is not None:  # in chunks (on a cluster's workers)
-        from tensorperf.run.stream import gather
+        from tensorperf.run.executors import gather
 
         evaluation = gather(grid, convention, overrides, bool(breakdown), chunk_points, client)
     else:
@@ -181,3 +184,125 @@ def sensitivity(
     ``value``, and ``feasible``; infeasible points keep finite derivatives of the formulas.
     """
     return sensitivity_dataset(gradients(of=of, wrt=wrt, efficiency=efficiency, **axes))
+
+
+# --------------------------------------------------------------------------- streamed reductions
+
+
+def _as_datasets(result: Any) -> Any:
+    """A built-in reduction's result (:class:`~tensorperf.run.reductions.Labelled`, or a tuple of
+    them from ``Combined``) as Datasets; anything else (a user reduction's own result) as it is."""
+    if isinstance(result, Labelled):
+        return labelled_dataset(result)
+    if type(result) is tuple:
+        return tuple(_as_datasets(r) for r in result)
+    return result
+
+
+def best(
+    objective: str = "tokens_per_s_per_gpu",
+    *,
+    where: Mapping[str, tuple[str, float]] | None = None,
+    keep: Sequence[str] = (),
+    maximize: bool = True,
+    memory: Any = DEFAULT_MEMORY,
+    chunk_points: int | None = None,
+    progress: bool | None = None,
+    client: Any = None,
+    convention: str = "roofline",
+    efficiency: Mapping[str, float] | None = None,
+    **axes: Any,
+) -> xr.Dataset:
+    """The best point of a grid, streamed: :func:`tensorperf.sweep`'s inputs (``**axes``) span the
+    grid, which is evaluated in chunks of at most ``memory`` working bytes (or ``chunk_points``
+    points) keeping only the running best, so grids far larger than memory fit.
+
+    ``where`` maps a metric to ``(comparison, value)``, e.g. ``{"tokens_per_s_per_user": (">=", 20),
+    "ttft": ("<=", 2.0)}`` (comparisons ``>=, >, <=, <, ==``); only feasible points meeting every
+    condition qualify. ``keep`` lists dims to keep (one winner per combination of them; default
+    none: one winner). Returns a small Dataset: the winner's metrics, ``best_<dim>`` for each reduced
+    dim (and ``best_<input>`` for inputs zipped on one) and ``found``; equal, bit for bit, to
+    ``sweep(**axes).tperf.best(objective, where=where, keep=keep)`` for any chunk size. Ties go to
+    the first point in C order. ``progress`` shows a bar (default: on a terminal, after 1 s);
+    ``client`` runs the chunks on a dask.distributed cluster (a ``Client`` or scheduler address)."""
+    return labelled_dataset(
+        executors.best(
+            objective,
+            where=where,
+            keep=keep,
+            maximize=maximize,
+            memory=memory,
+            chunk_points=chunk_points,
+            progress=progress,
+            client=client,
+            convention=convention,
+            efficiency=efficiency,
+            axes=axes,
+        )
+    )
+
+
+def pareto(
+    x: str = "tokens_per_s_per_user",
+    y: str = "tokens_per_s_per_gpu",
+    *,
+    where: Mapping[str, tuple[str, float]] | None = None,
+    over: Sequence[str] | None = None,
+    maximize: tuple[bool, bool] = (True, True),
+    memory: Any = DEFAULT_MEMORY,
+    chunk_points: int | None = None,
+    progress: bool | None = None,
+    client: Any = None,
+    convention: str = "roofline",
+    efficiency: Mapping[str, float] | None = None,
+    **axes: Any,
+) -> xr.Dataset:
+    """The Pareto frontier of ``x`` versus ``y``, streamed (see :func:`best` for the chunking,
+    ``where``, ``progress`` and ``client``): over the ``over`` dims (default: the layout and batch
+    dims), for each combination of the other dims. Returns the frontier points along a ``frontier``
+    dim with their kept-dim and layout coordinates and every scalar metric, sorted by the kept dims
+    then ``x`` ascending: the rows of ``sweep(**axes).tperf.pareto_table(x, y, ...)``."""
+    return labelled_dataset(
+        executors.pareto(
+            x,
+            y,
+            where=where,
+            over=over,
+            maximize=maximize,
+            memory=memory,
+            chunk_points=chunk_points,
+            progress=progress,
+            client=client,
+            convention=convention,
+            efficiency=efficiency,
+            axes=axes,
+        )
+    )
+
+
+def reduce(
+    reduction: Reduction,
+    *,
+    memory: Any = DEFAULT_MEMORY,
+    chunk_points: int | None = None,
+    progress: bool | None = None,
+    client: Any = None,
+    convention: str = "roofline",
+    efficiency: Mapping[str, float] | None = None,
+    **axes: Any,
+) -> Any:
+    """Stream any :class:`~tensorperf.Reduction` over the grid spanned by ``**axes`` (chunking,
+    progress and ``client`` as in :func:`best`). Returns what its ``finish`` returns; the built-in
+    reductions (``Best``, ``Pareto``, ``Count``, ``Combined`` of them) as Datasets."""
+    return _as_datasets(
+        executors.reduce(
+            reduction,
+            memory=memory,
+            chunk_points=chunk_points,
+            progress=progress,
+            client=client,
+            convention=convention,
+            efficiency=efficiency,
+            axes=axes,
+        )
+    )

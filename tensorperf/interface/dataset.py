@@ -12,48 +12,72 @@ import json
 from collections.abc import Mapping
 
 import numpy as np
+import torch
 import xarray as xr
 
 from tensorperf.analysis.sensitivity import Sensitivity
 from tensorperf.engine.grid import Grid
 from tensorperf.engine.metrics import METRICS, Evaluation
+from tensorperf.run.reductions import Labelled
 
 
 def _spec_json(specs: tuple) -> str:
-    def plain(obj):
-        return {k: v for k, v in dataclasses.asdict(obj).items()}
+    return json.dumps({s.name: dataclasses.asdict(s) for s in specs}, default=str)
 
-    return json.dumps({s.name: plain(s) for s in specs}, default=str)
+
+def _masked(t: torch.Tensor, infeasible: torch.Tensor, full: tuple[int, ...]) -> np.ndarray:
+    """``t`` with NaN where infeasible, written once into a fresh C-order array of shape ``full``
+    (a strided copy from the engine's layout, then NaN at the infeasible points: the fastest of the
+    ways measured, benchmarks/README.md). Non-float metrics become float64, as NumPy would make them."""
+    dtype = t.dtype if t.is_floating_point() else torch.float64
+    out = torch.empty(full, dtype=dtype)
+    out.copy_(t.cpu().expand(full))  # .cpu() first: the (possibly few-axis) tensor crosses, not the grid
+    out.masked_fill_(infeasible.view(infeasible.shape + (1,) * (len(full) - infeasible.dim())), float("nan"))
+    return out.numpy()
+
+
+def _shared(t: torch.Tensor, full: tuple[int, ...]) -> np.ndarray:
+    """A read-only view of ``t`` broadcast to ``full`` (no copy: stride 0 along the axes it does not
+    depend on, the engine's axis order otherwise), as xarray's own ``broadcast`` and ``expand_dims``
+    return. Read-only because it is the engine's memory: a write through one point of a broadcast
+    view would change every point along its broadcast axes (and maybe a tensor the engine keeps)."""
+    t = t.cpu()
+    if t.untyped_storage().nbytes() > t.numel() * t.element_size():  # a view of something larger:
+        t = t.clone()  # do not keep it alive
+    out = t.expand(full).numpy()
+    out.flags.writeable = False
+    return out
 
 
 def to_dataset(ev: Evaluation, grid: Grid, attrs: Mapping[str, str]) -> xr.Dataset:
-    """Turn an Evaluation into an xr.Dataset with one dim per swept axis."""
+    """Turn an Evaluation into an xr.Dataset with one dim per swept axis.
+
+    Every variable spans all the grid's dims (plus its trailing result dims). Masked metrics
+    (NaN where infeasible) and ``feasible`` are fresh, writable, C-order arrays; the unmasked ones
+    and ``infeasible_reason`` share the engine's memory as read-only, possibly broadcast, views
+    (docs/results.md)."""
     shape = grid.shape
-    feasible = (ev.reason == 0).expand(shape).cpu().numpy()
-    data_vars = {}
+    reason = ev.reason.detach().cpu()
+    infeasible = torch.empty(shape, dtype=torch.bool)
+    torch.ne(reason.expand(shape), 0, out=infeasible)
+    feasible = torch.logical_not(infeasible).numpy()
+    data_vars = {}  # Variables, not DataArrays: xarray need not align them (~3 ms a call)
     for name, tensor in ev.values.items():
         extra = ev.trailing.get(name, ())
-        extra_shape = tuple(len(ev.trailing_coords[d]) for d in extra)
-        full = tensor.detach().expand(shape + extra_shape).cpu().numpy()
+        full = shape + tuple(len(ev.trailing_coords[d]) for d in extra)
         meta = METRICS[name]
-        if meta.masked:
-            mask = feasible.reshape(shape + (1,) * len(extra))
-            full = np.where(mask, full, np.nan)
-        data_vars[name] = xr.DataArray(
-            np.array(full, copy=True, order="C"),
-            dims=grid.dims + extra,  # (C order whatever the engine's axes)
-            attrs={"units": meta.units, "long_name": meta.long_name},
-        )
-    reason = ev.reason.expand(shape).cpu().numpy()
-    data_vars["feasible"] = xr.DataArray(
-        feasible.copy(), dims=grid.dims, attrs={"units": "1", "long_name": METRICS["feasible"].long_name}
-    )
-    data_vars["infeasible_reason"] = xr.DataArray(
-        reason.copy(), dims=grid.dims, attrs={"units": "1", "long_name": METRICS["infeasible_reason"].long_name}
+        array = _masked(tensor.detach(), infeasible, full) if meta.masked else _shared(tensor.detach(), full)
+        data_vars[name] = xr.Variable(grid.dims + extra, array, {"units": meta.units, "long_name": meta.long_name})
+    data_vars["feasible"] = xr.Variable(grid.dims, feasible, {"units": "1", "long_name": METRICS["feasible"].long_name})
+    data_vars["infeasible_reason"] = xr.Variable(
+        grid.dims, _shared(reason, shape), {"units": "1", "long_name": METRICS["infeasible_reason"].long_name}
     )
     coords = grid.coords()
     coords.update({d: list(labels) for d, labels in ev.trailing_coords.items()})
-    ds = xr.Dataset(data_vars, coords=coords)
+    # The coordinates' order DataArrays would give: each dim's own coordinate where a variable first
+    # uses it, then the others.
+    first = {d: coords[d] for v in data_vars.values() for d in v.dims if isinstance(coords.get(d), list)}
+    ds = xr.Dataset(data_vars, coords=first | coords)
     ds.attrs.update(attrs)
     ds.attrs["model_specs"] = _spec_json(grid.values["model"])
     ds.attrs["hardware_specs"] = _spec_json(grid.values["hardware"])
@@ -88,4 +112,14 @@ def sensitivity_dataset(result: Sensitivity) -> xr.Dataset:
         coords=grid.coords() | {"param": list(result.wrt)},
     )
     ds.attrs.update(of=of, mode="reverse")
+    return ds
+
+
+def labelled_dataset(result: Labelled) -> xr.Dataset:
+    """A reduction's :class:`~tensorperf.run.reductions.Labelled` result (plain arrays with their
+    dims, coordinates and attributes) as a Dataset."""
+    data = {name: (dims, values, dict(attrs)) for name, (dims, values, attrs) in result.data.items()}
+    coords = {name: (dims, values) if dims else values for name, (dims, values) in result.coords.items()}
+    ds = xr.Dataset(data, coords=coords)
+    ds.attrs.update(result.attrs)
     return ds

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -26,13 +26,16 @@ import xarray as xr
 from tensorperf.interface.reductions import default_over, pareto_table
 from tensorperf.validation import SpecError, unknown_name_error
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 FIGURE_FORMATS = (".png", ".svg", ".pdf")
 MAX_BARS = 24
 MAX_PANELS = 8
 TORNADO_STEP = 0.10  # the +-10% change of each parameter in the tornado chart
 
 
-def _figure(**kwargs):
+def _figure(**kwargs: Any) -> Figure:
     try:
         from matplotlib.figure import Figure
     except ImportError:

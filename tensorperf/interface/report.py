@@ -88,7 +88,7 @@ def table(
     widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(heads)]
     left = [spec.get(c, (c, 1, "auto"))[2] == "s" or any(isinstance(r.get(c), str) for r in rows) for c in columns]
 
-    def line(values):
+    def line(values: Sequence[str]) -> str:
         return "  ".join(v.ljust(w) if lft else v.rjust(w) for v, w, lft in zip(values, widths, left)).rstrip()
 
     return "\n".join([line(heads), line(["-" * w for w in widths])] + [line(r) for r in cells])

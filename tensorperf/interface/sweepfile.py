@@ -37,8 +37,8 @@ from typing import Any
 
 from tensorperf.axes import AXES
 from tensorperf.engine.conventions import CONVENTIONS
-from tensorperf.interface.reductions import COMPARISONS
 from tensorperf.run.inputs import OVERRIDABLE, build_grid, check_efficiency
+from tensorperf.run.reductions import COMPARISONS
 from tensorperf.validation import SpecError, read_toml
 
 SWEEP_KEYS = (*AXES, "zipped")  # the [sweep] table: every registered axis, and zipped
@@ -87,7 +87,7 @@ def _unknown(
 
 
 def _scalar_or_list(path: str, key: str, value: Any) -> Any:
-    def plain(v):
+    def plain(v: object) -> bool:
         return isinstance(v, (str, int, float)) and not isinstance(v, bool)
 
     if plain(value) or (isinstance(value, list) and value and all(plain(v) for v in value)):

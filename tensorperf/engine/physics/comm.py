@@ -4,9 +4,9 @@ Conventions of nccl-tests doc/PERFORMANCE.md: ``nbytes`` is the full buffer for 
 total gathered/scattered size for all-gather/reduce-scatter, and the per-rank send buffer (self
 chunk included) for all-to-all. ``bw`` is the achievable per-GPU per-direction bandwidth
 (peak · efficiency). Every formula carries an (n − 1) factor, so a group of 1 costs exactly 0
-with no branch. Sources: model-spec §3.9 and §8.7-8.8; GenZ collective_times.py; calculon network.py.
+with no branch. Sources: docs/model.md §3.9 and §8.7-8.8; GenZ collective_times.py; calculon network.py.
 
-Placement (model-spec §8.11): a group of n ranks laid out innermost-first on domains of G GPUs has
+Placement (docs/model.md §8.11): a group of n ranks laid out innermost-first on domains of G GPUs has
 n_in = min(n, G) ranks per domain and n_out = n / n_in domains.
 """
 
@@ -46,17 +46,23 @@ class Tiers:
         return torch.as_tensor(self.mesh, device=self.domain.device) > 0
 
 
-def ring_all_reduce(nbytes, n, bw, lat):
+def ring_all_reduce(
+    nbytes: torch.Tensor, n: torch.Tensor, bw: torch.Tensor | float, lat: torch.Tensor | float
+) -> torch.Tensor:
     """2(n−1)·α + 2(n−1)/n · S / W (reduce-scatter + all-gather; NCCL busbw factor 2(n−1)/n)."""
     return nbytes * (2 * (n - 1) / (n * bw)) + 2 * (n - 1) * lat  # (group factors first: few axes)
 
 
-def tree_all_reduce(nbytes, n, bw, lat):
+def tree_all_reduce(
+    nbytes: torch.Tensor, n: torch.Tensor, bw: torch.Tensor | float, lat: torch.Tensor | float
+) -> torch.Tensor:
     """Double binary tree: 2·⌈log2 n⌉·α + 2(n−1)/n · S / W (bandwidth term as the ring's; NCCL #545)."""
     return nbytes * (2 * (n - 1) / (n * bw)) + 2 * torch.ceil(torch.log2(n)) * lat
 
 
-def all_gather(nbytes, n, bw, lat):
+def all_gather(
+    nbytes: torch.Tensor, n: torch.Tensor, bw: torch.Tensor | float, lat: torch.Tensor | float
+) -> torch.Tensor:
     """Ring all-gather (or reduce-scatter) of a total of S bytes: (n−1)·α + (n−1)/n · S / W."""
     return nbytes * ((n - 1) / (n * bw)) + (n - 1) * lat
 
@@ -64,7 +70,7 @@ def all_gather(nbytes, n, bw, lat):
 reduce_scatter = all_gather
 
 
-def point_to_point(nbytes, bw, lat):
+def point_to_point(nbytes: torch.Tensor, bw: torch.Tensor, lat: torch.Tensor) -> torch.Tensor:
     """One message: α + S / W."""
     return lat + nbytes / bw
 
@@ -75,8 +81,8 @@ def split(n: torch.Tensor, domain: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     return n_in, n / n_in
 
 
-def flat_link(n, tiers: Tiers):
-    """(bandwidth, latency) seen by a flat algorithm over a group of n ranks (model-spec §8.7): the
+def flat_link(n: torch.Tensor, tiers: Tiers) -> tuple[torch.Tensor, torch.Tensor]:
+    """(bandwidth, latency) seen by a flat algorithm over a group of n ranks (docs/model.md §8.7): the
     domain's links, or once the group leaves the domain the inner rings share its egress,
     W = min(W_in, n_in · W_out), at the scale-out latency."""
     n_in, n_out = split(n, tiers.domain)
@@ -86,25 +92,25 @@ def flat_link(n, tiers: Tiers):
     return bw, torch.where(crosses, tiers.lat_out, tiers.lat_in)
 
 
-def group_all_reduce(nbytes, n, tiers: Tiers):
+def group_all_reduce(nbytes: torch.Tensor, n: torch.Tensor, tiers: Tiers) -> torch.Tensor:
     """Flat ring all-reduce over a group that may span domains."""
     return ring_all_reduce(nbytes, n, *flat_link(n, tiers))
 
 
-def group_tree_all_reduce(nbytes, n, tiers: Tiers):
+def group_tree_all_reduce(nbytes: torch.Tensor, n: torch.Tensor, tiers: Tiers) -> torch.Tensor:
     """Double binary tree over a group that may span domains: the ring's bandwidth term with
     2·⌈log2 n⌉ latency steps."""
     return tree_all_reduce(nbytes, n, *flat_link(n, tiers))
 
 
-def hierarchical_all_reduce(nbytes, n, tiers: Tiers):
+def hierarchical_all_reduce(nbytes: torch.Tensor, n: torch.Tensor, tiers: Tiers) -> torch.Tensor:
     """Reduce-scatter inside the domain, all-reduce of S/n_in across domains, all-gather inside."""
     n_in, n_out = split(n, tiers.domain)
     inner = ring_all_reduce(nbytes, n_in, tiers.bw_within(n_in), tiers.lat_in)
     return inner + ring_all_reduce(nbytes / n_in, n_out, tiers.bw_out, tiers.lat_out)
 
 
-def group_all_to_all(send_bytes, n, tiers: Tiers):
+def group_all_to_all(send_bytes: torch.Tensor, n: torch.Tensor, tiers: Tiers) -> torch.Tensor:
     """All-to-all of a per-rank send buffer over a group that may span domains (§8.8): the intra
     part (n_in−1)/n·S/W_in and the inter part (n−n_in)/n·S/W_out overlap (max), latency
     (n_in−1)·α_in + (n−n_in)·α_out."""
@@ -115,13 +121,13 @@ def group_all_to_all(send_bytes, n, tiers: Tiers):
     return torch.maximum(intra, inter) + ((n_in - 1) * tiers.lat_in + (n - n_in) * tiers.lat_out)
 
 
-def domain_crossings(pp, stage_gpus, domain):
+def domain_crossings(pp: torch.Tensor, stage_gpus: torch.Tensor, domain: torch.Tensor) -> torch.Tensor:
     """How many of the pp − 1 stage boundaries cross a domain when stages of `stage_gpus` GPUs are
-    laid out in rank order (model-spec §8.11): about one every domain/stage_gpus stages."""
+    laid out in rank order (docs/model.md §8.11): about one every domain/stage_gpus stages."""
     return torch.minimum(pp - 1, torch.floor((pp - 1) * stage_gpus / domain))
 
 
-def pipeline_hop(nbytes, inside_domain, tiers: Tiers):
+def pipeline_hop(nbytes: torch.Tensor, inside_domain: torch.Tensor, tiers: Tiers) -> torch.Tensor:
     """p2p between consecutive pipeline stages, on the tier the boundary crosses."""
     bw = torch.where(inside_domain, tiers.bw_within(torch.full_like(tiers.domain, 2.0)), tiers.bw_out)
     lat = torch.where(inside_domain, tiers.lat_in, tiers.lat_out)

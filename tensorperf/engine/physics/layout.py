@@ -1,6 +1,6 @@
 """How a layout splits the work: parallel degrees, per-rank heads, and the MoE folding.
 
-Convention (model-spec §3.8, §8.3, Megatron-Core "MoE parallel folding"): N = tp · cp · pp · dp
+Convention (docs/model.md §3.8, §8.3, Megatron-Core "MoE parallel folding"): N = tp · cp · pp · dp
 GPUs. Inside each pipeline stage the tp·cp·dp GPUs run attention and dense layers as dp replicas of
 tp-way tensor parallelism times cp-way context parallelism (each cp rank holds 1/cp of every
 sequence's tokens in prefill and of its KV cache in decode), and MoE layers as ep-way expert
@@ -14,8 +14,12 @@ multiply).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from tensorperf.catalog.specs import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -53,18 +57,18 @@ def default_microbatches(pp: torch.Tensor, per_replica_batch: torch.Tensor) -> t
     return torch.where(ok, d, torch.ones_like(d)).amax(dim=-1)
 
 
-def query_heads_per_rank(m, lay: Layout) -> torch.Tensor:
+def query_heads_per_rank(m: ModelSpec, lay: Layout) -> torch.Tensor:
     return m.num_heads / lay.tp
 
 
-def kv_heads_per_rank(m, lay: Layout) -> torch.Tensor:
+def kv_heads_per_rank(m: ModelSpec, lay: Layout) -> torch.Tensor:
     """KV heads held by one TP rank: n_kv/tp, or 1 (replicated) once tp > n_kv (GenZ: max(ceil, 1))."""
     return torch.ceil(m.num_kv_heads / lay.tp)
 
 
-def kv_elements_per_rank(m, lay: Layout) -> torch.Tensor:
+def kv_elements_per_rank(m: ModelSpec, lay: Layout) -> torch.Tensor:
     """Cached elements per token per layer on one TP rank. MLA's latent is shared by all heads, so
-    head-sharded TP replicates it (model-spec §3.6)."""
+    head-sharded TP replicates it (docs/model.md §3.6)."""
     gqa = 2 * kv_heads_per_rank(m, lay) * m.head_dim
     mla = m.kv_lora_rank + m.qk_rope_head_dim
     return torch.where(m.kv_lora_rank > 0, mla, gqa)

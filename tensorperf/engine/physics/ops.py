@@ -1,4 +1,4 @@
-"""FLOPs and HBM bytes of each operation of a decoder layer, per GPU (model-spec §3.3-§3.6).
+"""FLOPs and HBM bytes of each operation of a decoder layer, per GPU (docs/model.md §3.3-§3.6).
 
 One table serves prefill and decode: a phase is described by the tokens entering the layer (T),
 the query-key pairs the attention core computes, and the cached tokens it reads. Counts are per
@@ -17,12 +17,16 @@ formed first, in parentheses, so each term costs one grid-sized multiply.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from tensorperf.engine.physics.layout import Layout, kv_elements_per_rank, kv_heads_per_rank, query_heads_per_rank
 
-NORM_FLOPS_PER_ELEMENT = 4  # RMSNorm: square, reduce, scale, gain (model-spec §3.3)
+if TYPE_CHECKING:
+    from tensorperf.catalog.specs import ModelSpec
+
+NORM_FLOPS_PER_ELEMENT = 4  # RMSNorm: square, reduce, scale, gain (docs/model.md §3.3)
 LOGIT_BYTES = 4  # fp32 logits
 
 
@@ -45,7 +49,7 @@ class Bytes:
     a: torch.Tensor
 
 
-def norm(m, ph: Phase, b: Bytes):
+def norm(m: ModelSpec, ph: Phase, b: Bytes) -> tuple[torch.Tensor, torch.Tensor]:
     """Pre-attention and pre-MLP norms: ≈4 FLOP per element for RMSNorm, ≈7 for LayerNorm with
     bias (LLMCompass layernorm.py); read and write the activations."""
     T, d = ph.tokens, m.d_model
@@ -54,7 +58,7 @@ def norm(m, ph: Phase, b: Bytes):
     return T * (n * per_element * d), T * (n * 2 * d * b.a)
 
 
-def qkv_weights(m, lay: Layout):
+def qkv_weights(m: ModelSpec, lay: Layout) -> torch.Tensor:
     """QKV projection weights per TP rank (elements): d·(nq + 2·nkv)·dh (GQA); MLA's down-projections
     (replicated over tp, §8.15) plus its up-projections for the rank's nq heads."""
     d = m.d_model
@@ -67,13 +71,13 @@ def qkv_weights(m, lay: Layout):
     return torch.where(r_kv > 0, mla, gqa)
 
 
-def out_proj_weights(m, lay: Layout):
+def out_proj_weights(m: ModelSpec, lay: Layout) -> torch.Tensor:
     """Attention output projection weights per TP rank (elements): nq·dv·d."""
     dv = torch.where(m.kv_lora_rank > 0, m.v_head_dim, m.head_dim)
     return query_heads_per_rank(m, lay) * dv * m.d_model
 
 
-def qkv(m, lay: Layout, ph: Phase, b: Bytes):
+def qkv(m: ModelSpec, lay: Layout, ph: Phase, b: Bytes) -> tuple[torch.Tensor, torch.Tensor]:
     """QKV projections: 2·T·(weights per rank) FLOP, i.e. 2·T·d·(nq + 2·nkv)·dh for GQA."""
     T, d = ph.tokens, m.d_model
     nq = query_heads_per_rank(m, lay)
@@ -84,7 +88,9 @@ def qkv(m, lay: Layout, ph: Phase, b: Bytes):
     return T * (2 * w), w * b.w + T * ((d + out) * b.a)
 
 
-def attention_core(m, lay: Layout, ph: Phase, b: Bytes, gqa: bool = True, mla: bool = True):
+def attention_core(
+    m: ModelSpec, lay: Layout, ph: Phase, b: Bytes, gqa: bool = True, mla: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Scores and context: 4·nq·dh FLOP per query-key pair (causal pairs, §3.3). MLA naive prefill:
     2·nq·(qk + dv) per pair; absorbed decode: 2·nq·(2·r_kv + d_rope) per key (§3.6).
     Bytes: Q read and O write, the cache read once (flash, ideal) and the new K/V written.
@@ -115,20 +121,20 @@ def attention_core(m, lay: Layout, ph: Phase, b: Bytes, gqa: bool = True, mla: b
     return flops, nbytes + ph.tokens * cache  # + K/V append
 
 
-def out_proj(m, lay: Layout, ph: Phase, b: Bytes):
+def out_proj(m: ModelSpec, lay: Layout, ph: Phase, b: Bytes) -> tuple[torch.Tensor, torch.Tensor]:
     """Attention output projection: 2·T·nq·dv·d."""
     w = out_proj_weights(m, lay)
     return ph.tokens * (2 * w), w * b.w + ph.tokens * ((w / m.d_model + m.d_model) * b.a)
 
 
-def dense_mlp(m, lay: Layout, ph: Phase, b: Bytes):
+def dense_mlp(m: ModelSpec, lay: Layout, ph: Phase, b: Bytes) -> tuple[torch.Tensor, torch.Tensor]:
     """Dense MLP: 2·T·d·F·n_mat / tp (n_mat = 3 gated, 2 plain)."""
     f = m.d_ff / lay.tp
     w = m.mlp_matrices * m.d_model * f
     return ph.tokens * (2 * w), w * b.w + ph.tokens * ((2 * m.d_model + m.mlp_matrices * f) * b.a)
 
 
-def router(m, ph: Phase, b: Bytes):
+def router(m: ModelSpec, ph: Phase, b: Bytes) -> tuple[torch.Tensor, torch.Tensor]:
     """Router GEMM 2·T·d·E (fp32 logits), then the score function (≈5 FLOP per logit) and top-k
     (≈ceil(log2 k) compares per logit), writing k (index, weight) pairs per token (§3.5).
     A model with one expert has no router."""
@@ -152,12 +158,14 @@ def expected_experts(E: torch.Tensor, k: torch.Tensor, tokens: torch.Tensor) -> 
     return safe_E * (1 - torch.where(every & (tokens > 0), torch.zeros_like(miss), miss))
 
 
-def stage_tokens(lay: Layout, ph: Phase):
+def stage_tokens(lay: Layout, ph: Phase) -> torch.Tensor:
     """Tokens entering a layer on the whole stage (every dp replica and cp rank): what routes to experts."""
     return ph.tokens * (lay.dp * ph.spread)
 
 
-def routed_experts(m, lay: Layout, ph: Phase, b: Bytes, touched: torch.Tensor | None = None):
+def routed_experts(
+    m: ModelSpec, lay: Layout, ph: Phase, b: Bytes, touched: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Routed experts, dropless and balanced: 2·T·k·d·F_e·n_mat/tp FLOP per GPU. Weights read: the
     GPU's E/ep experts (its 1/etp shard) that at least one of the stage's dp·T tokens selects (T per
     GPU times the cp ranks holding different tokens). ``touched``: expected_experts of the stage's
@@ -179,19 +187,19 @@ def routed_experts(m, lay: Layout, ph: Phase, b: Bytes, touched: torch.Tensor | 
     return flops, nbytes
 
 
-def shared_experts(m, lay: Layout, ph: Phase, b: Bytes):
+def shared_experts(m: ModelSpec, lay: Layout, ph: Phase, b: Bytes) -> tuple[torch.Tensor, torch.Tensor]:
     """Always-on shared experts, tensor-parallel over tp: 2·T·E_s·d·F_e·n_mat/tp (§8.15)."""
     w = m.num_shared_experts * m.mlp_matrices * m.d_model * m.d_ff_expert / lay.tp
     on = m.num_shared_experts > 0
     return ph.tokens * (2 * w), (w * b.w) * on + ph.tokens * ((2 * m.d_model * b.a) * on)
 
 
-def embedding(m, ph: Phase, b: Bytes):
+def embedding(m: ModelSpec, ph: Phase, b: Bytes) -> tuple[torch.Tensor, torch.Tensor]:
     """Embedding lookup: a gather of T rows, no FLOPs."""
     return ph.tokens.new_zeros(()), ph.tokens * (m.d_model * (b.w + b.a))
 
 
-def lm_head(m, lay: Layout, ph: Phase, b: Bytes):
+def lm_head(m: ModelSpec, lay: Layout, ph: Phase, b: Bytes) -> tuple[torch.Tensor, torch.Tensor]:
     """Final norm + vocab-parallel LM head at the last position of each sequence: 2·B·d·V/tp."""
     v = m.vocab_size / lay.tp
     flops = ph.sequences * (2 * m.d_model * v)

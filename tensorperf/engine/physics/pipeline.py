@@ -1,4 +1,4 @@
-"""Pipeline stages and schedules (model-spec §3.10, §8.1, §8.9).
+"""Pipeline stages and schedules (docs/model.md §3.10, §8.1, §8.9).
 
 Stages are contiguous and uneven: the first (n_L mod pp) stages get ceil(n_L/pp) layers, the rest
 floor. Stage times are linear in (dense layers, MoE layers, embedding, LM head, outgoing hop), so
@@ -20,10 +20,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from tensorperf.engine.physics import inplace
+
+if TYPE_CHECKING:
+    from tensorperf.catalog.specs import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -38,11 +42,11 @@ class StageMix:
     layers: torch.Tensor
 
 
-def _start(s, q, r):
+def _start(s: torch.Tensor, q: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     return s * q + torch.minimum(s, r)
 
 
-def stage_mix(m, pp: torch.Tensor, lead_dense: bool = True) -> StageMix:
+def stage_mix(m: ModelSpec, pp: torch.Tensor, lead_dense: bool = True) -> StageMix:
     """The candidate stages' layer counts; ``lead_dense=False`` (no model of the grid has leading dense
     layers) keeps only the first and the last stage (see the module note)."""
     n = m.num_layers.unsqueeze(-1)
@@ -82,7 +86,14 @@ def stage_mix(m, pp: torch.Tensor, lead_dense: bool = True) -> StageMix:
     )
 
 
-def candidate_times(mix: StageMix, t_dense, t_moe, t_embed, t_head, t_hop) -> list[torch.Tensor]:
+def candidate_times(
+    mix: StageMix,
+    t_dense: torch.Tensor | None,
+    t_moe: torch.Tensor | None,
+    t_embed: torch.Tensor,
+    t_head: torch.Tensor,
+    t_hop: torch.Tensor,
+) -> list[torch.Tensor]:
     """The candidate stages' times as separate tensors (no trailing axis, so a grid-sized
     intermediate per candidate rather than one candidates times larger). ``t_dense`` or ``t_moe`` is
     None when no model of the grid has layers of that kind (their term is an exact zero)."""
@@ -112,7 +123,15 @@ def by_layer_count(mix: StageMix, candidates: list[torch.Tensor]) -> tuple[list[
     return [top, rest], [q + 1, q]
 
 
-def total_time(n_dense, n_moe, t_dense, t_moe, t_embed, t_head, t_hops):
+def total_time(
+    n_dense: torch.Tensor,
+    n_moe: torch.Tensor,
+    t_dense: torch.Tensor | None,
+    t_moe: torch.Tensor | None,
+    t_embed: torch.Tensor,
+    t_head: torch.Tensor,
+    t_hops: torch.Tensor,
+) -> torch.Tensor:
     """The sum over stages of one pass (a microbatch through every stage): each layer once, the
     embedding and the LM head once, and every hop (``t_hops``, their sum). The form of a candidate
     stage's time with the whole model's counts: a few grid-sized operations, not one per op kind."""
@@ -120,25 +139,27 @@ def total_time(n_dense, n_moe, t_dense, t_moe, t_embed, t_head, t_hops):
     return sum((c * t for c, t in ((n_dense, t_dense), (n_moe, t_moe)) if t is not None), ends)
 
 
-def prefill_times(total, slowest, micro):
+def prefill_times(total: torch.Tensor, slowest: torch.Tensor, micro: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean TTFT over microbatches, last microbatch's TTFT). The mean adds half the last one's wait:
     halving is exact, so total + ((m − 1)/2)·t and total + ½·((m − 1)·t) are the same number."""
     wait = (micro - 1) * slowest
     return torch.add(total, wait, alpha=0.5), total + wait
 
 
-def chunked_prefill_times(total, slowest, micro, fill):
+def chunked_prefill_times(
+    total: torch.Tensor, slowest: torch.Tensor, micro: torch.Tensor, fill: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Prefill in chunks, stage times summed over the chunks: the m microbatches' chunk passes follow
     one another through the slowest stage, then the last chunk drains through the other stages
     (``fill``: its sum over stages minus its slowest stage). (mean TTFT, last TTFT)."""
     return (micro + 1) / 2 * slowest + fill, micro * slowest + fill
 
 
-def decode_step(total, slowest, micro):
+def decode_step(total: torch.Tensor, slowest: torch.Tensor, micro: torch.Tensor) -> torch.Tensor:
     """TPOT: every sequence passes every stage once per token; stages idle when m < pp."""
     return inplace.maximum(micro * slowest, total)  # (max is symmetric: into the product, our temporary)
 
 
-def bubble_fraction(pp, micro):
+def bubble_fraction(pp: torch.Tensor | float, micro: torch.Tensor | float) -> torch.Tensor | float:
     """GPipe bubble (pp − 1)/(m + pp − 1) (Huang et al. 2019)."""
     return (pp - 1) / (micro + pp - 1)

@@ -13,12 +13,12 @@ from __future__ import annotations
 import torch
 
 
-def compute_time(flops: torch.Tensor, peak: torch.Tensor, efficiency: torch.Tensor) -> torch.Tensor:
+def compute_time(flops: torch.Tensor, peak: torch.Tensor | float, efficiency: torch.Tensor) -> torch.Tensor:
     """FLOP / (eta · FLOP/s) -> s."""
     return flops / (efficiency * peak)
 
 
-def memory_time(nbytes: torch.Tensor, bandwidth: torch.Tensor, efficiency: torch.Tensor) -> torch.Tensor:
+def memory_time(nbytes: torch.Tensor, bandwidth: torch.Tensor | float, efficiency: torch.Tensor) -> torch.Tensor:
     """bytes / (eta · B/s) -> s."""
     return nbytes / (efficiency * bandwidth)
 
@@ -32,7 +32,7 @@ def saturation(size: torch.Tensor, half: torch.Tensor) -> torch.Tensor:
     return torch.where(empty, 1.0, size / (size + half + empty))
 
 
-def op_time(t_compute: torch.Tensor, t_memory: torch.Tensor, overlap: torch.Tensor | None) -> torch.Tensor:
+def op_time(t_compute: torch.Tensor, t_memory: torch.Tensor, overlap: torch.Tensor | float | None) -> torch.Tensor:
     """Roofline with an overlap knob between the max (overlap=1) and the sum (overlap=0) bounds.
 
     ``overlap=None`` means overlap = 1 everywhere: the (1 − 1)·min term is an exact zero (both times

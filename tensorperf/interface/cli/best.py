@@ -1,0 +1,81 @@
+"""``tensorperf best``: the best point per group under constraints, streamed or from a results file."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TextIO
+
+from tensorperf.interface.cli.inputs import (
+    OBJECTIVE,
+    SCHEDULER_HELP,
+    add_sweep_flags,
+    file_arg,
+    grid_of,
+    is_results,
+    names,
+    results,
+    sweep_inputs,
+    where,
+    where_dict,
+)
+from tensorperf.interface.cli.tables import (
+    print_best,
+    print_streamed_best,
+)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    b = sub.add_parser("best", help="the best point per group under constraints")
+    add_sweep_flags(b, results=True)
+    b.add_argument("--objective", help=f"variable to optimize (default {OBJECTIVE})")
+    b.add_argument("--minimize", action="store_true", help="minimize the objective instead")
+    b.add_argument(
+        "--where",
+        type=where,
+        action="append",
+        metavar="EXPR",
+        help="constraint like 'tokens_per_s_per_user>=20' (SI units; repeatable)",
+    )
+    b.add_argument(
+        "--keep",
+        type=names,
+        metavar="DIMS",
+        help="dims to keep (one winner each); default: every dim but the layout and batch dims",
+    )
+    b.add_argument("-o", "--output", help="write the winners (.nc, .zarr, .csv or .json)")
+    b.add_argument(
+        "--memory",
+        default="2GB",
+        help="working memory of a streamed sweep (default 2GB): the grid is "
+        "evaluated in chunks of that size, so it may be far larger than memory",
+    )
+    b.add_argument("--scheduler", metavar="ADDRESS", help=SCHEDULER_HELP)
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    if is_results(file_arg(args)):
+        ds, spec = results(args, "best")
+        dims = None
+    else:  # streamed: the grid is evaluated in chunks under --memory, never held whole
+        inputs, spec = sweep_inputs(args, "best")
+        grid = grid_of(inputs)
+        dims = grid.dims
+        ds = None
+    chosen = spec.best if spec is not None else {}
+    objective = args.objective or chosen.get("objective", OBJECTIVE)
+    where = where_dict(args.where) or chosen.get("where", {})
+    keep = args.keep
+    if keep is None and chosen.get("keep") is not None:  # the file's choice, less dims the flags made scalar
+        scalar_now = dims if ds is None else (ds[objective].dims if objective in ds else None)
+        keep = [k for k in chosen["keep"] if k in scalar_now] if scalar_now is not None else chosen["keep"]
+    maximize = not args.minimize if args.minimize else chosen.get("maximize", True)
+    if ds is None:
+        res = print_streamed_best(inputs, grid, out, objective, where, keep, maximize, args.memory, args.scheduler)
+    else:
+        res = print_best(ds, out, objective, where, keep, maximize)
+    if args.output:
+        from tensorperf.interface.io import save
+
+        save(res, args.output)
+        print(f"wrote {args.output}", file=out)
+    return 0

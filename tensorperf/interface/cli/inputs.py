@@ -1,0 +1,243 @@
+"""The inputs of one sweep from the command line: the flags (one per registered axis, :mod:`tensorperf.axes`),
+a TOML sweep file, what-if and where expressions, and the checks of an output path."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+import xarray as xr
+
+from tensorperf.axes import AXES, Kind
+from tensorperf.engine.grid import Grid
+from tensorperf.interface.api import sweep
+from tensorperf.run.inputs import check_efficiency
+from tensorperf.validation import SpecError, read_toml
+
+
+class UsageError(Exception):
+    """A bad flag or value: one line, exit code 2."""
+
+
+def csv(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        try:
+            values = [kind(t) for t in items]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {text!r}") from None
+        if not values:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {text!r}")
+        return values[0] if len(values) == 1 else values
+
+    return parse
+
+
+# sweep() inputs given by flags: input name -> flag (every registered axis)
+INPUT_FLAGS = {name: axis.flag for name, axis in AXES.items()}
+
+
+OBJECTIVE = "tokens_per_s_per_gpu"
+
+
+def batch(text: str) -> Any:
+    if text.strip() == "max":
+        return "max"
+    return csv(int)(text)
+
+
+def names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def what_if(text: str) -> tuple[str, Any]:
+    """``--set FIELD=V1,V2``: a what-if input (numbers; integers stay integers)."""
+    from tensorperf.run.inputs import OVERRIDABLE
+
+    name, sep, values = text.partition("=")
+    name = name.strip()
+    if not sep or name not in OVERRIDABLE:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not FIELD=V1,V2,... with FIELD a numeric ModelSpec/HardwareSpec field or <field>_scale "
+            "(e.g. hbm_bandwidth_scale=1,1.3 or num_kv_heads=1,8)"
+        )
+    try:
+        numbers = [int(v) if v.strip().lstrip("-").isdigit() else float(v) for v in names(values)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: the values of {name} must be numbers") from None
+    if not numbers:
+        raise argparse.ArgumentTypeError(f"{text!r}: give at least one value for {name}")
+    return name, numbers[0] if len(numbers) == 1 else numbers
+
+
+def where(text: str) -> tuple[str, tuple[str, float]]:
+    from tensorperf.interface.sweepfile import parse_where
+
+    try:
+        return parse_where(text)
+    except SpecError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--where ")) from None
+
+
+def is_results(path: str | None) -> bool:
+    from tensorperf.interface.io import FORMATS
+
+    return path is not None and any(path.endswith(f) for f in FORMATS)
+
+
+def sweep_inputs(args: argparse.Namespace, command: str) -> tuple[dict[str, Any], Any]:
+    """sweep() keyword arguments from the sweep file (if any) overridden by the flags, and the file."""
+    from tensorperf.interface import sweepfile
+
+    path = file_arg(args)
+    spec = sweepfile.load(path) if path else None
+    inputs: dict[str, Any] = dict(spec.inputs) if spec else {}
+    for name in INPUT_FLAGS:
+        if getattr(args, name, None) is not None:
+            inputs[name] = getattr(args, name)
+    if args.zipped is not None:
+        inputs["zipped"] = args.zipped
+    for name, values in args.what_if or ():
+        inputs[name] = values
+    for name in ("model", "hardware"):
+        if name not in inputs:
+            raise UsageError(
+                f"tensorperf {command}: {INPUT_FLAGS[name]} is required (or {name} in a sweep file's [sweep] table)"
+            )
+    efficiency = spec.efficiency if spec else None
+    if args.efficiency:
+        efficiency = efficiency_file(args.efficiency)
+    inputs["efficiency"] = efficiency
+    inputs["convention"] = args.convention or (spec.convention if spec else None) or "roofline"
+    return inputs, spec
+
+
+def file_arg(args: argparse.Namespace) -> str | None:
+    if args.file and args.file_flag and args.file != args.file_flag:
+        raise UsageError(f"give the sweep file once: {args.file} or --file {args.file_flag}")
+    return args.file or args.file_flag
+
+
+def given_sweep_flags(args: argparse.Namespace) -> list[str]:
+    flags = [INPUT_FLAGS[n] for n in INPUT_FLAGS if getattr(args, n, None) is not None]
+    flags += ["--zip"] * (args.zipped is not None) + ["--set"] * bool(args.what_if)
+    flags += ["--efficiency"] * bool(args.efficiency) + ["--convention"] * bool(args.convention)
+    return flags
+
+
+def results(args: argparse.Namespace, command: str) -> tuple[xr.Dataset, Any]:
+    """The Dataset a command works on: a saved results file, or a sweep from a file and flags."""
+    path = file_arg(args)
+    if is_results(path):
+        flags = given_sweep_flags(args)
+        if flags:
+            raise UsageError(
+                f"tensorperf {command}: {flags[0]} does not apply to a results file ({path}); "
+                "give a sweep file (.toml) or flags to run a sweep"
+            )
+        from tensorperf.interface.io import load
+
+        return load(path), None
+    inputs, spec = sweep_inputs(args, command)
+    return sweep(**inputs), spec
+
+
+def where_dict(pairs: Sequence[tuple[str, tuple[str, float]]] | None) -> dict | None:
+    """--where conditions as best()/pareto() take them: one per variable."""
+    if not pairs:
+        return None
+    names = [name for name, _ in pairs]
+    twice = next((n for n in names if names.count(n) > 1), None)
+    if twice:
+        raise UsageError(f"--where names {twice} twice; give one condition per variable")
+    return dict(pairs)
+
+
+def grid_of(inputs: dict) -> Grid:
+    """The Grid of a streamed command's inputs (no evaluation): its dims and shape."""
+    from tensorperf.run.inputs import build_grid
+
+    return build_grid(**{k: v for k, v in inputs.items() if k not in ("efficiency", "convention")})
+
+
+def check_output(args: argparse.Namespace) -> None:
+    """-o FILE: a known extension (where the command has a choice of formats) in a folder that exists,
+    checked before any work."""
+    output = getattr(args, "output", None)
+    if output is None:
+        return
+    if args.command in ("sweep", "best", "pareto", "sensitivity") and not (
+        args.command == "pareto" and output.endswith(".csv")
+    ):
+        from tensorperf.interface.io import check_path
+
+        check_path(output)
+    from pathlib import Path
+
+    folder = Path(output).parent
+    if not output.strip() or not folder.is_dir():
+        raise UsageError(f"tensorperf {args.command}: -o {output!r}: the folder {str(folder)!r} does not exist")
+
+
+def efficiency_file(path: str) -> dict[str, float]:
+    """A TOML table of Efficiency field -> value (top level, or under [efficiency])."""
+    doc = read_toml(path, "efficiency file")
+    table = doc["efficiency"] if set(doc) == {"efficiency"} and isinstance(doc["efficiency"], dict) else doc
+    for key, value in table.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SpecError(f"{path}: efficiency {key} = {value!r} is not a number")
+    try:
+        return check_efficiency(table)
+    except SpecError as e:
+        raise SpecError(f"{path}: {e}") from None
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit code 2, no traceback
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def assignment(text: str) -> tuple[str, str]:
+    dim, sep, value = text.partition("=")
+    if not sep or not dim.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not DIM=VALUE (e.g. hardware=b200 or tp=8)")
+    return dim.strip(), value.strip()
+
+
+def add_sweep_flags(p: argparse.ArgumentParser, results: bool = False) -> None:
+    """The inputs of one sweep: a TOML sweep file and/or flags (flags win)."""
+    what = "a sweep file (.toml) or a results file (.nc, .zarr, .json, .csv)" if results else "a sweep file (.toml)"
+    p.add_argument("file", nargs="?", metavar="FILE", help=what)
+    p.add_argument("--file", dest="file_flag", metavar="FILE", help=what)
+    for name, axis in AXES.items():  # one flag per registered sweep input
+        parse = batch if axis.kind is Kind.BATCH else csv(int) if axis.integer else csv(str)
+        many = "comma-separated" + (", or 'max'" if axis.kind is Kind.BATCH else "")
+        p.add_argument(axis.flag, dest=name, type=parse, help=f"{axis.help} ({many})")
+    p.add_argument(
+        "--zip",
+        dest="zipped",
+        type=names,
+        metavar="NAMES",
+        help="inputs (lists of one length) that share one 'point' dimension, e.g. tp,dp",
+    )
+    p.add_argument(
+        "--set",
+        dest="what_if",
+        type=what_if,
+        action="append",
+        metavar="FIELD=V1,V2",
+        help="what-if: a numeric ModelSpec/HardwareSpec field or <field>_scale (repeatable)",
+    )
+    p.add_argument("--convention", choices=["roofline", "seed"])
+    p.add_argument(
+        "--efficiency",
+        metavar="FILE.toml",
+        help="TOML table of Efficiency field -> value overriding every hardware's defaults",
+    )
+
+
+SCHEDULER_HELP = (
+    "a dask.distributed scheduler, e.g. tcp://host:8786: the chunks are evaluated on its workers "
+    "(pip install 'tensorperf[distributed]'); the result is the same"
+)

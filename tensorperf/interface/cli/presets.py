@@ -1,0 +1,49 @@
+"""``tensorperf presets``: the model and hardware presets with their key numbers."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TextIO
+
+from tensorperf.catalog import presets
+from tensorperf.interface.report import table
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    sub.add_parser("presets", help="list model and hardware presets with key numbers")
+
+
+def run(out: TextIO) -> int:
+    rows = []
+    for mid in presets.models():
+        m = presets.model(mid)
+        rows.append(
+            {
+                "id": mid,
+                "params B": m.num_params / 1e9,
+                "active B": m.num_active_params / 1e9,
+                "layers": m.num_layers,
+                "d_model": m.d_model,
+                "experts": m.num_experts or "-",
+            }
+        )
+    print("Models", file=out)
+    print(table(rows, ["id", "params B", "active B", "layers", "d_model", "experts"]), file=out)
+    rows = []
+    for hid in presets.hardware():
+        h = presets.hardware_spec(hid)
+        rows.append(
+            {
+                "id": hid,
+                "bf16 TFLOP/s": h.peak_flops_bf16 / 1e12,
+                "fp8 TFLOP/s": h.peak_flops_fp8 / 1e12,
+                "fp4 TFLOP/s": h.peak_flops_fp4 / 1e12,
+                "HBM GB": h.hbm_capacity / 1e9,
+                "HBM TB/s": h.hbm_bandwidth / 1e12,
+                "scale-up GPUs": h.scaleup_size,
+                "scale-up GB/s": h.scaleup_bandwidth / 1e9,
+            }
+        )
+    print("\nHardware (dense peaks; link bandwidth per GPU per direction)", file=out)
+    print(table(rows, list(rows[0])), file=out)
+    return 0

@@ -1,0 +1,118 @@
+"""Printing results as text tables: a sweep's points, the best points per group."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import TextIO
+
+import pandas as pd
+import xarray as xr
+
+from tensorperf.engine.grid import Grid
+from tensorperf.engine.masks import describe
+from tensorperf.interface.reductions import best
+from tensorperf.interface.report import table
+from tensorperf.interface.sweepfile import SweepFile
+
+METRIC_COLUMNS = ["ttft", "tpot", "tokens_per_s_per_gpu", "tokens_per_s_per_user", "memory_per_gpu"]
+
+
+def summary(ds: xr.Dataset, spec: SweepFile | None) -> str:
+    sizes = ", ".join(f"{d} {n}" for d, n in ds.sizes.items() if d != "op") or "one point"
+    n = int(ds.ttft.size)
+    text = f"{n:,} configuration{'s' * (n != 1)} ({sizes}); {int(ds.feasible.sum()):,} feasible"
+    if spec is not None and spec.description:
+        text = f"{spec.description}\n{text}"
+    return text
+
+
+def dim_columns(frame: pd.DataFrame, dims: Collection[str]) -> list[str]:
+    return [c for c in frame.columns if c in dims and frame[c].nunique() > 1]
+
+
+def point_rows(ds: xr.Dataset, limit: int, out: TextIO) -> None:
+    """Every point of a small grid: the varying inputs, the headline metrics, why infeasible."""
+    metrics = METRIC_COLUMNS + (["concurrency"] if ds["batch"].dtype.kind in "OUS" else [])  # batch='max'
+    shown = ds[[v for v in metrics + ["infeasible_reason"] if v in ds]]
+    if not shown.ttft.dims:
+        shown = shown.expand_dims("point")
+    frame = shown.to_dataframe().reset_index()
+    frame["why infeasible"] = [describe(int(c)) if c else "" for c in frame["infeasible_reason"]]
+    cols = dim_columns(frame, [c for c in ds.coords if c != "op"]) + [m for m in metrics if m in frame]
+    if frame["infeasible_reason"].any():
+        cols.append("why infeasible")
+    print(table(frame.to_dict("records")[:limit], cols), file=out)
+    if len(frame) > limit:
+        print(f"... {len(frame) - limit} more rows (use -o to save them all)", file=out)
+
+
+def best_rows(
+    res: xr.Dataset, keep: Sequence[str], objective: str, extra: Sequence[str] = ()
+) -> tuple[list[dict], list[str]]:
+    data = res if res["found"].dims else res.expand_dims("_row")
+    frame = data.to_dataframe().reset_index()
+    chosen = [c.removeprefix("best_") for c in frame.columns if c.startswith("best_")]
+    frame = frame.rename(columns={f"best_{c}": c for c in chosen})
+    rows = frame.to_dict("records")
+    for row in rows:
+        if not row["found"]:
+            row.update({c: None for c in chosen})
+    metrics = [objective] + [m for m in [*extra, *METRIC_COLUMNS] if m != objective and m in frame]
+    cols = [k for k in keep if k in frame] + [c for c in chosen if c != "point"] + metrics
+    return rows, cols
+
+
+def where_text(where: dict) -> str:
+    return " and ".join(f"{k} {op} {v:g}" for k, (op, v) in where.items())
+
+
+def show_best(
+    res: xr.Dataset, out: TextIO, objective: str, where: dict, keep: Sequence[str], maximize: bool, batch_max: bool
+) -> xr.Dataset:
+    """Print the winners of best() (in memory or streamed) as a table under a one-line title."""
+    rows, cols = best_rows(res, keep, objective, ["concurrency"] if batch_max else [])
+    title = f"Best point by {objective} ({'max' if maximize else 'min'})"
+    title += f" with {where_text(where)}" if where else ""
+    title += f" for each {', '.join(keep)}" if keep else ""
+    print(f"{title} ('-': no feasible point qualifies)", file=out)
+    print(table(rows, cols), file=out)
+    return res
+
+
+def print_best(
+    ds: xr.Dataset, out: TextIO, objective: str, where: dict, keep: list[str] | None, maximize: bool
+) -> xr.Dataset:
+    from tensorperf.interface.reductions import default_over
+    from tensorperf.validation import unknown_name_error
+
+    if objective not in ds.data_vars:
+        raise unknown_name_error("objective", objective, ds.data_vars)
+    dims = list(ds[objective].dims)
+    if keep is None:
+        over = default_over(ds, dims)
+        keep = [d for d in dims if d not in over]
+    res = best(ds, objective, where=where or None, keep=keep, maximize=maximize)
+    batch_max = "batch" in ds.coords and ds["batch"].dtype.kind in "OUS"
+    return show_best(res, out, objective, where, keep, maximize, batch_max)
+
+
+def print_streamed_best(
+    inputs: dict,
+    grid: Grid,
+    out: TextIO,
+    objective: str,
+    where: dict,
+    keep: list[str] | None,
+    maximize: bool,
+    memory: str,
+    client: str | None = None,
+) -> xr.Dataset:
+    from tensorperf.interface.api import best as stream_best
+    from tensorperf.run.reductions import default_over
+
+    if keep is None:
+        keep = [d for d in grid.dims if d not in default_over(grid)]
+    res = stream_best(
+        objective, where=where or None, keep=keep, maximize=maximize, memory=memory, client=client, **inputs
+    )
+    return show_best(res, out, objective, where, keep, maximize, inputs.get("batch") == "max")
