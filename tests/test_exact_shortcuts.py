@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from tensorperf.engine import roofline
+from tensorperf.engine.roofline import phases
 from tensorperf.run.inputs import build_grid
 
 LAYOUT = dict(tp=[1, 2, 8], pp=[1, 3, 4], dp=[1, 2], ep=[1, 8], batch=[1, 8, 64])
@@ -109,8 +110,8 @@ def test_simpson_into_its_first_node_gives_the_same_bits(monkeypatch):
     # is exact); out of place, as for every other quadrature:
     grid = build_grid(**GRIDS["moe+dense+mla"])
     fused = roofline.evaluate(grid, {}, breakdown=False).values["tpot"]
-    plain_simpson = roofline._simpson
-    monkeypatch.setattr(roofline, "_simpson", lambda a, b, c, into_first=False: plain_simpson(a, b, c))
+    plain_simpson = phases.simpson
+    monkeypatch.setattr(phases, "simpson", lambda a, b, c, into_first=False: plain_simpson(a, b, c))
     assert torch.equal(fused, roofline.evaluate(grid, {}, breakdown=False).values["tpot"])
 
 

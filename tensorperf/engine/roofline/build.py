@@ -1,0 +1,216 @@
+"""Grid -> the values of one evaluation (:mod:`.values`), one job per function: the specs
+(:func:`specs`), the factors (:func:`.factors.efficiencies`), the exact shortcuts (:func:`shortcuts`),
+the exact counts and layouts (:func:`exact_counts`, :func:`lengths`, :func:`layouts`), the memory that
+does not depend on the batch and the batch (:mod:`.resident`), the deployment (:func:`deployment`),
+the rates (:func:`rates`) and the workload (:func:`workload`); :func:`build` runs them in order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from tensorperf.catalog.specs import MODEL_FIELDS, Efficiency
+from tensorperf.engine.grid import Grid
+from tensorperf.engine.physics import comm, ops
+from tensorperf.engine.physics.layout import Layout, default_microbatches
+from tensorperf.engine.roofline.factors import efficiencies, math_column
+from tensorperf.engine.roofline.resident import Resident, batch, resident_memory
+from tensorperf.engine.roofline.values import ALLREDUCE_CODE, Deployment, Rates, Shortcuts, Workload
+from tensorperf.units import DTYPE_BYTES
+
+# model fields that decide which layers are dense and which MoE
+STRUCTURE_FIELDS = frozenset({"num_layers", "first_dense_layers", "moe_layer_freq", "num_experts"})
+COUNT_AXES = ("prompt_len", "output_len", "tp", "pp", "dp", "ep", "cp")  # placed in float64
+
+
+def _identically(t: torch.Tensor, value: float) -> bool:
+    """Whether ``t`` equals ``value`` at every point and needs no gradient (a few-axis factor)."""
+    return not t.requires_grad and bool(torch.all(t == value))
+
+
+def _swept(grid: Grid, fields: Mapping[str, Any], names: frozenset[str]) -> bool:
+    """Whether an input or a field override (or its *_scale) replaces one of the model fields ``names``."""
+    return any(k.removesuffix("_scale") in names for k in (*grid.values, *fields))
+
+
+def specs(grid: Grid, fields: Mapping[str, torch.Tensor]) -> tuple[Any, Any]:
+    """(model, hardware) spec views with ModelSpec/HardwareSpec fields replaced by the given tensors."""
+    model, hardware = grid.spec("model"), grid.spec("hardware")
+    for name, value in fields.items():
+        object.__setattr__(model if name in MODEL_FIELDS else hardware, name, value)
+    return model, hardware
+
+
+def shortcuts(grid: Grid, fields: Mapping[str, Any], eff: Efficiency, hardware: Any, breakdown: bool) -> Shortcuts:
+    """The terms left out exactly: factors identically at their defaults, and the ops and collectives
+    of a kind no model of the grid has (what-if overrides of the layer structure keep both)."""
+    models = grid.values["model"]
+    restructured = _swept(grid, fields, STRUCTURE_FIELDS)
+    latent_swept = _swept(grid, fields, frozenset({"kv_lora_rank"}))
+    return Shortcuts(
+        overlap=None if _identically(eff.overlap, 1.0) else eff.overlap,
+        launches=not _identically(hardware.launch_overhead, 0.0),
+        exposed=None if _identically(eff.comm_overlap, 0.0) else 1 - eff.comm_overlap,
+        overhead=not _identically(eff.step_overhead, 0.0),
+        has_dense=restructured or any(s.num_dense_layers > 0 for s in models),
+        has_moe=restructured or any(s.num_experts > 0 for s in models),
+        has_mla=latent_swept or any(s.kv_lora_rank > 0 for s in models),
+        has_gqa=latent_swept or any(s.kv_lora_rank == 0 for s in models),
+        no_cp=set(grid.values["cp"]) == {1},
+        breakdown=breakdown,
+    )
+
+
+def rates(grid: Grid, hardware: Any, eff: Efficiency, column: torch.Tensor) -> Rates:
+    """Peaks for the weight format (bf16's where the device has none: that point is infeasible),
+    bandwidths and the collective tiers with their efficiencies applied."""
+    hw = hardware
+    peak = torch.where(column == 0, hw.peak_flops_bf16, torch.where(column == 1, hw.peak_flops_fp8, hw.peak_flops_fp4))
+    supported = peak > 0
+    return Rates(
+        efficiency=eff,
+        peak_gemm=torch.where(supported, peak, hw.peak_flops_bf16),
+        peak_attn=hw.peak_flops_bf16,
+        gemm_supported=supported,
+        hbm_bandwidth=hw.hbm_bandwidth,
+        launch_overhead=hw.launch_overhead,
+        allreduce=grid.lookup("allreduce", ALLREDUCE_CODE),
+        allreduce_used=tuple(dict.fromkeys(grid.values["allreduce"])),
+        tiers=comm.Tiers(
+            bw_in=hw.scaleup_bandwidth * eff.scaleup,
+            lat_in=hw.scaleup_latency,
+            bw_out=hw.scaleout_bandwidth * eff.scaleout,
+            lat_out=hw.scaleout_latency,
+            domain=hw.scaleup_size,
+            mesh=hw.scaleup_mesh,
+        ),
+    )
+
+
+def exact_counts(grid: Grid) -> dict[str, torch.Tensor]:
+    """The count axes (lengths and parallel degrees) placed in float64: exact to 2^53."""
+    return {n: grid.axis(n, torch.float64) for n in COUNT_AXES if n in grid.values}
+
+
+def lengths(grid: Grid, exact: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(S, chunks, T_out) in the grid's dtype: tokens per prompt, prefill chunks per prompt
+    (ceil(S / chunk_size), 1 without chunking) and output tokens per request."""
+    dt = grid.dtype
+    S = exact["prompt_len"].to(dt)
+    if "chunk_size" in grid.values:
+        chunks = torch.ceil(exact["prompt_len"] / grid.axis("chunk_size", torch.float64)).to(dt)
+    else:
+        chunks = torch.ones_like(S)
+    return S, chunks, exact["output_len"].to(dt)
+
+
+def workload(
+    grid: Grid,
+    model: Any,
+    model_exact: Any,
+    S: torch.Tensor,
+    chunks: torch.Tensor,
+    T_out: torch.Tensor,
+    context: torch.Tensor,
+    batch_exact: torch.Tensor,
+    batch: torch.Tensor,
+) -> Workload:
+    """The model, the requests' lengths and prefill chunks, and the batch."""
+    chunked = "chunk_size" in grid.values
+    return Workload(
+        model=model,
+        model_exact=model_exact,
+        prompt=S,
+        output=T_out,
+        context=context,
+        chunk_size=grid.axis("chunk_size") if chunked else None,
+        chunks=chunks,
+        max_chunks=max(int(max(grid.values["prompt_len"]) // min(grid.values["chunk_size"])), 1) if chunked else 1,
+        batch=batch,
+        batch_exact=batch_exact,
+    )
+
+
+def layouts(grid: Grid, exact: Mapping[str, torch.Tensor]) -> tuple[Layout, Layout]:
+    """(float64 layout, shell in the grid's dtype) of the parallel degrees, one microbatch each."""
+    tp, pp, dp, ep, cp = (exact[n].to(grid.dtype) for n in ("tp", "pp", "dp", "ep", "cp"))
+    exact_layout = Layout(
+        *(exact[n] for n in ("tp", "pp", "dp", "ep")),
+        micro=torch.ones((), dtype=torch.float64, device=grid.device),
+        cp=exact["cp"],
+    )
+    return exact_layout, Layout(tp=tp, pp=pp, dp=dp, ep=ep, micro=torch.ones_like(pp), cp=cp)
+
+
+def element_sizes(grid: Grid) -> ops.Bytes:
+    """Bytes per element of the weights, the KV cache and the activations."""
+    return ops.Bytes(
+        w=grid.lookup("weight_dtype", DTYPE_BYTES),
+        kv=grid.lookup("kv_dtype", DTYPE_BYTES),
+        a=grid.lookup("act_dtype", DTYPE_BYTES),
+    )
+
+
+def deployment(
+    exact_layout: Layout,
+    shell: Layout,
+    sizes: ops.Bytes,
+    resident: Resident,
+    batch_exact: torch.Tensor,
+    micro: torch.Tensor | None,
+) -> Deployment:
+    """The layout with its microbatches (given, or as many as fill the pipeline), the resident memory
+    and the per-replica and per-microbatch shares of the batch."""
+    dt = shell.pp.dtype  # the grid's
+    replica_exact = batch_exact / exact_layout.dp
+    replica = replica_exact.to(dt)
+    micro = micro if micro is not None else default_microbatches(exact_layout.pp, replica_exact)
+    layout = dataclasses.replace(shell, micro=micro.to(dt))
+    return Deployment(
+        layout=layout,
+        layout_exact=dataclasses.replace(exact_layout, micro=micro),
+        sizes=sizes,
+        mix=resident.mix,
+        weights=resident.weights,
+        kv_per_sequence=resident.kv_per_sequence,
+        per_sequence=resident.per_sequence,
+        workspace_cap=resident.workspace_cap,
+        capacity=resident.capacity,
+        replica_batch=replica,
+        replica_batch_exact=replica_exact,
+        microbatch=replica / layout.micro,
+    )
+
+
+def build(
+    grid: Grid, efficiency: Mapping[str, Any], fields: Mapping[str, torch.Tensor], breakdown: bool
+) -> tuple[Workload, Rates, Deployment, Shortcuts]:
+    """Everything the phases need, on the grid. (The order of these few-axis allocations decides how
+    the C allocator's heap is reused by the grid-sized temporaries that follow: a reordering can
+    cost page faults on every evaluation; time a 1e6-point evaluate after changing it.)"""
+    f64 = torch.float64
+    model, hardware = specs(grid, fields)
+    column = math_column(grid)
+    eff = efficiencies(grid, efficiency, column)
+    cuts = shortcuts(grid, fields, eff, hardware, breakdown)
+    exact = exact_counts(grid)
+    model_exact = grid.spec("model", int_dtype=f64) if grid.dtype != f64 else model
+    S, chunks, T_out = lengths(grid, exact)
+    exact_layout, shell = layouts(grid, exact)
+    sizes = element_sizes(grid)
+    micro = grid.axis("microbatches", f64) if "microbatches" in grid.values else None
+    context = S + T_out
+    resident = resident_memory(grid, fields, model, hardware, shell, sizes, S, context)
+    batch_exact = batch(grid, resident, exact_layout.dp, micro)
+    batch_ = batch_exact.to(grid.dtype)
+    dep = deployment(exact_layout, shell, sizes, resident, batch_exact, micro)
+    return (
+        workload(grid, model, model_exact, S, chunks, T_out, context, batch_exact, batch_),
+        rates(grid, hardware, eff, column),
+        dep,
+        cuts,
+    )

@@ -1,0 +1,66 @@
+"""Efficiency factors at each point: each hardware's table for the weight format's kernels (bf16,
+fp8 or fp4), then the caller's overrides (values, or ``<factor>_scale`` relative to each preset's)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+import torch
+
+from tensorperf.catalog.specs import Efficiency
+from tensorperf.engine.grid import Grid
+from tensorperf.units import MATH_COLUMN
+
+# factors that are fractions in (0, 1]: a *_scale scales their odds (scaled_efficiency)
+BOUNDED_FACTORS = frozenset(
+    {
+        "compute",
+        "expert_compute",
+        "attention",
+        "gemm_memory",
+        "memory",
+        "scaleup",
+        "scaleout",
+        "overlap",
+        "comm_overlap",
+        "cp_overlap",
+    }
+)
+COLUMNS = MappingProxyType({"bf16": 0, "fp8": 1, "fp4": 2})  # kernel tables (and peaks) by math format
+
+
+def scaled_efficiency(value: Any, scale: Any, bounded: bool) -> Any:
+    """A factor scaled relative to a preset's value. Fractions scale their odds, η·s / (1 + η·(s − 1)),
+    which stays in (0, 1] (≈ η·s for small η, exactly η at s = 1); sizes and times are multiplied."""
+    return value * scale / (1 + value * (scale - 1)) if bounded else value * scale
+
+
+def math_column(grid: Grid) -> torch.Tensor:
+    """The kernel table of each point's weight format: 0 bf16, 1 fp8, 2 fp4 (units.MATH_COLUMN)."""
+    return grid.lookup("weight_dtype", {k: COLUMNS[v] for k, v in MATH_COLUMN.items()})
+
+
+def efficiencies(grid: Grid, efficiency: Mapping[str, Any], column: torch.Tensor) -> Efficiency:
+    """Each hardware's factors for the weight format's kernels (its bf16, fp8 or fp4 table), then the
+    overrides: a value (number or tensor, e.g. a sensitivity leaf), or ``<factor>_scale`` relative to
+    each preset's own value."""
+    by_column = [grid.spec("hardware", attr=lambda h, c=c: h.efficiency_for(c)) for c in COLUMNS]
+    eff = by_column[0]
+    for f in dataclasses.fields(Efficiency):
+        mixed = torch.where(
+            column == 0,
+            getattr(by_column[0], f.name),
+            torch.where(column == 1, getattr(by_column[1], f.name), getattr(by_column[2], f.name)),
+        )
+        object.__setattr__(eff, f.name, mixed)
+    for name, value in efficiency.items():
+        value = torch.as_tensor(value, dtype=grid.dtype, device=grid.device)
+        if name.endswith("_scale"):
+            field = name.removesuffix("_scale")
+            value = scaled_efficiency(getattr(eff, field), value, field in BOUNDED_FACTORS)
+            name = field
+        object.__setattr__(eff, name, value)
+    return eff

@@ -1,0 +1,125 @@
+"""One formula per metric of the roofline convention, from what the passes computed (:class:`Outcome`).
+
+The metric itself (units, long name, the passes it needs, whether it is always computed) is declared
+in :data:`tensorperf.engine.metrics.METRICS`; a new metric is one entry there and one formula here
+(tests check the two agree).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import torch
+
+from tensorperf.engine.physics.memory import max_batch
+from tensorperf.engine.roofline import per_op
+from tensorperf.engine.roofline.footprint import Footprint, footprint
+from tensorperf.engine.roofline.phases import Decode, Prefill
+from tensorperf.engine.roofline.values import Deployment, Rates, Workload
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one evaluation computed at every point; a pass that did not run is None."""
+
+    workload: Workload
+    rates: Rates
+    deployment: Deployment
+    memory: Footprint
+    counts: Mapping[str, Any]  # how often each op runs in a pass (per_op.counts)
+    gpus: torch.Tensor  # GPUs of the layout
+    per_gpu_step: torch.Tensor  # each GPU runs its stage once per microbatch per step: micro / pp
+    prefill: Prefill | None
+    decode: Decode | None
+    serving_step: torch.Tensor | None
+    generation: torch.Tensor | None  # the decode steps after the first token (prefill and decode)
+    e2e: torch.Tensor | None  # a request's end-to-end latency (prefill and decode)
+    batch_done: torch.Tensor | None  # when the batch's last request is done (prefill and decode)
+
+
+def outcome(
+    w: Workload,
+    r: Rates,
+    d: Deployment,
+    prefill: Prefill | None,
+    decode: Decode | None,
+    serving_step: torch.Tensor | None,
+) -> Outcome:
+    """The passes' results, the memory per GPU at the batch, and a request's timeline where both
+    prefill and decode ran: the decode steps after the first token follow the (mean or last) first
+    token."""
+    generation = e2e = batch_done = None
+    if prefill is not None and decode is not None:
+        generation = (w.output - 1) * decode.tpot
+        e2e = prefill.ttft + generation
+        batch_done = prefill.ttft_max + generation
+    lay = d.layout
+    return Outcome(
+        workload=w,
+        rates=r,
+        deployment=d,
+        memory=footprint(w, d),
+        counts=per_op.counts(w.model),
+        gpus=lay.num_gpus,
+        per_gpu_step=lay.micro / lay.pp,
+        prefill=prefill,
+        decode=decode,
+        serving_step=serving_step,
+        generation=generation,
+        e2e=e2e,
+        batch_done=batch_done,
+    )
+
+
+def _max_batch(o: Outcome) -> torch.Tensor:
+    d, f64 = o.deployment, torch.float64
+    return max_batch(
+        d.capacity.to(f64), d.weights.to(f64), d.workspace_cap.to(f64), d.per_sequence.to(f64), d.layout_exact.dp
+    )
+
+
+def _bound(phase: Prefill | Decode) -> torch.Tensor:
+    return per_op.bound({k: v[3] for k, v in phase.ops.items()}, phase.times)
+
+
+# metric -> its formula; where a product has factors on few axes, those are multiplied first
+FORMULAS: Mapping[str, Callable[[Outcome], torch.Tensor]] = MappingProxyType(
+    {
+        "ttft": lambda o: o.prefill.ttft,
+        "ttft_max": lambda o: o.prefill.ttft_max,
+        "tpot": lambda o: o.decode.tpot,
+        "e2e_latency": lambda o: o.e2e,
+        "tokens_per_s_per_gpu": lambda o: o.workload.batch * o.workload.output / o.gpus / o.batch_done,
+        "tokens_per_s_per_user": lambda o: 1 / o.decode.tpot,
+        "decode_tokens_per_s_per_gpu": lambda o: o.workload.batch / o.gpus / o.decode.tpot,
+        "prefill_tokens_per_s_per_gpu": lambda o: o.workload.batch * o.workload.prompt / o.gpus / o.prefill.ttft_max,
+        "serving_step_time": lambda o: o.serving_step,
+        "serving_tokens_per_s_per_gpu": lambda o: o.workload.batch / o.gpus / o.serving_step,
+        "serving_tokens_per_s_per_user": lambda o: 1 / o.serving_step,
+        "concurrency": lambda o: o.workload.batch_exact,
+        "memory_per_gpu": lambda o: o.memory.total,
+        "weight_memory_per_gpu": lambda o: o.deployment.weights,
+        "kv_cache_memory_per_gpu": lambda o: o.memory.kv,
+        "activation_memory_per_gpu": lambda o: o.memory.activations,
+        "memory_capacity_per_gpu": lambda o: o.deployment.capacity,
+        "max_batch": _max_batch,
+        "min_gpus_for_capacity": lambda o: o.memory.min_gpus,
+        "num_gpus": lambda o: o.deployment.layout_exact.num_gpus,
+        # FLOP and bytes of one decode step's ops on each GPU over what its peak delivers in a TPOT
+        "mfu": lambda o: per_op.total(o.decode.ops, o.counts, 0) * (o.per_gpu_step / o.rates.peak_gemm) / o.decode.tpot,
+        "mbu": lambda o: (
+            per_op.total(o.decode.ops, o.counts, 1) * (o.per_gpu_step / o.rates.hbm_bandwidth) / o.decode.tpot
+        ),
+        "prefill_op_time": lambda o: o.prefill.times,
+        "decode_op_time": lambda o: o.decode.times,
+        "prefill_op_flops": lambda o: per_op.stack(o.prefill.ops, o.counts, 0),
+        "prefill_op_bytes": lambda o: per_op.stack(o.prefill.ops, o.counts, 1),
+        "decode_op_flops": lambda o: per_op.stack(o.decode.ops, o.counts, 0),
+        "decode_op_bytes": lambda o: per_op.stack(o.decode.ops, o.counts, 1),
+        "prefill_op_bound": lambda o: _bound(o.prefill),
+        "decode_op_bound": lambda o: _bound(o.decode),
+    }
+)

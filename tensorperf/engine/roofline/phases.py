@@ -1,0 +1,152 @@
+"""The passes through the model, each a function of (workload, rates, deployment, shortcuts):
+prefill (whole or chunked), decode, and the steady-state serving step (docs/model.md §3, §8).
+
+Decode: output token 1 comes from prefill; decode step j = 1..T_out−1 attends over L = S + j cached
+tokens. TPOT is the mean over those steps, integrated with Simpson's rule over j (exact where the
+step time is affine or quadratic in L, e.g. whenever attention is memory-bound).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from tensorperf.engine.physics import inplace, ops, pipeline
+from tensorperf.engine.physics.attention import mean_chunked_keys, mean_decode_keys, mean_prefill_pairs
+from tensorperf.engine.roofline import collectives, layer, stages
+from tensorperf.engine.roofline.chunked import chunked_prefill
+from tensorperf.engine.roofline.collectives import Collectives
+from tensorperf.engine.roofline.per_op import PerOp, each
+from tensorperf.engine.roofline.values import Deployment, Rates, Shortcuts, Workload
+
+
+@dataclass(frozen=True)
+class Prefill:
+    ttft: torch.Tensor  # mean over the batch's microbatches
+    ttft_max: torch.Tensor  # the last microbatch's
+    ops: PerOp  # per-op quantities of one layer (summed over chunks)
+    times: torch.Tensor | None  # per-op times over all layers, op axis last (breakdown only)
+
+
+@dataclass(frozen=True)
+class Decode:
+    tpot: torch.Tensor
+    ops: PerOp  # per-op quantities of the mean decode step
+    coll: Collectives  # its collectives
+    times: torch.Tensor | None  # per-op times of the mean step over all layers (breakdown only)
+
+
+def simpson(first: torch.Tensor, middle: torch.Tensor, last: torch.Tensor, into_first: bool = False) -> torch.Tensor:
+    """Mean over an interval from its ends and midpoint; exact for quadratics (and for constants,
+    bit for bit, in this form). ``into_first``: ``first`` is the caller's temporary and may take the
+    result (first + 4·middle in one pass: 4·middle is exact, so the fused form rounds the same)."""
+    if into_first and inplace.owned(first, middle, last):
+        return first.add_(middle, alpha=4).add_(last).div_(6)
+    return (first + 4 * middle + last) / 6
+
+
+def with_overhead(r: Rates, s: Shortcuts, t: torch.Tensor, steps: torch.Tensor | None = None) -> torch.Tensor:
+    """``t`` plus the fixed overhead of its forward steps (``steps`` of them, default one), left out
+    where step_overhead is identically 0 (the default)."""
+    if not s.overhead:
+        return t
+    return t + (r.efficiency.step_overhead if steps is None else steps * r.efficiency.step_overhead)
+
+
+def prefill(w: Workload, r: Rates, d: Deployment, s: Shortcuts) -> Prefill:
+    """B_mb sequences of S tokens per replica-microbatch; context parallelism: each cp rank takes 1/cp
+    of the tokens and pairs, and reads every K/V block. With ``chunk_size``, the chunked prefill where
+    a chunk is shorter than the prompt (a chunk of the whole prompt is the whole prefill exactly)."""
+    m, lay, S, bmb = w.model, d.layout, w.prompt, d.microbatch
+    cp = lay.cp
+    tokens = bmb * S / cp
+    pre = ops.Phase(
+        tokens=tokens,
+        pairs=bmb * mean_prefill_pairs(m, S) / cp,
+        kv_read=bmb * S,
+        sequences=bmb,
+        absorbed=False,
+        spread=cp,
+    )
+    pre_ops = layer.phase_ops(w, r, d, s, pre)
+    pre_coll = collectives.with_context_parallel(
+        w, r, d, s, collectives.phase_comm(w, r, d, s, tokens), pre, pre_ops["attn"][2]
+    )
+    pre_times, pre_total, pre_slowest = stages.compose(w, d, s, pre_ops, pre_coll, s.breakdown)
+    ttft, ttft_max = pipeline.prefill_times(with_overhead(r, s, pre_total), pre_slowest, lay.micro)
+    if w.chunk_size is None:
+        return Prefill(ttft=ttft, ttft_max=ttft_max, ops=pre_ops, times=pre_times)
+    whole = w.chunk_size >= S
+    c_ops, c_coll, fill = chunked_prefill(w, r, d, s)
+    c_times, c_total, c_slowest = stages.compose(w, d, s, c_ops, c_coll, s.breakdown)
+    c_ttft, c_ttft_max = pipeline.chunked_prefill_times(
+        c_total, with_overhead(r, s, c_slowest, w.chunks), lay.micro, fill
+    )
+    keep = lambda a, b: torch.where(whole.reshape(whole.shape + (1,) * (b.dim() - whole.dim())), a, b)
+    return Prefill(
+        ttft=keep(ttft, c_ttft),
+        ttft_max=keep(ttft_max, c_ttft_max),
+        ops={k: each(keep, pre_ops[k], c_ops[k]) for k in pre_ops},
+        times=keep(pre_times, c_times) if s.breakdown else None,
+    )
+
+
+def decode(w: Workload, r: Rates, d: Deployment, s: Shortcuts) -> Decode:
+    """TPOT by Simpson's rule over steps j = 1 .. T_out − 1 (3 quadrature nodes). Only the attention
+    core depends on the step (its context S + j); every other op, and the collectives, are computed
+    once, at the middle node."""
+    m, lay, S, bmb = w.model, d.layout, w.prompt, d.microbatch
+    last = torch.clamp(w.output - 1, min=1)
+    saw = mean_chunked_keys(m, S, last)  # chunked-attention layers: exact mean over the generation
+    nodes = []
+    for j in (torch.ones_like(last), (1 + last) / 2, last):
+        keys = bmb * mean_decode_keys(m, S + j, saw) / lay.cp  # the KV cache is split over cp
+        nodes.append(ops.Phase(tokens=bmb, pairs=keys, kv_read=keys, sequences=bmb, absorbed=True))
+    dec_ops = layer.phase_ops(w, r, d, s, nodes[1])
+    dec_coll = collectives.with_context_parallel(
+        w, r, d, s, collectives.phase_comm(w, r, d, s, bmb), nodes[1], dec_ops["attn"][2]
+    )
+    steps, attn = [], []
+    rest = stages.grouped_by_layer_count(stages.without_attention(w, d, s, dec_ops, dec_coll), d)
+    for node in nodes:
+        attn.append(layer.attention_op(w, r, d, s, (node,)))
+        total, slowest = stages.with_attention(rest, attn[-1][2])
+        steps.append(pipeline.decode_step(total, slowest, lay.micro))
+    tpot = with_overhead(r, s, simpson(*steps, into_first=True))  # the same overhead at every node
+    mean_ops = dec_ops | {"attn": each(simpson, *attn)}  # (the mean step's attention)
+    times = stages.compose(w, d, s, mean_ops, dec_coll, True)[0] if s.breakdown else None
+    return Decode(tpot=tpot, ops=mean_ops, coll=dec_coll, times=times)
+
+
+def serving_step(w: Workload, r: Rates, d: Deployment, s: Shortcuts) -> torch.Tensor:
+    """Steady-state continuous batching (in-flight batching with chunked prefill), the regime of
+    offline "max throughput" benchmarks: B requests stay in flight; a request spends one step per
+    output token, so each step carries B decode tokens at the mean context S + T_out/2 and, on
+    average, B·S/T_out prompt tokens of the requests that replace finished ones. One step is one
+    forward pass over that mixed batch (weights read once); output tokens/s = B / step."""
+    m, S, T_out, bmb = w.model, w.prompt, w.output, d.microbatch
+    prompt_share = S / T_out  # prompt tokens per output token
+    cp = d.layout.cp
+    steps = torch.clamp(T_out - 1, min=1)
+    decode_keys = bmb * mean_decode_keys(m, S + T_out / 2, mean_chunked_keys(m, S, steps)) / cp
+    prompt_tokens = bmb * prompt_share / cp
+    decoding = ops.Phase(tokens=bmb, pairs=decode_keys, kv_read=decode_keys, sequences=bmb, absorbed=True)
+    # prompt tokens attend causally: mean pairs per prompt token = pairs(S) / S; in n chunks each chunk
+    # re-reads the cache before it, (n + 1)/2 times a prompt's own KV on average
+    prompt = ops.Phase(
+        tokens=prompt_tokens,
+        pairs=prompt_tokens * mean_prefill_pairs(m, S) / S,
+        kv_read=prompt_tokens * cp * (w.chunks + 1) / 2,
+        sequences=bmb / T_out,
+        absorbed=False,
+    )
+    tokens = bmb + prompt_tokens
+    mixed = ops.Phase(tokens=tokens, pairs=decode_keys, kv_read=decode_keys, sequences=bmb, absorbed=True)
+    per_op = layer.phase_ops(w, r, d, s, mixed, attention_parts=(decoding, prompt))
+    t_attn = per_op["attn"][2]
+    coll = collectives.phase_comm(w, r, d, s, tokens)
+    coll = collectives.with_context_parallel(w, r, d, s, coll, prompt, t_attn)
+    coll = collectives.with_context_parallel(w, r, d, s, coll, decoding, t_attn)
+    _, total, slowest = stages.compose(w, d, s, per_op, coll)
+    return with_overhead(r, s, pipeline.decode_step(total, slowest, d.layout.micro))

@@ -1,0 +1,99 @@
+"""The values one evaluation works on, each frozen and each a tensor (or spec of tensors) on the grid.
+
+- :class:`Workload`: what is asked at each point: the model, the requests' lengths, the batch.
+- :class:`Rates`: what the hardware delivers: peaks and efficiencies, HBM bandwidth, collective tiers.
+- :class:`Deployment`: one deployment of the model: its layout, element sizes, stages, the memory
+  that does not depend on the batch, and its share of the batch.
+- :class:`Shortcuts`: exact specializations of the defaults (terms that are exact zeros everywhere).
+
+Counts (tokens per prompt, requests, layout degrees, GPUs, chunks) stay exact: they are placed and
+combined in float64 (exact to 2^53) whatever the grid's dtype (``*_exact`` fields), and every
+count-valued metric and every feasibility decision is computed from them in float64. Only the
+magnitudes (FLOP, bytes, seconds, rates) use the grid's dtype, from copies of the counts.
+
+The phases take (workload, rates, deployment, shortcuts), so a point with two deployments (a prefill
+pool and a decode pool) evaluates each phase on its own deployment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import torch
+
+from tensorperf.catalog.specs import Efficiency
+from tensorperf.engine.physics import comm, ops, pipeline
+from tensorperf.engine.physics.layout import Layout
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The model and the requests at each point (the grid's dtype unless ``*_exact``: float64)."""
+
+    model: Any  # ModelSpec view, every field a tensor (what-if field overrides applied)
+    model_exact: Any  # the same with float64 counts (the model itself where the grid is float64)
+    prompt: torch.Tensor  # S: tokens per prompt
+    output: torch.Tensor  # T_out: output tokens per request
+    context: torch.Tensor  # S + T_out: the longest context
+    chunk_size: torch.Tensor | None  # prefill chunk size (None: the prompt in one pass)
+    chunks: torch.Tensor  # prefill chunks per prompt, ceil(S / chunk_size) (1 without chunking)
+    max_chunks: int  # chunk positions the grid needs: max S // min chunk_size (at least 1)
+    batch: torch.Tensor  # B: requests in flight
+    batch_exact: torch.Tensor
+
+
+ALLREDUCE_CODE = MappingProxyType({name: i for i, name in enumerate(comm.ALL_REDUCE)})  # Rates.allreduce
+
+
+@dataclass(frozen=True)
+class Rates:
+    """What the hardware delivers for the weight format at each point."""
+
+    efficiency: Efficiency  # every factor a tensor, per-format tables mixed, overrides applied
+    peak_gemm: torch.Tensor  # FLOP/s of the weight format's GEMMs (bf16 where the device lacks it)
+    peak_attn: torch.Tensor  # FLOP/s of the attention core, norms and router (bf16)
+    gemm_supported: torch.Tensor  # the device has a peak for the weight format
+    hbm_bandwidth: torch.Tensor  # B/s
+    launch_overhead: torch.Tensor  # s per kernel
+    tiers: comm.Tiers  # collectives: scale-up and scale-out bandwidth (efficiency applied), latency
+    allreduce: torch.Tensor  # the all-reduce algorithm at each point (ALLREDUCE_CODE)
+    allreduce_used: tuple[str, ...]  # the algorithms the grid uses
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One deployment of the model at each point: layout, memory that does not depend on the batch,
+    and its share of the workload's batch."""
+
+    layout: Layout  # parallel degrees and microbatches (grid dtype)
+    layout_exact: Layout  # the same in float64
+    sizes: ops.Bytes  # bytes per element: weights, KV cache, activations
+    mix: pipeline.StageMix  # layer counts of the candidate (possibly slowest) pipeline stages
+    weights: torch.Tensor  # weight bytes per GPU (worst stage)
+    kv_per_sequence: torch.Tensor  # KV-cache bytes per sequence per GPU at the longest context
+    per_sequence: torch.Tensor  # KV cache and logits bytes per sequence per GPU
+    workspace_cap: torch.Tensor  # workspace bytes per GPU at the activation token budget
+    capacity: torch.Tensor  # usable bytes per GPU
+    replica_batch: torch.Tensor  # B / dp: requests per replica
+    replica_batch_exact: torch.Tensor
+    microbatch: torch.Tensor  # B / dp / microbatches: sequences per replica-microbatch
+
+
+@dataclass(frozen=True)
+class Shortcuts:
+    """Exact specializations of the defaults: a term whose factor is identically 0 (or a factor
+    identically 1) everywhere in the grid is left out, the same result bit for bit; a factor that
+    requires a gradient keeps its term (its derivative is not zero)."""
+
+    overlap: torch.Tensor | None  # None: overlap identically 1 (op time = max(compute, memory))
+    launches: bool  # some launch overhead is not 0
+    exposed: torch.Tensor | None  # 1 − comm_overlap; None where comm_overlap is identically 0
+    overhead: bool  # some step overhead is not 0
+    has_dense: bool  # some model of the grid has dense layers (else their ops are exact zeros)
+    has_moe: bool  # some model has MoE layers
+    has_mla: bool  # some model has latent attention (kv_lora_rank > 0)
+    has_gqa: bool  # some model has grouped-query attention
+    no_cp: bool  # cp is 1 everywhere (no context-parallel collectives)
+    breakdown: bool  # the per-op breakdown is wanted: ops keep their compute − memory time
