@@ -10,7 +10,7 @@ from tensorperf.catalog import presets
 from tensorperf.catalog.specs import Efficiency, HardwareSpec, ModelSpec
 from tensorperf.engine.masks import Reason, describe
 from tensorperf.interface import accessor as _accessor  # noqa: F401  (registers the Dataset.tperf accessor)
-from tensorperf.interface.api import best, pareto, reduce, sensitivity, sweep
+from tensorperf.interface.api import best, pareto, reduce, report, sensitivity, sweep
 from tensorperf.run.allocator import keep_freed_memory
 from tensorperf.run.inputs import build_grid
 from tensorperf.run.reductions import Reduction
@@ -24,6 +24,7 @@ __all__ = [
     "best",
     "pareto",
     "reduce",
+    "report",
     "Reduction",
     "presets",
     "ModelSpec",

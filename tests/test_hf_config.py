@@ -19,12 +19,11 @@ import numpy as np
 import pytest
 
 from tensorperf.catalog.hf_config import SUPPORTED_MODEL_TYPES
-from tensorperf.catalog.specs import ModelSpec
-
-model_spec_from_hf_config = ModelSpec.from_hf_config
 from tensorperf.catalog.presets import model
 from tensorperf.catalog.specs import ModelSpec
 from tensorperf.validation import SpecError
+
+model_spec_from_hf_config = ModelSpec.from_hf_config
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hf"
 WITH_PRESET = ("llama-3.1-8b", "mixtral-8x7b", "qwen3-235b-a22b", "deepseek-v3", "gpt-oss-120b")

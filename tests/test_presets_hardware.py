@@ -178,3 +178,137 @@ def test_usable_capacity_is_close_to_marketing(preset_id: str) -> None:
 def test_h200_usable_capacity() -> None:
     # docs/model.md §8.20: an H200 reports 143,771 MiB.
     assert hardware_spec("h200-sxm").hbm_capacity == 143_771 * 2**20
+
+
+# ---- power, energy and cost (docs/model.md §9.1) ------------------------------------------------
+
+ALL_IDS = PRESET_IDS + ("mi300-seed",)
+POWER_FIELDS = ("board_power", "idle_power", "hbm_power_fraction", "host_power_per_gpu", "pue", "price_per_gpu_hour")
+
+
+@pytest.mark.parametrize(
+    "preset_id, watts",
+    [
+        # NVIDIA datasheets (A100 SXM4 400 W; H100/H200 SXM up to 700 W), the HGX B200 1000 W part, the
+        # NVIDIA DPS GB200 GPU spec (1200 W), nvidia-smi power caps (H800 700 W, B300 SXM6 1100 W, GB300
+        # 1400 W), AMD total board power (MI300X 750 W, MI325X 1000 W, MI355X 1400 W); sources in each preset.
+        ("a100-sxm-80g", 400),
+        ("h100-sxm", 700),
+        ("h200-sxm", 700),
+        ("h800", 700),
+        ("b200", 1000),
+        ("b300", 1100),
+        ("gb200", 1200),
+        ("gb300", 1400),
+        ("mi300x", 750),
+        ("mi325x", 1000),
+        ("mi355x", 1400),
+        ("mi300-seed", 750),  # as MI300X
+    ],
+)
+def test_published_board_power(preset_id: str, watts: float) -> None:
+    assert hardware_spec(preset_id).board_power == watts
+
+
+@pytest.mark.parametrize("preset_id", ALL_IDS)
+def test_idle_power_is_a_small_share_of_board_power(preset_id: str) -> None:
+    # nvidia-smi/rocm-smi idle readings are 15-20 % of board power (H100 70 of 700 W, MI300X 145 of 750 W)
+    spec = hardware_spec(preset_id)
+    assert 0 < spec.idle_power < spec.board_power
+    assert 0.05 <= spec.idle_power / spec.board_power <= 0.25
+
+
+@pytest.mark.parametrize("preset_id", ALL_IDS)
+def test_site_and_price_fields(preset_id: str) -> None:
+    spec = hardware_spec(preset_id)
+    assert spec.pue >= 1.0
+    assert spec.price_per_gpu_hour > 0
+    assert spec.host_power_per_gpu > 0
+    assert 0.0 <= spec.hbm_power_fraction <= 1.0
+
+
+@pytest.mark.parametrize(
+    "preset_id, system_watts, gpu_watts",
+    [
+        # (vendor max system power - 8 GPUs' board power) / 8: DGX A100 6.5 kW, DGX H100/H200 10.2 kW,
+        # DGX B200 14.3 kW, DGX B300 14.5 kW (NVIDIA DGX user guides)
+        ("a100-sxm-80g", 6500, 400),
+        ("h100-sxm", 10200, 700),
+        ("h200-sxm", 10200, 700),
+        ("b200", 14300, 1000),
+        ("b300", 14500, 1100),
+    ],
+)
+def test_host_power_is_system_power_minus_gpus(preset_id: str, system_watts: float, gpu_watts: float) -> None:
+    assert hardware_spec(preset_id).host_power_per_gpu == pytest.approx((system_watts - 8 * gpu_watts) / 8)
+
+
+def test_nvl72_host_power_from_tray_and_switch_power() -> None:
+    # NVIDIA DPS DGX_GB200 compute tray: 6667 W max for 4 GPUs of 1200 W; 9 NVLink switch trays 3.6 kW per rack
+    assert hardware_spec("gb200").host_power_per_gpu == pytest.approx((6667 - 4 * 1200) / 4 + 3600 / 72)
+    assert hardware_spec("gb300").host_power_per_gpu == hardware_spec("gb200").host_power_per_gpu
+
+
+def test_prices_from_one_list() -> None:
+    # CoreWeave on-demand list (2026): $/h per node over its GPUs
+    assert hardware_spec("h100-sxm").price_per_gpu_hour == pytest.approx(49.24 / 8)
+    assert hardware_spec("h200-sxm").price_per_gpu_hour == pytest.approx(50.44 / 8)
+    assert hardware_spec("b200").price_per_gpu_hour == pytest.approx(68.80 / 8)
+    assert hardware_spec("gb200").price_per_gpu_hour == pytest.approx(42.00 / 4)
+    assert hardware_spec("a100-sxm-80g").price_per_gpu_hour == pytest.approx(21.60 / 8)
+    # Azure / Oracle list the MI300X at $6.00 per GPU-hour
+    assert hardware_spec("mi300x").price_per_gpu_hour == 6.0
+
+
+@pytest.mark.parametrize("preset_id", ALL_IDS)
+def test_every_power_number_has_a_source(preset_id: str) -> None:
+    # (mi300-seed is outside test_every_number_has_a_source: its other numbers share one 'all' source)
+    raw = _raw(preset_id)
+    for name in POWER_FIELDS:
+        assert name in raw, f"{preset_id}: {name} not given"
+        assert len(raw["sources"].get(name, "")) > 40, f"{preset_id}: no [sources] entry for {name}"
+
+
+def test_power_and_price_are_what_if_axes() -> None:
+    import tensorperf as tp
+
+    ds = tp.sweep(model="llama-3.1-8b", hardware="h100-sxm", price_per_gpu_hour=[1.0, 2.0], breakdown=False)
+    assert list(ds.price_per_gpu_hour.values) == [1.0, 2.0]
+    ds = tp.sweep(model="llama-3.1-8b", hardware="h100-sxm", pue_scale=[1.0, 1.25], breakdown=False)
+    assert list(ds.pue_scale.values) == [1.0, 1.25]
+    ds = tp.sweep(model="llama-3.1-8b", hardware="h100-sxm", board_power=[700.0, 500.0], breakdown=False)
+    assert ds.board_power.size == 2
+
+
+def test_malformed_power_fields_are_rejected() -> None:
+    import tensorperf as tp
+
+    h100 = hardware_spec("h100-sxm")
+    with pytest.raises(tp.SpecError, match=r"HardwareSpec\.pue = 0\.9 is not allowed: must be a finite number >= 1"):
+        h100.replace(pue=0.9)
+    with pytest.raises(tp.SpecError, match=r"HardwareSpec\.idle_power = 800\.0 .* at most board_power = 700\.0"):
+        h100.replace(idle_power=800.0)
+    with pytest.raises(tp.SpecError, match=r"HardwareSpec\.price_per_gpu_hour = -1\.0"):
+        h100.replace(price_per_gpu_hour=-1.0)
+    with pytest.raises(tp.SpecError, match=r"HardwareSpec\.hbm_power_fraction = 1\.5"):
+        h100.replace(hbm_power_fraction=1.5)
+    with pytest.raises(tp.SpecError, match=r"HardwareSpec\.pue = 0\.5"):
+        tp.sweep(model="llama-3.1-8b", hardware="h100-sxm", pue=[1.1, 0.5])
+
+
+def test_power_defaults_for_a_spec_without_power_data() -> None:
+    # 0 W / $0 mean "not given"; the PUE and HBM share default to the documented values (docs/model.md §9.1)
+    from tensorperf.catalog.specs import DEFAULT_HBM_POWER_FRACTION, DEFAULT_PUE, HardwareSpec
+
+    spec = HardwareSpec(
+        name="bare",
+        peak_flops_bf16=1e15,
+        hbm_bandwidth=3e12,
+        hbm_capacity=80e9,
+        scaleup_size=8,
+        scaleup_bandwidth=450e9,
+        scaleout_bandwidth=50e9,
+    )
+    assert (spec.board_power, spec.idle_power, spec.host_power_per_gpu, spec.price_per_gpu_hour) == (0, 0, 0, 0)
+    assert spec.pue == DEFAULT_PUE == 1.2
+    assert spec.hbm_power_fraction == DEFAULT_HBM_POWER_FRACTION == 0.35

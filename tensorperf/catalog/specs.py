@@ -16,10 +16,12 @@ from typing import Any, ClassVar
 
 from tensorperf.catalog.hf_config import model_fields_from_hf_config
 from tensorperf.validation import (
+    Rule,
     SpecError,
     boolean,
     divides,
     fraction,
+    is_number,
     non_negative,
     non_negative_integer,
     positive,
@@ -393,12 +395,38 @@ class SeedHardware:
         validate(self)
 
 
+@dataclass(frozen=True)
+class _AtLeast(Rule):
+    """value >= bound (a finite number)."""
+
+    bound: float = 0.0
+
+    def check(self, value: Any, spec: Any) -> bool:
+        return is_number(value) and value >= self.bound
+
+
+at_least_one = _AtLeast("a finite number >= 1", 1.0)
+
+# docs/model.md §9.1: facility overhead of a modern AI data centre (hyperscale fleets report 1.08-1.10,
+# the Uptime Institute survey's industry average is 1.56-1.58, new large facilities 1.3 or better).
+DEFAULT_PUE = 1.2
+# docs/model.md §9.1: share of the dynamic power (board - idle) that streaming HBM at full bandwidth
+# draws; H200 decode at saturated HBM draws up to 300 W of its 700 W board power (Ma et al. 2026).
+DEFAULT_HBM_POWER_FRACTION = 0.35
+
+
 @dataclass(frozen=True, kw_only=True)
 class HardwareSpec:
     """One accelerator and the links around it, in SI units.
 
     Peak rates are dense (no sparsity) tensor-core FLOP/s per GPU; 0 means the format is not
     supported. Link bandwidths are per GPU and per direction.
+
+    Power and cost (docs/model.md §9.1): ``board_power`` (the board/TDP limit), ``idle_power`` (an
+    idle, powered-on GPU) and ``host_power_per_gpu`` (the node's non-GPU power over its GPUs) in W;
+    ``pue`` (facility power over IT power) and ``hbm_power_fraction`` are dimensionless;
+    ``price_per_gpu_hour`` is in $ per GPU-hour. 0 W and $0 mean "not given" (a spec without power
+    or price data); every preset gives them, each with its source.
     """
 
     name: str
@@ -414,6 +442,13 @@ class HardwareSpec:
     scaleout_bandwidth: float
     scaleout_latency: float = 5e-6
     launch_overhead: float = 0.0  # per kernel, s
+    # power and cost (docs/model.md §9.1); 0 W / $0 = not given
+    board_power: float = 0.0  # W: board (TDP) power limit of one GPU
+    idle_power: float = 0.0  # W: an idle, powered-on GPU (<= board_power)
+    hbm_power_fraction: float = DEFAULT_HBM_POWER_FRACTION  # share of board - idle drawn by HBM at full bandwidth
+    host_power_per_gpu: float = 0.0  # W: the node's non-GPU power (CPUs, NICs, switches, fans) per GPU
+    pue: float = DEFAULT_PUE  # power usage effectiveness of the data centre (>= 1)
+    price_per_gpu_hour: float = 0.0  # $ per GPU-hour
     efficiency: Efficiency = field(default_factory=Efficiency)  # defaults for this device (bf16 math)
     efficiency_fp8: Efficiency | None = None  # kernels with fp8 weights (None: as `efficiency`)
     efficiency_fp4: Efficiency | None = None  # kernels with fp4 weights (None: as `efficiency`)
@@ -433,6 +468,12 @@ class HardwareSpec:
         "scaleout_latency": non_negative,
         "launch_overhead": non_negative,
         "scaleup_mesh": boolean,
+        "board_power": non_negative,
+        "idle_power": non_negative,
+        "hbm_power_fraction": fraction,
+        "host_power_per_gpu": non_negative,
+        "pue": at_least_one,
+        "price_per_gpu_hour": non_negative,
     }
 
     def __post_init__(self) -> None:
@@ -442,6 +483,11 @@ class HardwareSpec:
         _check_instance(self, "efficiency_fp8", Efficiency, optional=True)
         _check_instance(self, "efficiency_fp4", Efficiency, optional=True)
         _check_instance(self, "seed", SeedHardware, optional=True)
+        if self.idle_power > self.board_power:
+            raise SpecError(
+                f"HardwareSpec.idle_power = {self.idle_power!r} is not allowed: must be at most "
+                f"board_power = {self.board_power!r} (spec {self.name!r})"
+            )
 
     def replace(self, **changes: Any) -> HardwareSpec:
         return dataclasses.replace(self, **changes)

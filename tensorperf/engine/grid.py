@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from tensorperf.axes import DIM_ORDER, EVAL_ORDER, ZIP_DIM  # noqa: F401  (EVAL_ORDER: for the engine)
-from tensorperf.catalog.specs import tensor_view, numeric_fields
+from tensorperf.catalog.specs import numeric_fields, tensor_view
 from tensorperf.validation import SpecError
 
 

@@ -127,6 +127,36 @@ METRICS: Mapping[str, Metric] = MappingProxyType(
         "num_gpus": Metric("1", "GPUs used by the layout", masked=False, conventions=BOTH, always=True),
         "mfu": Metric("1", "model FLOP utilization during decode", passes={DECODE}),
         "mbu": Metric("1", "memory-bandwidth utilization during decode", passes={DECODE}),
+        # power, energy and cost (docs/model.md §9): static batch, then the serving steady state
+        "power_per_gpu": Metric(
+            "W", "mean power drawn by each GPU over a static batch's prefill and decode", passes={PREFILL, DECODE}
+        ),
+        "energy_per_output_token": Metric(
+            "J", "GPU energy per output token (static batch, prefill included)", passes={PREFILL, DECODE}
+        ),
+        "tokens_per_s_per_mw": Metric(
+            "tokens/s/MW",
+            "output tokens per second per MW of all-in power (GPU, host, facility)",
+            passes={PREFILL, DECODE},
+        ),
+        "cost_per_million_output_tokens": Metric(
+            "$", "GPU-time cost of a million output tokens (static batch, prefill included)", passes={PREFILL, DECODE}
+        ),
+        "cost_per_million_input_tokens": Metric(
+            "$", "GPU-time cost of prefilling a million prompt tokens", passes={PREFILL}
+        ),
+        "serving_power_per_gpu": Metric(
+            "W", "power drawn by each GPU in the steady-state continuous-batching step", passes={SERVING}
+        ),
+        "serving_energy_per_output_token": Metric(
+            "J", "GPU energy per output token in the serving steady state (prefill interleaved)", passes={SERVING}
+        ),
+        "serving_tokens_per_s_per_mw": Metric(
+            "tokens/s/MW", "serving output tokens per second per MW of all-in power", passes={SERVING}
+        ),
+        "serving_cost_per_million_output_tokens": Metric(
+            "$", "GPU-time cost of a million output tokens in the serving steady state", passes={SERVING}
+        ),
         "layer_op_time": Metric("s", "per-layer time of each operation in prefill", conventions={SEED}, per_op=True),
         "prefill_op_time": Metric(
             "s",

@@ -28,10 +28,11 @@ from tensorperf.version import __version__
 
 Convention = Literal["seed", "roofline"]
 
-# Peak bytes per grid point of a whole sweep() (engine temporaries, then the Dataset's numpy copies):
-# about 0.4 kB/point for the engine (benchmarks/README.md) plus ~30 float metrics x 2 copies, and
-# 91 per-op values x 2 copies with the breakdown; rounded up.
-SWEEP_BYTES_PER_POINT = MappingProxyType({False: 1_000, True: 2_600})
+# Peak bytes per grid point of a whole sweep() in float64 (half in float32): the engine's temporaries,
+# then one fresh array per masked metric (the unmasked ones are views of the engine's tensors).
+# Measured peak-RSS growth (benchmarks/sweep_overhead.py, 1e5..1e7 points): 230-290 B/point without
+# the breakdown, 1,100-1,170 with it; about 2.2x that, rounded up.
+SWEEP_BYTES_PER_POINT = MappingProxyType({False: 600, True: 2_600})
 
 
 def _check_fits_in_memory(grid: Grid, breakdown: bool) -> None:
@@ -306,3 +307,22 @@ def reduce(
             axes=axes,
         )
     )
+
+
+def report(
+    ds: xr.Dataset,
+    path: str | os.PathLike[str],
+    *,
+    where: Mapping[str, tuple[str, float]] | None = None,
+    x: str = "tokens_per_s_per_user",
+    y: str = "tokens_per_s_per_gpu",
+    title: str | None = None,
+) -> os.PathLike[str]:
+    """Write one self-contained HTML page of a sweep's Dataset (plotly.js inline: no server, no network
+    at view time) and return its ``pathlib.Path``: the axes and presets, the best configuration per
+    hardware under ``where``, the interactive Pareto frontier of ``y`` versus ``x``, cost and energy,
+    the per-op breakdown of a frontier point and the reasons infeasible points failed, by count
+    (:func:`tensorperf.interface.page.report`; needs ``pip install 'tensorperf[report]'``)."""
+    from tensorperf.interface.page import report as write
+
+    return write(ds, path, where=where, x=x, y=y, title=title)

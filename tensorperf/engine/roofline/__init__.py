@@ -121,8 +121,8 @@ def _evaluate(
     runs, names = plan(metrics, breakdown)
     prefill = phases.prefill(w, r, d, s) if Pass.PREFILL in runs else None
     decode = phases.decode(w, r, d, s) if Pass.DECODE in runs else None
-    serving_step = phases.serving_step(w, r, d, s) if Pass.SERVING in runs else None
-    o = outcome(w, r, d, prefill, decode, serving_step)
+    serving = phases.serving_step(w, r, d, s) if Pass.SERVING in runs else None
+    o = outcome(w, r, d, prefill, decode, serving)
     values = {k: FORMULAS[k](o) for k in names}
     world = grid.axis("world_size", torch.float64) if "world_size" in grid.values else None
     ok = checks.feasibility(w, r, d, o.memory.total <= d.capacity, world)

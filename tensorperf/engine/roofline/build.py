@@ -19,7 +19,7 @@ from tensorperf.engine.physics import comm, ops
 from tensorperf.engine.physics.layout import Layout, default_microbatches
 from tensorperf.engine.roofline.factors import efficiencies, math_column
 from tensorperf.engine.roofline.resident import Resident, batch, resident_memory
-from tensorperf.engine.roofline.values import ALLREDUCE_CODE, Deployment, Rates, Shortcuts, Workload
+from tensorperf.engine.roofline.values import ALLREDUCE_CODE, Deployment, Operating, Rates, Shortcuts, Workload
 from tensorperf.units import DTYPE_BYTES
 
 # model fields that decide which layers are dense and which MoE
@@ -87,6 +87,14 @@ def rates(grid: Grid, hardware: Any, eff: Efficiency, column: torch.Tensor) -> R
             lat_out=hw.scaleout_latency,
             domain=hw.scaleup_size,
             mesh=hw.scaleup_mesh,
+        ),
+        operating=Operating(
+            idle_power=hw.idle_power,
+            board_power=hw.board_power,
+            hbm_power_fraction=hw.hbm_power_fraction,
+            host_power_per_gpu=hw.host_power_per_gpu,
+            pue=hw.pue,
+            price_per_gpu_hour=hw.price_per_gpu_hour,
         ),
     )
 

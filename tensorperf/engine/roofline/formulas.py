@@ -7,6 +7,7 @@ in :data:`tensorperf.engine.metrics.METRICS`; a new metric is one entry there an
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -15,9 +16,11 @@ from typing import Any
 import torch
 
 from tensorperf.engine.physics.memory import max_batch
+from tensorperf.engine.physics.power import all_in_power, gpu_power
 from tensorperf.engine.roofline import per_op
 from tensorperf.engine.roofline.footprint import Footprint, footprint
-from tensorperf.engine.roofline.phases import Decode, Prefill
+from tensorperf.engine.roofline.per_op import PerOp
+from tensorperf.engine.roofline.phases import Decode, Prefill, Serving
 from tensorperf.engine.roofline.values import Deployment, Rates, Workload
 
 
@@ -34,7 +37,7 @@ class Outcome:
     per_gpu_step: torch.Tensor  # each GPU runs its stage once per microbatch per step: micro / pp
     prefill: Prefill | None
     decode: Decode | None
-    serving_step: torch.Tensor | None
+    serving: Serving | None
     generation: torch.Tensor | None  # the decode steps after the first token (prefill and decode)
     e2e: torch.Tensor | None  # a request's end-to-end latency (prefill and decode)
     batch_done: torch.Tensor | None  # when the batch's last request is done (prefill and decode)
@@ -46,7 +49,7 @@ def outcome(
     d: Deployment,
     prefill: Prefill | None,
     decode: Decode | None,
-    serving_step: torch.Tensor | None,
+    serving: Serving | None,
 ) -> Outcome:
     """The passes' results, the memory per GPU at the batch, and a request's timeline where both
     prefill and decode ran: the decode steps after the first token follow the (mean or last) first
@@ -67,7 +70,7 @@ def outcome(
         per_gpu_step=lay.micro / lay.pp,
         prefill=prefill,
         decode=decode,
-        serving_step=serving_step,
+        serving=serving,
         generation=generation,
         e2e=e2e,
         batch_done=batch_done,
@@ -85,6 +88,58 @@ def _bound(phase: Prefill | Decode) -> torch.Tensor:
     return per_op.bound({k: v[3] for k, v in phase.ops.items()}, phase.times)
 
 
+def _serving_throughput(o: Outcome) -> torch.Tensor:
+    return o.workload.batch / o.gpus / o.serving.step
+
+
+# ---- power, energy and cost (docs/model.md §9) ---------------------------------------------------
+
+
+def _step_power(o: Outcome, ops: PerOp, t: torch.Tensor) -> torch.Tensor:
+    """W drawn by each GPU over ``t`` running ``ops`` (one layer's per-op quantities; each GPU runs
+    its stage micro/pp times per pass): the share of that time its compute units and its HBM are
+    busy, each at its achievable rate (peak times the kernels' efficiency)."""
+    share, eff = o.per_gpu_step / t, o.rates.efficiency
+    compute = per_op.total(ops, o.counts, 0) * (share / (o.rates.peak_gemm * eff.compute))
+    memory = per_op.total(ops, o.counts, 1) * (share / (o.rates.hbm_bandwidth * eff.memory))
+    op = o.rates.operating
+    power = gpu_power(op.idle_power, op.board_power, compute, memory, op.hbm_power_fraction)
+    return torch.where(op.board_power > 0, power, math.nan)  # 0: the hardware states no board power
+
+
+def _power(o: Outcome) -> torch.Tensor:
+    """Mean W per GPU over a static batch's life: the prefill pass (until the last first token) and
+    the decode steps, each at its own power, weighted by its time."""
+    prefill = _step_power(o, o.prefill.ops, o.prefill.ttft_max)
+    decode = _step_power(o, o.decode.ops, o.decode.tpot)
+    return (prefill * o.prefill.ttft_max + decode * o.generation) / o.batch_done
+
+
+def _serving_power(o: Outcome) -> torch.Tensor:
+    return _step_power(o, o.serving.ops, o.serving.step)
+
+
+def _per_megawatt(o: Outcome, throughput: torch.Tensor, power: torch.Tensor) -> torch.Tensor:
+    """Output tokens/s per MW of all-in power (GPU, host share, facility)."""
+    op = o.rates.operating
+    return throughput / all_in_power(power, op.host_power_per_gpu, op.pue) * 1e6
+
+
+def _cost_per_million(o: Outcome, tokens_per_s_per_gpu: torch.Tensor) -> torch.Tensor:
+    """$ per million tokens at a throughput per GPU: the GPU-seconds they take at the hour's price."""
+    price = o.rates.operating.price_per_gpu_hour
+    cost = price * (1e6 / 3600) / tokens_per_s_per_gpu
+    return torch.where(price > 0, cost, math.nan)  # 0: the hardware states no price
+
+
+def _static_throughput(o: Outcome) -> torch.Tensor:
+    return o.workload.batch * o.workload.output / o.gpus / o.batch_done
+
+
+def _prefill_throughput(o: Outcome) -> torch.Tensor:
+    return o.workload.batch * o.workload.prompt / o.gpus / o.prefill.ttft_max
+
+
 # metric -> its formula; where a product has factors on few axes, those are multiplied first
 FORMULAS: Mapping[str, Callable[[Outcome], torch.Tensor]] = MappingProxyType(
     {
@@ -92,13 +147,13 @@ FORMULAS: Mapping[str, Callable[[Outcome], torch.Tensor]] = MappingProxyType(
         "ttft_max": lambda o: o.prefill.ttft_max,
         "tpot": lambda o: o.decode.tpot,
         "e2e_latency": lambda o: o.e2e,
-        "tokens_per_s_per_gpu": lambda o: o.workload.batch * o.workload.output / o.gpus / o.batch_done,
+        "tokens_per_s_per_gpu": _static_throughput,
         "tokens_per_s_per_user": lambda o: 1 / o.decode.tpot,
         "decode_tokens_per_s_per_gpu": lambda o: o.workload.batch / o.gpus / o.decode.tpot,
-        "prefill_tokens_per_s_per_gpu": lambda o: o.workload.batch * o.workload.prompt / o.gpus / o.prefill.ttft_max,
-        "serving_step_time": lambda o: o.serving_step,
-        "serving_tokens_per_s_per_gpu": lambda o: o.workload.batch / o.gpus / o.serving_step,
-        "serving_tokens_per_s_per_user": lambda o: 1 / o.serving_step,
+        "prefill_tokens_per_s_per_gpu": _prefill_throughput,
+        "serving_step_time": lambda o: o.serving.step,
+        "serving_tokens_per_s_per_gpu": _serving_throughput,
+        "serving_tokens_per_s_per_user": lambda o: 1 / o.serving.step,
         "concurrency": lambda o: o.workload.batch_exact,
         "memory_per_gpu": lambda o: o.memory.total,
         "weight_memory_per_gpu": lambda o: o.deployment.weights,
@@ -113,6 +168,15 @@ FORMULAS: Mapping[str, Callable[[Outcome], torch.Tensor]] = MappingProxyType(
         "mbu": lambda o: (
             per_op.total(o.decode.ops, o.counts, 1) * (o.per_gpu_step / o.rates.hbm_bandwidth) / o.decode.tpot
         ),
+        "power_per_gpu": _power,
+        "energy_per_output_token": lambda o: _power(o) / _static_throughput(o),
+        "tokens_per_s_per_mw": lambda o: _per_megawatt(o, _static_throughput(o), _power(o)),
+        "cost_per_million_output_tokens": lambda o: _cost_per_million(o, _static_throughput(o)),
+        "cost_per_million_input_tokens": lambda o: _cost_per_million(o, _prefill_throughput(o)),
+        "serving_power_per_gpu": _serving_power,
+        "serving_energy_per_output_token": lambda o: _serving_power(o) / _serving_throughput(o),
+        "serving_tokens_per_s_per_mw": lambda o: _per_megawatt(o, _serving_throughput(o), _serving_power(o)),
+        "serving_cost_per_million_output_tokens": lambda o: _cost_per_million(o, _serving_throughput(o)),
         "prefill_op_time": lambda o: o.prefill.times,
         "decode_op_time": lambda o: o.decode.times,
         "prefill_op_flops": lambda o: per_op.stack(o.prefill.ops, o.counts, 0),

@@ -37,6 +37,14 @@ class Decode:
     times: torch.Tensor | None  # per-op times of the mean step over all layers (breakdown only)
 
 
+@dataclass(frozen=True)
+class Serving:
+    """The steady-state continuous-batching step: its time and its per-op quantities (one layer)."""
+
+    step: torch.Tensor
+    ops: PerOp  # per-op quantities of one layer of the mixed step
+
+
 def simpson(first: torch.Tensor, middle: torch.Tensor, last: torch.Tensor, into_first: bool = False) -> torch.Tensor:
     """Mean over an interval from its ends and midpoint; exact for quadratics (and for constants,
     bit for bit, in this form). ``into_first``: ``first`` is the caller's temporary and may take the
@@ -119,7 +127,7 @@ def decode(w: Workload, r: Rates, d: Deployment, s: Shortcuts) -> Decode:
     return Decode(tpot=tpot, ops=mean_ops, coll=dec_coll, times=times)
 
 
-def serving_step(w: Workload, r: Rates, d: Deployment, s: Shortcuts) -> torch.Tensor:
+def serving_step(w: Workload, r: Rates, d: Deployment, s: Shortcuts) -> Serving:
     """Steady-state continuous batching (in-flight batching with chunked prefill), the regime of
     offline "max throughput" benchmarks: B requests stay in flight; a request spends one step per
     output token, so each step carries B decode tokens at the mean context S + T_out/2 and, on
@@ -149,4 +157,4 @@ def serving_step(w: Workload, r: Rates, d: Deployment, s: Shortcuts) -> torch.Te
     coll = collectives.with_context_parallel(w, r, d, s, coll, prompt, t_attn)
     coll = collectives.with_context_parallel(w, r, d, s, coll, decoding, t_attn)
     _, total, slowest = stages.compose(w, d, s, per_op, coll)
-    return with_overhead(r, s, pipeline.decode_step(total, slowest, d.layout.micro))
+    return Serving(step=with_overhead(r, s, pipeline.decode_step(total, slowest, d.layout.micro)), ops=per_op)

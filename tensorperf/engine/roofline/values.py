@@ -48,8 +48,20 @@ ALLREDUCE_CODE = MappingProxyType({name: i for i, name in enumerate(comm.ALL_RED
 
 
 @dataclass(frozen=True)
+class Operating:
+    """What running the hardware draws and costs at each point (docs/model.md §9)."""
+
+    idle_power: torch.Tensor  # W of an idle GPU
+    board_power: torch.Tensor  # W: the board (TDP) limit
+    hbm_power_fraction: torch.Tensor  # share of the dynamic power streaming HBM at full bandwidth draws
+    host_power_per_gpu: torch.Tensor  # W of the node that is not GPUs, per GPU
+    pue: torch.Tensor  # facility power over IT power
+    price_per_gpu_hour: torch.Tensor  # $ per GPU-hour
+
+
+@dataclass(frozen=True)
 class Rates:
-    """What the hardware delivers for the weight format at each point."""
+    """What the hardware delivers for the weight format at each point, and what it draws and costs."""
 
     efficiency: Efficiency  # every factor a tensor, per-format tables mixed, overrides applied
     peak_gemm: torch.Tensor  # FLOP/s of the weight format's GEMMs (bf16 where the device lacks it)
@@ -60,6 +72,7 @@ class Rates:
     tiers: comm.Tiers  # collectives: scale-up and scale-out bandwidth (efficiency applied), latency
     allreduce: torch.Tensor  # the all-reduce algorithm at each point (ALLREDUCE_CODE)
     allreduce_used: tuple[str, ...]  # the algorithms the grid uses
+    operating: Operating  # power and price
 
 
 @dataclass(frozen=True)

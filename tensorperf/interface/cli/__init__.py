@@ -1,5 +1,5 @@
 """Command line: ``tensorperf`` (the default sweep) and one module per subcommand (``sweep``, ``best``,
-``pareto``, ``explain``, ``sensitivity``, ``presets``, ``validate``, ``calibrate``, ``plot``), each
+``pareto``, ``explain``, ``sensitivity``, ``presets``, ``validate``, ``calibrate``, ``plot``, ``report``), each
 with ``add_parser(sub)`` and ``run(args, out)``.
 
 Parses arguments, builds the inputs (flags over a TOML sweep file, :mod:`.inputs`), calls the library
@@ -23,6 +23,7 @@ from tensorperf.interface.cli import (
     pareto,
     plot,
     presets,
+    report,
     sensitivity,
     sweep,
     validate,
@@ -37,7 +38,7 @@ __all__ = ["DEFAULT_SWEEP", "build_parser", "main"]
 COMMANDS: MappingProxyType[str, ModuleType] = MappingProxyType(
     {
         m.__name__.rsplit(".", 1)[-1]: m
-        for m in (sweep, best, pareto, explain, sensitivity, presets, validate, calibrate, plot)
+        for m in (sweep, best, pareto, explain, sensitivity, presets, validate, calibrate, plot, report)
     }
 )
 
