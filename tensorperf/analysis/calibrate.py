@@ -24,23 +24,13 @@ import pandas as pd
 import torch
 
 from tensorperf.analysis import fidelity
-from tensorperf.catalog.specs import Efficiency
+from tensorperf.catalog.specs import BOUNDED_EFFICIENCIES, RATE_EFFICIENCIES, Efficiency
 from tensorperf.engine import roofline
 from tensorperf.run.inputs import build_grid, check_efficiency
 from tensorperf.validation import SpecError, is_number, unknown_name_error
 
 # factor -> (kind, unit for positive quantities)
-_EFFICIENCIES = (
-    "compute",
-    "expert_compute",
-    "attention",
-    "gemm_memory",
-    "memory",
-    "scaleup",
-    "scaleout",
-    "overlap",
-    "comm_overlap",
-)
+_EFFICIENCIES = tuple(n for n in BOUNDED_EFFICIENCIES if n != "cp_overlap")  # no measured row uses cp
 _SIZES = {
     "gemm_half_tokens": 64.0,
     "expert_half_tokens": 64.0,
@@ -54,7 +44,7 @@ FACTOR_KINDS: Mapping[str, tuple[str, float]] = MappingProxyType(
         **{n: ("size", unit) for n, unit in _SIZES.items()},
         **{
             f"{n}_scale": ("scale", 1.0)
-            for n in _EFFICIENCIES[:-2] + ("gemm_half_tokens", "expert_half_tokens", "comm_half_bytes")
+            for n in RATE_EFFICIENCIES + ("gemm_half_tokens", "expert_half_tokens", "comm_half_bytes")
         },
     }
 )

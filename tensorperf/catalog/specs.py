@@ -353,6 +353,12 @@ class Efficiency:
         validate(self)
 
 
+# Efficiency factors that are fractions: rates in (0, 1] (a *_scale scales their odds) and overlaps in
+# [0, 1]; the rest are sizes and times.
+RATE_EFFICIENCIES = tuple(n for n, rule in Efficiency.CONSTRAINTS.items() if rule is unit_interval)
+BOUNDED_EFFICIENCIES = tuple(n for n, rule in Efficiency.CONSTRAINTS.items() if rule in (unit_interval, fraction))
+
+
 @dataclass(frozen=True, kw_only=True)
 class SeedHardware:
     """The seed notebook's own hardware dict (cell In[73]), in its own units, for convention='seed'."""

@@ -10,25 +10,11 @@ from typing import Any
 
 import torch
 
-from tensorperf.catalog.specs import Efficiency
+from tensorperf.catalog.specs import BOUNDED_EFFICIENCIES, Efficiency
 from tensorperf.engine.grid import Grid
 from tensorperf.units import MATH_COLUMN
 
-# factors that are fractions in (0, 1]: a *_scale scales their odds (scaled_efficiency)
-BOUNDED_FACTORS = frozenset(
-    {
-        "compute",
-        "expert_compute",
-        "attention",
-        "gemm_memory",
-        "memory",
-        "scaleup",
-        "scaleout",
-        "overlap",
-        "comm_overlap",
-        "cp_overlap",
-    }
-)
+BOUNDED_FACTORS = frozenset(BOUNDED_EFFICIENCIES)  # a *_scale scales their odds (scaled_efficiency)
 COLUMNS = MappingProxyType({"bf16": 0, "fp8": 1, "fp4": 2})  # kernel tables (and peaks) by math format
 
 
