@@ -29,10 +29,10 @@ from tensorperf.version import __version__
 Convention = Literal["seed", "roofline"]
 
 # Peak bytes per grid point of a whole sweep() in float64 (half in float32): the engine's temporaries,
-# then one fresh array per masked metric (the unmasked ones are views of the engine's tensors).
-# Measured peak-RSS growth (benchmarks/sweep_overhead.py, 1e5..1e7 points): 230-290 B/point without
-# the breakdown, 1,100-1,170 with it; about 2.2x that, rounded up.
-SWEEP_BYTES_PER_POINT = MappingProxyType({False: 600, True: 2_600})
+# or its results plus one fresh array per masked metric (the unmasked ones are views of the engine's
+# tensors, not copies). Measured peak-RSS growth (benchmarks/sweep_overhead.py, 1e5 and 1e6 points):
+# 380-480 B/point without the breakdown, 1,230-1,350 with it; about 2x that, for metrics to come.
+SWEEP_BYTES_PER_POINT = MappingProxyType({False: 1_000, True: 2_600})
 
 
 def _check_fits_in_memory(grid: Grid, breakdown: bool) -> None:

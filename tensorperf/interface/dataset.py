@@ -21,18 +21,27 @@ from tensorperf.engine.metrics import METRICS, Evaluation
 from tensorperf.run.reductions import Labelled
 
 
+def _fields(obj: object) -> dict | str:
+    """JSON for what json cannot encode itself: a dataclass as its fields (json recurses into them,
+    as ``dataclasses.asdict`` would, without its deep copy: half the time), anything else as str."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    return str(obj)
+
+
 def _spec_json(specs: tuple) -> str:
-    return json.dumps({s.name: dataclasses.asdict(s) for s in specs}, default=str)
+    return json.dumps({s.name: s for s in specs}, default=_fields)
 
 
-def _masked(t: torch.Tensor, infeasible: torch.Tensor, full: tuple[int, ...]) -> np.ndarray:
-    """``t`` with NaN where infeasible, written once into a fresh C-order array of shape ``full``
-    (a strided copy from the engine's layout, then NaN at the infeasible points: the fastest of the
-    ways measured, benchmarks/README.md). Non-float metrics become float64, as NumPy would make them."""
+def _masked(t: torch.Tensor, feasible: torch.Tensor, full: tuple[int, ...]) -> np.ndarray:
+    """``t`` with NaN where infeasible, written once (one pass, whatever the engine's layout or
+    broadcasting of ``t``) into a fresh C-order array of shape ``full``; benchmarks/README.md compares
+    the ways to do it. Non-float metrics become float64, as NumPy would make them."""
     dtype = t.dtype if t.is_floating_point() else torch.float64
-    out = torch.empty(full, dtype=dtype)
-    out.copy_(t.cpu().expand(full))  # .cpu() first: the (possibly few-axis) tensor crosses, not the grid
-    out.masked_fill_(infeasible.view(infeasible.shape + (1,) * (len(full) - infeasible.dim())), float("nan"))
+    nan = torch.tensor(float("nan"), dtype=dtype, device="cpu")  # cpu: host memory whatever the default
+    out = torch.empty(full, dtype=dtype, device="cpu")
+    mask = feasible.view(feasible.shape + (1,) * (len(full) - feasible.dim()))
+    torch.where(mask, t.cpu(), nan, out=out)  # t.cpu(): t crosses from a GPU as it is, not grid-sized
     return out.numpy()
 
 
@@ -58,17 +67,18 @@ def to_dataset(ev: Evaluation, grid: Grid, attrs: Mapping[str, str]) -> xr.Datas
     (docs/results.md)."""
     shape = grid.shape
     reason = ev.reason.detach().cpu()
-    infeasible = torch.empty(shape, dtype=torch.bool)
-    torch.ne(reason.expand(shape), 0, out=infeasible)
-    feasible = torch.logical_not(infeasible).numpy()
+    feasible = torch.empty(shape, dtype=torch.bool, device="cpu")
+    torch.eq(reason.expand(shape), 0, out=feasible)
     data_vars = {}  # Variables, not DataArrays: xarray need not align them (~3 ms a call)
     for name, tensor in ev.values.items():
         extra = ev.trailing.get(name, ())
         full = shape + tuple(len(ev.trailing_coords[d]) for d in extra)
         meta = METRICS[name]
-        array = _masked(tensor.detach(), infeasible, full) if meta.masked else _shared(tensor.detach(), full)
+        array = _masked(tensor.detach(), feasible, full) if meta.masked else _shared(tensor.detach(), full)
         data_vars[name] = xr.Variable(grid.dims + extra, array, {"units": meta.units, "long_name": meta.long_name})
-    data_vars["feasible"] = xr.Variable(grid.dims, feasible, {"units": "1", "long_name": METRICS["feasible"].long_name})
+    data_vars["feasible"] = xr.Variable(
+        grid.dims, feasible.numpy(), {"units": "1", "long_name": METRICS["feasible"].long_name}
+    )
     data_vars["infeasible_reason"] = xr.Variable(
         grid.dims, _shared(reason, shape), {"units": "1", "long_name": METRICS["infeasible_reason"].long_name}
     )
