@@ -19,6 +19,7 @@ from tensorperf.analysis.sensitivity import sensitivity as gradients
 from tensorperf.engine.conventions import CONVENTIONS
 from tensorperf.engine.grid import Grid
 from tensorperf.interface.dataset import labelled_dataset, sensitivity_dataset, to_dataset
+from tensorperf.interface.page import report as write_page
 from tensorperf.run import executors
 from tensorperf.run.chunks import DEFAULT_MEMORY
 from tensorperf.run.inputs import build_grid, check_efficiency
@@ -161,9 +162,7 @@ def sweep(
         raise SpecError(f"breakdown = {breakdown!r} is not allowed: must be True or False")
     _check_fits_in_memory(grid, bool(breakdown))
     if client is not None or chunk_points is not None:  # in chunks (on a cluster's workers)
-        from tensorperf.run.executors import gather
-
-        evaluation = gather(grid, convention, overrides, bool(breakdown), chunk_points, client)
+        evaluation = executors.gather(grid, convention, overrides, bool(breakdown), chunk_points, client)
     else:
         with torch.no_grad():
             evaluation = CONVENTIONS[convention](grid, overrides, breakdown=bool(breakdown))
@@ -323,6 +322,4 @@ def report(
     hardware under ``where``, the interactive Pareto frontier of ``y`` versus ``x``, cost and energy,
     the per-op breakdown of a frontier point and the reasons infeasible points failed, by count
     (:func:`tensorperf.interface.page.report`; needs ``pip install 'tensorperf[report]'``)."""
-    from tensorperf.interface.page import report as write
-
-    return write(ds, path, where=where, x=x, y=y, title=title)
+    return write_page(ds, path, where=where, x=x, y=y, title=title)

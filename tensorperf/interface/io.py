@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from tensorperf.axes import DIM_ORDER, ZIP_DIM
+from tensorperf.run.inputs import OVERRIDABLE
 from tensorperf.validation import SpecError
 
 FORMATS = (".nc", ".zarr", ".csv", ".json")
@@ -249,9 +251,6 @@ def _load(path: Path, suffix: str) -> xr.Dataset:
 def _from_csv(frame: Any) -> xr.Dataset:
     """A tidy table back to a Dataset: the columns named like sweep inputs are coordinates (a
     dimension where they take several values, a scalar coordinate where one), the rest variables."""
-    from tensorperf.axes import DIM_ORDER, ZIP_DIM
-    from tensorperf.run.inputs import OVERRIDABLE
-
     inputs = [c for c in frame.columns if c in DIM_ORDER or c in OVERRIDABLE or c in (ZIP_DIM, "param")]
     scalars = {c: frame[c].iloc[0] for c in inputs if frame[c].nunique(dropna=False) == 1 and len(frame) > 1}
     dims = [c for c in inputs if c not in scalars]
