@@ -20,7 +20,8 @@ class Reason(enum.IntFlag):
     PLACEMENT = 16  # a parallel group does not fit the scale-up domain where it must
     PIPELINE = 32  # more pipeline stages than layers
     BATCH = 64  # the batch does not split over the data-parallel replicas / microbatches
-    INCONSISTENT = 128  # what-if model fields contradict each other (e.g. heads vs KV heads)
+    INCONSISTENT = 128  # what-if fields contradict each other or leave their range (heads vs KV heads,
+    # idle above board power, a PUE below 1: rules a *_scale input or two inputs can break together)
 
 
 def describe(code: int) -> str:

@@ -129,7 +129,9 @@ METRICS: Mapping[str, Metric] = MappingProxyType(
         "mbu": Metric("1", "memory-bandwidth utilization during decode", passes={DECODE}),
         # power, energy and cost (docs/model.md §9): static batch, then the serving steady state
         "power_per_gpu": Metric(
-            "W", "mean power drawn by each GPU over a static batch's prefill and decode", passes={PREFILL, DECODE}
+            "W",
+            "mean power drawn by each GPU over a static batch's prefill and decode",
+            passes={PREFILL, DECODE},
         ),
         "energy_per_output_token": Metric(
             "J", "GPU energy per output token (static batch, prefill included)", passes={PREFILL, DECODE}
@@ -149,7 +151,9 @@ METRICS: Mapping[str, Metric] = MappingProxyType(
             "W", "power drawn by each GPU in the steady-state continuous-batching step", passes={SERVING}
         ),
         "serving_energy_per_output_token": Metric(
-            "J", "GPU energy per output token in the serving steady state (prefill interleaved)", passes={SERVING}
+            "J",
+            "GPU energy per output token in the serving steady state (prefill interleaved)",
+            passes={SERVING},
         ),
         "serving_tokens_per_s_per_mw": Metric(
             "tokens/s/MW", "serving output tokens per second per MW of all-in power", passes={SERVING}

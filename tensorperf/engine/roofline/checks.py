@@ -37,6 +37,14 @@ def feasibility(
         & (m.first_dense_layers <= m.num_layers)
         & ((m.num_dense_layers == 0) | (m.d_ff > 0))
     )
+    op = r.operating  # the hardware's power fields (what-ifs may scale them out of their rules)
+    consistent = consistent & (
+        (op.idle_power <= op.board_power)
+        & (op.pue >= 1)
+        & (op.hbm_power_fraction <= 1)
+        & (op.host_power_per_gpu >= 0)
+        & (op.price_per_gpu_hour >= 0)
+    )
     checks = {
         Reason.INCONSISTENT: consistent,
         Reason.DIVISIBILITY: heads & mlp & experts,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -17,7 +18,7 @@ import torch
 
 from tensorperf.engine.physics.memory import max_batch
 from tensorperf.engine.physics.power import all_in_power, gpu_power
-from tensorperf.engine.roofline import per_op
+from tensorperf.engine.roofline import layer, per_op
 from tensorperf.engine.roofline.footprint import Footprint, footprint
 from tensorperf.engine.roofline.per_op import PerOp
 from tensorperf.engine.roofline.phases import Decode, Prefill, Serving
@@ -41,6 +42,32 @@ class Outcome:
     generation: torch.Tensor | None  # the decode steps after the first token (prefill and decode)
     e2e: torch.Tensor | None  # a request's end-to-end latency (prefill and decode)
     batch_done: torch.Tensor | None  # when the batch's last request is done (prefill and decode)
+
+    # quantities several formulas share, each computed once per evaluation (when first asked for)
+    @cached_property
+    def static_throughput(self) -> torch.Tensor:
+        """Output tokens/s per GPU of a static batch, its prefill included."""
+        return self.workload.batch * self.workload.output / self.gpus / self.batch_done
+
+    @cached_property
+    def prefill_throughput(self) -> torch.Tensor:
+        return self.workload.batch * self.workload.prompt / self.gpus / self.prefill.ttft_max
+
+    @cached_property
+    def serving_throughput(self) -> torch.Tensor:
+        return self.workload.batch / self.gpus / self.serving.step
+
+    @cached_property
+    def power(self) -> torch.Tensor:
+        """Mean W per GPU over a static batch's life: the prefill pass (until the last first token)
+        and the decode steps, each at its own power, weighted by its time."""
+        prefill = _step_power(self, self.prefill.ops, self.prefill.ttft_max)
+        decode = _step_power(self, self.decode.ops, self.decode.tpot)
+        return (prefill * self.prefill.ttft_max + decode * self.generation) / self.batch_done
+
+    @cached_property
+    def serving_power(self) -> torch.Tensor:
+        return _step_power(self, self.serving.ops, self.serving.step)
 
 
 def outcome(
@@ -88,10 +115,6 @@ def _bound(phase: Prefill | Decode) -> torch.Tensor:
     return per_op.bound({k: v[3] for k, v in phase.ops.items()}, phase.times)
 
 
-def _serving_throughput(o: Outcome) -> torch.Tensor:
-    return o.workload.batch / o.gpus / o.serving.step
-
-
 # ---- power, energy and cost (docs/model.md §9) ---------------------------------------------------
 
 
@@ -99,24 +122,15 @@ def _step_power(o: Outcome, ops: PerOp, t: torch.Tensor) -> torch.Tensor:
     """W drawn by each GPU over ``t`` running ``ops`` (one layer's per-op quantities; each GPU runs
     its stage micro/pp times per pass): the share of that time its compute units and its HBM are
     busy, each at its achievable rate (peak times the kernels' efficiency)."""
-    share, eff = o.per_gpu_step / t, o.rates.efficiency
-    compute = per_op.total(ops, o.counts, 0) * (share / (o.rates.peak_gemm * eff.compute))
-    memory = per_op.total(ops, o.counts, 1) * (share / (o.rates.hbm_bandwidth * eff.memory))
+    rates = layer.busy_rates(o.workload, o.rates, "experts" in ops)
+    order = [k for k in per_op.OPS if k != "attn" and k in ops] + ["attn"]  # per_op.total's order
+    # seconds one microbatch's pass through all layers keeps (the compute units, HBM) busy
+    busy = [per_op.left_sum((o.counts[k] * rates[k][i]) * ops[k][i] for k in order) for i in (0, 1)]
+    share = o.per_gpu_step / t
+    compute, memory = busy[0] * share, busy[1] * share
     op = o.rates.operating
     power = gpu_power(op.idle_power, op.board_power, compute, memory, op.hbm_power_fraction)
     return torch.where(op.board_power > 0, power, math.nan)  # 0: the hardware states no board power
-
-
-def _power(o: Outcome) -> torch.Tensor:
-    """Mean W per GPU over a static batch's life: the prefill pass (until the last first token) and
-    the decode steps, each at its own power, weighted by its time."""
-    prefill = _step_power(o, o.prefill.ops, o.prefill.ttft_max)
-    decode = _step_power(o, o.decode.ops, o.decode.tpot)
-    return (prefill * o.prefill.ttft_max + decode * o.generation) / o.batch_done
-
-
-def _serving_power(o: Outcome) -> torch.Tensor:
-    return _step_power(o, o.serving.ops, o.serving.step)
 
 
 def _per_megawatt(o: Outcome, throughput: torch.Tensor, power: torch.Tensor) -> torch.Tensor:
@@ -132,14 +146,6 @@ def _cost_per_million(o: Outcome, tokens_per_s_per_gpu: torch.Tensor) -> torch.T
     return torch.where(price > 0, cost, math.nan)  # 0: the hardware states no price
 
 
-def _static_throughput(o: Outcome) -> torch.Tensor:
-    return o.workload.batch * o.workload.output / o.gpus / o.batch_done
-
-
-def _prefill_throughput(o: Outcome) -> torch.Tensor:
-    return o.workload.batch * o.workload.prompt / o.gpus / o.prefill.ttft_max
-
-
 # metric -> its formula; where a product has factors on few axes, those are multiplied first
 FORMULAS: Mapping[str, Callable[[Outcome], torch.Tensor]] = MappingProxyType(
     {
@@ -147,12 +153,12 @@ FORMULAS: Mapping[str, Callable[[Outcome], torch.Tensor]] = MappingProxyType(
         "ttft_max": lambda o: o.prefill.ttft_max,
         "tpot": lambda o: o.decode.tpot,
         "e2e_latency": lambda o: o.e2e,
-        "tokens_per_s_per_gpu": _static_throughput,
+        "tokens_per_s_per_gpu": lambda o: o.static_throughput,
         "tokens_per_s_per_user": lambda o: 1 / o.decode.tpot,
         "decode_tokens_per_s_per_gpu": lambda o: o.workload.batch / o.gpus / o.decode.tpot,
-        "prefill_tokens_per_s_per_gpu": _prefill_throughput,
+        "prefill_tokens_per_s_per_gpu": lambda o: o.prefill_throughput,
         "serving_step_time": lambda o: o.serving.step,
-        "serving_tokens_per_s_per_gpu": _serving_throughput,
+        "serving_tokens_per_s_per_gpu": lambda o: o.serving_throughput,
         "serving_tokens_per_s_per_user": lambda o: 1 / o.serving.step,
         "concurrency": lambda o: o.workload.batch_exact,
         "memory_per_gpu": lambda o: o.memory.total,
@@ -168,15 +174,15 @@ FORMULAS: Mapping[str, Callable[[Outcome], torch.Tensor]] = MappingProxyType(
         "mbu": lambda o: (
             per_op.total(o.decode.ops, o.counts, 1) * (o.per_gpu_step / o.rates.hbm_bandwidth) / o.decode.tpot
         ),
-        "power_per_gpu": _power,
-        "energy_per_output_token": lambda o: _power(o) / _static_throughput(o),
-        "tokens_per_s_per_mw": lambda o: _per_megawatt(o, _static_throughput(o), _power(o)),
-        "cost_per_million_output_tokens": lambda o: _cost_per_million(o, _static_throughput(o)),
-        "cost_per_million_input_tokens": lambda o: _cost_per_million(o, _prefill_throughput(o)),
-        "serving_power_per_gpu": _serving_power,
-        "serving_energy_per_output_token": lambda o: _serving_power(o) / _serving_throughput(o),
-        "serving_tokens_per_s_per_mw": lambda o: _per_megawatt(o, _serving_throughput(o), _serving_power(o)),
-        "serving_cost_per_million_output_tokens": lambda o: _cost_per_million(o, _serving_throughput(o)),
+        "power_per_gpu": lambda o: o.power,
+        "energy_per_output_token": lambda o: o.power / o.static_throughput,
+        "tokens_per_s_per_mw": lambda o: _per_megawatt(o, o.static_throughput, o.power),
+        "cost_per_million_output_tokens": lambda o: _cost_per_million(o, o.static_throughput),
+        "cost_per_million_input_tokens": lambda o: _cost_per_million(o, o.prefill_throughput),
+        "serving_power_per_gpu": lambda o: o.serving_power,
+        "serving_energy_per_output_token": lambda o: o.serving_power / o.serving_throughput,
+        "serving_tokens_per_s_per_mw": lambda o: _per_megawatt(o, o.serving_throughput, o.serving_power),
+        "serving_cost_per_million_output_tokens": lambda o: _cost_per_million(o, o.serving_throughput),
         "prefill_op_time": lambda o: o.prefill.times,
         "decode_op_time": lambda o: o.decode.times,
         "prefill_op_flops": lambda o: per_op.stack(o.prefill.ops, o.counts, 0),

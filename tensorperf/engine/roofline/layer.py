@@ -30,6 +30,37 @@ def timed(
     return t, (t_c - t_m if s.breakdown else None)
 
 
+# Which peak and which memory efficiency each op's kernels run at: GEMMs at the weight format's peak,
+# the vector ops (norms, the router's scores) and the attention core at bf16's; GEMMs stream weights
+# at the GEMM kernels' memory efficiency, the embedding gather, norms and attention at the streams'.
+_VECTOR_OPS = frozenset({"norm", "router", "attn"})
+_STREAM_OPS = frozenset({"embed", "norm", "attn"})
+
+
+def _peak(r: Rates, op: str) -> torch.Tensor:
+    return r.peak_attn if op in _VECTOR_OPS else r.peak_gemm
+
+
+def _memory_efficiency(r: Rates, op: str) -> torch.Tensor:
+    return r.efficiency.memory if op in _STREAM_OPS else r.efficiency.gemm_memory
+
+
+def busy_rates(w: Workload, r: Rates, has_moe: bool) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """op -> (seconds per FLOP, seconds per byte) at its kernels' full rates: how long its work keeps
+    the compute units and HBM busy (the power model, docs/model.md §9.2). Full rate: the efficiency
+    without the saturation at few rows (a GEMM of few rows takes longer than its FLOP at full rate,
+    but idles the tensor cores meanwhile). Few-axis factors."""
+    eff = r.efficiency
+    full = {"attn": eff.attention}
+    if has_moe:  # a lone expert is a plain GEMM
+        full["experts"] = torch.where(w.model.num_experts > 1, eff.expert_compute, eff.compute)
+    return {
+        k: (1 / (_peak(r, k) * full.get(k, eff.compute)), 1 / (r.hbm_bandwidth * _memory_efficiency(r, k)))
+        for k in OPS
+        if k not in ("tp_comm", "ep_comm", "pp_comm")
+    }
+
+
 def expert_efficiency(w: Workload, r: Rates, d: Deployment, ph: ops.Phase) -> tuple[torch.Tensor, torch.Tensor]:
     """(compute efficiency of the grouped expert GEMMs, experts the stage's tokens touch): their rows
     are the stage's token-expert pairs over the experts they touch; they saturate with tokens per
@@ -67,24 +98,23 @@ def phase_ops(
     c = eff.compute * saturation(ph.tokens, eff.gemm_half_tokens)  # GEMMs of T rows
     c_head = eff.compute * saturation(ph.sequences, eff.gemm_half_tokens)
     c_expert, touched = expert_efficiency(w, r, d, ph) if s.has_moe else (None, None)
-    mem, gemm_mem = eff.memory, eff.gemm_memory  # streams vs GEMM kernels' traffic
-    table = {  # op: (FLOP and bytes, peak, compute efficiency, memory efficiency)
-        "embed": (lambda: ops.embedding(m, ph, b), r.peak_gemm, c, mem),
-        "norm": (lambda: ops.norm(m, ph, b), r.peak_attn, c, mem),
-        "qkv": (lambda: ops.qkv(m, lay, ph, b), r.peak_gemm, c, gemm_mem),
-        "out_proj": (lambda: ops.out_proj(m, lay, ph, b), r.peak_gemm, c, gemm_mem),
-        "mlp": (lambda: ops.dense_mlp(m, lay, ph, b), r.peak_gemm, c, gemm_mem),
-        "router": (lambda: ops.router(m, ph, b), r.peak_attn, c, gemm_mem),
-        "experts": (lambda: ops.routed_experts(m, lay, ph, b, touched), r.peak_gemm, c_expert, gemm_mem),
-        "shared_experts": (lambda: ops.shared_experts(m, lay, ph, b), r.peak_gemm, c, gemm_mem),
-        "lm_head": (lambda: ops.lm_head(m, lay, ph, b), r.peak_gemm, c_head, gemm_mem),
+    table = {  # op: (FLOP and bytes, compute efficiency at this phase's rows)
+        "embed": (lambda: ops.embedding(m, ph, b), c),
+        "norm": (lambda: ops.norm(m, ph, b), c),
+        "qkv": (lambda: ops.qkv(m, lay, ph, b), c),
+        "out_proj": (lambda: ops.out_proj(m, lay, ph, b), c),
+        "mlp": (lambda: ops.dense_mlp(m, lay, ph, b), c),
+        "router": (lambda: ops.router(m, ph, b), c),
+        "experts": (lambda: ops.routed_experts(m, lay, ph, b, touched), c_expert),
+        "shared_experts": (lambda: ops.shared_experts(m, lay, ph, b), c),
+        "lm_head": (lambda: ops.lm_head(m, lay, ph, b), c_head),
     }
     skip = ({"mlp"} if not s.has_dense else set()) | (MOE_OPS if not s.has_moe else set())
     out = {}
-    for k, (work, p, e, em) in table.items():  # nine op kinds
+    for k, (work, e) in table.items():  # nine op kinds
         if k not in skip:
             f, n = work()
-            out[k] = (f, n, *timed(r, s, f, n, p, e, em))
+            out[k] = (f, n, *timed(r, s, f, n, _peak(r, k), e, _memory_efficiency(r, k)))
     return (
         {k: out[k] for k in OPS[:3]}
         | {"attn": attention_op(w, r, d, s, attention_parts or (ph,))}
