@@ -91,8 +91,6 @@ AXES: Mapping[str, Axis] = MappingProxyType({a.name: a for a in _ROWS})
 ZIP_DIM = "point"  # the shared dimension of zipped inputs; outermost in the engine
 DIM_ORDER: tuple[str, ...] = tuple(AXES)
 EVAL_ORDER: tuple[str, ...] = (ZIP_DIM, *sorted(AXES, key=lambda n: AXES[n].rank))
-INTEGER_AXES: tuple[str, ...] = tuple(n for n, a in AXES.items() if a.integer)
 LABEL_AXES: tuple[str, ...] = tuple(n for n, a in AXES.items() if a.kind is Kind.LABEL)
-SPEC_AXES: tuple[str, ...] = tuple(n for n, a in AXES.items() if a.kind is Kind.SPEC)
 LAYOUT_AXES: tuple[str, ...] = tuple(n for n, a in AXES.items() if a.layout)
 DEFAULTS: Mapping[str, Any] = MappingProxyType({n: a.default for n, a in AXES.items()})

@@ -2,7 +2,7 @@
 
 Specs hold counts and SI rates only. A spec built from Python numbers is validated on
 construction; the engine also builds *tensor views* of specs (every numeric field a tensor placed
-on the grid's ``model`` or ``hardware`` axis, see :mod:`tensorperf.grid`), so every derived
+on the grid's ``model`` or ``hardware`` axis, see :mod:`tensorperf.engine.grid`), so every derived
 property below is written with arithmetic that works on ints and on tensors alike.
 
 Parameter counting follows docs/model.md §3.2 (HF configs; DeepSeek-V3 inference/model.py).

@@ -1,7 +1,7 @@
 """Public entry point: ``sweep(**axes) -> xarray.Dataset``.
 
-Turns user inputs (scalars or lists) into a :class:`~tensorperf.grid.Grid`, runs one convention
-over the whole grid in one broadcast pass, and hands the tensors to :mod:`tensorperf.results`.
+Turns user inputs (scalars or lists) into a :class:`~tensorperf.engine.grid.Grid`, runs one convention
+over the whole grid in one broadcast pass, and hands the tensors to :mod:`tensorperf.interface.dataset`.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def sweep(
     - What-if inputs: any numeric field of ModelSpec or HardwareSpec (``hbm_bandwidth=[3.35e12,
       4.8e12]``, ``num_kv_heads=[1, 8]``) replaces every preset's value; ``<field>_scale``
       multiplies it (``hbm_bandwidth_scale=[1, 1.3]``). Each becomes a dimension.
-    - ``efficiency``: :class:`~tensorperf.specs.Efficiency` field -> value, overriding every
+    - ``efficiency``: :class:`~tensorperf.catalog.specs.Efficiency` field -> value, overriding every
       hardware's defaults (e.g. ``{"memory": 0.8}``); ``<field>_scale`` scales each preset's own
       value instead (efficiencies by their odds, so they stay in (0, 1]; sizes and times linearly).
 

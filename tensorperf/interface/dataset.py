@@ -69,7 +69,7 @@ def to_dataset(ev: Evaluation, grid: Grid, attrs: Mapping[str, str]) -> xr.Datas
     reason = ev.reason.detach().cpu()
     feasible = torch.empty(shape, dtype=torch.bool, device="cpu")
     torch.eq(reason.expand(shape), 0, out=feasible)
-    data_vars = {}  # Variables, not DataArrays: xarray need not align them (~3 ms a call)
+    data_vars = {}  # Variables, not DataArrays: xarray need not align them (benchmarks/README.md)
     for name, tensor in ev.values.items():
         extra = ev.trailing.get(name, ())
         full = shape + tuple(len(ev.trailing_coords[d]) for d in extra)

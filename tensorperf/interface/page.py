@@ -748,7 +748,7 @@ def render(
             raise SpecError(f"{name!r} is not a variable of the sweep; choose from {', '.join(ds.data_vars)}")
     where = dict(where) if where else None
     dims = [d for d in ds.dims if d in ds[x].dims or d in ds[y].dims]
-    over = reductions.default_over(ds, dims)
+    over = reductions.default_over(ds, dims) or dims  # no layout or batch dim swept: over everything
     keep = [d for d in dims if d not in over]
     shown = _cost_energy_names(ds, serving=x.startswith("serving_") or y.startswith("serving_"))
     extra = [
@@ -756,7 +756,7 @@ def render(
         for v in ("ttft", "tpot", "memory_per_gpu", *_concurrency(ds), *shown.values())
         if v in ds.data_vars and v not in (x, y) and set(ds[v].dims) <= set(dims)
     ]
-    frame = reductions.pareto_table(ds, x, y, where=where, extra=extra).reset_index(drop=True)
+    frame = reductions.pareto_table(ds, x, y, over=over, where=where, extra=extra).reset_index(drop=True)
     frame["index"] = np.arange(len(frame))
     groups = _groups(frame, keep)
     frame["group"] = ""

@@ -1,7 +1,7 @@
 """Figures of a sweep's results (matplotlib; ``pip install 'tensorperf[plot]'``).
 
 One function per kind, each taking a Dataset (a sweep's, or one read back with
-:func:`tensorperf.io.load`) and writing ``path`` (``.png``, ``.svg`` or ``.pdf``):
+:func:`tensorperf.interface.io.load`) and writing ``path`` (``.png``, ``.svg`` or ``.pdf``):
 
 - :func:`pareto`: output tokens/s per GPU versus tokens/s per user, the Pareto frontier over
   layouts and batches, one curve per combination of the other dims (hardware, dtype, ...), as
@@ -43,7 +43,7 @@ def _figure(**kwargs: Any) -> Figure:
     return Figure(**kwargs)
 
 
-def _check_path(path: str | Path) -> Path:
+def check_path(path: str | Path) -> Path:
     path = Path(path)
     if path.suffix not in FIGURE_FORMATS:
         raise SpecError(
@@ -105,7 +105,7 @@ def pareto(
     where: Any = None,
 ) -> Path:
     """Frontier of ``y`` versus ``x`` over the layout and batch dims, one curve per other point."""
-    path = _check_path(path)
+    path = check_path(path)
     _need(ds, "pareto", x, y)
     frame = pareto_table(ds, x, y, over=over, where=where)
     over_dims = _over_dims(ds, x, over)
@@ -156,7 +156,7 @@ def _points(da: xr.DataArray, keep: tuple[str, ...], kind: str, limit: int) -> l
 
 def breakdown(ds: xr.Dataset, path: str | Path) -> Path:
     """Stacked per-op time of prefill (ms) and of one decode step (ms), one bar per feasible point."""
-    path = _check_path(path)
+    path = check_path(path)
     _need(ds, "breakdown", "prefill_op_time", "decode_op_time")
     fig = _figure(figsize=(10, 4.5), layout="constrained")
     panels = (("prefill_op_time", "Prefill (ms, all layers)"), ("decode_op_time", "Decode step (ms, all layers)"))
@@ -204,7 +204,7 @@ def _colors(n: int) -> list:
 def memory(ds: xr.Dataset, path: str | Path) -> Path:
     """Memory per GPU (GB) over tp x pp, one panel per point of at most one other dim; cells above
     the usable capacity are hatched."""
-    path = _check_path(path)
+    path = check_path(path)
     _need(ds, "memory", "memory_per_gpu")
     mem = ds["memory_per_gpu"]
     cap = ds["memory_capacity_per_gpu"] if "memory_capacity_per_gpu" in ds.variables else None
@@ -264,7 +264,7 @@ def sensitivity(ds: xr.Dataset, path: str | Path) -> Path:
     """Tornado chart of a sensitivity Dataset: % change of the metric for -10% and +10% of each
     parameter (elasticity x 10%), largest effect on top; over several points, the median
     elasticity of the feasible ones."""
-    path = _check_path(path)
+    path = check_path(path)
     _need(ds, "sensitivity", "elasticity")
     el = ds["elasticity"]
     other = [d for d in el.dims if d != "param"]

@@ -141,13 +141,6 @@ def best(
     return _with_attrs(labelled_dataset(execute_whole(reduction, chunk, _reader(ds, reported))), ds)
 
 
-def best_table(ds: xr.Dataset, objective: str, where: Any, keep: Sequence[str]) -> list[dict[str, Any]]:
-    """Rows (dicts) of ``best`` for printing: one per combination of the kept dims."""
-    res = best(ds, objective, where=where, keep=keep)
-    frame = res.to_dataframe().reset_index()
-    return frame.to_dict("records")
-
-
 def default_over(ds: xr.Dataset, dims: Sequence[str]) -> list[str]:
     """The layout and batch dims among ``dims`` (:func:`tensorperf.run.reductions.default_over`):
     those named in :data:`LAYOUT_DIMS` and those a layout input is zipped on (``point``)."""

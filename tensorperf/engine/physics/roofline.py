@@ -27,7 +27,7 @@ def saturation(size: torch.Tensor, half: torch.Tensor) -> torch.Tensor:
     """size / (size + half): 0 -> 1 as size grows, 1/2 at size = half, exactly 1 when half = 0.
 
     The smooth form of a kernel's efficiency rising with its size (GEMM rows, tokens per expert,
-    message bytes), fitted to measured kernels (tensorperf.calibrate)."""
+    message bytes), fitted to measured kernels (tensorperf.analysis.kernel_fit)."""
     empty = size <= 0  # no work: any efficiency will do; 1 keeps 0/0 out of the times
     return torch.where(empty, 1.0, size / (size + half + empty))
 

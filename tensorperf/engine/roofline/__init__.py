@@ -64,7 +64,7 @@ def evaluate(
     no wanted metric needs (prefill, decode, the serving step) are skipped, and the metrics computed
     are the same, bit for bit (memory, counts and feasibility are always there).
 
-    Without the breakdown the engine computes with its axes in :data:`~tensorperf.grid.EVAL_ORDER`
+    Without the breakdown the engine computes with its axes in :data:`~tensorperf.axes.EVAL_ORDER`
     and returns views in the grid's own order; tensors given in ``efficiency``/``fields`` on the
     grid's axes are taken in the grid's order. Every point's arithmetic is the same in any axis
     order. (The breakdown's op axis, 13 values per point, would then need a transposing copy; it is

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             f"tensorperf plot: RESULTS {args.results!r} must be a results file "
             f"({', '.join(FORMATS)}) or a sweep file (.toml)"
         )
-    plot._check_path(args.output)
+    plot.check_path(args.output)
     if args.sel:
         ds = plot.select(ds, dict(args.sel))
     plot.KINDS[args.kind](ds, args.output)
