@@ -172,3 +172,21 @@ def test_power_what_ifs_outside_their_rules_are_masked_inconsistent():
     assert np.isnan(ds.power_per_gpu.values.ravel()[1:]).all()
     frac = one(hbm_power_fraction_scale=[5.0], breakdown=False)
     assert (frac.infeasible_reason.values == int(tp.Reason.INCONSISTENT)).all()
+
+
+def test_cost_and_energy_objectives_are_minimized_by_default():
+    grid = dict(model="llama-3.1-70b", hardware=["h100-sxm", "b200"], tp=[4, 8], batch=[1, 64, 256])
+    ds = tp.sweep(**grid, breakdown=False)
+    cost = ds.cost_per_million_output_tokens.where(ds.feasible)
+    for found in (tp.best("cost_per_million_output_tokens", **grid), ds.tperf.best("cost_per_million_output_tokens")):
+        assert float(found.cost_per_million_output_tokens) == float(cost.min())  # the cheapest, not the dearest
+    dearest = ds.tperf.best("cost_per_million_output_tokens", maximize=True)
+    assert float(dearest.cost_per_million_output_tokens) == float(cost.max())
+    fastest = ds.tperf.best("tokens_per_s_per_gpu")
+    assert float(fastest.tokens_per_s_per_gpu) == float(ds.tokens_per_s_per_gpu.where(ds.feasible).max())
+    # a frontier of interactivity (higher is better) against energy per token (lower is better)
+    front = ds.tperf.pareto_table("tokens_per_s_per_user", "energy_per_output_token")
+    energy = ds.energy_per_output_token.where(ds.feasible)
+    for hw in ("h100-sxm", "b200"):  # one frontier per hardware; its least energy is the hardware's least
+        mine = front[front["hardware"] == hw]["energy_per_output_token"]
+        assert mine.min() == float(energy.sel(hardware=hw).min())

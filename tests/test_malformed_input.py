@@ -248,7 +248,7 @@ def best_case(draw, ds_vars):
             )
         )
     else:
-        kw["maximize"] = value = draw(st.sampled_from(BAD_BOOLS))
+        kw["maximize"] = value = draw(st.sampled_from([b for b in BAD_BOOLS if b is not None]))  # None: default
     return kind, kw, value
 
 
@@ -292,7 +292,18 @@ def pareto_case(draw, ds_vars):
     elif kind == "maximize":
         kw["maximize"] = draw(
             st.sampled_from(
-                [True, False, (True,), (True, True, True), (1, 0), "tt", None, [NAN, True], (True, "yes"), Odd(), 1]
+                [
+                    True,
+                    False,
+                    (True,),
+                    (True, True, True),
+                    (1, 0),
+                    "tt",
+                    [NAN, True],
+                    (True, "yes"),
+                    Odd(),
+                    1,
+                ]  # (None: default)
             )
         )
     else:

@@ -45,7 +45,9 @@ class Metric:
     from the infeasibility reason by the Dataset). ``passes``: the roofline passes its formula needs.
     ``always``: computed whether asked for or not (memory and counts: feasibility needs them).
     ``per_op``: a per-op breakdown variable, an ``op`` axis after the grid's, computed with
-    ``breakdown=True`` only (and then whether asked for or not)."""
+    ``breakdown=True`` only (and then whether asked for or not). ``higher_is_better``: the direction
+    best-point searches and frontiers take by default (throughput: higher; time, memory, power,
+    energy and cost: lower)."""
 
     units: str
     long_name: str
@@ -54,6 +56,7 @@ class Metric:
     passes: AbstractSet[Pass] = frozenset()
     always: bool = False
     per_op: bool = False
+    higher_is_better: bool = True  # the default direction of a search for its best value
 
     def __post_init__(self) -> None:  # sets given as sets are kept as frozensets (a Metric is hashable)
         object.__setattr__(self, "conventions", frozenset(self.conventions))
@@ -70,10 +73,25 @@ def _bound_codes(phase: str) -> str:
 
 METRICS: Mapping[str, Metric] = MappingProxyType(
     {
-        "ttft": Metric("s", "time to first token (mean over the batch)", conventions=BOTH, passes={PREFILL}),
-        "ttft_max": Metric("s", "time until the last request of the batch has its first token", passes={PREFILL}),
-        "tpot": Metric("s", "time per output token (mean over the generation)", conventions=BOTH, passes={DECODE}),
-        "e2e_latency": Metric("s", "end-to-end latency of a request", conventions=BOTH, passes={PREFILL, DECODE}),
+        "ttft": Metric(
+            "s", "time to first token (mean over the batch)", conventions=BOTH, passes={PREFILL}, higher_is_better=False
+        ),
+        "ttft_max": Metric(
+            "s",
+            "time until the last request of the batch has its first token",
+            passes={PREFILL},
+            higher_is_better=False,
+        ),
+        "tpot": Metric(
+            "s",
+            "time per output token (mean over the generation)",
+            conventions=BOTH,
+            passes={DECODE},
+            higher_is_better=False,
+        ),
+        "e2e_latency": Metric(
+            "s", "end-to-end latency of a request", conventions=BOTH, passes={PREFILL, DECODE}, higher_is_better=False
+        ),
         "tokens_per_s_per_gpu": Metric(
             "tokens/s", "output tokens per second per GPU", conventions=BOTH, passes={PREFILL, DECODE}
         ),
@@ -91,6 +109,7 @@ METRICS: Mapping[str, Metric] = MappingProxyType(
             "steady-state continuous-batching step: B decode tokens plus the "
             "prompt tokens that refill finished requests",
             passes={SERVING},
+            higher_is_better=False,
         ),
         "serving_tokens_per_s_per_gpu": Metric(
             "tokens/s",
@@ -104,16 +123,25 @@ METRICS: Mapping[str, Metric] = MappingProxyType(
             "1", "requests in flight on the deployment (the batch; max_batch when batch='max')", always=True
         ),
         "memory_per_gpu": Metric(
-            "bytes", "memory needed per GPU (worst pipeline stage)", masked=False, conventions=BOTH, always=True
+            "bytes",
+            "memory needed per GPU (worst pipeline stage)",
+            masked=False,
+            conventions=BOTH,
+            always=True,
+            higher_is_better=False,
         ),
         "weight_memory_per_gpu": Metric(
-            "bytes", "weight bytes resident per GPU (worst stage)", masked=False, always=True
+            "bytes", "weight bytes resident per GPU (worst stage)", masked=False, always=True, higher_is_better=False
         ),
         "kv_cache_memory_per_gpu": Metric(
-            "bytes", "KV-cache bytes per GPU at the end of generation", masked=False, always=True
+            "bytes",
+            "KV-cache bytes per GPU at the end of generation",
+            masked=False,
+            always=True,
+            higher_is_better=False,
         ),
         "activation_memory_per_gpu": Metric(
-            "bytes", "activation and workspace bytes per GPU", masked=False, always=True
+            "bytes", "activation and workspace bytes per GPU", masked=False, always=True, higher_is_better=False
         ),
         "memory_capacity_per_gpu": Metric(
             "bytes", "usable memory per GPU (capacity x utilization)", masked=False, always=True
@@ -122,9 +150,16 @@ METRICS: Mapping[str, Metric] = MappingProxyType(
             "1", "largest batch (requests in flight) whose memory fits this layout", masked=False, always=True
         ),
         "min_gpus_for_capacity": Metric(
-            "1", "GPUs needed to hold weights and KV cache", masked=False, conventions=BOTH, always=True
+            "1",
+            "GPUs needed to hold weights and KV cache",
+            masked=False,
+            conventions=BOTH,
+            always=True,
+            higher_is_better=False,
         ),
-        "num_gpus": Metric("1", "GPUs used by the layout", masked=False, conventions=BOTH, always=True),
+        "num_gpus": Metric(
+            "1", "GPUs used by the layout", masked=False, conventions=BOTH, always=True, higher_is_better=False
+        ),
         "mfu": Metric("1", "model FLOP utilization during decode", passes={DECODE}),
         "mbu": Metric("1", "memory-bandwidth utilization during decode", passes={DECODE}),
         # power, energy and cost (docs/model.md §9): static batch, then the serving steady state
@@ -132,9 +167,13 @@ METRICS: Mapping[str, Metric] = MappingProxyType(
             "W",
             "mean power drawn by each GPU over a static batch's prefill and decode",
             passes={PREFILL, DECODE},
+            higher_is_better=False,
         ),
         "energy_per_output_token": Metric(
-            "J", "GPU energy per output token (static batch, prefill included)", passes={PREFILL, DECODE}
+            "J",
+            "GPU energy per output token (static batch, prefill included)",
+            passes={PREFILL, DECODE},
+            higher_is_better=False,
         ),
         "tokens_per_s_per_mw": Metric(
             "tokens/s/MW",
@@ -142,24 +181,34 @@ METRICS: Mapping[str, Metric] = MappingProxyType(
             passes={PREFILL, DECODE},
         ),
         "cost_per_million_output_tokens": Metric(
-            "$", "GPU-time cost of a million output tokens (static batch, prefill included)", passes={PREFILL, DECODE}
+            "$",
+            "GPU-time cost of a million output tokens (static batch, prefill included)",
+            passes={PREFILL, DECODE},
+            higher_is_better=False,
         ),
         "cost_per_million_input_tokens": Metric(
-            "$", "GPU-time cost of prefilling a million prompt tokens", passes={PREFILL}
+            "$", "GPU-time cost of prefilling a million prompt tokens", passes={PREFILL}, higher_is_better=False
         ),
         "serving_power_per_gpu": Metric(
-            "W", "power drawn by each GPU in the steady-state continuous-batching step", passes={SERVING}
+            "W",
+            "power drawn by each GPU in the steady-state continuous-batching step",
+            passes={SERVING},
+            higher_is_better=False,
         ),
         "serving_energy_per_output_token": Metric(
             "J",
             "GPU energy per output token in the serving steady state (prefill interleaved)",
             passes={SERVING},
+            higher_is_better=False,
         ),
         "serving_tokens_per_s_per_mw": Metric(
             "tokens/s/MW", "serving output tokens per second per MW of all-in power", passes={SERVING}
         ),
         "serving_cost_per_million_output_tokens": Metric(
-            "$", "GPU-time cost of a million output tokens in the serving steady state", passes={SERVING}
+            "$",
+            "GPU-time cost of a million output tokens in the serving steady state",
+            passes={SERVING},
+            higher_is_better=False,
         ),
         "layer_op_time": Metric("s", "per-layer time of each operation in prefill", conventions={SEED}, per_op=True),
         "prefill_op_time": Metric(

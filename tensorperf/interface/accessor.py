@@ -34,7 +34,7 @@ class TensorperfAccessor:
         return reductions.constraint_mask(self._ds, where)
 
     def best(
-        self, objective: str, where: Where | None = None, keep: Sequence[str] = (), maximize: bool = True
+        self, objective: str, where: Where | None = None, keep: Sequence[str] = (), maximize: bool | None = None
     ) -> xr.Dataset:
         """The best point per combination of the ``keep`` dims; see :func:`reductions.best`."""
         return reductions.best(self._ds, objective, where=where, keep=keep, maximize=maximize)
@@ -45,7 +45,7 @@ class TensorperfAccessor:
         y: str = "tokens_per_s_per_gpu",
         over: Sequence[str] | None = None,
         where: Where | None = None,
-        maximize: tuple[bool, bool] = (True, True),
+        maximize: tuple[bool, bool] | None = None,
     ) -> xr.Dataset:
         """The Pareto frontier of ``x`` versus ``y`` over the ``over`` dims; see :func:`reductions.pareto`."""
         return reductions.pareto(self._ds, x, y, over=over, where=where, maximize=maximize)
@@ -56,7 +56,7 @@ class TensorperfAccessor:
         y: str = "tokens_per_s_per_gpu",
         over: Sequence[str] | None = None,
         where: Where | None = None,
-        maximize: tuple[bool, bool] = (True, True),
+        maximize: tuple[bool, bool] | None = None,
         extra: Sequence[str] = (),
     ) -> pd.DataFrame:
         """The frontier points as a tidy DataFrame; see :func:`reductions.pareto_table`."""

@@ -125,7 +125,7 @@ def best(
     *,
     where: Mapping[str, tuple[str, float]] | None = None,
     keep: Sequence[str] = (),
-    maximize: bool = True,
+    maximize: bool | None = None,
 ) -> xr.Dataset:
     """The point maximizing (or minimizing) ``objective`` among feasible points meeting ``where``,
     for each combination of the ``keep`` dims (:class:`tensorperf.run.reductions.Best` on the
@@ -168,7 +168,7 @@ def pareto(
     *,
     over: Sequence[str] | None = None,
     where: Mapping[str, tuple[str, float]] | None = None,
-    maximize: tuple[bool, bool] = (True, True),
+    maximize: tuple[bool, bool] | None = None,
 ) -> xr.Dataset:
     """The Pareto frontier of ``x`` versus ``y`` over the ``over`` dims, for each combination of the
     other dims (the kept dims) of ``x`` and ``y`` (:class:`tensorperf.run.reductions.Pareto` on the
@@ -235,7 +235,7 @@ def pareto_table(
     *,
     over: Sequence[str] | None = None,
     where: Mapping[str, tuple[str, float]] | None = None,
-    maximize: tuple[bool, bool] = (True, True),
+    maximize: tuple[bool, bool] | None = None,
     extra: Sequence[str] = (),
 ) -> pd.DataFrame:
     """The frontier points of :func:`pareto` as a tidy table: one row per frontier point with the

@@ -133,6 +133,12 @@ def check_where(where: Any, variables: Variables, dims: Collection[str] | None =
     return out
 
 
+def higher_is_better(name: str) -> bool:
+    """The default direction of a search over ``name``: the registry's (a variable it does not
+    declare, e.g. one a user added to a Dataset: larger is better)."""
+    return METRICS[name].higher_is_better if name in METRICS else True
+
+
 def check_best(
     variables: Variables, objective: Any, where: Any, keep: Any, maximize: Any
 ) -> tuple[str, dict[str, tuple[str, float]], tuple[str, ...], bool]:
@@ -141,8 +147,10 @@ def check_best(
     objective = check_variable("objective", objective, variables)
     dims = variables[objective][0]
     keep = check_dims("keep", keep, dims)
+    if maximize is None:  # the metric's own direction (higher is better unless the registry says)
+        maximize = higher_is_better(objective)
     if not isinstance(maximize, (bool, np.bool_)):
-        raise SpecError(f"maximize = {maximize!r} is not allowed: must be True or False")
+        raise SpecError(f"maximize = {maximize!r} is not allowed: must be True, False or None (the metric's own)")
     where = check_where(where, variables, dims)
     if not [d for d in dims if d not in keep]:
         raise SpecError(f"nothing to choose from: every dimension of {objective} is in keep={list(keep)}")
@@ -164,6 +172,8 @@ def check_pareto(
     y = check_variable("y", y, variables)
     if x == y:
         raise SpecError(f"x and y are both {x!r}; a frontier needs two different variables")
+    if maximize is None:  # each metric's own direction
+        maximize = (higher_is_better(x), higher_is_better(y))
     if not (
         isinstance(maximize, (tuple, list))
         and len(maximize) == 2

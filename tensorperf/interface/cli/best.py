@@ -22,13 +22,18 @@ from tensorperf.interface.cli.tables import (
     print_best,
     print_streamed_best,
 )
+from tensorperf.run.reductions import higher_is_better
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     b = sub.add_parser("best", help="the best point per group under constraints")
     add_sweep_flags(b, results=True)
     b.add_argument("--objective", help=f"variable to optimize (default {OBJECTIVE})")
-    b.add_argument("--minimize", action="store_true", help="minimize the objective instead")
+    b.add_argument(
+        "--minimize",
+        action="store_true",
+        help="minimize the objective (default: its own direction: lower for times, memory, power and cost)",
+    )
     b.add_argument(
         "--where",
         type=where,
@@ -68,7 +73,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if keep is None and chosen.get("keep") is not None:  # the file's choice, less dims the flags made scalar
         scalar_now = dims if ds is None else (ds[objective].dims if objective in ds else None)
         keep = [k for k in chosen["keep"] if k in scalar_now] if scalar_now is not None else chosen["keep"]
-    maximize = not args.minimize if args.minimize else chosen.get("maximize", True)
+    maximize = False if args.minimize else chosen.get("maximize")
+    if maximize is None:  # the objective's own direction (lower for times, memory, power, cost)
+        maximize = higher_is_better(objective)
     if ds is None:
         res = print_streamed_best(inputs, grid, out, objective, where, keep, maximize, args.memory, args.scheduler)
     else:
