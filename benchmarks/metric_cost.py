@@ -5,14 +5,18 @@ best of 7 evaluations of scale.py's 1e6 grid (breakdown off, float64), each tree
     python benchmarks/metric_cost.py /tmp/before; python benchmarks/metric_cost.py .
 """
 
-import sys, time, torch
+import sys
+import time
+
+import torch
 
 sys.path.insert(0, sys.argv[1])
 sys.path.insert(0, sys.argv[1] + "/benchmarks")
 from scale import GRIDS
-from tensorperf.run.inputs import build_grid
-from tensorperf.engine import roofline
+
 import tensorperf as tp
+from tensorperf.engine import roofline
+from tensorperf.run.inputs import build_grid
 
 tp.keep_freed_memory()
 grid = build_grid(**GRIDS[1e6])
