@@ -6,6 +6,7 @@ one pass evaluates the whole grid and results come back as a labelled xarray Dat
 
 from __future__ import annotations
 
+from tensorperf.analysis.calibrate import calibrate
 from tensorperf.catalog import presets
 from tensorperf.catalog.specs import Efficiency, HardwareSpec, ModelSpec
 from tensorperf.engine.masks import Reason, describe
@@ -21,6 +22,7 @@ __all__ = [
     "sweep",
     "build_grid",
     "sensitivity",
+    "calibrate",
     "best",
     "pareto",
     "reduce",

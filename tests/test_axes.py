@@ -61,3 +61,32 @@ def test_an_axis_left_out_takes_its_registered_default():
             assert ds[name].item() == axis.default, name
         elif axis.kind is not Kind.SPEC:
             assert name not in ds.coords, name  # optional inputs stay absent
+
+
+def test_the_public_names_of_the_package():
+    # the names users and tools call (the layered modules behind them may move; these may not)
+    for name in (
+        "sweep",
+        "best",
+        "pareto",
+        "reduce",
+        "sensitivity",
+        "calibrate",
+        "report",
+        "build_grid",
+        "presets",
+        "ModelSpec",
+        "HardwareSpec",
+        "Efficiency",
+        "SpecError",
+        "Reason",
+        "describe",
+        "Reduction",
+        "keep_freed_memory",
+        "__version__",
+    ):
+        assert name in tp.__all__ and getattr(tp, name) is not None, name
+    assert callable(tp.calibrate) and tp.calibrate.__module__ == "tensorperf.analysis.calibrate"
+    import xarray as xr
+
+    assert hasattr(xr.Dataset, "tperf")  # the accessor is registered by importing tensorperf
