@@ -103,6 +103,16 @@ class _Divides(Rule):
         return _is_integer(value) and (value == 0 or (value > 0 and total % value == 0))
 
 
+@dataclass(frozen=True)
+class _AtLeast(Rule):
+    """value >= bound (a finite number)."""
+
+    bound: float = 0.0
+
+    def check(self, value: Any, spec: Any) -> bool:
+        return _is_number(value) and value >= self.bound
+
+
 positive = _Positive("a finite number > 0")
 non_negative = _NonNegative("a finite number >= 0")
 positive_integer = _PositiveInteger("an integer >= 1 (at most 2^53)")
@@ -110,6 +120,7 @@ non_negative_integer = _NonNegativeInteger("an integer >= 0 (at most 2^53)")
 unit_interval = _UnitInterval("a number in (0, 1]")
 fraction = _Fraction("a number in [0, 1]")
 boolean = _Boolean("true or false")
+at_least_one = _AtLeast("a finite number >= 1", 1.0)
 
 
 def divides(other: str) -> Rule:

@@ -16,12 +16,11 @@ from typing import Any, ClassVar
 
 from tensorperf.catalog.hf_config import model_fields_from_hf_config
 from tensorperf.validation import (
-    Rule,
     SpecError,
+    at_least_one,
     boolean,
     divides,
     fraction,
-    is_number,
     non_negative,
     non_negative_integer,
     positive,
@@ -400,18 +399,6 @@ class SeedHardware:
     def __post_init__(self) -> None:
         validate(self)
 
-
-@dataclass(frozen=True)
-class _AtLeast(Rule):
-    """value >= bound (a finite number)."""
-
-    bound: float = 0.0
-
-    def check(self, value: Any, spec: Any) -> bool:
-        return is_number(value) and value >= self.bound
-
-
-at_least_one = _AtLeast("a finite number >= 1", 1.0)
 
 # docs/model.md §9.1: facility overhead of a modern AI data centre (hyperscale fleets report 1.08-1.10,
 # the Uptime Institute survey's industry average is 1.56-1.58, new large facilities 1.3 or better).
