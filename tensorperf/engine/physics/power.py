@@ -24,16 +24,12 @@ from __future__ import annotations
 import torch
 
 
-def gpu_power(
-    idle: torch.Tensor,
-    board: torch.Tensor,
-    compute_util: torch.Tensor,
-    memory_util: torch.Tensor,
-    hbm_fraction: torch.Tensor,
-) -> torch.Tensor:
-    """W drawn by one GPU during a step with the given compute and HBM utilizations (each >= 0)."""
-    busy = torch.clamp(compute_util + hbm_fraction * memory_util, max=1.0)
-    return idle + (board - idle) * busy
+def gpu_power(idle: torch.Tensor, board: torch.Tensor, load: torch.Tensor) -> torch.Tensor:
+    """W drawn by one GPU during a step whose load is u_compute + β·u_hbm (>= 0): idle plus the
+    dynamic power in proportion, up to the board limit. A board power that is not given (0) gives
+    NaN (formed on the few axes of the specs, before the grid-sized load)."""
+    dynamic = torch.where(board > 0, board - idle, torch.nan)
+    return idle + dynamic * torch.clamp(load, max=1.0)
 
 
 def all_in_power(gpu: torch.Tensor, host_per_gpu: torch.Tensor, pue: torch.Tensor) -> torch.Tensor:

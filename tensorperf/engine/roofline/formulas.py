@@ -7,7 +7,6 @@ in :data:`tensorperf.engine.metrics.METRICS`; a new metric is one entry there an
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -120,30 +119,33 @@ def _bound(phase: Prefill | Decode) -> torch.Tensor:
 
 def _step_power(o: Outcome, ops: PerOp, t: torch.Tensor) -> torch.Tensor:
     """W drawn by each GPU over ``t`` running ``ops`` (one layer's per-op quantities; each GPU runs
-    its stage micro/pp times per pass): the share of that time its compute units and its HBM are
-    busy, each at its achievable rate (peak times the kernels' efficiency)."""
+    its stage micro/pp times per pass): its load u_compute + β·u_hbm is the seconds the pass keeps
+    the compute units busy plus β times the seconds it keeps HBM busy, each op's work at its own
+    kernels' full rates, over ``t``. Few-axis coefficients are formed first: one grid-sized
+    multiply-add per op and quantity."""
     rates = layer.busy_rates(o.workload, o.rates, "experts" in ops)
-    order = [k for k in per_op.OPS if k != "attn" and k in ops] + ["attn"]  # per_op.total's order
-    # seconds one microbatch's pass through all layers keeps (the compute units, HBM) busy
-    busy = [per_op.left_sum((o.counts[k] * rates[k][i]) * ops[k][i] for k in order) for i in (0, 1)]
-    share = o.per_gpu_step / t
-    compute, memory = busy[0] * share, busy[1] * share
     op = o.rates.operating
-    power = gpu_power(op.idle_power, op.board_power, compute, memory, op.hbm_power_fraction)
-    return torch.where(op.board_power > 0, power, math.nan)  # 0: the hardware states no board power
+    order = [k for k in per_op.OPS if k != "attn" and k in ops] + ["attn"]  # per_op.total's order
+    coef = {k: o.counts[k] * o.per_gpu_step for k in order}  # runs of the op per GPU per pass
+    busy = per_op.left_sum(
+        term
+        for k in order
+        for term in ((coef[k] * rates[k][0]) * ops[k][0], (coef[k] * op.hbm_power_fraction * rates[k][1]) * ops[k][1])
+    )
+    return gpu_power(op.idle_power, op.board_power, busy / t)
 
 
 def _per_megawatt(o: Outcome, throughput: torch.Tensor, power: torch.Tensor) -> torch.Tensor:
     """Output tokens/s per MW of all-in power (GPU, host share, facility)."""
     op = o.rates.operating
-    return throughput / all_in_power(power, op.host_power_per_gpu, op.pue) * 1e6
+    return throughput * 1e6 / all_in_power(power, op.host_power_per_gpu, op.pue)
 
 
 def _cost_per_million(o: Outcome, tokens_per_s_per_gpu: torch.Tensor) -> torch.Tensor:
-    """$ per million tokens at a throughput per GPU: the GPU-seconds they take at the hour's price."""
+    """$ per million tokens at a throughput per GPU: the GPU-seconds they take at the hour's price
+    (NaN where the hardware states no price)."""
     price = o.rates.operating.price_per_gpu_hour
-    cost = price * (1e6 / 3600) / tokens_per_s_per_gpu
-    return torch.where(price > 0, cost, math.nan)  # 0: the hardware states no price
+    return torch.where(price > 0, price * (1e6 / 3600), torch.nan) / tokens_per_s_per_gpu
 
 
 # metric -> its formula; where a product has factors on few axes, those are multiplied first
