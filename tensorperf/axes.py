@@ -27,6 +27,8 @@ class Kind(enum.Enum):
     LABEL = "label"  # a name from a fixed table (a number format, an algorithm)
     COUNT = "count"  # an integer >= 1 (tokens, requests, parallel degrees)
     BATCH = "batch"  # a count, or "max" (the largest batch that fits each point)
+    RATE = "rate"  # a finite number > 0 (requests per second)
+    FRACTION = "fraction"  # a number in (0, 1]
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,8 @@ class Axis:
 # the engine's innermost axis runs a loop as short as that axis, so the axes nearly every grid-sized
 # tensor spans (the tokens per microbatch: batch, dp, pp; the shards: tp) are innermost (highest
 # rank) and the ones few tensors span (ep: only the experts; prompt and output lengths: not decode's
-# weight streaming; a chunk size or world size: one pass or one check) outermost. Measured in
+# weight streaming; a chunk size or world size: one pass or one check; the serving inputs: a few
+# of the serving pass's counts) outermost. Measured in
 # benchmarks/scale.py against the table order.
 _ROWS = (
     Axis("model", Kind.SPEC, None, "1", "model: preset ids or spec files (.toml, config.json)", 6),
@@ -84,6 +87,26 @@ _ROWS = (
     ),
     Axis("world_size", Kind.COUNT, None, "1", "keep only layouts of exactly this many GPUs", 1),
     Axis("max_num_seqs", Kind.COUNT, None, "1", "scheduler limit on requests in flight (with batch='max')", 16, True),
+    Axis(
+        "max_num_tokens",
+        Kind.COUNT,
+        8192,
+        "tokens",
+        "serving: token budget of one step (decode + prefill chunks)",
+        -1,
+        True,
+    ),
+    Axis(
+        "request_rate",
+        Kind.RATE,
+        None,
+        "1/s",
+        "serving: Poisson arrivals per second (open loop; batch caps the requests in flight)",
+        -2,
+    ),
+    Axis("num_requests", Kind.COUNT, None, "1", "serving: an offline run of this many requests queued at once", -3),
+    Axis("isl_range_ratio", Kind.FRACTION, 1.0, "1", "prompt lengths uniform in [r·prompt_len, prompt_len]", -4),
+    Axis("osl_range_ratio", Kind.FRACTION, 1.0, "1", "output lengths uniform in [r·output_len, output_len]", -5),
 )
 
 AXES: Mapping[str, Axis] = MappingProxyType({a.name: a for a in _ROWS})

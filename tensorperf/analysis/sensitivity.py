@@ -87,7 +87,12 @@ def sensitivity(*, of: str, wrt: Sequence[str], efficiency: dict | None = None, 
         if of in ev.trailing:
             raise SpecError(f"of = {of!r} has an 'op' dimension; choose a scalar metric")
         y = ev.values[of].expand(grid.shape)
-        grads = torch.autograd.grad(y.sum(), list(leaves.values()), allow_unused=True)
+        # a metric no parameter reaches (e.g. throughput at a given request rate) has zero gradients
+        grads = (
+            torch.autograd.grad(y.sum(), list(leaves.values()), allow_unused=True)
+            if y.requires_grad
+            else [None] * len(leaves)
+        )
     grads = [torch.zeros(grid.shape, dtype=grid.dtype, device=grid.device) if g is None else g for g in grads]
     g = torch.stack([t.detach() for t in grads], dim=-1)
     x = torch.stack([t.detach() for t in leaves.values()], dim=-1)

@@ -22,6 +22,7 @@ class Reason(enum.IntFlag):
     BATCH = 64  # the batch does not split over the data-parallel replicas / microbatches
     INCONSISTENT = 128  # what-if fields contradict each other or leave their range (heads vs KV heads,
     # idle above board power, a PUE below 1: rules a *_scale input or two inputs can break together)
+    OVERLOADED = 256  # the request rate reaches the deployment's capacity (no steady state: queues grow)
 
 
 def describe(code: int) -> str:

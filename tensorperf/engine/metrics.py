@@ -29,7 +29,7 @@ class Pass(enum.Enum):
 
     PREFILL = "prefill"
     DECODE = "decode"
-    SERVING = "serving"  # the steady-state continuous-batching step
+    SERVING = "serving"  # continuous batching under load (closed loop, request rate, N requests)
 
 
 PREFILL, DECODE, SERVING = Pass.PREFILL, Pass.DECODE, Pass.SERVING
@@ -104,20 +104,40 @@ METRICS: Mapping[str, Metric] = MappingProxyType(
         "prefill_tokens_per_s_per_gpu": Metric(
             "tokens/s", "prompt tokens per second per GPU during prefill", passes={PREFILL}
         ),
+        "serving_ttft": Metric(
+            "s",
+            "serving: mean time from a request's arrival to its first token (queueing included)",
+            passes={SERVING},
+            higher_is_better=False,
+        ),
+        "serving_tpot": Metric(
+            "s",
+            "serving: mean time between a request's output tokens (steps shared with prefill chunks)",
+            passes={SERVING},
+            higher_is_better=False,
+        ),
+        "serving_e2e_latency": Metric(
+            "s",
+            "serving: mean time from a request's arrival to its last token",
+            passes={SERVING},
+            higher_is_better=False,
+        ),
+        "serving_requests_per_s": Metric(
+            "1/s", "serving: requests completed per second on the deployment", passes={SERVING}
+        ),
         "serving_step_time": Metric(
             "s",
-            "steady-state continuous-batching step: B decode tokens plus the "
-            "prompt tokens that refill finished requests",
+            "serving: mean continuous-batching step (decode tokens plus prefill chunks) at the load",
             passes={SERVING},
             higher_is_better=False,
         ),
         "serving_tokens_per_s_per_gpu": Metric(
             "tokens/s",
-            "steady-state output tokens per second per GPU (continuous batching, prefill interleaved)",
+            "serving: output tokens per second per GPU (continuous batching, prefill interleaved)",
             passes={SERVING},
         ),
         "serving_tokens_per_s_per_user": Metric(
-            "tokens/s", "steady-state output tokens per second per request", passes={SERVING}
+            "tokens/s", "serving: output tokens per second per request (1 / serving_tpot)", passes={SERVING}
         ),
         "concurrency": Metric(
             "1", "requests in flight on the deployment (the batch; max_batch when batch='max')", always=True

@@ -73,6 +73,11 @@ def sweep(
     chunk_size: Any = None,
     world_size: Any = None,
     max_num_seqs: Any = None,
+    max_num_tokens: Any = 8192,
+    request_rate: Any = None,
+    num_requests: Any = None,
+    isl_range_ratio: Any = 1.0,
+    osl_range_ratio: Any = 1.0,
     zipped: Sequence[str] = (),
     convention: Convention = "roofline",
     efficiency: Mapping[str, float] | None = None,
@@ -105,6 +110,15 @@ def sweep(
     - ``allreduce``: ``"ring"`` (NCCL's flat ring, default), ``"tree"`` (double binary tree:
       2·⌈log2 n⌉ latency steps) or ``"hierarchical"`` (reduce-scatter inside each scale-up domain,
       all-reduce across domains, all-gather inside; docs/model.md §8.7); a list makes it a dimension.
+    - Serving under load (the ``serving_*`` variables; docs/model.md §10): continuous batching with
+      chunked prefill, each step at most ``max_num_tokens`` tokens (decode tokens first, then prompt
+      chunks; default 8192). By default ``batch`` requests stay in flight (a closed loop: a client
+      sends its next request when its last one ends). ``request_rate`` (requests/s, Poisson
+      arrivals, an open loop): ``batch`` is then the cap on requests in flight and a rate at or
+      beyond the capacity is masked as ``overloaded``. ``num_requests``: an offline run of that
+      many requests queued at once, in waves of ``batch`` (the last wave partial).
+      ``isl_range_ratio`` / ``osl_range_ratio`` (default 1): prompt and output lengths uniform in
+      [r·L, L] (the serving metrics are expectations over them).
     - ``zipped``: inputs (lists of one length) that share one dimension, ``point``; the i-th values
       form the i-th configuration instead of spanning a Cartesian product.
     - What-if inputs: any numeric field of ModelSpec or HardwareSpec (``hbm_bandwidth=[3.35e12,
@@ -150,6 +164,11 @@ def sweep(
         microbatches=microbatches,
         world_size=world_size,
         max_num_seqs=max_num_seqs,
+        max_num_tokens=max_num_tokens,
+        request_rate=request_rate,
+        num_requests=num_requests,
+        isl_range_ratio=isl_range_ratio,
+        osl_range_ratio=osl_range_ratio,
         chunk_size=chunk_size,
         allreduce=allreduce,
         zipped=zipped,

@@ -181,8 +181,28 @@ def _read_batch(name: str, value: Any) -> Input:
     return _read_count(name, value)
 
 
+def _read_real(name: str, value: Any) -> Input:
+    """A rate (finite > 0) or a fraction (in (0, 1]), by the axis's kind."""
+    values, is_dim = _listify(name, value)
+    fraction = AXES[name].kind is Kind.FRACTION
+    for v in values:
+        ok = is_number(v) and v > 0 and (v <= 1 or not fraction)
+        if not ok:
+            words = "a number in (0, 1]" if fraction else "a finite number > 0"
+            raise SpecError(f"{name} = {v!r} is not allowed: must be {words}")
+    floats = tuple(float(v) for v in values)
+    return floats, floats, is_dim
+
+
 _READERS = MappingProxyType(
-    {Kind.SPEC: _read_spec, Kind.LABEL: _read_label, Kind.COUNT: _read_count, Kind.BATCH: _read_batch}
+    {
+        Kind.SPEC: _read_spec,
+        Kind.LABEL: _read_label,
+        Kind.COUNT: _read_count,
+        Kind.BATCH: _read_batch,
+        Kind.RATE: _read_real,
+        Kind.FRACTION: _read_real,
+    }
 )
 
 

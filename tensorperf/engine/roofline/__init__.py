@@ -25,9 +25,9 @@ from typing import Any
 import torch
 
 from tensorperf.engine.grid import EVAL_ORDER, Grid
-from tensorperf.engine.masks import combine
+from tensorperf.engine.masks import Reason, combine
 from tensorperf.engine.metrics import METRICS, ROOFLINE, Evaluation, Pass, produced_by
-from tensorperf.engine.roofline import checks, phases
+from tensorperf.engine.roofline import checks, load, phases
 from tensorperf.engine.roofline.build import STRUCTURE_FIELDS, build
 from tensorperf.engine.roofline.factors import BOUNDED_FACTORS, scaled_efficiency
 from tensorperf.engine.roofline.formulas import FORMULAS, outcome
@@ -119,13 +119,17 @@ def _evaluate(
 ) -> Evaluation:
     w, r, d, s = build(grid, efficiency or {}, fields or {}, breakdown)
     runs, names = plan(metrics, breakdown)
+    if w.serving.request_rate is not None:  # whether the rate overloads a point is always decided
+        runs = runs | {Pass.SERVING}
     prefill = phases.prefill(w, r, d, s) if Pass.PREFILL in runs else None
     decode = phases.decode(w, r, d, s) if Pass.DECODE in runs else None
-    serving = phases.serving_step(w, r, d, s) if Pass.SERVING in runs else None
+    serving = load.serving_load(w, r, d, s) if Pass.SERVING in runs else None
     o = outcome(w, r, d, prefill, decode, serving)
     values = {k: FORMULAS[k](o) for k in names}
     world = grid.axis("world_size", torch.float64) if "world_size" in grid.values else None
     ok = checks.feasibility(w, r, d, o.memory.total <= d.capacity, world)
+    if serving is not None and serving.overloaded is not None:
+        ok[Reason.OVERLOADED] = ~serving.overloaded
     reason = combine(ok, grid.shape, grid.device)
     trailing = {k: ("op",) for k in values if METRICS[k].per_op}
     return Evaluation(values=values, reason=reason, trailing=trailing, trailing_coords={"op": OPS})

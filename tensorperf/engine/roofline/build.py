@@ -19,7 +19,7 @@ from tensorperf.engine.physics import comm, ops
 from tensorperf.engine.physics.layout import Layout, default_microbatches
 from tensorperf.engine.roofline.factors import efficiencies, math_column
 from tensorperf.engine.roofline.resident import Resident, batch, resident_memory
-from tensorperf.engine.roofline.values import ALLREDUCE_CODE, Deployment, Operating, Rates, Shortcuts, Workload
+from tensorperf.engine.roofline.values import ALLREDUCE_CODE, Deployment, Operating, Rates, Shortcuts, Traffic, Workload
 from tensorperf.units import DTYPE_BYTES
 
 # model fields that decide which layers are dense and which MoE
@@ -140,6 +140,25 @@ def workload(
         max_chunks=max(int(max(grid.values["prompt_len"]) // min(grid.values["chunk_size"])), 1) if chunked else 1,
         batch=batch,
         batch_exact=batch_exact,
+        serving=traffic(grid, S, T_out),
+    )
+
+
+def traffic(grid: Grid, S: torch.Tensor, T_out: torch.Tensor) -> Traffic:
+    """The serving inputs: the step's token budget, the lengths' means and the prompt lengths' range
+    (None where every ratio is 1), the request rate and the number of requests (None where not
+    given)."""
+    r_in, r_out = grid.axis("isl_range_ratio"), grid.axis("osl_range_ratio")
+    ranged = any(v < 1 for v in grid.values["isl_range_ratio"])
+    return Traffic(
+        budget=grid.axis("max_num_tokens"),
+        mean_prompt=S * (1 + r_in) / 2,
+        mean_output=T_out * (1 + r_out) / 2,
+        prompt_range=(S * r_in, S, r_in == 1) if ranged else None,
+        # uniform on [rL, L]: variance L²(1 − r)²/12 over the squared mean L²(1 + r)²/4
+        output_cv2=(1 - r_out) ** 2 / (3 * (1 + r_out) ** 2),
+        request_rate=grid.axis("request_rate") if "request_rate" in grid.values else None,
+        num_requests=grid.axis("num_requests", torch.float64).to(grid.dtype) if "num_requests" in grid.values else None,
     )
 
 

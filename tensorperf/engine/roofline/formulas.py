@@ -19,8 +19,9 @@ from tensorperf.engine.physics.memory import max_batch
 from tensorperf.engine.physics.power import all_in_power, gpu_power
 from tensorperf.engine.roofline import layer, per_op
 from tensorperf.engine.roofline.footprint import Footprint, footprint
+from tensorperf.engine.roofline.load import Load
 from tensorperf.engine.roofline.per_op import PerOp
-from tensorperf.engine.roofline.phases import Decode, Prefill, Serving
+from tensorperf.engine.roofline.phases import Decode, Prefill
 from tensorperf.engine.roofline.values import Deployment, Rates, Workload
 
 
@@ -37,7 +38,7 @@ class Outcome:
     per_gpu_step: torch.Tensor  # each GPU runs its stage once per microbatch per step: micro / pp
     prefill: Prefill | None
     decode: Decode | None
-    serving: Serving | None
+    serving: Load | None
     generation: torch.Tensor | None  # the decode steps after the first token (prefill and decode)
     e2e: torch.Tensor | None  # a request's end-to-end latency (prefill and decode)
     batch_done: torch.Tensor | None  # when the batch's last request is done (prefill and decode)
@@ -54,7 +55,7 @@ class Outcome:
 
     @cached_property
     def serving_throughput(self) -> torch.Tensor:
-        return self.workload.batch / self.gpus / self.serving.step
+        return self.serving.output_per_s / self.gpus
 
     @cached_property
     def power(self) -> torch.Tensor:
@@ -66,7 +67,10 @@ class Outcome:
 
     @cached_property
     def serving_power(self) -> torch.Tensor:
-        return _step_power(self, self.serving.ops, self.serving.step)
+        """W per GPU at the serving load: the mean step's power while steps run, idle otherwise."""
+        running = _step_power(self, self.serving.ops, self.serving.step)
+        busy = self.serving.busy
+        return running if busy is None else busy * running + (1 - busy) * self.rates.operating.idle_power
 
 
 def outcome(
@@ -75,7 +79,7 @@ def outcome(
     d: Deployment,
     prefill: Prefill | None,
     decode: Decode | None,
-    serving: Serving | None,
+    serving: Load | None,
 ) -> Outcome:
     """The passes' results, the memory per GPU at the batch, and a request's timeline where both
     prefill and decode ran: the decode steps after the first token follow the (mean or last) first
@@ -159,9 +163,13 @@ FORMULAS: Mapping[str, Callable[[Outcome], torch.Tensor]] = MappingProxyType(
         "tokens_per_s_per_user": lambda o: 1 / o.decode.tpot,
         "decode_tokens_per_s_per_gpu": lambda o: o.workload.batch / o.gpus / o.decode.tpot,
         "prefill_tokens_per_s_per_gpu": lambda o: o.prefill_throughput,
+        "serving_ttft": lambda o: o.serving.ttft,
+        "serving_tpot": lambda o: o.serving.tpot,
+        "serving_e2e_latency": lambda o: o.serving.e2e,
+        "serving_requests_per_s": lambda o: o.serving.requests_per_s,
         "serving_step_time": lambda o: o.serving.step,
         "serving_tokens_per_s_per_gpu": lambda o: o.serving_throughput,
-        "serving_tokens_per_s_per_user": lambda o: 1 / o.serving.step,
+        "serving_tokens_per_s_per_user": lambda o: 1 / o.serving.tpot,
         "concurrency": lambda o: o.workload.batch_exact,
         "memory_per_gpu": lambda o: o.memory.total,
         "weight_memory_per_gpu": lambda o: o.deployment.weights,

@@ -1,5 +1,5 @@
-"""The passes through the model, each a function of (workload, rates, deployment, shortcuts):
-prefill (whole or chunked), decode, and the steady-state serving step (docs/model.md §3, §8).
+"""The static passes through the model, each a function of (workload, rates, deployment, shortcuts):
+prefill (whole or chunked) and decode (docs/model.md §3, §8); serving under load is in :mod:`.load`.
 
 Decode: output token 1 comes from prefill; decode step j = 1..T_out−1 attends over L = S + j cached
 tokens. TPOT is the mean over those steps, integrated with Simpson's rule over j (exact where the
@@ -35,14 +35,6 @@ class Decode:
     ops: PerOp  # per-op quantities of the mean decode step
     coll: Collectives  # its collectives
     times: torch.Tensor | None  # per-op times of the mean step over all layers (breakdown only)
-
-
-@dataclass(frozen=True)
-class Serving:
-    """The steady-state continuous-batching step: its time and its per-op quantities (one layer)."""
-
-    step: torch.Tensor
-    ops: PerOp  # per-op quantities of one layer of the mixed step
 
 
 def simpson(first: torch.Tensor, middle: torch.Tensor, last: torch.Tensor, into_first: bool = False) -> torch.Tensor:
@@ -125,36 +117,3 @@ def decode(w: Workload, r: Rates, d: Deployment, s: Shortcuts) -> Decode:
     mean_ops = dec_ops | {"attn": each(simpson, *attn)}  # (the mean step's attention)
     times = stages.compose(w, d, s, mean_ops, dec_coll, True)[0] if s.breakdown else None
     return Decode(tpot=tpot, ops=mean_ops, coll=dec_coll, times=times)
-
-
-def serving_step(w: Workload, r: Rates, d: Deployment, s: Shortcuts) -> Serving:
-    """Steady-state continuous batching (in-flight batching with chunked prefill), the regime of
-    offline "max throughput" benchmarks: B requests stay in flight; a request spends one step per
-    output token, so each step carries B decode tokens at the mean context S + T_out/2 and, on
-    average, B·S/T_out prompt tokens of the requests that replace finished ones. One step is one
-    forward pass over that mixed batch (weights read once); output tokens/s = B / step."""
-    m, S, T_out, bmb = w.model, w.prompt, w.output, d.microbatch
-    prompt_share = S / T_out  # prompt tokens per output token
-    cp = d.layout.cp
-    steps = torch.clamp(T_out - 1, min=1)
-    decode_keys = bmb * mean_decode_keys(m, S + T_out / 2, mean_chunked_keys(m, S, steps)) / cp
-    prompt_tokens = bmb * prompt_share / cp
-    decoding = ops.Phase(tokens=bmb, pairs=decode_keys, kv_read=decode_keys, sequences=bmb, absorbed=True)
-    # prompt tokens attend causally: mean pairs per prompt token = pairs(S) / S; in n chunks each chunk
-    # re-reads the cache before it, (n + 1)/2 times a prompt's own KV on average
-    prompt = ops.Phase(
-        tokens=prompt_tokens,
-        pairs=prompt_tokens * mean_prefill_pairs(m, S) / S,
-        kv_read=prompt_tokens * cp * (w.chunks + 1) / 2,
-        sequences=bmb / T_out,
-        absorbed=False,
-    )
-    tokens = bmb + prompt_tokens
-    mixed = ops.Phase(tokens=tokens, pairs=decode_keys, kv_read=decode_keys, sequences=bmb, absorbed=True)
-    per_op = layer.phase_ops(w, r, d, s, mixed, attention_parts=(decoding, prompt))
-    t_attn = per_op["attn"][2]
-    coll = collectives.phase_comm(w, r, d, s, tokens)
-    coll = collectives.with_context_parallel(w, r, d, s, coll, prompt, t_attn)
-    coll = collectives.with_context_parallel(w, r, d, s, coll, decoding, t_attn)
-    _, total, slowest = stages.compose(w, d, s, per_op, coll)
-    return Serving(step=with_overhead(r, s, pipeline.decode_step(total, slowest, d.layout.micro)), ops=per_op)

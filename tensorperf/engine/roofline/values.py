@@ -29,6 +29,21 @@ from tensorperf.engine.physics.layout import Layout
 
 
 @dataclass(frozen=True)
+class Traffic:
+    """How requests reach a continuous-batching deployment (docs/model.md §10). Lengths are uniform
+    in [r·L, L]; ``mean_prompt``/``mean_output`` are their means, L·(1 + r)/2 (L itself, bit for bit,
+    at r = 1)."""
+
+    budget: torch.Tensor  # M: max_num_tokens, the token budget of one step
+    mean_prompt: torch.Tensor  # E[S]
+    mean_output: torch.Tensor  # E[T_out]
+    prompt_range: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None  # (r·L, L, r == 1); None: r = 1
+    output_cv2: torch.Tensor  # Var(T_out)/E[T_out]²: the service time's squared coefficient of variation
+    request_rate: torch.Tensor | None  # λ, requests/s on the deployment (open loop); None: closed loop
+    num_requests: torch.Tensor | None  # N queued at once (offline); None: the steady state
+
+
+@dataclass(frozen=True)
 class Workload:
     """The model and the requests at each point (the grid's dtype unless ``*_exact``: float64)."""
 
@@ -42,6 +57,7 @@ class Workload:
     max_chunks: int  # chunk positions the grid needs: max S // min chunk_size (at least 1)
     batch: torch.Tensor  # B: requests in flight
     batch_exact: torch.Tensor
+    serving: Traffic  # how requests reach a serving deployment (the serving pass)
 
 
 ALLREDUCE_CODE = MappingProxyType({name: i for i, name in enumerate(comm.ALL_REDUCE)})  # Rates.allreduce

@@ -1,0 +1,196 @@
+"""Serving under load: continuous batching with chunked prefill (vLLM, SGLang, TensorRT-LLM) at a
+concurrency (closed loop), a request rate (open loop, Poisson arrivals) or a finite number of
+requests queued at once (docs/model.md §10).
+
+Each step is one forward pass over the decode tokens of the requests in flight plus prefill chunks,
+at most M = max_num_tokens tokens. At b requests in flight per replica, a request of S̄ prompt and
+T̄ output tokens spends (§10.1)
+
+    N = max(n₀ + T̄ − 1, b·(S̄ + T̄ − 1)/M)  steps,  n₀ = max(1, ⌈S̄/M⌉),
+
+n = N − (T̄ − 1) of them prefilling (more than n₀ where the budget binds: it waits for room). The
+other b − 1 requests add, per step, (b − 1)(T̄ − 1)/N decode tokens and (b − 1)·S̄/N prompt tokens
+(their means: the load of a step is a sum over many requests). TTFT = n steps that carry the
+request's own chunk S/n; TPOT = a step carrying its own decode token; e2e = TTFT + (T̄ − 1)·TPOT.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from tensorperf.engine.physics import ops, pipeline
+from tensorperf.engine.physics.attention import mean_chunked_keys, mean_decode_keys, mean_prefill_pairs
+from tensorperf.engine.roofline import collectives, layer, stages
+from tensorperf.engine.roofline.per_op import PerOp, each, left_sum
+from tensorperf.engine.roofline.values import Deployment, Rates, Shortcuts, Workload
+
+
+@dataclass(frozen=True)
+class Load:
+    """What a request sees at the point's operating load, and what the deployment delivers."""
+
+    ttft: torch.Tensor  # mean arrival -> first token, queueing included
+    tpot: torch.Tensor  # mean time between a request's output tokens
+    e2e: torch.Tensor  # mean arrival -> last token
+    requests_per_s: torch.Tensor  # completed requests per second on the deployment
+    output_per_s: torch.Tensor  # output tokens per second on the deployment
+    step: torch.Tensor  # mean step time at the operating load
+    ops: PerOp  # per-op quantities of the mean step (one layer of one replica-microbatch)
+    busy: torch.Tensor | None  # share of time a step runs (open loop; None: always)
+    overloaded: torch.Tensor | None  # the request rate reaches the capacity (open loop only)
+
+
+@dataclass(frozen=True)
+class _Loop:
+    """A closed loop at b requests in flight per replica."""
+
+    ttft: torch.Tensor
+    tpot: torch.Tensor
+    e2e: torch.Tensor
+    step: torch.Tensor  # mean step time over a request's life: e2e / its steps
+    ops: PerOp  # the mean step's per-op quantities
+
+
+def _prompt_phase(
+    m: object, tokens: torch.Tensor, S: torch.Tensor, chunks: torch.Tensor, cp: torch.Tensor
+) -> ops.Phase:
+    """Prompt tokens (already per cp rank) of prompts of S tokens prefilled in ``chunks`` chunks: each
+    attends causally, pairs(S)/S on average, and re-reads its prompt's cache (chunks + 1)/2 times."""
+    return ops.Phase(
+        tokens=tokens,
+        pairs=tokens * mean_prefill_pairs(m, S) / S,
+        kv_read=tokens * cp * (chunks + 1) / 2,
+        sequences=tokens,  # (the attention core does not use it)
+        absorbed=False,
+    )
+
+
+def _step(
+    w: Workload,
+    r: Rates,
+    d: Deployment,
+    s: Shortcuts,
+    decoding: torch.Tensor,
+    prompts: tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], ...],
+    completing: torch.Tensor,
+) -> tuple[torch.Tensor, PerOp]:
+    """(time, per-op quantities) of one step of one replica-microbatch: ``decoding`` sequences add a
+    token each at the mean context S̄ + T̄/2; ``prompts`` = (tokens, prompt length, chunks) of
+    prompt chunks; ``completing`` prompts end in the step (their first token's logits)."""
+    m, cp, tr = w.model, d.layout.cp, w.serving
+    S, T = tr.mean_prompt, tr.mean_output
+    keys = decoding * mean_decode_keys(m, S + T / 2, mean_chunked_keys(m, S, torch.clamp(T - 1, min=1))) / cp
+    parts = [ops.Phase(tokens=decoding, pairs=keys, kv_read=keys, sequences=decoding, absorbed=True)]
+    parts += [_prompt_phase(m, tokens / cp, length, chunks, cp) for tokens, length, chunks in prompts]
+    tokens = left_sum(p.tokens for p in parts)
+    mixed = ops.Phase(tokens=tokens, pairs=keys, kv_read=keys, sequences=decoding + completing, absorbed=True)
+    per_op = layer.phase_ops(w, r, d, s, mixed, attention_parts=tuple(parts))
+    coll = collectives.phase_comm(w, r, d, s, tokens)
+    for part in parts:
+        coll = collectives.with_context_parallel(w, r, d, s, coll, part, per_op["attn"][2])
+    _, total, slowest = stages.compose(w, d, s, per_op, coll)
+    t = pipeline.decode_step(total, slowest, d.layout.micro)
+    return (t + r.efficiency.step_overhead if s.overhead else t), per_op
+
+
+def closed_loop(w: Workload, r: Rates, d: Deployment, s: Shortcuts, b: torch.Tensor) -> _Loop:
+    """TTFT, TPOT and e2e of a request at b requests in flight per replica (module docstring). The
+    own prompt's TTFT is averaged over its length (Simpson's rule where lengths span a range); its
+    chunks: ⌈S/M⌉, or the population's n scaled by S/S̄ where the budget binds."""
+    tr = w.serving
+    S, T, M = tr.mean_prompt, tr.mean_output, tr.budget
+    # each of the m pipeline microbatches carries 1/m of the others' load, and the request's own
+    # token or chunk: every microbatch is taken as heavy as the request's own (exact at m = 1)
+    share = 1 / d.layout.micro
+    n0 = torch.clamp(torch.ceil(S / M), min=1)
+    steps = torch.maximum(n0 + T - 1, b * (S + T - 1) / M)
+    n = steps - (T - 1)
+    others = torch.clamp(b - 1, min=0)  # (b < 1 only where the batch does not split: masked)
+    decoding, prompt, done = others * (T - 1) / steps, others * S / steps, others / steps
+    population = (prompt * share, S, n)
+    tpot, dec_ops = _step(w, r, d, s, 1 + decoding * share, (population,), done * share)
+
+    def prefilling(length: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, PerOp]:
+        """(TTFT, prefill steps, their summed per-op quantities) of a prompt of ``length`` tokens."""
+        own_n = torch.maximum(torch.clamp(torch.ceil(length / M), min=1), n * (length / S))
+        own = (length / own_n, length, own_n)
+        t, o = _step(w, r, d, s, decoding * share, (own, population), 1 / own_n + done * share)
+        return own_n * t, own_n, {k: each(lambda x: own_n * x, v) for k, v in o.items()}
+
+    ttft, prefills, pre_ops = prefilling(S)  # the mean length: the fixed length itself at r = 1
+    if tr.prompt_range is not None:  # Simpson's rule over [r·L, L] where r < 1, the mean node kept at r = 1
+        low, high = prefilling(tr.prompt_range[0]), prefilling(tr.prompt_range[1])
+        fixed = tr.prompt_range[2]
+        rule = lambda a, m, b: torch.where(fixed, m, (a + 4 * m + b) / 6)
+        ttft, prefills = rule(low[0], ttft, high[0]), rule(low[1], prefills, high[1])
+        pre_ops = {k: each(rule, low[2][k], pre_ops[k], high[2][k]) for k in pre_ops}
+    e2e = ttft + (T - 1) * tpot
+    life = prefills + (T - 1)  # steps of a request's life
+    mean_ops = {k: each(lambda p, q: (p + (T - 1) * q) / life, pre_ops[k], dec_ops[k]) for k in dec_ops}
+    return _Loop(ttft=ttft, tpot=tpot, e2e=e2e, step=e2e / life, ops=mean_ops)
+
+
+def _sakasegawa_queue(rho: torch.Tensor, servers: torch.Tensor, cv2: torch.Tensor) -> torch.Tensor:
+    """Mean number waiting in an M/G/c queue (Sakasegawa 1977, with the Allen–Cunneen factor
+    (1 + c_s²)/2 for Poisson arrivals): ρ^√(2(c+1)) / (1 − ρ) · (1 + c_s²)/2; exact for M/M/1 and,
+    at c = 1, the Pollaczek–Khinchine mean."""
+    return rho ** torch.sqrt(2 * (servers + 1)) / (1 - rho) * (1 + cv2) / 2
+
+
+def serving_load(w: Workload, r: Rates, d: Deployment, s: Shortcuts) -> Load:
+    """The serving metrics at the point's load: the closed loop at ``batch`` (steady state), an open
+    loop at ``request_rate`` (``batch``: the cap on requests in flight), or ``num_requests`` queued
+    at once (in waves of ``batch``). Between one request in flight and the cap, a request's times
+    are affine in the others in flight (the secant through both closed loops, §10.2)."""
+    tr, dp = w.serving, d.layout.dp
+    T = tr.mean_output
+    cap_b = d.replica_batch
+    cap = closed_loop(w, r, d, s, cap_b)
+    if tr.request_rate is None and tr.num_requests is None:
+        rps = w.batch / cap.e2e  # Little's law over the closed loop's B requests
+        return Load(cap.ttft, cap.tpot, cap.e2e, rps, rps * T, cap.step, cap.ops, None, None)
+    one = closed_loop(w, r, d, s, torch.ones_like(cap_b))
+    span = torch.clamp(cap_b - 1, min=1)
+
+    def at(others: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """A request's time with ``others`` in flight beside it, on the secant from one to the cap."""
+        return a + others * ((b - a) / span)
+
+    mean_ops = lambda theta: {k: each(lambda a, b: a + theta * (b - a), one.ops[k], cap.ops[k]) for k in cap.ops}
+    if tr.request_rate is not None:
+        lam = tr.request_rate / dp  # Poisson arrivals split evenly over the replicas
+        slope = (cap.e2e - one.e2e) / span
+        fits = lam * slope < 1
+        # an arrival sees L = λ·e others (PASTA + Little), e = e₁ + L·g ⇒ e = e₁/(1 − λg); at most the cap
+        e_service = torch.where(fits, one.e2e / torch.where(fits, 1 - lam * slope, 1), cap.e2e)
+        others = torch.minimum(lam * torch.minimum(e_service, cap.e2e), cap_b - 1)
+        rho = lam * cap.e2e / cap_b  # occupancy of the cap's slots
+        overloaded = rho >= 1
+        rho_ok = torch.where(overloaded, 0.5, rho)  # finite values where masked
+        wait = _sakasegawa_queue(rho_ok, cap_b, tr.output_cv2) / lam
+        step = at(others, one.step, cap.step)
+        busy = 1 - torch.exp(-lam * e_service)  # P(some request in flight): Poisson occupancy (M/G/∞)
+        ttft = busy * step / 2 + wait + at(others, one.ttft, cap.ttft)  # + the running step's rest
+        tpot = at(others, one.tpot, cap.tpot)
+        e2e = ttft + (T - 1) * tpot
+        rps = tr.request_rate
+        if tr.num_requests is not None:  # the last of N arrivals comes (N − 1)/λ after the first
+            rps = tr.num_requests / ((tr.num_requests - 1) / tr.request_rate + e2e)
+        theta = torch.clamp(others / span, max=1)
+        return Load(ttft, tpot, e2e, rps, rps * T, step, mean_ops(theta), busy, overloaded)
+    # N requests queued at once, per replica N/dp: k full waves of the cap, then the rest r
+    n_r = tr.num_requests / dp
+    k = torch.floor(n_r / cap_b)
+    rest = n_r - k * cap_b
+    partial = torch.clamp(rest - 1, min=0)
+    total = k * cap.e2e + torch.where(rest > 0, at(partial, one.e2e, cap.e2e), 0)
+    waited = cap.e2e * (cap_b * k * (k - 1) / 2 + rest * k) / n_r  # wave w waits w cap-wave times
+    mean = lambda a, b: (k * cap_b * b + rest * at(partial, a, b)) / n_r
+    ttft = waited + mean(one.ttft, cap.ttft)
+    tpot = mean(one.tpot, cap.tpot)
+    rps = tr.num_requests / total
+    theta = (k * cap_b + rest * partial / span) / n_r
+    step = at(theta * span, one.step, cap.step)
+    return Load(ttft, tpot, ttft + (T - 1) * tpot, rps, rps * T, step, mean_ops(theta), None, None)

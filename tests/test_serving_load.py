@@ -1,0 +1,279 @@
+"""Serving under load (docs/model.md §10): the closed loop at a concurrency, an open loop at a
+request rate, N requests queued at once, and lengths drawn from a range. Laws on real numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tensorperf as tp
+from tensorperf.engine.masks import Reason
+
+SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SERVING = [
+    "serving_ttft",
+    "serving_tpot",
+    "serving_e2e_latency",
+    "serving_requests_per_s",
+    "serving_tokens_per_s_per_gpu",
+    "serving_tokens_per_s_per_user",
+]
+DENSE = dict(model="llama-3.1-70b", hardware="h100-sxm", weight_dtype="fp8", kv_dtype="fp8", tp=4)
+MODELS = st.sampled_from(
+    [
+        dict(model="llama-3.1-8b", hardware="h100-sxm", tp=1),
+        dict(model="llama-3.1-70b", hardware="h200-sxm", tp=[2, 8], weight_dtype="fp8", kv_dtype="fp8"),
+        dict(model="mixtral-8x7b", hardware="a100-sxm-80g", tp=[2, 4], ep=[1, 2]),
+        dict(model="deepseek-v3", hardware="b200", tp=1, dp=8, ep=8, weight_dtype="fp8", kv_dtype="fp8"),
+        dict(model="qwen3-235b-a22b", hardware="mi300x", tp=[4, 8], pp=[1, 2], weight_dtype="fp8"),
+    ]
+)
+
+
+def _fine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.isfinite(a) & np.isfinite(b)
+
+
+# ---- the closed loop --------------------------------------------------------------------------
+def test_littles_law_in_the_closed_loop():
+    ds = tp.sweep(**DENSE, prompt_len=[128, 1000, 8000], output_len=[1, 200, 1000], batch=[1, 8, 64, 256])
+    ok = ds.feasible
+    assert bool(ok.sum() > 30)
+    np.testing.assert_allclose(
+        ds.serving_requests_per_s.where(ok), (ds.concurrency / ds.serving_e2e_latency).where(ok), rtol=1e-9
+    )
+    T = ds.output_len
+    np.testing.assert_allclose(
+        (ds.serving_tokens_per_s_per_gpu * ds.num_gpus).where(ok), (ds.serving_requests_per_s * T).where(ok), rtol=1e-9
+    )
+    np.testing.assert_allclose(ds.serving_tokens_per_s_per_user.where(ok), (1 / ds.serving_tpot).where(ok), rtol=1e-12)
+    # e2e = TTFT + (T − 1)·TPOT
+    np.testing.assert_allclose(
+        ds.serving_e2e_latency.where(ok), (ds.serving_ttft + (T - 1) * ds.serving_tpot).where(ok), rtol=1e-12
+    )
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        dict(model="llama-3.1-8b", hardware="h100-sxm"),
+        dict(model="llama-3.1-70b", hardware="h200-sxm", tp=[4, 8], weight_dtype="fp8", kv_dtype="fp8"),
+        dict(model="mixtral-8x7b", hardware="a100-sxm-80g", tp=4, ep=[1, 4]),
+        dict(model="deepseek-v3", hardware="b200", tp=8, ep=8, weight_dtype="fp8", kv_dtype="fp8"),
+        dict(model="gpt-oss-120b", hardware="h100-sxm", tp=2, pp=2),
+    ],
+)
+def test_serving_ttft_at_batch_one_is_the_static_ttft(spec):
+    # one request alone, its prompt within the token budget: its TTFT is the static prefill at batch 1
+    ds = tp.sweep(**spec, prompt_len=[1, 100, 1000, 8192], output_len=[1, 100], batch=1)
+    assert bool(ds.feasible.all())
+    np.testing.assert_allclose(ds.serving_ttft, ds.ttft, rtol=1e-9)
+
+
+def test_long_prompts_are_chunked_at_the_budget():
+    # S = 20000 > M = 8192: ⌈S/M⌉ = 3 chunks at batch 1, as the static prefill in chunks of M
+    kw = dict(**DENSE, prompt_len=20000, output_len=64, batch=1)
+    served = tp.sweep(**kw, max_num_tokens=8192)
+    whole = tp.sweep(**kw)
+    chunked = tp.sweep(**kw, chunk_size=8192)
+    assert float(served.serving_ttft) > float(whole.ttft)  # each chunk re-reads the weights
+    # equal-size chunks (20000/3) vs 8192 + 8192 + 3616: the same FLOP and weight reads
+    np.testing.assert_allclose(float(served.serving_ttft), float(chunked.ttft), rtol=0.02)
+
+
+@SETTINGS
+@given(
+    spec=MODELS,
+    S=st.integers(16, 16000),
+    T=st.integers(2, 4000),
+    budget=st.sampled_from([2048, 8192, 16384]),
+    ratio=st.sampled_from([1.0, 0.8, 0.5]),
+)
+def test_closed_loop_bounds_and_monotone_in_batch(spec, S, T, budget, ratio):
+    batches = [1, 2, 8, 32, 128, 512]
+    dp = spec.get("dp", 1)
+    batches = [b * dp for b in batches]
+    ds = tp.sweep(
+        **spec,
+        prompt_len=S,
+        output_len=T,
+        batch=batches,
+        max_num_tokens=budget,
+        isl_range_ratio=ratio,
+        osl_range_ratio=ratio,
+        breakdown=False,
+    )
+    ttft, tpot = ds.serving_ttft.values, ds.serving_tpot.values
+    # TTFT at least the request's own prefill on an idle deployment (batch 1 of the same sweep)
+    first = ds.serving_ttft.isel(batch=0)
+    assert bool((ds.serving_ttft >= first * (1 - 1e-12)).where(ds.feasible, True).all())
+    # TPOT at least the decode step at the same batch with no prefill (same lengths), where the budget
+    # does not bind: every request in flight then decodes or prefills a chunk of its own in each step
+    # (where it binds, prompts wait for room: fewer than B requests decode, docs/model.md §10.1)
+    if ratio == 1.0:
+        n0 = max(1, -(-S // budget))
+        free = ds.concurrency / dp * (S + T - 1) / budget <= n0 + T - 1
+        assert bool((ds.serving_tpot >= ds.tpot * (1 - 1e-9)).where(ds.feasible & free, True).all())
+    axis = ds.serving_ttft.dims.index("batch")
+    for values in (ttft, tpot):
+        d = np.diff(values, axis=axis)
+        base = np.take(values, range(len(batches) - 1), axis=axis)
+        ok = _fine(d, base)
+        assert bool((d[ok] >= -1e-12 * np.abs(base[ok])).all())
+
+
+# ---- the open loop ------------------------------------------------------------------------------
+def test_request_rate_below_capacity_and_overloaded():
+    rates = [0.005, 0.5, 2.0, 4.0, 8.0, 8.4, 9.0, 50.0]
+    ds = tp.sweep(**DENSE, prompt_len=1000, output_len=1000, batch=256, request_rate=rates)
+    closed = tp.sweep(**DENSE, prompt_len=1000, output_len=1000, batch=256)
+    capacity = float(closed.serving_requests_per_s)  # B / e2e at the cap: 8.506 req/s
+    assert capacity == pytest.approx(8.506, rel=1e-3)
+    over = ds.request_rate >= capacity
+    reason = ds.infeasible_reason.values
+    np.testing.assert_array_equal((reason & int(Reason.OVERLOADED)) != 0, over.values)
+    assert tp.describe(int(reason[-1])) == "overloaded"
+    fine = ds.serving_ttft.where(~over)
+    assert bool((fine.dropna("request_rate") > 0).all())  # never a negative time
+    assert bool(ds.serving_ttft.where(over).isnull().all())  # masked, with its reason
+    # throughput is the arrival rate; times grow with it, TTFT sharply near capacity
+    np.testing.assert_allclose(ds.serving_requests_per_s.where(~over).dropna("request_rate"), rates[:6])
+    for name in ("serving_ttft", "serving_tpot", "serving_e2e_latency"):
+        v = ds[name].where(~over).dropna("request_rate").values
+        assert (np.diff(v) > 0).all(), name
+    # a trickle of requests sees the idle deployment: TTFT → batch-1 TTFT, TPOT → batch-1 TPOT
+    idle = tp.sweep(**DENSE, prompt_len=1000, output_len=1000, batch=1)
+    assert float(ds.serving_tpot.isel(request_rate=0)) == pytest.approx(float(idle.serving_tpot), rel=5e-3)
+    assert float(ds.serving_ttft.isel(request_rate=0)) == pytest.approx(float(idle.serving_ttft), rel=0.03)
+    # at the cap the closed loop's TPOT bounds the open loop's
+    assert bool((ds.serving_tpot.where(~over, 0) <= float(closed.serving_tpot) * (1 + 1e-12)).all())
+
+
+def test_one_slot_is_the_md1_queue():
+    # batch 1 is a single server of deterministic service e: M/D/1 waits ρ·e / (2(1 − ρ))
+    idle = tp.sweep(**DENSE, prompt_len=1000, output_len=1000, batch=1)
+    e = float(idle.serving_e2e_latency)
+    step = float(idle.serving_step_time)
+    lam = 0.04
+    ds = tp.sweep(**DENSE, prompt_len=1000, output_len=1000, batch=1, request_rate=lam)
+    rho = lam * e
+    wait = rho * e / (2 * (1 - rho))
+    busy = 1 - np.exp(-lam * e)
+    expected = busy * step / 2 + wait + float(idle.serving_ttft)
+    assert float(ds.serving_ttft) == pytest.approx(expected, rel=1e-9)
+
+
+@SETTINGS
+@given(spec=MODELS, S=st.integers(16, 8000), T=st.integers(2, 2000), B=st.sampled_from([1, 16, 256]))
+def test_open_loop_monotone_in_the_rate(spec, S, T, B):
+    dp = spec.get("dp", 1)
+    closed = tp.sweep(**spec, prompt_len=S, output_len=T, batch=B * dp, breakdown=False)
+    cap = float(closed.serving_requests_per_s.max())
+    if not np.isfinite(cap):
+        return
+    rates = list(np.linspace(0.02, 1.2, 12) * cap)
+    ds = tp.sweep(**spec, prompt_len=S, output_len=T, batch=B * dp, request_rate=rates, breakdown=False)
+    axis = ds.serving_ttft.dims.index("request_rate")
+    for name in ("serving_ttft", "serving_tpot", "serving_e2e_latency"):
+        v = ds[name].values
+        assert not (v[np.isfinite(v)] < 0).any()
+        d = np.diff(v, axis=axis)
+        base = np.take(v, range(len(rates) - 1), axis=axis)
+        ok = _fine(d, base)
+        assert bool((d[ok] >= -1e-12 * np.abs(base[ok])).all()), name
+    over = (ds.infeasible_reason & int(Reason.OVERLOADED)) != 0
+    assert bool(over.isel(request_rate=-1).where(closed.feasible, True).all())  # 1.2x the capacity
+
+
+# ---- N requests at once -----------------------------------------------------------------------
+def test_num_requests_waves():
+    ns = [1, 100, 256, 257, 1000, 10**4, 10**9]
+    ds = tp.sweep(**DENSE, prompt_len=1000, output_len=1000, batch=256, num_requests=ns)
+    steady = tp.sweep(**DENSE, prompt_len=1000, output_len=1000, batch=256)
+    rate = ds.serving_tokens_per_s_per_gpu
+    # never above the steady state; equal to it at one full wave, and in the limit
+    assert bool((rate <= float(steady.serving_tokens_per_s_per_gpu) * (1 + 1e-12)).all())
+    assert float(rate.sel(num_requests=256)) == pytest.approx(float(steady.serving_tokens_per_s_per_gpu), rel=1e-12)
+    assert float(rate.sel(num_requests=10**9)) == pytest.approx(float(steady.serving_tokens_per_s_per_gpu), rel=1e-6)
+    # N ≤ the cap is one wave: every request runs from start to end, N / e2e requests per second
+    one = ds.sel(num_requests=[1, 100, 256])
+    np.testing.assert_allclose(one.serving_requests_per_s, one.num_requests / one.serving_e2e_latency, rtol=1e-12)
+    # one request alone is the closed loop at batch 1
+    alone = tp.sweep(**DENSE, prompt_len=1000, output_len=1000, batch=1)
+    assert float(ds.serving_e2e_latency.sel(num_requests=1)) == pytest.approx(
+        float(alone.serving_e2e_latency), rel=1e-12
+    )
+    # 257 = a full wave and one request alone: (e_cap + e_1) for 257 requests
+    e_cap, e_1 = float(steady.serving_e2e_latency), float(alone.serving_e2e_latency)
+    assert float(ds.serving_requests_per_s.sel(num_requests=257)) == pytest.approx(257 / (e_cap + e_1), rel=1e-12)
+
+
+# ---- lengths drawn from a range ---------------------------------------------------------------
+def test_range_ratio_one_is_the_fixed_length_bit_for_bit():
+    kw = dict(**DENSE, prompt_len=[100, 3000], output_len=[10, 500], batch=[1, 64])
+    fixed = tp.sweep(**kw)
+    ranged = tp.sweep(**kw, isl_range_ratio=[1.0, 0.8], osl_range_ratio=[1.0, 0.5])
+    for name in SERVING:
+        a = fixed[name].values
+        b = ranged[name].sel(isl_range_ratio=1.0, osl_range_ratio=1.0).values
+        np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def test_range_ratio_means():
+    # lengths uniform in [r·L, L]: the mean output is L(1 + r)/2, so requests/s·E[T] is the throughput
+    kw = dict(**DENSE, prompt_len=1000, output_len=1000, batch=64)
+    ds = tp.sweep(**kw, isl_range_ratio=0.8, osl_range_ratio=0.5)
+    mean_T = 1000 * 1.5 / 2
+    assert float(ds.serving_tokens_per_s_per_gpu * ds.num_gpus) == pytest.approx(
+        float(ds.serving_requests_per_s) * mean_T, rel=1e-12
+    )
+    np.testing.assert_allclose(
+        float(ds.serving_e2e_latency), float(ds.serving_ttft + (mean_T - 1) * ds.serving_tpot), rtol=1e-12
+    )
+    # shorter prompts on average: a shorter TTFT than the fixed length's
+    fixed = tp.sweep(**kw)
+    assert float(ds.serving_ttft) < float(fixed.serving_ttft)
+
+
+# ---- inputs -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kw, words",
+    [
+        (dict(request_rate=0), "request_rate = 0 is not allowed: must be a finite number > 0"),
+        (dict(request_rate=float("inf")), "request_rate = inf is not allowed"),
+        (dict(isl_range_ratio=1.5), r"isl_range_ratio = 1.5 is not allowed: must be a number in \(0, 1\]"),
+        (dict(osl_range_ratio=0), "osl_range_ratio = 0 is not allowed"),
+        (dict(num_requests=0), "num_requests = 0 is not allowed: must be an integer >= 1"),
+        (dict(max_num_tokens=2.5), "max_num_tokens = 2.5 is not allowed"),
+    ],
+)
+def test_bad_serving_inputs_name_the_field(kw, words):
+    with pytest.raises(tp.SpecError, match=words):
+        tp.sweep(model="llama-3.1-8b", hardware="h100-sxm", **kw)
+
+
+# ---- gradients --------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "extra",
+    [dict(batch=64), dict(batch=256, request_rate=6.0), dict(batch=64, num_requests=1000, isl_range_ratio=0.8)],
+)
+def test_gradients_equal_finite_differences(extra):
+    kw = dict(**DENSE, prompt_len=1000, output_len=500, **extra)
+    for of in ("serving_ttft", "serving_tpot", "serving_e2e_latency", "serving_tokens_per_s_per_gpu"):
+        sens = tp.sensitivity(of=of, wrt=["memory", "hbm_bandwidth"], **kw)
+        g = sens.gradient.sel(param="memory").values
+        eta = float(tp.presets.hardware_spec("h100-sxm").efficiency.memory)
+        h = 1e-6
+        up = tp.sweep(**kw, efficiency={"memory": eta + h})[of].values
+        down = tp.sweep(**kw, efficiency={"memory": eta - h})[of].values
+        np.testing.assert_allclose(g, (up - down) / (2 * h), rtol=1e-4, err_msg=of)
+        bw = float(tp.presets.hardware_spec("h100-sxm").hbm_bandwidth)
+        gb = sens.gradient.sel(param="hbm_bandwidth").values
+        hb = bw * 1e-6
+        up = tp.sweep(**kw, hbm_bandwidth=bw + hb)[of].values
+        down = tp.sweep(**kw, hbm_bandwidth=bw - hb)[of].values
+        np.testing.assert_allclose(gb, (up - down) / (2 * hb), rtol=1e-4, err_msg=of)
+    assert torch.is_grad_enabled()
