@@ -15,6 +15,19 @@ from tensorperf.interface.report import table
 from tensorperf.interface.sweepfile import SweepFile
 
 METRIC_COLUMNS = ["ttft", "tpot", "tokens_per_s_per_gpu", "tokens_per_s_per_user", "memory_per_gpu"]
+# the headline columns when the question is about serving under load
+SERVING_COLUMNS = [
+    "serving_ttft",
+    "serving_tpot",
+    "serving_tokens_per_s_per_gpu",
+    "serving_tokens_per_s_per_user",
+    "memory_per_gpu",
+]
+
+
+def headline(objective: str) -> list[str]:
+    """The metric columns shown with an objective: the serving ones for a serving objective."""
+    return SERVING_COLUMNS if objective.startswith("serving_") else METRIC_COLUMNS
 
 
 def summary(ds: xr.Dataset, spec: SweepFile | None) -> str:
@@ -57,7 +70,7 @@ def best_rows(
     for row in rows:
         if not row["found"]:
             row.update({c: None for c in chosen})
-    metrics = [objective] + [m for m in [*extra, *METRIC_COLUMNS] if m != objective and m in frame]
+    metrics = [objective] + [m for m in dict.fromkeys([*extra, *headline(objective)]) if m != objective and m in frame]
     cols = [k for k in keep if k in frame] + [c for c in chosen if c != "point"] + metrics
     return rows, cols
 
@@ -70,7 +83,8 @@ def show_best(
     res: xr.Dataset, out: TextIO, objective: str, where: dict, keep: Sequence[str], maximize: bool, batch_max: bool
 ) -> xr.Dataset:
     """Print the winners of best() (in memory or streamed) as a table under a one-line title."""
-    rows, cols = best_rows(res, keep, objective, ["concurrency"] if batch_max else [])
+    extra = [*where, *(["concurrency"] if batch_max else [])]  # the constrained metrics, then the batch chosen
+    rows, cols = best_rows(res, keep, objective, extra)
     title = f"Best point by {objective} ({'max' if maximize else 'min'})"
     title += f" with {where_text(where)}" if where else ""
     title += f" for each {', '.join(keep)}" if keep else ""
