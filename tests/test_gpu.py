@@ -55,3 +55,35 @@ def test_gpu_pareto_matches_cpu():
     gpu = tp.pareto(device="cuda", **GRID).to_dataframe()
     assert len(gpu) == len(cpu)
     np.testing.assert_allclose(gpu.tokens_per_s_per_gpu.values, cpu.tokens_per_s_per_gpu.values, rtol=1e-9)
+
+
+SERVING_GRID = dict(
+    model=["llama-3.1-70b", "deepseek-v3"],
+    hardware=["h100-sxm", "b200"],
+    prompt_len=[1000, 8000],
+    output_len=[100, 1000],
+    batch=[16, 256],
+    tp=[4, 8],
+    ep=[1, 8],
+    weight_dtype="fp8",
+    request_rate=[0.5, 4.0, 1e3],
+    isl_range_ratio=[0.8, 1.0],
+    osl_range_ratio=0.8,
+)
+
+
+@pytest.mark.parametrize("extra", [dict(), dict(num_requests=[100, 5000])])
+def test_gpu_serving_under_load_equals_cpu(extra):
+    # the serving pass (closed loops at 1 and at the cap, the open loop's queue, waves, quadrature)
+    grid = dict(SERVING_GRID, **extra)
+    if extra:
+        grid.pop("request_rate")
+    cpu = tp.sweep(**grid, breakdown=False)
+    gpu = tp.sweep(**grid, breakdown=False, device="cuda")
+    assert bool(cpu.feasible.any())
+    for name in [v for v in cpu.data_vars if v.startswith("serving_")] + ["infeasible_reason"]:
+        a, b = cpu[name].values, gpu[name].values
+        if a.dtype.kind == "f":
+            np.testing.assert_allclose(b, a, rtol=1e-9, atol=0, equal_nan=True, err_msg=name)
+        else:
+            np.testing.assert_array_equal(b, a, err_msg=name)
