@@ -277,3 +277,23 @@ def test_gradients_equal_finite_differences(extra):
         down = tp.sweep(**kw, hbm_bandwidth=bw - hb)[of].values
         np.testing.assert_allclose(gb, (up - down) / (2 * hb), rtol=1e-4, err_msg=of)
     assert torch.is_grad_enabled()
+
+
+# ---- searches over the serving variables ------------------------------------------------------
+def test_best_and_pareto_take_the_serving_variables():
+    grid = dict(**{**DENSE, "tp": [1, 2, 4, 8]}, prompt_len=1000, output_len=1000, batch=[1, 8, 32, 64, 128, 256])
+    where = {"serving_ttft": ("<=", 2.0), "serving_tokens_per_s_per_user": (">=", 50)}
+    streamed = tp.best("serving_tokens_per_s_per_gpu", where=where, chunk_points=7, **grid)
+    ds = tp.sweep(**grid)
+    in_memory = ds.tperf.best("serving_tokens_per_s_per_gpu", where=where)
+    ok = (ds.serving_ttft <= 2.0) & (ds.serving_tokens_per_s_per_user >= 50)
+    expected = float(ds.serving_tokens_per_s_per_gpu.where(ok).max())
+    assert float(streamed.serving_tokens_per_s_per_gpu) == float(in_memory.serving_tokens_per_s_per_gpu) == expected
+    winner = ds.sel(tp=int(streamed.best_tp), batch=int(streamed.best_batch))
+    assert float(winner.serving_ttft) <= 2.0 and float(winner.serving_tokens_per_s_per_user) >= 50
+    # the frontier of throughput per GPU against interactivity, streamed and in memory
+    front = tp.pareto("serving_tokens_per_s_per_user", "serving_tokens_per_s_per_gpu", chunk_points=5, **grid)
+    table = ds.tperf.pareto_table(x="serving_tokens_per_s_per_user", y="serving_tokens_per_s_per_gpu")
+    got = np.sort(front.serving_tokens_per_s_per_gpu.values[np.isfinite(front.serving_tokens_per_s_per_gpu.values)])
+    np.testing.assert_array_equal(got, np.sort(table.serving_tokens_per_s_per_gpu.values))
+    assert len(got) >= 3
