@@ -1,18 +1,21 @@
 """Fidelity: predict published measurements and report the relative error.
 
 ``load_measurements(path)`` reads a CSV in the schema of ``data/measurements.csv`` (one published
-number per row, with the configuration that produced it); ``map_rows(rows)`` turns each row into a
-grid point (or a reason to skip it); ``predict(rows)`` evaluates every mapped row in a few zipped
-sweeps (one for the rows whose batch the runtime chose, ``batch="max"``, one for the rows with a
-stated batch) and returns the report; ``summary(report)`` gives the median and p90 |error| by
-metric, source, hardware and model family.
+number per row, with the configuration that produced it; ``data/measurements-2.csv`` has the same
+schema); ``map_rows(rows)`` turns each row into a grid point (or a reason to skip it);
+``predict(rows)`` evaluates every mapped row in a few zipped sweeps (``sweep_groups``: one per batch
+kind - the runtime's choice ``batch="max"`` or a stated batch - and combination of the optional
+inputs ``request_rate``, ``num_requests``, ``isl_range_ratio``, ``osl_range_ratio`` that the rows
+state; a row that states none of them never gets one) and returns the report; ``summary(report)``
+gives the median and p90 |error| by metric, source, hardware and model family.
 
 Report columns: ``id, metric, measured, predicted, rel_error, status`` with
 ``rel_error = (predicted - measured) / measured`` and ``status`` = ``ok`` or ``skipped: <reason>``;
 then context columns (``unit``, ``hardware``, ``model``, ``mode``, ``source``, the tensorperf
 ``variable`` compared, and the mapped ``tp, pp, dp, ep, batch``; ``batch`` is the concurrency the
-model used, i.e. the runtime's choice for ``batch="max"`` rows). ``measured`` and ``predicted``
-are in the row's own unit; everything in between is SI (ms -> s at the edges only).
+model used, i.e. the runtime's choice for ``batch="max"`` rows; and ``request_rate, num_requests,
+isl_range_ratio, osl_range_ratio``, NaN where the row does not state them). ``measured`` and
+``predicted`` are in the row's own unit; everything in between is SI (ms -> s at the edges only).
 
 Mapping rules (each is a decision about what the benchmark ran; see docs/validation.md):
 
@@ -39,21 +42,40 @@ Layout (N = num_gpus, pp = row pp or 1)
     ``num_gpus`` is skipped.
 
 Batch and metric, by mode (``variable`` is the tensorperf metric compared; ``*_total`` metrics are
-multiplied by ``num_gpus``)
+multiplied by ``num_gpus``; ``total_tok_*`` metrics count input and output tokens and are the output
+throughput times (E[ISL] + E[OSL]) / E[OSL], the mean lengths under the range ratio - the per-row
+``factor`` of ``map_rows``)
+    Continuous batching (``max_throughput``, ``concurrency``, ``server``): output throughput ->
+    ``serving_tokens_per_s_per_gpu``, ``ttft_mean_ms`` -> ``serving_ttft``, ``tpot_mean_ms`` (also a
+    mean inter-token latency) -> ``serving_tpot``, ``e2e_latency_ms`` -> ``serving_e2e_latency``,
+    ``tok_s_per_user`` -> ``serving_tokens_per_s_per_user``. What the notes state about the requests
+    is passed to the sweep, and only where stated:
+    - ``request_rate``: "QPS=<x>" (Triton table) -> ``request_rate = x`` (Poisson arrivals);
+      "QPS=INF" (all sent at once) -> no request rate, ``batch="max"``.
+    - ``num_requests``: "all <N> requests queued at once", "num_requests=<N>" (trtllm-bench offline
+      runs) or "<N> requests total" (Triton: 500 requests per rate) -> ``num_requests = N``.
+    - ``isl_range_ratio = osl_range_ratio = r``: "random-range-ratio <r>" (benchmark_serving's
+      random dataset, as every InferenceX row states: lengths uniform in [0.8 L, L]); r must be in
+      (0, 1].
     ``max_throughput`` (trtllm-bench offline: all requests queued, in-flight batching, the runtime
     picks the batch): ``batch="max"`` with ``max_num_seqs = 4096`` per scheduler (4096·dp with
-    attention DP, where every rank schedules its own requests); output throughput ->
-    ``serving_tokens_per_s_per_gpu`` (steady-state continuous batching: prefill chunks and decode in
-    one step; output tokens over a wall clock that includes all prefill work).
-    ``concurrency`` (a stated number of requests in flight, in-flight batching): ``batch`` =
-    concurrency, same serving metrics (``tok_s_per_user`` -> ``serving_tokens_per_s_per_user``,
-    ``tpot_mean_ms`` -> ``serving_step_time``).
+    attention DP, where every rank schedules its own requests), and ``num_requests`` where stated.
+    ``concurrency`` (a stated number of requests in flight, in-flight batching; InferenceX runs at
+    ``max-concurrency`` with an unlimited request rate): ``batch`` = concurrency, a closed loop; no
+    request rate, no number of requests. Where the notes say "static batching" (TensorRT-LLM
+    v0.9.0 gptSessionBenchmark), the row is mapped as ``fixed_batch`` instead.
+    ``server`` (an open loop: "request rate QPS=<x>", "<N> requests total"): ``request_rate`` and
+    ``num_requests`` as above, ``batch`` = the stated cap on requests in flight, else ``"max"``
+    with ``max_num_seqs`` as for ``max_throughput`` (what fits, the server's cap). A ``server`` row
+    without "QPS=" in its notes (MLPerf Server: a target QPS over a dataset) is skipped.
     ``fixed_batch`` (static batching: gptSessionBenchmark, the H200/Falcon blogs, vLLM latency
     tests; the whole batch is prefilled, then decoded to the end): output throughput ->
     ``tokens_per_s_per_gpu`` (output tokens / total batch latency, prefill included: the sources
     define it as output_len·batch/total_latency/tp), ``ttft_ms`` -> ``ttft_max`` (a static engine
     emits every first token at the end of the batch's context phase), ``e2e_latency_ms`` ->
     ``e2e_latency``, ``tpot_mean_ms`` -> ``tpot``, ``tok_s_per_user`` -> ``tokens_per_s_per_user``.
+    ``latency`` (batch-1 first-token latency of a static engine, output length 1): ``ttft_ms`` ->
+    ``ttft`` at the stated batch, 1 when none is stated.
     ``disagg_prefill`` (prefill-only instances): ``prefill_input_tok_s_per_gpu`` ->
     ``prefill_tokens_per_s_per_gpu``; without a stated batch, ``dp·ceil(16384/ISL)`` requests (16,384
     prompt tokens per rank and forward, as the rows that state it say); output_len 1 when empty.
@@ -66,11 +88,12 @@ multiplied by ``num_gpus``)
 Skipped (``status = "skipped: <reason>"``)
     speculative decoding (``speculative`` not empty: MTP acceptance is not modelled); p99 metrics
     (tails of an arrival process, the model gives means); ``*_ambiguous`` metrics (per GPU or total
-    not stated); ``server`` and ``production`` modes (arrival-rate driven or mixed traffic with KV
-    cache hits; concurrency not stated); empty ISL/OSL (dataset workloads); unknown presets, units or
-    metric/mode pairs; non-positive values; unstated dtypes, layouts or batches; and points the
-    model finds infeasible (``skipped: infeasible (<tensorperf.describe(reason)>)``), never an
-    exception.
+    not stated); ``production`` mode (mixed traffic with KV-cache hits); ``server`` rows without a
+    stated request rate; empty ISL/OSL (dataset workloads); a range ratio outside (0, 1] or a
+    non-positive rate; unknown presets (e.g. Mistral-7B), units or metric/mode pairs; non-positive
+    values; unstated dtypes, layouts or batches; and points the model finds infeasible
+    (``skipped: infeasible (<tensorperf.describe(reason)>)``, e.g. ``memory``, or ``overloaded``
+    where the request rate reaches the deployment's capacity), never an exception.
 """
 
 from __future__ import annotations
@@ -134,6 +157,10 @@ CONTEXT_COLUMNS = (
     "dp",
     "ep",
     "batch",
+    "request_rate",
+    "num_requests",
+    "isl_range_ratio",
+    "osl_range_ratio",
 )
 
 # a row's unit -> SI factor (the only unit conversions of the module)
@@ -152,40 +179,57 @@ MAX_NUM_SEQS = 4096
 # disaggregated prefill without a stated batch: prompt tokens per rank per forward
 PREFILL_TOKENS_PER_RANK = 16384
 
+# metric -> (tensorperf variable, multiply by num_gpus, multiply by (E[ISL] + E[OSL]) / E[OSL])
 _SERVING = {
-    "output_tok_s_total": ("serving_tokens_per_s_per_gpu", True),
-    "output_tok_s_per_gpu": ("serving_tokens_per_s_per_gpu", False),
-    "tok_s_per_user": ("serving_tokens_per_s_per_user", False),
-    "tpot_mean_ms": ("serving_step_time", False),
+    "output_tok_s_total": ("serving_tokens_per_s_per_gpu", True, False),
+    "output_tok_s_per_gpu": ("serving_tokens_per_s_per_gpu", False, False),
+    "total_tok_s_total": ("serving_tokens_per_s_per_gpu", True, True),
+    "total_tok_s_per_gpu": ("serving_tokens_per_s_per_gpu", False, True),
+    "tok_s_per_user": ("serving_tokens_per_s_per_user", False, False),
+    "ttft_mean_ms": ("serving_ttft", False, False),
+    "tpot_mean_ms": ("serving_tpot", False, False),
+    "e2e_latency_ms": ("serving_e2e_latency", False, False),
 }
 _STATIC = {
-    "output_tok_s_total": ("tokens_per_s_per_gpu", True),
-    "output_tok_s_per_gpu": ("tokens_per_s_per_gpu", False),
-    "ttft_ms": ("ttft_max", False),
-    "ttft_mean_ms": ("ttft_max", False),
-    "e2e_latency_ms": ("e2e_latency", False),
-    "tpot_mean_ms": ("tpot", False),
-    "tok_s_per_user": ("tokens_per_s_per_user", False),
+    "output_tok_s_total": ("tokens_per_s_per_gpu", True, False),
+    "output_tok_s_per_gpu": ("tokens_per_s_per_gpu", False, False),
+    "ttft_ms": ("ttft_max", False, False),
+    "ttft_mean_ms": ("ttft_max", False, False),
+    "e2e_latency_ms": ("e2e_latency", False, False),
+    "tpot_mean_ms": ("tpot", False, False),
+    "tok_s_per_user": ("tokens_per_s_per_user", False, False),
 }
-# mode -> metric -> (tensorperf variable, multiply by num_gpus)
-VARIABLES: Mapping[str, Mapping[str, tuple[str, bool]]] = {
+# mode -> metric -> (tensorperf variable, multiply by num_gpus, multiply by the in+out length factor)
+VARIABLES: Mapping[str, Mapping[str, tuple[str, bool, bool]]] = {
     "max_throughput": _SERVING,
     "concurrency": _SERVING,
+    "server": _SERVING,
     "fixed_batch": _STATIC,
+    "latency": {"ttft_ms": ("ttft", False, False), "ttft_mean_ms": ("ttft", False, False)},
     "disagg_prefill": {
-        "prefill_input_tok_s_per_gpu": ("prefill_tokens_per_s_per_gpu", False),
-        "ttft_ms": ("ttft_max", False),
+        "prefill_input_tok_s_per_gpu": ("prefill_tokens_per_s_per_gpu", False, False),
+        "ttft_ms": ("ttft_max", False, False),
     },
     "disagg_decode": {
-        "decode_output_tok_s_per_gpu": ("decode_tokens_per_s_per_gpu", False),
-        "tok_s_per_user": ("tokens_per_s_per_user", False),
-        "tpot_mean_ms": ("tpot", False),
+        "decode_output_tok_s_per_gpu": ("decode_tokens_per_s_per_gpu", False, False),
+        "tok_s_per_user": ("tokens_per_s_per_user", False, False),
+        "tpot_mean_ms": ("tpot", False, False),
     },
 }
+# continuous-batching modes: the serving inputs (request rate, number of requests, length ranges) apply
+SERVING_MODES = ("max_throughput", "concurrency", "server")
 _UNMODELLED_MODES = {
-    "server": "server scenario (arrival-rate driven; concurrency and ISL/OSL not stated)",
     "production": "production traffic (mixed workload with KV-cache hits)",
 }
+# what the notes state about the run (case-insensitive; the first match wins)
+_STATIC_NOTE = re.compile(r"\bstatic batching\b", re.IGNORECASE)
+_RATE_NOTE = re.compile(r"\bQPS\s*=\s*(INF\b|\d+(?:\.\d+)?)", re.IGNORECASE)
+_NUM_REQUESTS_NOTES = (
+    re.compile(r"\ball (\d+) requests queued", re.IGNORECASE),  # trtllm-bench v0.14 table
+    re.compile(r"\bnum_requests\s*=\s*(\d+)", re.IGNORECASE),  # trtllm-bench v0.20 table
+    re.compile(r"\b(\d+) requests total", re.IGNORECASE),  # Triton table: 500 requests per rate
+)
+_RANGE_NOTE = re.compile(r"\brandom[-_ ]range[-_ ]ratio\s*[=:]?\s*(\d*\.?\d+)", re.IGNORECASE)
 MAPPED_COLUMNS = (
     "status",
     "model",
@@ -200,10 +244,18 @@ MAPPED_COLUMNS = (
     "ep",
     "batch",
     "max_num_seqs",
+    "request_rate",
+    "num_requests",
+    "isl_range_ratio",
+    "osl_range_ratio",
     "variable",
     "times_gpus",
+    "factor",
     "si",
 )
+# inputs a mapped row carries only when its source states them (NaN otherwise); rows are grouped
+# into one zipped sweep per combination of present inputs (and batch kind)
+OPTIONAL_INPUTS = ("request_rate", "num_requests", "isl_range_ratio", "osl_range_ratio")
 _GRID_INPUTS = ("model", "hardware", "weight_dtype", "kv_dtype", "prompt_len", "output_len", "tp", "pp", "dp", "ep")
 
 
@@ -372,6 +424,39 @@ def _layout(row: Mapping[str, Any]) -> tuple[int, int, int, int] | str:
     return tuple(int(v) for v in layout)  # type: ignore[return-value]
 
 
+def _serving_inputs(row: Mapping[str, Any], mode: str) -> dict[str, Any] | str:
+    """What the notes of a continuous-batching row state about its requests: ``request_rate``
+    (None for none or 'INF'), ``num_requests``, the length range ratios, and ``unlimited`` (an
+    'INF' rate: everything sent at once); or the reason they cannot be read."""
+    notes = _text(row.get("notes"))
+    out: dict[str, Any] = {"request_rate": None, "num_requests": None, "range_ratio": None, "unlimited": False}
+    m = _RATE_NOTE.search(notes)
+    if m:
+        if m.group(1).upper() == "INF":
+            out["unlimited"] = True
+        else:
+            rate = float(m.group(1))
+            if not rate > 0:
+                return f"request rate QPS={m.group(1)} is not > 0"
+            out["request_rate"] = rate
+    for pattern in _NUM_REQUESTS_NOTES:
+        m = pattern.search(notes)
+        if m:
+            out["num_requests"] = int(m.group(1))
+            break
+    if out["num_requests"] is not None and out["num_requests"] < 1:
+        return "number of requests stated as 0"
+    m = _RANGE_NOTE.search(notes)
+    if m:
+        ratio = float(m.group(1))
+        if not 0 < ratio <= 1:
+            return f"random range ratio {m.group(1)} not in (0, 1]"
+        out["range_ratio"] = ratio
+    if mode == "server" and out["request_rate"] is None and not out["unlimited"]:
+        return "server scenario without a stated request rate ('QPS=<x>' or 'QPS=INF' in the notes)"
+    return out
+
+
 def _map_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """One row -> its grid point and variable, or {'status': 'skipped: ...'}."""
     metric, mode = _text(row.get("metric")), _text(row.get("mode"))
@@ -391,8 +476,12 @@ def _map_row(row: Mapping[str, Any]) -> dict[str, Any]:
         return skip(_UNMODELLED_MODES[mode])
     if mode not in VARIABLES:
         return skip(f"unknown mode {mode!r}")
-    if metric not in VARIABLES[mode]:
-        return skip(f"no mapping for metric {metric!r} in mode {mode!r}")
+    # stated concurrency on a static-batch engine (gptSessionBenchmark): the fixed_batch mapping
+    table = "fixed_batch" if mode == "concurrency" and _STATIC_NOTE.search(_text(row.get("notes"))) else mode
+    if metric not in VARIABLES[table]:
+        return skip(
+            f"no mapping for metric {metric!r} in mode {mode!r}" + (" (static batching)" if table != mode else "")
+        )
     value = _number(row.get("value"))
     if value is None or value <= 0:
         return skip("measured value missing or not positive")
@@ -404,6 +493,12 @@ def _map_row(row: Mapping[str, Any]) -> dict[str, Any]:
         osl = 1.0  # prefill-only / decode at a context of ISL
     if isl is None or osl is None:
         return skip("ISL/OSL not stated (dataset workload)")
+    serving: dict[str, Any] = {"request_rate": None, "num_requests": None, "range_ratio": None, "unlimited": False}
+    if table in SERVING_MODES:
+        read = _serving_inputs(row, mode)
+        if isinstance(read, str):
+            return skip(read)
+        serving = read
     model = _model_id(row.get("model"))
     if model not in presets.models():
         return skip(f"unknown model preset {model!r}")
@@ -420,13 +515,21 @@ def _map_row(row: Mapping[str, Any]) -> dict[str, Any]:
     batch = _number(row.get("batch"))
     if batch is not None:
         batch_value: int | str = int(batch)
-    elif mode == "max_throughput" or (mode == "disagg_decode" and metric == "decode_output_tok_s_per_gpu"):
-        batch_value = "max"
+    elif mode in ("max_throughput", "server") or (mode == "disagg_decode" and metric == "decode_output_tok_s_per_gpu"):
+        batch_value = "max"  # the runtime's choice; with a request rate, the server's cap
+    elif mode == "latency":
+        batch_value = 1
     elif mode == "disagg_prefill":
         batch_value = dp * math.ceil(PREFILL_TOKENS_PER_RANK / isl)
     else:
         return skip("batch not stated")
-    variable, total = VARIABLES[mode][metric]
+    variable, total, in_out = VARIABLES[table][metric]
+    ratio = serving["range_ratio"]
+    factor = 1.0
+    if in_out:  # input + output tokens: output tokens x (E[ISL] + E[OSL]) / E[OSL]
+        r_in = r_out = 1.0 if ratio is None else ratio
+        factor = (isl * (1 + r_in) / 2 + osl * (1 + r_out) / 2) / (osl * (1 + r_out) / 2)
+    nan = float("nan")
     out.update(
         model=model,
         hardware=hardware,
@@ -440,8 +543,13 @@ def _map_row(row: Mapping[str, Any]) -> dict[str, Any]:
         ep=ep,
         batch=batch_value,
         max_num_seqs=MAX_NUM_SEQS * dp,
+        request_rate=nan if serving["request_rate"] is None else serving["request_rate"],
+        num_requests=nan if serving["num_requests"] is None else float(serving["num_requests"]),
+        isl_range_ratio=nan if ratio is None else ratio,
+        osl_range_ratio=nan if ratio is None else ratio,
         variable=variable,
         times_gpus=total,
+        factor=factor,
         si=UNIT_TO_SI[unit],
     )
     return out
@@ -449,16 +557,36 @@ def _map_row(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def map_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """The grid point of every row (index aligned with ``rows``): model, hardware, dtypes,
-    prompt_len, output_len, tp, pp, dp, ep, batch (int or 'max'), max_num_seqs, variable,
-    times_gpus, si (the unit's SI factor) and status ('ok' or 'skipped: ...')."""
+    prompt_len, output_len, tp, pp, dp, ep, batch (int or 'max'), max_num_seqs, request_rate,
+    num_requests, isl_range_ratio, osl_range_ratio (NaN where the row does not state them),
+    variable, times_gpus, factor (the multiplier of the prediction besides num_gpus), si (the
+    unit's SI factor) and status ('ok' or 'skipped: ...')."""
     records = [_map_row(r) for r in rows.to_dict("records")]
     return pd.DataFrame(records, index=rows.index, columns=MAPPED_COLUMNS)
 
 
-# ------------------------------------------------------------------------------------------ predicting
-def grid_inputs(points: pd.DataFrame, batch_max: bool) -> dict[str, Any]:
-    """The inputs of one zipped sweep over mapped ``points`` (rows of :func:`map_rows`, all with
-    ``batch == "max"`` when ``batch_max``, else all with a stated batch)."""
+def sweep_groups(points: pd.DataFrame) -> list[tuple[tuple[bool, tuple[str, ...]], pd.DataFrame]]:
+    """The mapped ``points`` (status ok) split into zipped sweeps: one per batch kind (``batch="max"``
+    or stated) and combination of the optional inputs they state (a row without a request rate
+    must not get one, nor one without a number of requests). Each item: ((batch_max, inputs), rows)."""
+    is_max = points["batch"].map(lambda b: b == "max").to_numpy(dtype=bool)
+    present = [points[k].notna().to_numpy(dtype=bool) for k in OPTIONAL_INPUTS]
+    keys = [(bool(is_max[i]), tuple(k for k, p in zip(OPTIONAL_INPUTS, present) if p[i])) for i in range(len(points))]
+    groups: dict[tuple[bool, tuple[str, ...]], list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+    order = sorted(groups, key=lambda k: (not k[0], len(k[1]), k[1]))  # batch="max" first, fewest inputs first
+    return [(key, points.iloc[groups[key]]) for key in order]
+
+
+def grid_inputs(points: pd.DataFrame, batch_max: bool | None = None) -> dict[str, Any]:
+    """The inputs of one zipped sweep over mapped ``points`` (rows of :func:`map_rows` of one group
+    of :func:`sweep_groups`: all with ``batch == "max"`` when ``batch_max``, else all with a stated
+    batch; ``None``: decided from the points). An optional input (request_rate, num_requests, range
+    ratios) is passed, zipped, when the points state it; points that state it only in part raise
+    ValueError (group them with :func:`sweep_groups` first)."""
+    if batch_max is None:
+        batch_max = bool(len(points)) and points["batch"].iloc[0] == "max"
     specs = {m: presets.model(m) for m in points["model"].unique()}  # parse each preset once
     inputs: dict[str, Any] = {k: points[k].tolist() for k in _GRID_INPUTS}
     inputs["model"] = [specs[m] for m in inputs["model"]]
@@ -469,6 +597,17 @@ def grid_inputs(points: pd.DataFrame, batch_max: bool) -> dict[str, Any]:
     else:
         inputs["batch"] = points["batch"].astype(int).tolist()
         zipped.append("batch")
+    for name in OPTIONAL_INPUTS:
+        if name not in points:
+            continue
+        stated = points[name].notna()
+        if not stated.any():
+            continue
+        if not stated.all():
+            raise ValueError(f"{name} is stated on {int(stated.sum())} of {len(points)} points; group them first")
+        values = points[name].astype(float)
+        inputs[name] = values.astype(int).tolist() if name == "num_requests" else values.tolist()
+        zipped.append(name)
     inputs["zipped"] = zipped
     return inputs
 
@@ -495,6 +634,7 @@ def _evaluate(
         values[sel] = column(variable)[sel]
     gpus = column("num_gpus")
     values = np.where(points["times_gpus"].to_numpy(dtype=bool), values * gpus, values)
+    values = values * points["factor"].to_numpy(dtype=float)
     return pd.DataFrame(
         {
             "value": values,
@@ -508,18 +648,15 @@ def _evaluate(
 def predict(rows: pd.DataFrame, efficiency: Mapping[str, float] | None = None, **what_if: Any) -> pd.DataFrame:
     """The report: one line per row with ``REPORT_COLUMNS`` then ``CONTEXT_COLUMNS``.
 
-    All mapped rows are evaluated in at most two zipped sweeps (runtime-chosen batch, stated batch).
+    All mapped rows are evaluated in a few zipped sweeps, one per group of :func:`sweep_groups`
+    (batch kind x the optional inputs the rows state).
     ``efficiency`` overrides every hardware's default factors (as in :func:`tensorperf.sweep`);
     ``what_if`` scalars (e.g. ``launch_overhead=20e-6``) are passed to the sweeps unchanged."""
     mapped = map_rows(rows)
     ok = mapped[mapped["status"] == "ok"]
     predicted = pd.DataFrame({"value": np.nan, "concurrency": np.nan, "reason": 0}, index=rows.index)
-    if len(ok):
-        is_max = ok["batch"].map(lambda b: b == "max")
-        for batch_max in (True, False):
-            points = ok[is_max == batch_max]
-            if len(points):
-                predicted.loc[points.index] = _evaluate(points, batch_max, efficiency, what_if)
+    for (batch_max, _), points in sweep_groups(ok):
+        predicted.loc[points.index] = _evaluate(points, batch_max, efficiency, what_if)
     status = mapped["status"].copy()
     infeasible = (status == "ok") & (predicted["reason"] != 0)
     status[infeasible] = [f"skipped: infeasible ({describe(int(c))})" for c in predicted["reason"][infeasible]]
@@ -548,6 +685,7 @@ def predict(rows: pd.DataFrame, efficiency: Mapping[str, float] | None = None, *
             "osl": mapped["output_len"],
             **{k: mapped[k] for k in ("tp", "pp", "dp", "ep")},
             "batch": predicted["concurrency"].where(mapped["status"] == "ok"),
+            **{k: mapped[k].where(mapped["status"] == "ok") for k in OPTIONAL_INPUTS},
         }
     )
     return report.reset_index(drop=True)

@@ -81,7 +81,8 @@ def run(out: TextIO) -> int:
             rows.append(rec)
         print(
             f"\nBest layout by serving output tokens/s per GPU at >= {floor:g} tokens/s per user "
-            f"({int(DEFAULT_SWEEP['batch'][-1])} requests in flight at most, chunked prefill; '-': no layout reaches it)",
+            f"({int(DEFAULT_SWEEP['batch'][-1])} requests in flight at most, chunked prefill; "
+            "'-': no layout reaches it)",
             file=out,
         )
         print(table(rows, BEST_COLUMNS), file=out)
