@@ -716,18 +716,19 @@ def test_headline_with_default_efficiencies(report):
     share = len(ok) / len(report)
     median = float(ok["rel_error"].abs().median())
     assert len(ok) == 183 and share == pytest.approx(0.813, abs=1e-3)
-    assert median == pytest.approx(0.156, abs=0.005)
+    assert median == pytest.approx(0.144, abs=0.005)
 
 
 def test_serving_headline_of_the_second_file(report2, rows2):
     # data/measurements-2.csv: 831 rows without speculative decoding; all but the 12 Mistral-7B
-    # rows map, and 11 more are infeasible (8 memory, 3 overloaded). Keep docs/validation.md in step.
+    # rows map, and 8 more are infeasible (memory; a finite run at a rate above the capacity is not
+    # masked). Keep docs/validation.md in step.
     plain = report2[rows2["speculative"].isna().to_numpy()]
     ok = report2[report2["status"] == "ok"]
-    assert len(plain) == 831 and len(ok) == 808 and len(ok) / len(plain) >= 0.85
-    assert float(ok["rel_error"].abs().median()) == pytest.approx(0.317, abs=0.01)
+    assert len(plain) == 831 and len(ok) == 811 and len(ok) / len(plain) >= 0.85
+    assert float(ok["rel_error"].abs().median()) == pytest.approx(0.316, abs=0.01)
     skipped = report2.loc[report2["status"] != "ok", "status"].value_counts()
-    assert skipped["skipped: infeasible (overloaded)"] == 3 and skipped["skipped: infeasible (memory)"] == 8
+    assert "skipped: infeasible (overloaded)" not in skipped and skipped["skipped: infeasible (memory)"] == 8
 
 
 def test_target_median_within_25_percent_on_70_percent_of_rows(report):

@@ -115,8 +115,9 @@ def sweep(
       chunks; default 8192). By default ``batch`` requests stay in flight (a closed loop: a client
       sends its next request when its last one ends). ``request_rate`` (requests/s, Poisson
       arrivals, an open loop): ``batch`` is then the cap on requests in flight and a rate at or
-      beyond the capacity is masked as ``overloaded``. ``num_requests``: an offline run of that
-      many requests queued at once, in waves of ``batch`` (the last wave partial).
+      beyond the capacity is masked as ``overloaded`` (with ``num_requests`` too: a finite run at
+      that rate, never masked). ``num_requests`` alone: an offline run of that many requests queued
+      at once, the first ``batch`` a burst, the rest entering as slots free.
       ``isl_range_ratio`` / ``osl_range_ratio`` (default 1): prompt and output lengths uniform in
       [r·L, L] (the serving metrics are expectations over them).
     - ``zipped``: inputs (lists of one length) that share one dimension, ``point``; the i-th values

@@ -9,9 +9,10 @@ T̄ output tokens spends (§10.1)
     N = max(n₀ + T̄ − 1, b·(S̄ + T̄ − 1)/M)  steps,  n₀ = max(1, ⌈S̄/M⌉),
 
 n = N − (T̄ − 1) of them prefilling (more than n₀ where the budget binds: it waits for room). The
-other b − 1 requests add, per step, (b − 1)(T̄ − 1)/N decode tokens and (b − 1)·S̄/N prompt tokens
-(their means: the load of a step is a sum over many requests). TTFT = n steps that carry the
-request's own chunk S/n; TPOT = a step carrying its own decode token; e2e = TTFT + (T̄ − 1)·TPOT.
+other b − 1 requests add, per step, (b − 1)(T̄ − 1)/N decode tokens, and their prompt chunks in
+lumps: a step holds none with probability P₀ = (1 − n/N)^(b−1), else their mean load given some.
+TTFT = n steps that carry the request's own chunk S/n; TPOT = a step carrying its own decode token
+(each the mean over P₀); e2e = TTFT + (T̄ − 1)·TPOT.
 """
 
 from __future__ import annotations
@@ -108,15 +109,32 @@ def closed_loop(w: Workload, r: Rates, d: Deployment, s: Shortcuts, b: torch.Ten
     steps = torch.maximum(n0 + T - 1, b * (S + T - 1) / M)
     n = steps - (T - 1)
     others = torch.clamp(b - 1, min=0)  # (b < 1 only where the batch does not split: masked)
-    decoding, prompt, done = others * (T - 1) / steps, others * S / steps, others / steps
-    population = (prompt * share, S, n)
-    tpot, dec_ops = _step(w, r, d, s, 1 + decoding * share, (population,), done * share)
+    decoding = others * (T - 1) / steps  # the others' decode tokens: one per step each, evenly spread
+    # the others' prompt chunks come in lumps: each other request prefills in a given step with
+    # probability n/N (random phases), so a step holds none of them with probability (1 − n/N)^(b−1)
+    # and, otherwise, their mean load over the steps that hold some
+    idle = torch.pow(1 - n / steps, others)
+    busy = 1 - idle
+    lumped = torch.where(busy > 0, 1 / torch.where(busy > 0, busy, 1), 0)  # 1 / P(some chunk)
+    population = (others * S / steps * lumped * share, S, n)
+    done = others / steps * lumped * share
+
+    def expected(
+        dec: torch.Tensor, own: tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], ...], own_done: torch.Tensor
+    ) -> tuple[torch.Tensor, PerOp]:
+        """A step's mean time and per-op quantities: without the others' chunks, or with them."""
+        t_idle, o_idle = _step(w, r, d, s, dec, own, own_done)
+        t_busy, o_busy = _step(w, r, d, s, dec, (*own, population), own_done + done)
+        mix = lambda a, b: idle * a + busy * b
+        return mix(t_idle, t_busy), {k: each(mix, o_idle[k], o_busy[k]) for k in o_busy}
+
+    tpot, dec_ops = expected(1 + decoding * share, (), torch.zeros_like(done))
 
     def prefilling(length: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, PerOp]:
         """(TTFT, prefill steps, their summed per-op quantities) of a prompt of ``length`` tokens."""
         own_n = torch.maximum(torch.clamp(torch.ceil(length / M), min=1), n * (length / S))
         own = (length / own_n, length, own_n)
-        t, o = _step(w, r, d, s, decoding * share, (own, population), 1 / own_n + done * share)
+        t, o = expected(decoding * share, (own,), 1 / own_n)
         return own_n * t, own_n, {k: each(lambda x: own_n * x, v) for k, v in o.items()}
 
     ttft, prefills, pre_ops = prefilling(S)  # the mean length: the fixed length itself at r = 1
@@ -139,11 +157,56 @@ def _sakasegawa_queue(rho: torch.Tensor, servers: torch.Tensor, cv2: torch.Tenso
     return rho ** torch.sqrt(2 * (servers + 1)) / (1 - rho) * (1 + cv2) / 2
 
 
+@dataclass(frozen=True)
+class _Burst:
+    """k requests arriving together (per replica), their prompts prefilled first come, first served."""
+
+    ttft: torch.Tensor  # mean over the k
+    tpot: torch.Tensor  # mean over the k
+    first_done: torch.Tensor  # when the first of them ends
+    duration: torch.Tensor  # when the last of them ends
+    ops: PerOp  # per-op quantities of the mean step of the burst
+    steps: torch.Tensor  # its steps
+
+
+def burst(w: Workload, r: Rates, d: Deployment, s: Shortcuts, k: torch.Tensor) -> _Burst:
+    """k requests that arrive at once (docs/model.md §10.3). Their k·S̄ prompt tokens are prefilled in
+    order at the budget M, less the decode tokens of those already prefilled (k/2 on average over
+    the n_b prefill steps, none when they fit in one step): request i gets its first token after
+    ⌈(i + 1)·S̄/P⌉ steps of t_b (P prompt tokens per step), then all decode, T̄ − 1 steps each at
+    batch k without prefill (t_d); request i shares n_b·(1 − (i + 1)/k) of its decode steps with the
+    later prompts."""
+    tr, share = w.serving, 1 / d.layout.micro
+    S, T, M = tr.mean_prompt, tr.mean_output, tr.budget
+    work = k * S
+    first = torch.clamp(work / M, min=1)  # prefill steps without decode tokens
+    decoders = k / 2 * (1 - 1 / first)
+    per_step = torch.minimum(torch.clamp(M - decoders, min=M / 2), work)  # (decode gets at most half)
+    n_b = work / per_step
+    chunks = torch.clamp(S / per_step, min=1)
+    t_b, o_b = _step(w, r, d, s, decoders * share, ((per_step * share, S, chunks),), k / n_b * share)
+    t_d, o_d = _step(w, r, d, s, k * share, (), torch.zeros_like(k))
+    ttft = torch.clamp((k + 1) / (2 * k) * n_b, min=1) * t_b
+    shared = torch.minimum(n_b * (k - 1) / (2 * k), T - 1)  # decode steps in the prefill, on average
+    tpot = torch.where(T > 1, (shared * t_b + (T - 1 - shared) * t_d) / torch.clamp(T - 1, min=1), t_d)
+    steps = n_b + T - 1
+    ops = {key: each(lambda a, b: (n_b * a + (T - 1) * b) / steps, o_b[key], o_d[key]) for key in o_d}
+    first_done = torch.clamp(S / per_step, min=1) * t_b + (T - 1) * t_d
+    return _Burst(ttft, tpot, first_done, n_b * t_b + (T - 1) * t_d, ops, steps)
+
+
+def _sakasegawa_queue(rho: torch.Tensor, servers: torch.Tensor, cv2: torch.Tensor) -> torch.Tensor:
+    """Mean number waiting in an M/G/c queue (Sakasegawa 1977, with the Allen–Cunneen factor
+    (1 + c_s²)/2 for Poisson arrivals): ρ^√(2(c+1)) / (1 − ρ) · (1 + c_s²)/2; exact for M/M/1 and,
+    at c = 1, the Pollaczek–Khinchine mean."""
+    return rho ** torch.sqrt(2 * (servers + 1)) / (1 - rho) * (1 + cv2) / 2
+
+
 def serving_load(w: Workload, r: Rates, d: Deployment, s: Shortcuts) -> Load:
     """The serving metrics at the point's load: the closed loop at ``batch`` (steady state), an open
-    loop at ``request_rate`` (``batch``: the cap on requests in flight), or ``num_requests`` queued
-    at once (in waves of ``batch``). Between one request in flight and the cap, a request's times
-    are affine in the others in flight (the secant through both closed loops, §10.2)."""
+    loop at ``request_rate`` (``batch``: the cap on requests in flight; between one request in
+    flight and the cap, a request's times are affine in the others in flight, §10.2), or
+    ``num_requests`` queued at once (a burst of the first ``batch``, then the steady state, §10.3)."""
     tr, dp = w.serving, d.layout.dp
     T = tr.mean_output
     cap_b = d.replica_batch
@@ -151,6 +214,8 @@ def serving_load(w: Workload, r: Rates, d: Deployment, s: Shortcuts) -> Load:
     if tr.request_rate is None and tr.num_requests is None:
         rps = w.batch / cap.e2e  # Little's law over the closed loop's B requests
         return Load(cap.ttft, cap.tpot, cap.e2e, rps, rps * T, cap.step, cap.ops, None, None)
+    if tr.request_rate is None:
+        return _offline(w, r, d, s, cap, cap_b)
     one = closed_loop(w, r, d, s, torch.ones_like(cap_b))
     span = torch.clamp(cap_b - 1, min=1)
 
@@ -158,39 +223,63 @@ def serving_load(w: Workload, r: Rates, d: Deployment, s: Shortcuts) -> Load:
         """A request's time with ``others`` in flight beside it, on the secant from one to the cap."""
         return a + others * ((b - a) / span)
 
-    mean_ops = lambda theta: {k: each(lambda a, b: a + theta * (b - a), one.ops[k], cap.ops[k]) for k in cap.ops}
-    if tr.request_rate is not None:
-        lam = tr.request_rate / dp  # Poisson arrivals split evenly over the replicas
-        slope = (cap.e2e - one.e2e) / span
-        fits = lam * slope < 1
-        # an arrival sees L = λ·e others (PASTA + Little), e = e₁ + L·g ⇒ e = e₁/(1 − λg); at most the cap
-        e_service = torch.where(fits, one.e2e / torch.where(fits, 1 - lam * slope, 1), cap.e2e)
-        others = torch.minimum(lam * torch.minimum(e_service, cap.e2e), cap_b - 1)
-        rho = lam * cap.e2e / cap_b  # occupancy of the cap's slots
-        overloaded = rho >= 1
+    lam = tr.request_rate / dp  # Poisson arrivals split evenly over the replicas
+    slope = (cap.e2e - one.e2e) / span
+    fits = lam * slope < 1
+    # an arrival sees L = λ·e others (PASTA + Little), e = e₁ + L·g ⇒ e = e₁/(1 − λg); at most the cap
+    e_service = torch.where(fits, one.e2e / torch.where(fits, 1 - lam * slope, 1), cap.e2e)
+    others = torch.minimum(lam * torch.minimum(e_service, cap.e2e), cap_b - 1)
+    rho = lam * cap.e2e / cap_b  # occupancy of the cap's slots
+    overloaded = rho >= 1
+    if tr.num_requests is not None:
+        # a finite run of N arrivals reaches the steady-state queue only where its relaxation time,
+        # ~1/(1 − ρ)² arrivals in heavy traffic, is shorter than the run: occupancy at most 1 − 1/√N
+        n_r = tr.num_requests / dp
+        rho_ok = torch.minimum(rho, 1 - 1 / torch.sqrt(n_r))
+    else:
         rho_ok = torch.where(overloaded, 0.5, rho)  # finite values where masked
-        wait = _sakasegawa_queue(rho_ok, cap_b, tr.output_cv2) / lam
-        step = at(others, one.step, cap.step)
-        busy = 1 - torch.exp(-lam * e_service)  # P(some request in flight): Poisson occupancy (M/G/∞)
-        ttft = busy * step / 2 + wait + at(others, one.ttft, cap.ttft)  # + the running step's rest
-        tpot = at(others, one.tpot, cap.tpot)
+    wait = _sakasegawa_queue(rho_ok, cap_b, tr.output_cv2) / lam
+    step = at(others, one.step, cap.step)
+    busy = 1 - torch.exp(-lam * e_service)  # P(some request in flight): Poisson occupancy (M/G/∞)
+    ttft = busy * step / 2 + wait + at(others, one.ttft, cap.ttft)  # + the running step's rest
+    tpot = at(others, one.tpot, cap.tpot)
+    theta = torch.clamp(others / span, max=1)
+    ops = {k: each(lambda a, b: a + theta * (b - a), one.ops[k], cap.ops[k]) for k in cap.ops}
+    if tr.num_requests is None:
         e2e = ttft + (T - 1) * tpot
-        rps = tr.request_rate
-        if tr.num_requests is not None:  # the last of N arrivals comes (N − 1)/λ after the first
-            rps = tr.num_requests / ((tr.num_requests - 1) / tr.request_rate + e2e)
-        theta = torch.clamp(others / span, max=1)
-        return Load(ttft, tpot, e2e, rps, rps * T, step, mean_ops(theta), busy, overloaded)
-    # N requests queued at once, per replica N/dp: k full waves of the cap, then the rest r
-    n_r = tr.num_requests / dp
-    k = torch.floor(n_r / cap_b)
-    rest = n_r - k * cap_b
-    partial = torch.clamp(rest - 1, min=0)
-    total = k * cap.e2e + torch.where(rest > 0, at(partial, one.e2e, cap.e2e), 0)
-    waited = cap.e2e * (cap_b * k * (k - 1) / 2 + rest * k) / n_r  # wave w waits w cap-wave times
-    mean = lambda a, b: (k * cap_b * b + rest * at(partial, a, b)) / n_r
-    ttft = waited + mean(one.ttft, cap.ttft)
-    tpot = mean(one.tpot, cap.tpot)
+        return Load(ttft, tpot, e2e, tr.request_rate, tr.request_rate * T, step, ops, busy, overloaded)
+    # a finite run: the last of N arrivals comes (N − 1)/λ after the first. Above the capacity
+    # μ = b_c/e_c the queue also grows through the run (a fluid queue, §10.2): the first b_c requests
+    # fill the slots, then request j waits (j − b_c)·(1/μ − 1/λ) more, and the run ends
+    # (N − b_c)/μ + e_c after it began. A finite run is never overloaded.
+    mu = cap_b / cap.e2e
+    behind = torch.clamp(1 / mu - 1 / lam, min=0)
+    late = torch.clamp(n_r - cap_b, min=0)
+    ttft = ttft + behind / 2 * late**2 / n_r
+    e2e = ttft + (T - 1) * tpot
+    total = torch.maximum((n_r - 1) / lam + e2e, late / mu + cap.e2e)
     rps = tr.num_requests / total
-    theta = (k * cap_b + rest * partial / span) / n_r
-    step = at(theta * span, one.step, cap.step)
-    return Load(ttft, tpot, ttft + (T - 1) * tpot, rps, rps * T, step, mean_ops(theta), None, None)
+    return Load(ttft, tpot, e2e, rps, rps * T, step, ops, busy, None)
+
+
+def _offline(w: Workload, r: Rates, d: Deployment, s: Shortcuts, cap: _Loop, cap_b: torch.Tensor) -> Load:
+    """N requests queued at once, N/dp per replica (trtllm-bench, vLLM's offline throughput): the first
+    k = min(N/dp, b_c) arrive together (a burst), the rest enter as slots free, at the closed loop's
+    steady rate b_c/e_c (the burst's first-come prefill staggers their ends, §10.3). Request j > b_c
+    waits for a slot: from the first end, j − b_c slots at that rate."""
+    tr, T = w.serving, w.serving.mean_output
+    n_r = tr.num_requests / d.layout.dp
+    k = torch.minimum(n_r, cap_b)
+    b = burst(w, r, d, s, k)
+    later = n_r - k
+    rate = cap_b / cap.e2e
+    total = b.duration + later / rate
+    waited = b.first_done + later / (2 * rate)
+    ttft = (k * b.ttft + later * (waited + cap.ttft)) / n_r
+    tpot = (k * b.tpot + later * cap.tpot) / n_r
+    rps = tr.num_requests / total
+    # the mean step over the run: the burst's steps, then the closed loop's
+    w_burst = k * b.steps / (k * b.steps + later * (cap.e2e / cap.step))
+    ops = {key: each(lambda a, c: w_burst * a + (1 - w_burst) * c, b.ops[key], cap.ops[key]) for key in cap.ops}
+    step = w_burst * (b.duration / b.steps) + (1 - w_burst) * cap.step
+    return Load(ttft, tpot, ttft + (T - 1) * tpot, rps, rps * T, step, ops, None, None)
