@@ -1,16 +1,21 @@
-"""Calibration of efficiency factors against data/measurements.csv (train/test split)."""
+"""Calibration of efficiency factors against data/measurements.csv and measurements-2.csv (train/test split)."""
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 import tensorperf as tp
-from tensorperf.analysis.calibrate import calibrate
+from tensorperf.analysis import fidelity
+from tensorperf.analysis.calibrate import HUBER, _initial, _Model, _values, calibrate
+from tensorperf.catalog.specs import Efficiency
 from tensorperf.engine.roofline import scaled_efficiency
 from tensorperf.interface.cli import main
 from tensorperf.run.inputs import check_efficiency
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "measurements.csv"
+DATA2 = DATA.with_name("measurements-2.csv")  # serving rows: request rates, request counts, range ratios
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +77,55 @@ def test_bad_calibration_input(kwargs, match):
 def test_efficiency_scale_must_be_positive():
     with pytest.raises(tp.SpecError, match=r"efficiency memory_scale = -1 is not allowed"):
         tp.sweep(model="llama-3.1-8b", hardware="h100-sxm", efficiency={"memory_scale": -1})
+
+
+def _initial_factors(names):
+    """The factor values the optimizer of calibrate starts from."""
+    defaults = Efficiency()
+    raw = {n: _initial(n, 1.0 if n.endswith("_scale") else getattr(defaults, n, 2e-6)) for n in names}
+    return {k: float(v.detach()) for k, v in _values(raw).items()}
+
+
+@pytest.mark.parametrize("overrides", [False, True], ids=["presets", "initial-factors"])
+def test_model_predicts_what_validate_predicts(overrides):
+    # calibrate's differentiable model evaluates the rows in fidelity's sweep groups (batch kind x
+    # the serving inputs stated) with the same multipliers (num_gpus, the total-token factor)
+    rows = fidelity.load_measurements(DATA2)
+    mapped = fidelity.map_rows(rows)
+    mapped = mapped[mapped["status"] == "ok"]
+    assert mapped["request_rate"].notna().any() and mapped["request_rate"].isna().any()
+    assert (mapped["factor"] != 1).any()
+    factors = _initial_factors(("compute_scale", "memory_scale", "step_overhead")) if overrides else {}
+    report = fidelity.predict(rows, efficiency=factors)
+    with torch.no_grad():
+        values, ok = _Model(mapped).predict({k: torch.tensor(v, dtype=torch.float64) for k, v in factors.items()})
+    expected = report.loc[mapped.index]
+    good = (expected["status"] == "ok").to_numpy()
+    assert good.sum() > 700
+    np.testing.assert_array_equal(ok.numpy(), good)
+    predicted = values.numpy() / mapped["si"].to_numpy(dtype=float)
+    np.testing.assert_allclose(predicted[good], expected["predicted"].to_numpy(dtype=float)[good], rtol=1e-9)
+
+
+def _loss(report):
+    """calibrate's objective over the ok rows of a report: pseudo-Huber of the log ratio."""
+    err = np.log1p(report.loc[report["status"] == "ok", "rel_error"].to_numpy(dtype=float))
+    return float(np.mean(np.sqrt(err**2 + HUBER**2) - HUBER))
+
+
+def test_calibrate_on_serving_measurements():
+    result = tp.calibrate(DATA2, steps=25)  # short: a few seconds
+    assert result.rows["train"] > 500 and result.rows["test"] > 200
+    assert all(np.isfinite(v) and v > 0 for v in result.factors.values())
+    assert result.after["train"] < result.before["train"]
+    # the training loss, from the factors the optimizer starts at to the fitted ones
+    train = result.report[result.report["part"] == "train"]
+    start = fidelity.predict(fidelity.load_measurements(DATA2), efficiency=_initial_factors(result.factors))
+    start = start[start["id"].isin(train["id"])]
+    assert len(start) == len(train)
+    assert _loss(train) < 0.95 * _loss(start)  # 0.494 -> 0.443 in 25 steps (0.366 in 150)
+
+
+def test_calibrate_cli_on_serving_measurements(capsys):
+    assert main(["calibrate", str(DATA2), "--steps", "2"]) == 0
+    assert "train" in capsys.readouterr().out

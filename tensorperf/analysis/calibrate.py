@@ -1,8 +1,12 @@
 """Calibrate efficiency factors against published measurements, with autograd and a torch optimizer.
 
 The rows of a measurements file are mapped to grid points exactly as ``tensorperf validate`` does
-(:mod:`tensorperf.fidelity`), split into a train and a test part (seeded, by row), and the chosen
-factors are fitted on the train part by Adam on the mean squared log error of the predictions.
+(:mod:`tensorperf.fidelity`) and evaluated in the same zipped sweeps (:func:`fidelity.sweep_groups`:
+batch kind x the optional serving inputs the rows state) with the same per-row multipliers
+(num_gpus for totals, the row's ``factor``), so that with no override the predictions are those of
+``fidelity.predict``. The rows are split into a train and a test part (seeded, by row), and the
+chosen factors are fitted on the train part by Adam on a pseudo-Huber loss of the log ratio of
+prediction to measurement (the feasible rows).
 Every factor is a *global* value that overrides all hardware presets (the same meaning as
 ``sweep(efficiency=...)``); factors not fitted keep each preset's per-hardware, per-format values.
 
@@ -87,31 +91,50 @@ def _split(ids: pd.Index, train_fraction: float, seed: int) -> np.ndarray:
 
 
 class _Model:
-    """Differentiable predictions of the mapped rows: at most two zipped grids, built once."""
+    """Differentiable predictions of the mapped rows (all with status ok), in the zipped sweeps of
+    :func:`fidelity.sweep_groups` (batch kind x the optional inputs the rows state), built once.
+
+    A row's prediction is the one of :func:`fidelity.predict`, in SI: its variable, times num_gpus
+    for ``*_total`` metrics, times the row's ``factor`` (e.g. (E[ISL] + E[OSL]) / E[OSL] for
+    total-token throughputs)."""
 
     def __init__(self, mapped: pd.DataFrame) -> None:
+        self.n = len(mapped)
+        position = pd.Series(np.arange(self.n), index=mapped.index)
         self.parts = []
-        is_max = mapped["batch"].map(lambda b: b == "max")
-        for batch_max in (True, False):
-            points = mapped[is_max == batch_max]
-            if len(points):
-                inputs = fidelity.grid_inputs(points, batch_max)
-                grid = build_grid(**inputs)
-                self.parts.append((points.index, points, grid))
+        for (batch_max, _), points in fidelity.sweep_groups(mapped):
+            grid = build_grid(**fidelity.grid_inputs(points, batch_max))
+            where = torch.tensor(position[points.index].to_numpy())  # rows of the group in mapped
+            variables = [
+                (v, torch.as_tensor(np.flatnonzero((points["variable"] == v).to_numpy())))
+                for v in points["variable"].unique()
+            ]
+            total = torch.tensor(points["times_gpus"].to_numpy(dtype=bool))
+            factor = torch.tensor(points["factor"].to_numpy(dtype=float))
+            self.parts.append((where, variables, total, factor, grid))
 
-    def predict(self, factors: Mapping[str, torch.Tensor]) -> dict:
-        """Predicted SI values by row index (tensors) and the feasibility of each point."""
+    def predict(self, factors: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predicted SI values of the rows in the order of ``mapped`` (a tensor) and whether each
+        point is feasible with a finite prediction."""
         efficiency = {k: v for k, v in factors.items() if k not in HARDWARE_FACTORS}
         fields = {k: v for k, v in factors.items() if k in HARDWARE_FACTORS}
-        out = {}
-        for index, points, grid in self.parts:
-            ev = roofline.evaluate(grid, efficiency, fields)
-            gpus = ev.values["num_gpus"].expand(grid.shape).reshape(-1)
-            ok = (ev.reason == 0).expand(grid.shape).reshape(-1)
-            for i, (row, var, total) in enumerate(zip(index, points["variable"], points["times_gpus"])):
-                value = ev.values[var].expand(grid.shape).reshape(-1)[i]  # rows, not grid points
-                out[row] = (value * gpus[i] if total else value, bool(ok[i]))
-        return out
+        values = torch.full((self.n,), float("nan"), dtype=torch.float64)
+        ok = torch.zeros(self.n, dtype=torch.bool)
+        for where, variables, total, factor, grid in self.parts:
+            metrics = {v for v, _ in variables} | {"num_gpus"}
+            ev = roofline.evaluate(grid, efficiency, fields, breakdown=False, metrics=metrics)
+
+            def flat(t: torch.Tensor, shape: tuple[int, ...] = grid.shape) -> torch.Tensor:
+                return t.expand(shape).reshape(-1)  # one value per point (= per row: the grid is zipped)
+
+            value = torch.full((len(where),), float("nan"), dtype=torch.float64)
+            for variable, sel in variables:
+                value = value.index_put((sel,), flat(ev.values[variable])[sel].to(torch.float64))
+            gpus = flat(ev.values["num_gpus"]).to(torch.float64)
+            value = torch.where(total, value * gpus, value) * factor  # as fidelity.predict does
+            values = values.index_put((where,), value)
+            ok[where] = (flat(ev.reason) == 0) & torch.isfinite(value.detach())
+        return values, ok
 
 
 def _values(raw: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -214,27 +237,21 @@ def calibrate(
     # start from each preset's own value where one exists: initialize at the median over the rows
     opt = torch.optim.Adam(list(raw.values()), lr=lr)
     idx_train = torch.as_tensor(np.flatnonzero(train))
-
-    def predicted(efficiency: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        out = model.predict(efficiency)
-        values = torch.stack([out[i][0] for i in range(len(rows))])
-        ok = torch.tensor([out[i][1] for i in range(len(rows))])
-        return values, ok
-
     with torch.no_grad():
-        start, _ = predicted({})
+        start, _ = model.predict({})
     for _ in range(steps):  # optimizer iterations
         opt.zero_grad()
-        values, ok = predicted(_values(raw))
-        err = torch.log(values[idx_train]) - torch.log(measured[idx_train])
+        values, ok = model.predict(_values(raw))
+        fit = idx_train[ok[idx_train]]  # feasible train rows: the others (NaN, inf) never reach the log
+        err = torch.log(values[fit]) - torch.log(measured[fit])
         # pseudo-Huber on the log ratio: quadratic near 0, linear in the tails, so the few rows
         # the model cannot express (e.g. non-native kernels) do not drag every factor
-        loss = (torch.sqrt(err[ok[idx_train]] ** 2 + HUBER**2) - HUBER).mean()
+        loss = (torch.sqrt(err**2 + HUBER**2) - HUBER).mean()
         loss.backward()
         opt.step()
     with torch.no_grad():
         fitted = {n: float(v) for n, v in _values(raw).items()}
-        final, ok = predicted({n: torch.tensor(v, dtype=torch.float64) for n, v in fitted.items()})
+        final, ok = model.predict({n: torch.tensor(v, dtype=torch.float64) for n, v in fitted.items()})
     check_efficiency({k: v for k, v in fitted.items() if k not in HARDWARE_FACTORS})  # true by construction
 
     def median(pred: torch.Tensor, mask: np.ndarray) -> float:
