@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from tensorperf.analysis.calibrate import calibrate
 from tensorperf.catalog import presets
-from tensorperf.catalog.specs import Efficiency, HardwareSpec, ModelSpec
+from tensorperf.catalog.specs import Efficiency, HardwareSpec, ModelSpec, StackSpec
 from tensorperf.engine.masks import Reason, describe
 from tensorperf.interface import accessor as _accessor  # noqa: F401  (registers the Dataset.tperf accessor)
 from tensorperf.interface.api import best, pareto, reduce, report, sensitivity, sweep
@@ -31,6 +31,7 @@ __all__ = [
     "presets",
     "ModelSpec",
     "HardwareSpec",
+    "StackSpec",
     "Efficiency",
     "SpecError",
     "Reason",

@@ -73,6 +73,7 @@ _ROWS = (
     Axis("kv_dtype", Kind.LABEL, "bf16", "1", "number format of the KV cache", 9),
     Axis("act_dtype", Kind.LABEL, "bf16", "1", "number format of activations and collectives", 10),
     Axis("allreduce", Kind.LABEL, "ring", "1", "all-reduce algorithm: ring, tree or hierarchical", 11),
+    Axis("stack", Kind.SPEC, "ideal", "1", "serving stack: preset ids or spec files (.toml); its overheads", -6),
     Axis("prompt_len", Kind.COUNT, 1024, "tokens", "prompt length (input sequence length)", 3),
     Axis("output_len", Kind.COUNT, 128, "tokens", "output length, counting the first token", 4),
     Axis("batch", Kind.BATCH, 1, "1", "requests in flight on the deployment, or 'max'", 17, layout=True),

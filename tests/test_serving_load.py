@@ -319,3 +319,37 @@ def test_best_and_pareto_take_the_serving_variables():
     got = np.sort(front.serving_tokens_per_s_per_gpu.values[np.isfinite(front.serving_tokens_per_s_per_gpu.values)])
     np.testing.assert_array_equal(got, np.sort(table.serving_tokens_per_s_per_gpu.values))
     assert len(got) >= 3
+
+
+# ---- serving stacks -----------------------------------------------------------------------------
+STACK = tp.StackSpec(name="slow-host", step_overhead=0.002, request_overhead=0.08)
+
+
+def test_a_stack_adds_its_overheads():
+    # 2 ms of host time per step and 80 ms per request: TPOT + 2 ms exactly (every step of the mixture
+    # carries it), TTFT + 80 ms + 2 ms per prefill step (one here: 1000 tokens within the budget);
+    # the static passes get the step overhead only
+    kw = dict(**DENSE, prompt_len=1000, output_len=500, batch=[1, 64])
+    ds = tp.sweep(**kw, stack=["ideal", STACK])
+    ideal, slow = ds.sel(stack="ideal"), ds.sel(stack="slow-host")
+    np.testing.assert_allclose(slow.serving_tpot - ideal.serving_tpot, 0.002, rtol=1e-9)
+    np.testing.assert_allclose(slow.tpot - ideal.tpot, 0.002, rtol=1e-9)
+    np.testing.assert_allclose(slow.serving_ttft.sel(batch=1) - ideal.serving_ttft.sel(batch=1), 0.082, rtol=1e-9)
+    np.testing.assert_allclose(slow.ttft.sel(batch=1) - ideal.ttft.sel(batch=1), 0.002, rtol=1e-9)
+    # Little's law still holds, on the client's end-to-end time
+    np.testing.assert_allclose(slow.serving_requests_per_s, slow.concurrency / slow.serving_e2e_latency, rtol=1e-12)
+    assert "slow-host" in ds.attrs["stack_specs"]
+
+
+def test_the_ideal_stack_is_the_default_bit_for_bit():
+    kw = dict(**DENSE, prompt_len=[100, 3000], output_len=[10, 500], batch=[1, 64])
+    a, b = tp.sweep(**kw), tp.sweep(**kw, stack="ideal")
+    for name in a.data_vars:
+        np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+
+
+def test_an_unknown_stack_names_the_choices():
+    with pytest.raises(tp.SpecError, match="unknown stack preset 'sglangg'"):
+        tp.sweep(model="llama-3.1-8b", hardware="h100-sxm", stack="sglangg")
+    with pytest.raises(tp.SpecError, match="request_overhead"):
+        tp.StackSpec(name="x", request_overhead=-1.0)

@@ -352,6 +352,28 @@ class Efficiency:
         validate(self)
 
 
+@dataclass(frozen=True, kw_only=True)
+class StackSpec:
+    """What a serving stack (engine and version) adds to the forward passes' time (docs/model.md §10.4).
+
+    step_overhead: seconds per forward step the host does not hide behind the GPU (scheduling,
+    sampling, launches outside CUDA graphs), added to every step of every pass.
+    request_overhead: seconds between a request's arrival at the server and its first token that are
+    not forward passes (HTTP, tokenization, admission, detokenizing and streaming the first token),
+    added to the serving TTFT.
+    """
+
+    name: str
+    step_overhead: float = 0.0
+    request_overhead: float = 0.0
+    source: str = ""
+
+    CONSTRAINTS: ClassVar[dict[str, Any]] = {"step_overhead": non_negative, "request_overhead": non_negative}
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
 # Efficiency factors that are fractions: rates in (0, 1] (a *_scale scales their odds) and overlaps in
 # [0, 1]; the rest are sizes and times.
 RATE_EFFICIENCIES = tuple(n for n, rule in Efficiency.CONSTRAINTS.items() if rule is unit_interval)

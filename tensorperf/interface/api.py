@@ -61,6 +61,7 @@ def sweep(
     kv_dtype: Any = "bf16",
     act_dtype: Any = "bf16",
     allreduce: Any = "ring",
+    stack: Any = "ideal",
     prompt_len: Any = 1024,
     output_len: Any = 128,
     batch: Any = 1,
@@ -120,6 +121,9 @@ def sweep(
       at once, the first ``batch`` a burst, the rest entering as slots free.
       ``isl_range_ratio`` / ``osl_range_ratio`` (default 1): prompt and output lengths uniform in
       [r·L, L] (the serving metrics are expectations over them).
+    - ``stack``: the serving stack (preset ids, e.g. ``"sglang"``, ``"trtllm-1"``, TOML paths or
+      :class:`~tensorperf.catalog.specs.StackSpec` objects): its host time per forward step and per
+      request outside the passes (docs/model.md §10.4); ``"ideal"`` (default): none.
     - ``zipped``: inputs (lists of one length) that share one dimension, ``point``; the i-th values
       form the i-th configuration instead of spanning a Cartesian product.
     - What-if inputs: any numeric field of ModelSpec or HardwareSpec (``hbm_bandwidth=[3.35e12,
@@ -172,6 +176,7 @@ def sweep(
         osl_range_ratio=osl_range_ratio,
         chunk_size=chunk_size,
         allreduce=allreduce,
+        stack=stack,
         zipped=zipped,
         **what_if,
         dtype=dtype,

@@ -14,7 +14,7 @@ import torch
 
 from tensorperf.axes import AXES, Kind
 from tensorperf.catalog import presets
-from tensorperf.catalog.specs import HARDWARE_FIELDS, MODEL_FIELDS, Efficiency, HardwareSpec, ModelSpec
+from tensorperf.catalog.specs import HARDWARE_FIELDS, MODEL_FIELDS, Efficiency, HardwareSpec, ModelSpec, StackSpec
 from tensorperf.engine.grid import Grid
 from tensorperf.engine.physics.comm import ALL_REDUCE
 from tensorperf.units import DTYPE_BYTES
@@ -46,6 +46,7 @@ _SPEC_SOURCES: Mapping[str, tuple[type, Mapping[str, Any], Any]] = MappingProxyT
     {
         "model": (ModelSpec, {".toml": presets.load_model_file, ".json": ModelSpec.from_hf_config}, presets.model),
         "hardware": (HardwareSpec, {".toml": presets.load_hardware_file}, presets.hardware_spec),
+        "stack": (StackSpec, {".toml": presets.load_stack_file}, presets.stack),
     }
 )
 
@@ -126,7 +127,7 @@ def build_grid(
     inputs: dict[str, tuple[tuple[Any, ...], tuple[Any, ...], bool]] = {}
     for name, axis in AXES.items():
         value = axes.get(name)
-        if value is None and axis.kind is not Kind.SPEC:  # (model and hardware are required)
+        if value is None:  # (model and hardware are required: given above)
             if axis.default is None:
                 continue  # optional input not given
             value = axis.default  # None means "the default"

@@ -14,10 +14,20 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from tensorperf.catalog.specs import Efficiency, HardwareSpec, ModelSpec, SeedHardware
+from tensorperf.catalog.specs import Efficiency, HardwareSpec, ModelSpec, SeedHardware, StackSpec
 from tensorperf.validation import SpecError, read_toml, unknown_name_error
 
-__all__ = ["models", "hardware", "model", "hardware_spec", "load_model_file", "load_hardware_file"]
+__all__ = [
+    "models",
+    "hardware",
+    "stacks",
+    "model",
+    "hardware_spec",
+    "stack",
+    "load_model_file",
+    "load_hardware_file",
+    "load_stack_file",
+]
 
 _META_KEYS = ("id", "notes", "sources", "display_name")
 
@@ -38,6 +48,11 @@ def models() -> tuple[str, ...]:
 def hardware() -> tuple[str, ...]:
     """Ids of the hardware presets."""
     return _ids("hardware")
+
+
+def stacks() -> tuple[str, ...]:
+    """Ids of the serving-stack presets."""
+    return _ids("stacks")
 
 
 def _read_toml(path: Any) -> tuple[Path, dict[str, Any]]:
@@ -103,6 +118,24 @@ def load_hardware_file(path: str | Path) -> HardwareSpec:
         except (SpecError, TypeError) as e:
             raise SpecError(f"{path}: [seed]: {e}") from None
     return spec
+
+
+def load_stack_file(path: str | Path) -> StackSpec:
+    """A StackSpec from a preset-schema TOML file."""
+    path, data = _read_toml(path)
+    return _build(StackSpec, data, path, str(data.get("id", path.stem)))
+
+
+def stack(preset_id: str) -> StackSpec:
+    """The StackSpec of a serving-stack preset id."""
+    if not isinstance(preset_id, str) or preset_id not in stacks():
+        raise unknown_name_error("stack preset", preset_id, stacks())
+    return _stack(preset_id)
+
+
+@cache
+def _stack(preset_id: str) -> StackSpec:
+    return load_stack_file(_preset_dir("stacks") / f"{preset_id}.toml")
 
 
 def model(preset_id: str) -> ModelSpec:

@@ -144,6 +144,16 @@ def workload(
     )
 
 
+def stack_overheads(grid: Grid) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(seconds per step, seconds per request) of each point's serving stack; None where they are 0
+    at every point (the ideal stack: the same results bit for bit)."""
+    specs, view = grid.values["stack"], grid.spec("stack")
+    return (
+        view.step_overhead if any(s.step_overhead for s in specs) else None,
+        view.request_overhead if any(s.request_overhead for s in specs) else None,
+    )
+
+
 def traffic(grid: Grid, S: torch.Tensor, T_out: torch.Tensor) -> Traffic:
     """The serving inputs: the step's token budget, the lengths' means and the prompt lengths' range
     (None where every ratio is 1), the request rate and the number of requests (None where not
@@ -157,6 +167,7 @@ def traffic(grid: Grid, S: torch.Tensor, T_out: torch.Tensor) -> Traffic:
         prompt_range=(S * r_in, S, r_in == 1) if ranged else None,
         # uniform on [rL, L]: variance L²(1 − r)²/12 over the squared mean L²(1 + r)²/4
         output_cv2=(1 - r_out) ** 2 / (3 * (1 + r_out) ** 2),
+        request_overhead=stack_overheads(grid)[1],
         request_rate=grid.axis("request_rate") if "request_rate" in grid.values else None,
         num_requests=grid.axis("num_requests", torch.float64).to(grid.dtype) if "num_requests" in grid.values else None,
     )
@@ -223,6 +234,9 @@ def build(
     model, hardware = specs(grid, fields)
     column = math_column(grid)
     eff = efficiencies(grid, efficiency, column)
+    stack = stack_overheads(grid)
+    if stack[0] is not None:  # the serving stack's host time per step adds to the hardware's own
+        object.__setattr__(eff, "step_overhead", eff.step_overhead + stack[0])
     cuts = shortcuts(grid, fields, eff, hardware, breakdown)
     exact = exact_counts(grid)
     model_exact = grid.spec("model", int_dtype=f64) if grid.dtype != f64 else model

@@ -147,7 +147,10 @@ def closed_loop(w: Workload, r: Rates, d: Deployment, s: Shortcuts, b: torch.Ten
     e2e = ttft + (T - 1) * tpot
     life = prefills + (T - 1)  # steps of a request's life
     mean_ops = {k: each(lambda p, q: (p + (T - 1) * q) / life, pre_ops[k], dec_ops[k]) for k in dec_ops}
-    return _Loop(ttft=ttft, tpot=tpot, e2e=e2e, step=e2e / life, ops=mean_ops)
+    step = e2e / life
+    if tr.request_overhead is not None:  # the stack's time outside the passes, before the first token
+        ttft, e2e = ttft + tr.request_overhead, e2e + tr.request_overhead
+    return _Loop(ttft=ttft, tpot=tpot, e2e=e2e, step=step, ops=mean_ops)
 
 
 def _sakasegawa_queue(rho: torch.Tensor, servers: torch.Tensor, cv2: torch.Tensor) -> torch.Tensor:
@@ -167,6 +170,7 @@ class _Burst:
     duration: torch.Tensor  # when the last of them ends
     ops: PerOp  # per-op quantities of the mean step of the burst
     steps: torch.Tensor  # its steps
+    steps_time: torch.Tensor  # their time
 
 
 def burst(w: Workload, r: Rates, d: Deployment, s: Shortcuts, k: torch.Tensor) -> _Burst:
@@ -192,7 +196,11 @@ def burst(w: Workload, r: Rates, d: Deployment, s: Shortcuts, k: torch.Tensor) -
     steps = n_b + T - 1
     ops = {key: each(lambda a, b: (n_b * a + (T - 1) * b) / steps, o_b[key], o_d[key]) for key in o_d}
     first_done = torch.clamp(S / per_step, min=1) * t_b + (T - 1) * t_d
-    return _Burst(ttft, tpot, first_done, n_b * t_b + (T - 1) * t_d, ops, steps)
+    duration = n_b * t_b + (T - 1) * t_d
+    if tr.request_overhead is not None:  # the stack's time outside the passes, before the first token
+        ro = tr.request_overhead
+        ttft, first_done, duration = ttft + ro, first_done + ro, duration + ro
+    return _Burst(ttft, tpot, first_done, duration, ops, steps, n_b * t_b + (T - 1) * t_d)
 
 
 def _sakasegawa_queue(rho: torch.Tensor, servers: torch.Tensor, cv2: torch.Tensor) -> torch.Tensor:
@@ -281,5 +289,5 @@ def _offline(w: Workload, r: Rates, d: Deployment, s: Shortcuts, cap: _Loop, cap
     # the mean step over the run: the burst's steps, then the closed loop's
     w_burst = k * b.steps / (k * b.steps + later * (cap.e2e / cap.step))
     ops = {key: each(lambda a, c: w_burst * a + (1 - w_burst) * c, b.ops[key], cap.ops[key]) for key in cap.ops}
-    step = w_burst * (b.duration / b.steps) + (1 - w_burst) * cap.step
+    step = w_burst * (b.steps_time / b.steps) + (1 - w_burst) * cap.step
     return Load(ttft, tpot, ttft + (T - 1) * tpot, rps, rps * T, step, ops, None, None)

@@ -39,6 +39,7 @@ class Traffic:
     mean_output: torch.Tensor  # E[T_out]
     prompt_range: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None  # (r·L, L, r == 1); None: r = 1
     output_cv2: torch.Tensor  # Var(T_out)/E[T_out]²: the service time's squared coefficient of variation
+    request_overhead: torch.Tensor | None  # s per request outside the forward passes (the stack's); None: 0
     request_rate: torch.Tensor | None  # λ, requests/s on the deployment (open loop); None: closed loop
     num_requests: torch.Tensor | None  # N queued at once (offline); None: the steady state
 
