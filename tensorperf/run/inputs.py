@@ -127,7 +127,7 @@ def build_grid(
     inputs: dict[str, tuple[tuple[Any, ...], tuple[Any, ...], bool]] = {}
     for name, axis in AXES.items():
         value = axes.get(name)
-        if value is None:  # (model and hardware are required: given above)
+        if value is None and not (axis.kind is Kind.SPEC and axis.default is None):  # (model, hardware: required)
             if axis.default is None:
                 continue  # optional input not given
             value = axis.default  # None means "the default"

@@ -1,4 +1,4 @@
-"""``tensorperf presets``: the model and hardware presets with their key numbers."""
+"""``tensorperf presets``: the model, hardware and serving-stack presets with their key numbers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from tensorperf.interface.report import table
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    sub.add_parser("presets", help="list model and hardware presets with key numbers")
+    sub.add_parser("presets", help="list model, hardware and serving-stack presets with key numbers")
 
 
 def run(out: TextIO) -> int:
@@ -45,5 +45,11 @@ def run(out: TextIO) -> int:
             }
         )
     print("\nHardware (dense peaks; link bandwidth per GPU per direction)", file=out)
+    print(table(rows, list(rows[0])), file=out)
+    rows = [
+        {"id": sid, "ms/step": st.step_overhead * 1e3, "ms/request": st.request_overhead * 1e3}
+        for sid, st in ((sid, presets.stack(sid)) for sid in presets.stacks())
+    ]
+    print("\nServing stacks (host time per forward step and per request outside the passes)", file=out)
     print(table(rows, list(rows[0])), file=out)
     return 0
