@@ -18,14 +18,14 @@ Setup (one sweep, one vectorized reduction):
   masked by ``world_size=64`` (which would compute seven times as many layouts);
 - deployment batches 1, 2, 4-60 in steps of 4 and 64-768 in steps of 16;
 - objective: ``tokens_per_s_per_gpu`` (a static batch's output tokens over its whole life, prefill
-  included; the metric of the default sweep's table in the README) at ``tokens_per_s_per_user``
+  included; the metric ``tensorperf sweep examples/seed-scenario.toml`` ranks by) at ``tokens_per_s_per_user``
   >= 20, best over layouts and batches for each (dtype, prompt, bandwidth, capacity).
 
 A capacity axis value of 10 TB (not plotted) gives the same optimum with memory never binding: a
 cell whose fp8 optimum is > 2% below it is marked "capacity-bound" (more HBM would raise it).
 
 Run: ``python examples/whatif_seed_fp8_fp4.py`` (prints the tables, writes
-``whatif_seed_fp8_fp4.png`` next to this file; 5-10 s and ~3 GB of memory on 2 CPU cores).
+``whatif_seed_fp8_fp4.png`` next to this file; about 3.5 s and 2.3 GB peak RSS on 2 CPU cores).
 """
 
 from __future__ import annotations
