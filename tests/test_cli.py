@@ -342,3 +342,17 @@ def test_bad_subcommand_input_is_one_line_exit_2(argv, needle, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_sweep_and_explain_show_serving_under_load():
+    # a request-rate sweep prints the serving columns (the static ones do not depend on the rate)
+    argv = ["--model", "llama-3.1-70b", "--hardware", "h100-sxm", "--tp", "4", "--weight-dtype", "fp8"]
+    code, text = run(["sweep", *argv, "--batch", "64", "--request-rate", "1,3,50"])
+    assert code == 0
+    header = next(line for line in text.splitlines() if line.startswith("req/s in"))
+    assert "serving TTFT s" in header and "serving TPOT ms" in header
+    assert "overloaded" in text  # 50 req/s is beyond this deployment's capacity
+    code, text = run(["explain", *argv, "--batch", "64", "--request-rate", "3", "--isl-range-ratio", "0.8"])
+    assert code == 0
+    assert "3 requests/s (Poisson), at most 64 in flight, ISL in [0.8·L, L]" in text
+    assert "serving under load: TTFT" in text and "static batch (all prompts at once, then decode)" in text

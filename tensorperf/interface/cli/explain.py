@@ -109,6 +109,17 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         f"= {n_gpus} GPUs" + (f"; what-if {', '.join(what_if)}" if what_if else ""),
         file=out,
     )
+    serving = [f"stack {p['stack']}", f"{p['max_num_tokens']} tokens per step"]
+    if "request_rate" in p:
+        serving.append(f"{p['request_rate']:g} requests/s (Poisson), at most {p['batch']} in flight")
+    if "num_requests" in p:
+        serving.append(f"{p['num_requests']} requests" + ("" if "request_rate" in p else " queued at once"))
+    if "request_rate" not in p and "num_requests" not in p:
+        serving.append(f"{p['batch']} requests in flight (closed loop)")
+    ranges = [
+        f"{k.split('_')[0].upper()} in [{p[k]:g}·L, L]" for k in ("isl_range_ratio", "osl_range_ratio") if p[k] < 1
+    ]
+    print("serving: " + ", ".join(serving + ranges), file=out)
     code = int(ds.infeasible_reason)
     if code:
         print(f"feasible: no ({describe(code)}; infeasible_reason {code})", file=out)
@@ -125,9 +136,16 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         print("(times and per-op numbers are not defined at an infeasible point)", file=out)
         return 0
     print(
-        f"TTFT {float(ds.ttft):.3f} s, TPOT {float(ds.tpot) * 1e3:.2f} ms ({float(ds.tokens_per_s_per_user):.1f} "
-        f"tokens/s/user), {float(ds.tokens_per_s_per_gpu):.1f} output tokens/s/GPU, MFU {float(ds.mfu):.3f}, "
-        f"MBU {float(ds.mbu):.3f}",
+        f"serving under load: TTFT {float(ds.serving_ttft):.3f} s, TPOT {float(ds.serving_tpot) * 1e3:.2f} ms "
+        f"({float(ds.serving_tokens_per_s_per_user):.1f} tokens/s/user), e2e {float(ds.serving_e2e_latency):.2f} s, "
+        f"{float(ds.serving_requests_per_s):.3g} requests/s, {float(ds.serving_tokens_per_s_per_gpu):.1f} output "
+        "tokens/s/GPU",
+        file=out,
+    )
+    print(
+        f"static batch (all prompts at once, then decode): TTFT {float(ds.ttft):.3f} s, TPOT "
+        f"{float(ds.tpot) * 1e3:.2f} ms ({float(ds.tokens_per_s_per_user):.1f} tokens/s/user), "
+        f"{float(ds.tokens_per_s_per_gpu):.1f} output tokens/s/GPU, MFU {float(ds.mfu):.3f}, MBU {float(ds.mbu):.3f}",
         file=out,
     )
     print(mem, file=out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import TextIO
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
@@ -43,11 +44,21 @@ def dim_columns(frame: pd.DataFrame, dims: Collection[str]) -> list[str]:
     return [c for c in frame.columns if c in dims and frame[c].nunique() > 1]
 
 
+def serving_asked(ds: xr.Dataset) -> bool:
+    """Whether the sweep's inputs ask about serving under load: a request rate or count, lengths drawn
+    from a range, a serving stack."""
+    ranged = any(bool((ds[k] < 1).any()) for k in ("isl_range_ratio", "osl_range_ratio") if k in ds.coords)
+    stacked = "stack" in ds.coords and any(str(v) != "ideal" for v in np.atleast_1d(ds["stack"].values))
+    return "request_rate" in ds.coords or "num_requests" in ds.coords or ranged or stacked
+
+
 def point_rows(ds: xr.Dataset, limit: int, out: TextIO) -> None:
-    """Every point of a small grid: the varying inputs, the headline metrics, why infeasible."""
-    metrics = METRIC_COLUMNS + (["concurrency"] if ds["batch"].dtype.kind in "OUS" else [])  # batch='max'
+    """Every point of a small grid: the varying inputs, the headline metrics (the serving ones when the
+    inputs ask about serving under load), why infeasible."""
+    headline_columns = SERVING_COLUMNS if serving_asked(ds) else METRIC_COLUMNS
+    metrics = headline_columns + (["concurrency"] if ds["batch"].dtype.kind in "OUS" else [])  # batch='max'
     shown = ds[[v for v in metrics + ["infeasible_reason"] if v in ds]]
-    if not shown.ttft.dims:
+    if not shown[metrics[0]].dims:
         shown = shown.expand_dims("point")
     frame = shown.to_dataframe().reset_index()
     frame["why infeasible"] = [describe(int(c)) if c else "" for c in frame["infeasible_reason"]]
