@@ -13,23 +13,12 @@ import argparse
 import time
 
 import torch
+from grid_throughput import GRID  # the 1.1e6-point grid of the other benchmarks
 
 from tensorperf.engine.conventions import CONVENTIONS
 from tensorperf.run.inputs import build_grid
 
-POW2 = [1, 2, 4, 8, 16, 32, 64]
-BASE = dict(
-    model="gpt-moe-1.8t",
-    hardware=["h100-sxm", "h200-sxm", "b200", "gb200", "b300", "gb300", "mi300x", "mi355x"],
-    weight_dtype=["bf16", "fp8", "fp4"],
-    prompt_len=[2048, 8192, 16384],
-    output_len=1024,
-    batch=[1, 2, 4, 8, 16, 32, 64, 128, 256],
-    tp=POW2,
-    pp=POW2,
-    dp=POW2,
-    ep=[1, 2, 4, 8, 16],
-)  # 1,111,320 points; the open-loop rows 3x that
+BASE = GRID  # 1,111,320 points; the open-loop rows 3x that
 STATIC = ["ttft", "tpot", "tokens_per_s_per_gpu", "tokens_per_s_per_user"]
 SERVING = ["serving_ttft", "serving_tpot", "serving_e2e_latency", "serving_tokens_per_s_per_gpu"]
 ROWS = {
