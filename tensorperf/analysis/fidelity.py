@@ -13,9 +13,10 @@ Report columns: ``id, metric, measured, predicted, rel_error, status`` with
 ``rel_error = (predicted - measured) / measured`` and ``status`` = ``ok`` or ``skipped: <reason>``;
 then context columns (``unit``, ``hardware``, ``model``, ``mode``, ``source``, the tensorperf
 ``variable`` compared, and the mapped ``tp, pp, dp, ep, batch``; ``batch`` is the concurrency the
-model used, i.e. the runtime's choice for ``batch="max"`` rows; and ``request_rate, num_requests,
-isl_range_ratio, osl_range_ratio``, NaN where the row does not state them). ``measured`` and
-``predicted`` are in the row's own unit; everything in between is SI (ms -> s at the edges only).
+model used, i.e. the runtime's choice for ``batch="max"`` rows; ``request_rate, num_requests,
+isl_range_ratio, osl_range_ratio``, NaN where the row does not state them; and the serving
+``stack`` id the row maps to). ``measured`` and ``predicted`` are in the row's own unit;
+everything in between is SI (ms -> s at the edges only).
 
 Mapping rules (each is a decision about what the benchmark ran; see docs/validation.md):
 
@@ -84,6 +85,18 @@ throughput times (E[ISL] + E[OSL]) / E[OSL], the mean lengths under the range ra
     batch, or for throughput ``batch="max"`` (memory-bound batch; the source saturated decode) when
     none is given (a per-user speed without a batch is skipped);
     an empty OSL becomes 1, i.e. one decode step at a context of ISL (the rows give "KV length").
+
+Serving stack (``stack``, a zipped per-row input: :data:`STACK_IDS`; docs/model.md §10.4)
+    From the row's ``framework`` and ``framework_version`` (both optional columns; see
+    :func:`stack_of`): TensorRT-LLM whose version says MLPerf (submission code) -> ``ideal``; whose
+    version says "PyTorch" (the PyTorch backend/workflow, also 0.20) -> ``trtllm-1``; whose first
+    version number is 0.x (TensorRT engines and the C++ runtime: gptSessionBenchmark, trtllm-bench,
+    the Triton backend, v0.5-v0.14) -> ``trtllm-0``; 1.x (also release candidates, e.g. the
+    ``release:1.2.0rc6`` images) or a 2025 main-branch build or commit (the docs of the PyTorch
+    workflow) -> ``trtllm-1``; a version not stated -> ``ideal``. SGLang -> ``sglang``; vLLM ->
+    ``vllm``; ATOM (AMD) -> ``atom``; anything else (DeepSeek internal, RTP-LLM, no framework
+    stated) -> ``ideal``. ``predict(rows, stacks={id: spec})`` evaluates the rows of a stack id with
+    another spec (a StackSpec, a preset id or a .toml path), e.g. ``ideal`` for all of them.
 
 Skipped (``status = "skipped: <reason>"``)
     speculative decoding (``speculative`` not empty: MTP acceptance is not modelled); p99 metrics
@@ -161,6 +174,7 @@ CONTEXT_COLUMNS = (
     "num_requests",
     "isl_range_ratio",
     "osl_range_ratio",
+    "stack",
 )
 
 # a row's unit -> SI factor (the only unit conversions of the module)
@@ -248,6 +262,7 @@ MAPPED_COLUMNS = (
     "num_requests",
     "isl_range_ratio",
     "osl_range_ratio",
+    "stack",
     "variable",
     "times_gpus",
     "factor",
@@ -256,7 +271,22 @@ MAPPED_COLUMNS = (
 # inputs a mapped row carries only when its source states them (NaN otherwise); rows are grouped
 # into one zipped sweep per combination of present inputs (and batch kind)
 OPTIONAL_INPUTS = ("request_rate", "num_requests", "isl_range_ratio", "osl_range_ratio")
-_GRID_INPUTS = ("model", "hardware", "weight_dtype", "kv_dtype", "prompt_len", "output_len", "tp", "pp", "dp", "ep")
+_GRID_INPUTS = (
+    "model",
+    "hardware",
+    "weight_dtype",
+    "kv_dtype",
+    "prompt_len",
+    "output_len",
+    "tp",
+    "pp",
+    "dp",
+    "ep",
+    "stack",
+)
+# the serving-stack presets rows map to (tensorperf/catalog/presets/stacks; stack_of gives the rule)
+STACK_IDS = ("ideal", "trtllm-0", "trtllm-1", "sglang", "vllm", "atom")
+_VERSION = re.compile(r"(?<![\w.])(\d+)\.(\d+)")  # the first version number: 0.14.0, release:1.2.0rc6
 
 
 # ------------------------------------------------------------------------------------------ loading
@@ -457,6 +487,30 @@ def _serving_inputs(row: Mapping[str, Any], mode: str) -> dict[str, Any] | str:
     return out
 
 
+def stack_of(framework: Any, version: Any = None) -> str:
+    """The serving-stack preset id of a row's ``framework`` and ``framework_version`` (the rule of
+    the module docstring): ``trtllm-0``, ``trtllm-1``, ``sglang``, ``vllm``, ``atom`` or ``ideal``."""
+    name, text = _text(framework).lower(), _text(version)
+    if name.startswith(("tensorrt-llm", "trt-llm", "trtllm")):
+        if re.search(r"mlperf", text, re.IGNORECASE):
+            return "ideal"  # MLPerf submission code: the submitter's own harness
+        if re.search(r"pytorch", text, re.IGNORECASE):
+            return "trtllm-1"  # the PyTorch backend (0.20 onwards) is the 1.x runtime
+        m = _VERSION.search(text)
+        if m:
+            return "trtllm-0" if int(m.group(1)) == 0 else "trtllm-1"
+        if re.search(r"\b(main|commit)\b", text, re.IGNORECASE):
+            return "trtllm-1"  # a 2025 development build (the PyTorch workflow's docs)
+        return "ideal"  # version not stated
+    if name.startswith("sglang"):
+        return "sglang"
+    if name.startswith("vllm"):
+        return "vllm"
+    if name.startswith("atom"):
+        return "atom"
+    return "ideal"
+
+
 def _map_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """One row -> its grid point and variable, or {'status': 'skipped: ...'}."""
     metric, mode = _text(row.get("metric")), _text(row.get("mode"))
@@ -558,11 +612,16 @@ def _map_row(row: Mapping[str, Any]) -> dict[str, Any]:
 def map_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """The grid point of every row (index aligned with ``rows``): model, hardware, dtypes,
     prompt_len, output_len, tp, pp, dp, ep, batch (int or 'max'), max_num_seqs, request_rate,
-    num_requests, isl_range_ratio, osl_range_ratio (NaN where the row does not state them),
-    variable, times_gpus, factor (the multiplier of the prediction besides num_gpus), si (the
-    unit's SI factor) and status ('ok' or 'skipped: ...')."""
+    num_requests, isl_range_ratio, osl_range_ratio (NaN where the row does not state them), stack
+    (the serving-stack preset id, :func:`stack_of`; skipped rows have one too), variable,
+    times_gpus, factor (the multiplier of the prediction besides num_gpus), si (the unit's SI
+    factor) and status ('ok' or 'skipped: ...')."""
     records = [_map_row(r) for r in rows.to_dict("records")]
-    return pd.DataFrame(records, index=rows.index, columns=MAPPED_COLUMNS)
+    mapped = pd.DataFrame(records, index=rows.index, columns=MAPPED_COLUMNS)
+    framework = rows["framework"].tolist() if "framework" in rows else [None] * len(rows)
+    version = rows["framework_version"].tolist() if "framework_version" in rows else [None] * len(rows)
+    mapped["stack"] = [stack_of(f, v) for f, v in zip(framework, version)]  # skipped rows too
+    return mapped
 
 
 def sweep_groups(points: pd.DataFrame) -> list[tuple[tuple[bool, tuple[str, ...]], pd.DataFrame]]:
@@ -582,14 +641,17 @@ def sweep_groups(points: pd.DataFrame) -> list[tuple[tuple[bool, tuple[str, ...]
 def grid_inputs(points: pd.DataFrame, batch_max: bool | None = None) -> dict[str, Any]:
     """The inputs of one zipped sweep over mapped ``points`` (rows of :func:`map_rows` of one group
     of :func:`sweep_groups`: all with ``batch == "max"`` when ``batch_max``, else all with a stated
-    batch; ``None``: decided from the points). An optional input (request_rate, num_requests, range
-    ratios) is passed, zipped, when the points state it; points that state it only in part raise
-    ValueError (group them with :func:`sweep_groups` first)."""
+    batch; ``None``: decided from the points). Each point's serving ``stack`` (a preset id or a
+    spec; ``ideal`` for points without the column) is zipped with the rest. An optional input
+    (request_rate, num_requests, range ratios) is passed, zipped, when the points state it; points
+    that state it only in part raise ValueError (group them with :func:`sweep_groups` first)."""
     if batch_max is None:
         batch_max = bool(len(points)) and points["batch"].iloc[0] == "max"
     specs = {m: presets.model(m) for m in points["model"].unique()}  # parse each preset once
-    inputs: dict[str, Any] = {k: points[k].tolist() for k in _GRID_INPUTS}
+    inputs: dict[str, Any] = {k: points[k].tolist() for k in _GRID_INPUTS if k in points}
     inputs["model"] = [specs[m] for m in inputs["model"]]
+    if "stack" not in inputs:  # points mapped without a stack: the ideal one
+        inputs["stack"] = ["ideal"] * len(points)
     zipped = list(_GRID_INPUTS)
     if batch_max:
         inputs.update(batch="max", max_num_seqs=points["max_num_seqs"].astype(int).tolist())
@@ -645,15 +707,35 @@ def _evaluate(
     )
 
 
-def predict(rows: pd.DataFrame, efficiency: Mapping[str, float] | None = None, **what_if: Any) -> pd.DataFrame:
+def with_stacks(mapped: pd.DataFrame, stacks: Mapping[str, Any] | None) -> pd.DataFrame:
+    """``mapped`` (rows of :func:`map_rows`) with the stack of every row whose stack id is a key of
+    ``stacks`` replaced by its value (a StackSpec, a preset id or a .toml path); ``None``: as is."""
+    if stacks is None:
+        return mapped
+    if not isinstance(stacks, Mapping):
+        raise SpecError(f"stacks = {stacks!r} is not allowed: must be a mapping of stack id -> stack")
+    out = mapped.copy()
+    out["stack"] = [stacks.get(s, s) if isinstance(s, str) else s for s in mapped["stack"]]
+    return out
+
+
+def predict(
+    rows: pd.DataFrame,
+    efficiency: Mapping[str, float] | None = None,
+    stacks: Mapping[str, Any] | None = None,
+    **what_if: Any,
+) -> pd.DataFrame:
     """The report: one line per row with ``REPORT_COLUMNS`` then ``CONTEXT_COLUMNS``.
 
     All mapped rows are evaluated in a few zipped sweeps, one per group of :func:`sweep_groups`
     (batch kind x the optional inputs the rows state).
     ``efficiency`` overrides every hardware's default factors (as in :func:`tensorperf.sweep`);
+    ``stacks`` maps stack ids (:data:`STACK_IDS`) to the stack their rows are evaluated with instead
+    of the preset (a StackSpec, a preset id or a .toml path; e.g. ``{s: "ideal" for s in
+    STACK_IDS}``: no serving-stack overheads); the report's ``stack`` column keeps the row's id.
     ``what_if`` scalars (e.g. ``launch_overhead=20e-6``) are passed to the sweeps unchanged."""
     mapped = map_rows(rows)
-    ok = mapped[mapped["status"] == "ok"]
+    ok = with_stacks(mapped[mapped["status"] == "ok"], stacks)
     predicted = pd.DataFrame({"value": np.nan, "concurrency": np.nan, "reason": 0}, index=rows.index)
     for (batch_max, _), points in sweep_groups(ok):
         predicted.loc[points.index] = _evaluate(points, batch_max, efficiency, what_if)
@@ -686,14 +768,20 @@ def predict(rows: pd.DataFrame, efficiency: Mapping[str, float] | None = None, *
             **{k: mapped[k] for k in ("tp", "pp", "dp", "ep")},
             "batch": predicted["concurrency"].where(mapped["status"] == "ok"),
             **{k: mapped[k].where(mapped["status"] == "ok") for k in OPTIONAL_INPUTS},
+            "stack": mapped["stack"],
         }
     )
     return report.reset_index(drop=True)
 
 
-def validate(path: str | Path, efficiency: Mapping[str, float] | None = None, **what_if: Any) -> pd.DataFrame:
+def validate(
+    path: str | Path,
+    efficiency: Mapping[str, float] | None = None,
+    stacks: Mapping[str, Any] | None = None,
+    **what_if: Any,
+) -> pd.DataFrame:
     """load_measurements + predict."""
-    return predict(load_measurements(path), efficiency=efficiency, **what_if)
+    return predict(load_measurements(path), efficiency=efficiency, stacks=stacks, **what_if)
 
 
 # ------------------------------------------------------------------------------------------ summary
