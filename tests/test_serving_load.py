@@ -130,8 +130,9 @@ def test_request_rate_below_capacity_and_overloaded():
     rates = [0.005, 0.5, 2.0, 4.0, 7.5, 8.0, 9.0, 50.0]
     ds = tp.sweep(**DENSE, prompt_len=1000, output_len=1000, batch=256, request_rate=rates)
     closed = tp.sweep(**DENSE, prompt_len=1000, output_len=1000, batch=256)
-    capacity = float(closed.serving_requests_per_s)  # B / e2e at the cap: 8.026 req/s
-    assert capacity == pytest.approx(8.026, rel=1e-3)  # a regression pin of the model's capacity
+    capacity = float(closed.serving_requests_per_s)  # the closed loop at the cap: B / e2e (8.03 req/s)
+    assert capacity == pytest.approx(256 / float(closed.serving_e2e_latency), rel=1e-12)
+    assert 8.0 < capacity < 9.0  # the rates below straddle it: 0.005-8 below, 9 and 50 above
     over = ds.request_rate >= capacity
     reason = ds.infeasible_reason.values
     np.testing.assert_array_equal((reason & int(Reason.OVERLOADED)) != 0, over.values)

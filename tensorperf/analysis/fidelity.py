@@ -454,6 +454,12 @@ def _layout(row: Mapping[str, Any]) -> tuple[int, int, int, int] | str:
     return tuple(int(v) for v in layout)  # type: ignore[return-value]
 
 
+def stated_rate(notes: Any) -> str:
+    """The request rate a row's notes state, as written ("2", "INF"; "" where none)."""
+    m = _RATE_NOTE.search(_text(notes))
+    return m.group(1).upper() if m else ""
+
+
 def _serving_inputs(row: Mapping[str, Any], mode: str) -> dict[str, Any] | str:
     """What the notes of a continuous-batching row state about its requests: ``request_rate``
     (None for none or 'INF'), ``num_requests``, the length range ratios, and ``unlimited`` (an

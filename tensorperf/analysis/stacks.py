@@ -95,25 +95,10 @@ def _key(value: Any) -> str:
     return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value).strip()
 
 
-_KEY_COLUMNS = (
-    "source",
-    "framework",
-    "framework_version",
-    "hardware",
-    "num_gpus",
-    "model",
-    "weight_dtype",
-    "kv_dtype",
-    "tp",
-    "pp",
-    "ep",
-    "dp",
-    "attention_dp",
-    "batch",
-    "isl",
-    "osl",
-    "mode",
-    "speculative",
+# what names a configuration: where it was published, the stack and version, and every column of
+# the schema that describes the run (not the metric, its value or unit)
+_KEY_COLUMNS = ("source", "framework", "framework_version") + tuple(
+    c for c in fidelity.REQUIRED_COLUMNS if c not in ("id", "metric", "value", "unit", "source")
 )
 
 
@@ -122,7 +107,7 @@ def operating_points(rows: pd.DataFrame) -> pd.Series:
     has and the request rate its notes state ("QPS=<x>"); the rows of one run's metrics share it."""
     columns = [c for c in _KEY_COLUMNS if c in rows]
     notes = rows["notes"] if "notes" in rows else pd.Series("", index=rows.index)
-    rate = [m.group(1).upper() if m else "" for m in (fidelity._RATE_NOTE.search(_key(n)) for n in notes)]
+    rate = [fidelity.stated_rate(n) for n in notes]
     parts = [rows[c].map(_key) for c in columns] + [pd.Series(rate, index=rows.index)]
     return pd.Series(["|".join(p) for p in zip(*parts)], index=rows.index, dtype=object)
 
