@@ -50,7 +50,8 @@ class _Loop:
     ttft: torch.Tensor
     tpot: torch.Tensor
     e2e: torch.Tensor
-    step: torch.Tensor  # mean step time over a request's life: e2e / its steps
+    step: torch.Tensor  # mean step time over a request's life: its passes' time / its steps
+    steps: torch.Tensor  # the steps of a request's life
     ops: PerOp  # the mean step's per-op quantities
 
 
@@ -150,7 +151,7 @@ def closed_loop(w: Workload, r: Rates, d: Deployment, s: Shortcuts, b: torch.Ten
     step = e2e / life
     if tr.request_overhead is not None:  # the stack's time outside the passes, before the first token
         ttft, e2e = ttft + tr.request_overhead, e2e + tr.request_overhead
-    return _Loop(ttft=ttft, tpot=tpot, e2e=e2e, step=step, ops=mean_ops)
+    return _Loop(ttft=ttft, tpot=tpot, e2e=e2e, step=step, steps=life, ops=mean_ops)
 
 
 def _sakasegawa_queue(rho: torch.Tensor, servers: torch.Tensor, cv2: torch.Tensor) -> torch.Tensor:
@@ -287,7 +288,7 @@ def _offline(w: Workload, r: Rates, d: Deployment, s: Shortcuts, cap: _Loop, cap
     tpot = (k * b.tpot + later * cap.tpot) / n_r
     rps = tr.num_requests / total
     # the mean step over the run: the burst's steps, then the closed loop's
-    w_burst = k * b.steps / (k * b.steps + later * (cap.e2e / cap.step))
+    w_burst = k * b.steps / (k * b.steps + later * cap.steps)
     ops = {key: each(lambda a, c: w_burst * a + (1 - w_burst) * c, b.ops[key], cap.ops[key]) for key in cap.ops}
     step = w_burst * (b.steps_time / b.steps) + (1 - w_burst) * cap.step
     return Load(ttft, tpot, ttft + (T - 1) * tpot, rps, rps * T, step, ops, None, None)
