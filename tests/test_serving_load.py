@@ -110,13 +110,18 @@ def test_closed_loop_bounds_and_monotone_in_batch(spec, S, T, budget, ratio):
     # TTFT at least the request's own prefill on an idle deployment (batch 1 of the same sweep)
     first = ds.serving_ttft.isel(batch=0)
     assert bool((ds.serving_ttft >= first * (1 - 1e-12)).where(ds.feasible, True).all())
-    # TPOT at least the decode step at the same batch with no prefill (same lengths), where the budget
-    # does not bind: every request in flight then decodes or prefills a chunk of its own in each step
-    # (where it binds, prompts wait for room: fewer than B requests decode, docs/model.md §10.1)
+    # TPOT against the decode step at the same batch with no prefill (same lengths), where the budget
+    # does not bind (where it binds, prompts wait for room: fewer than B requests decode, docs/model.md
+    # §10.1). A request spends n0 of its n0 + T - 1 steps prefilling, and a prefilling request reads
+    # only its prompt's cache, not the decode context: at most that share f = n0/(n0 + T - 1) of the
+    # in-flight requests is missing from a step's decode work, and a step time affine in its requests
+    # (a + c·B) keeps at least (1 - f) of itself, so serving_tpot >= (1 - f)·tpot. With long outputs
+    # f is small and the bound is nearly tpot itself (S = 16, T = 1414: f = 1/1414).
     if ratio == 1.0:
         n0 = max(1, -(-S // budget))
         free = ds.concurrency / dp * (S + T - 1) / budget <= n0 + T - 1
-        assert bool((ds.serving_tpot >= ds.tpot * (1 - 1e-9)).where(ds.feasible & free, True).all())
+        floor = ds.tpot * (1 - n0 / (n0 + T - 1)) * (1 - 1e-12)
+        assert bool((ds.serving_tpot >= floor).where(ds.feasible & free, True).all())
     axis = ds.serving_ttft.dims.index("batch")
     for values in (ttft, tpot):
         d = np.diff(values, axis=axis)
