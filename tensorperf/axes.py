@@ -29,6 +29,7 @@ class Kind(enum.Enum):
     BATCH = "batch"  # a count, or "max" (the largest batch that fits each point)
     RATE = "rate"  # a finite number > 0 (requests per second)
     FRACTION = "fraction"  # a number in (0, 1]
+    FACTOR = "factor"  # a finite number >= 1 (a max/mean ratio)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,14 @@ _ROWS = (
     Axis("act_dtype", Kind.LABEL, "bf16", "1", "number format of activations and collectives", 10),
     Axis("allreduce", Kind.LABEL, "ring", "1", "all-reduce algorithm: ring, tree or hierarchical", 11),
     Axis("stack", Kind.SPEC, "ideal", "1", "serving stack: preset ids or spec files (.toml); its overheads", -6),
+    Axis(
+        "recipe",
+        Kind.SPEC,
+        "uniform",
+        "1",
+        "precision recipe: weight format per tensor group (preset ids or .toml); 'uniform' follows weight_dtype",
+        -7,
+    ),
     Axis("prompt_len", Kind.COUNT, 1024, "tokens", "prompt length (input sequence length)", 3),
     Axis("output_len", Kind.COUNT, 128, "tokens", "output length, counting the first token", 4),
     Axis("batch", Kind.BATCH, 1, "1", "requests in flight on the deployment, or 'max'", 17, layout=True),
@@ -108,6 +117,14 @@ _ROWS = (
     Axis("num_requests", Kind.COUNT, None, "1", "serving: an offline run of this many requests queued at once", -3),
     Axis("isl_range_ratio", Kind.FRACTION, 1.0, "1", "prompt lengths uniform in [r·prompt_len, prompt_len]", -4),
     Axis("osl_range_ratio", Kind.FRACTION, 1.0, "1", "output lengths uniform in [r·output_len, output_len]", -5),
+    Axis(
+        "imbalance",
+        Kind.FACTOR,
+        None,
+        "1",
+        "MoE: max/mean routed token-expert pairs over the EP ranks, >= 1 (default: uniform top-k routing's)",
+        -8,
+    ),
 )
 
 AXES: Mapping[str, Axis] = MappingProxyType({a.name: a for a in _ROWS})

@@ -137,7 +137,7 @@ def test_hand_picked_rows_map_to_their_grid_point(rows, rid, expected):
         ("M0332", "layout not stated"),
         ("M0369", "batch not stated"),
         ("M0353", "infeasible (divisibility)"),  # EP72 over 256 experts: redundant experts not modelled
-        ("M0333", "infeasible (memory)"),
+        ("M0364", "infeasible (memory)"),  # (M0333 fits on TensorRT-LLM's KV sizing, docs/model.md §10.4)
     ],
 )
 def test_rows_it_cannot_model_are_skipped_with_a_reason(report, rid, reason):
@@ -458,6 +458,7 @@ def test_serving_predictions_equal_a_plain_sweep_of_the_point(report2):
         hardware="h200-sxm",
         weight_dtype="fp8",
         kv_dtype="fp8",
+        recipe="deepseek-fp8",
         tp=8,
         prompt_len=1024,
         output_len=1024,
@@ -496,6 +497,7 @@ def test_serving_predictions_equal_a_plain_sweep_of_the_point(report2):
         hardware="mi355x",
         weight_dtype="fp4",
         kv_dtype="fp8",
+        recipe="quark-mxfp4",
         tp=4,
         prompt_len=8192,
         output_len=1024,
@@ -536,6 +538,7 @@ def test_predictions_equal_a_plain_sweep_of_the_point(report):
         hardware="h100-sxm",
         weight_dtype="fp8",
         kv_dtype="fp8",
+        recipe="modelopt-fp8",
         prompt_len=2048,
         output_len=1,
         batch=1,
@@ -549,6 +552,7 @@ def test_predictions_equal_a_plain_sweep_of_the_point(report):
         hardware="h100-sxm",
         weight_dtype="fp8",
         kv_dtype="fp8",
+        recipe="modelopt-fp8",
         prompt_len=128,
         output_len=128,
         tp=2,
@@ -674,7 +678,7 @@ def test_cli_validate_prints_the_summary_and_writes_the_report(tmp_path):
     path = tmp_path / "report.csv"
     code, text = run(["validate", str(DATA), "-o", str(path)])
     assert code == 0 and f"wrote {path}" in text
-    assert "225 rows, 183 predicted" in text and "median |error|" in text
+    assert "225 rows, 184 predicted" in text and "median |error|" in text
     for title in ("By metric", "By source", "By hardware", "By model family", "Skipped rows"):
         assert title in text
     assert "TensorRT-LLM/perf-overview@00f3768" in text
@@ -722,15 +726,19 @@ def test_headline_with_default_efficiencies(report):
     ok = report[report["status"] == "ok"]
     share = len(ok) / len(report)
     median = float(ok["rel_error"].abs().median())
-    assert len(ok) == 183 and share == pytest.approx(0.813, abs=1e-3)
-    assert median == pytest.approx(0.149, abs=0.005)  # 0.144 without the stacks' overheads
-    assert float(ok["rel_error"].abs().quantile(0.9)) == pytest.approx(0.462, abs=0.01)  # 0.530 without
+    # with the stacks' all-reduce kernels and KV-cache sizing (docs/model.md §10.4): 2 more rows fit
+    # (M0333, M0335); 183 rows, median 0.149 and p90 0.462 with the overheads alone
+    # with precision recipes (one DeepSeek-V3 nvfp4 row no longer fits 2 GB200s at 4.5 bits per weight),
+    # the fastest-variant fp8 kernel tables and routing imbalance (docs/validation.md, "Mechanisms")
+    assert len(ok) == 184 and share == pytest.approx(0.818, abs=1e-3)
+    assert median == pytest.approx(0.186, abs=0.005)  # 0.196 without the stacks (182 rows)
+    assert float(ok["rel_error"].abs().quantile(0.9)) == pytest.approx(0.545, abs=0.01)  # 0.527 without
 
 
 def test_headline_without_stack_overheads(rows):
     ideal = fidelity.predict(rows, stacks={s: "ideal" for s in fidelity.STACK_IDS})
     ok = ideal[ideal["status"] == "ok"]
-    assert len(ok) == 183 and float(ok["rel_error"].abs().median()) == pytest.approx(0.144, abs=0.005)
+    assert len(ok) == 182 and float(ok["rel_error"].abs().median()) == pytest.approx(0.196, abs=0.005)
 
 
 def test_serving_headline_of_the_second_file(report2, rows2):
@@ -739,11 +747,13 @@ def test_serving_headline_of_the_second_file(report2, rows2):
     # masked). With the stacks' overheads (0.316 without them). Keep docs/validation.md in step.
     plain = report2[rows2["speculative"].isna().to_numpy()]
     ok = report2[report2["status"] == "ok"]
-    assert len(plain) == 831 and len(ok) == 811 and len(ok) / len(plain) >= 0.85
-    assert float(ok["rel_error"].abs().median()) == pytest.approx(0.252, abs=0.01)
-    assert float(ok["rel_error"].abs().quantile(0.9)) == pytest.approx(0.670, abs=0.02)  # 0.873 without
+    # With the stacks' all-reduce kernels and KV-cache sizing (docs/model.md §10.4) the 8 B200
+    # DeepSeek-V3 TP4 rows on TensorRT-LLM fit too (811 rows, 0.252, p90 0.670 with the overheads alone).
+    assert len(plain) == 831 and len(ok) == 819 and len(ok) / len(plain) >= 0.85
+    assert float(ok["rel_error"].abs().median()) == pytest.approx(0.240, abs=0.01)
+    assert float(ok["rel_error"].abs().quantile(0.9)) == pytest.approx(0.680, abs=0.02)  # 0.905 without
     skipped = report2.loc[report2["status"] != "ok", "status"].value_counts()
-    assert "skipped: infeasible (overloaded)" not in skipped and skipped["skipped: infeasible (memory)"] == 8
+    assert "skipped: infeasible (overloaded)" not in skipped and "skipped: infeasible (memory)" not in skipped
 
 
 def test_target_median_within_25_percent_on_70_percent_of_rows(report):

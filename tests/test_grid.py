@@ -116,7 +116,10 @@ def test_unsupported_dtype_is_masked_not_raised():
         (dict(tp=True), r"tp = True is not allowed"),
         (dict(output_len=[]), r"output_len is an empty list"),
         (dict(batch=[1, 1]), r"batch lists 1 twice"),
-        (dict(weight_dtype="fp6"), r"unknown weight_dtype 'fp6'.*Available: bf16, fp16, fp32, fp4, fp8, int8"),
+        (
+            dict(weight_dtype="fp6"),
+            r"unknown weight_dtype 'fp6'.*Available: bf16, fp16, fp32, fp4, fp8, fp8_block, int4, int8, mxfp4, nvfp4",
+        ),
         (dict(convention="exact"), r"unknown convention 'exact'"),
         (dict(efficiency={"memroy": 0.5}), r"unknown efficiency factor 'memroy'.*memory"),
         (dict(efficiency={"memory": 1.5}), r"Efficiency.memory = 1.5 is not allowed: must be a number in \(0, 1\]"),

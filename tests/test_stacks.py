@@ -113,6 +113,7 @@ def test_a_row_predicts_what_a_sweep_on_its_stack_predicts():
         hardware="h200-sxm",
         weight_dtype="fp8",
         kv_dtype="fp8",
+        recipe="modelopt-fp8",
         tp=8,
         prompt_len=1024,
         output_len=1024,
@@ -238,11 +239,13 @@ def fit(rows):
 # measured on data/measurements.csv + data/measurements-2.csv, seed 0 (docs/validation.md):
 # stack -> (train, test, step_overhead s, request_overhead s, held-out median |error| before, after)
 MEASURED = {
-    "trtllm-0": (212, 94, 3.758e-3, 0.0, 0.268, 0.211),
-    "trtllm-1": (194, 83, 2.874e-3, 0.1356, 0.222, 0.215),
-    "sglang": (242, 101, 3.766e-3, 0.2161, 0.505, 0.417),
+    # (refitted on the physics of precision recipes, kernel paths, custom all-reduce, KV sizing and
+    # routing imbalance: docs/model.md §3.5.1, §3.13, §10.4)
+    "trtllm-0": (214, 92, 3.720e-3, 0.0, 0.279, 0.229),
+    "trtllm-1": (191, 86, 4.212e-3, 0.1565, 0.262, 0.227),
+    "sglang": (241, 101, 5.646e-3, 0.2264, 0.471, 0.429),
     "vllm": (2, 1, 0.0, 0.0, 0.241, 0.241),
-    "atom": (32, 16, 4.118e-3, 0.04622, 0.423, 0.069),
+    "atom": (32, 16, 4.306e-3, 0.04965, 0.488, 0.109),
 }
 
 
@@ -271,12 +274,14 @@ def test_the_presets_hold_the_fitted_values(fit):
 def test_overall_error_with_the_presets(rows, fit):
     stats = stacks.compare(rows, part=fit.attrs["part"]).set_index(["group", "key"])
     overall = stats.loc[("all", "all")]
-    assert overall["ok"] == 994
-    assert overall["before"] == pytest.approx(0.277, abs=0.005) and overall["after"] == pytest.approx(0.231, abs=0.005)
-    assert overall["test_before"] == pytest.approx(0.295, abs=0.005)
-    assert overall["test_after"] == pytest.approx(0.250, abs=0.005)
+    assert overall["ok"] == 993
+    # after: the presets' overheads and their custom all-reduce and KV-cache rules (docs/model.md §10.4;
+    # 0.231 and 0.250 held out with the overheads alone)
+    assert overall["before"] == pytest.approx(0.298, abs=0.005) and overall["after"] == pytest.approx(0.226, abs=0.005)
+    assert overall["test_before"] == pytest.approx(0.314, abs=0.005)
+    assert overall["test_after"] == pytest.approx(0.243, abs=0.005)
     ttft = stats.loc[("metric", "ttft_mean_ms")]
-    assert ttft["before"] == pytest.approx(0.778, abs=0.01) and ttft["after"] == pytest.approx(0.432, abs=0.01)
+    assert ttft["before"] == pytest.approx(0.787, abs=0.01) and ttft["after"] == pytest.approx(0.434, abs=0.01)
 
 
 # ------------------------------------------------------------------------------------- CLI

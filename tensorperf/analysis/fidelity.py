@@ -175,6 +175,7 @@ CONTEXT_COLUMNS = (
     "isl_range_ratio",
     "osl_range_ratio",
     "stack",
+    "recipe",
 )
 
 # a row's unit -> SI factor (the only unit conversions of the module)
@@ -263,6 +264,7 @@ MAPPED_COLUMNS = (
     "isl_range_ratio",
     "osl_range_ratio",
     "stack",
+    "recipe",
     "variable",
     "times_gpus",
     "factor",
@@ -283,6 +285,7 @@ _GRID_INPUTS = (
     "dp",
     "ep",
     "stack",
+    "recipe",
 )
 # the serving-stack presets rows map to (tensorperf/catalog/presets/stacks; stack_of gives the rule)
 STACK_IDS = ("ideal", "trtllm-0", "trtllm-1", "sglang", "vllm", "atom")
@@ -425,6 +428,22 @@ def _weight_dtype(row: Mapping[str, Any]) -> str | None:
         return w
     notes = _text(row.get("notes")).lower()
     return "bf16" if re.search(r"orig_precision=\(default", notes) else None
+
+
+def recipe_of(model: str, weight: str, hardware: str) -> str:
+    """The precision recipe a row's checkpoint ships with (tensorperf/catalog/presets/recipes), from
+    its model and the weight format the row states: gpt-oss in fp4 is OpenAI's release (MXFP4
+    experts, the rest bf16); DeepSeek-V3/R1 fp8 is block-scaled; other fp8 and fp4 checkpoints
+    quantize the transformer blocks' linear layers and keep the embeddings and LM head in bf16
+    (NVIDIA ModelOpt; on AMD Instinct, fp4 is AMD Quark's MXFP4); bf16/fp16 rows store every group in
+    that format. A row's stated format is taken as given (gpt-oss rows labelled fp8 run fp8)."""
+    if model.startswith("gpt-oss") and weight == "fp4":
+        return "gpt-oss-mxfp4"
+    if weight == "fp8":
+        return "deepseek-fp8" if model.startswith("deepseek") else "modelopt-fp8"
+    if weight == "fp4":
+        return "quark-mxfp4" if hardware.startswith("mi") else "modelopt-nvfp4"
+    return "uniform"
 
 
 def _kv_dtype(row: Mapping[str, Any], weight: str) -> str:
@@ -595,6 +614,7 @@ def _map_row(row: Mapping[str, Any]) -> dict[str, Any]:
         hardware=hardware,
         weight_dtype=weight,
         kv_dtype=_kv_dtype(row, weight),
+        recipe=recipe_of(model, weight, hardware),
         prompt_len=int(isl),
         output_len=int(osl),
         tp=tp,
@@ -658,6 +678,8 @@ def grid_inputs(points: pd.DataFrame, batch_max: bool | None = None) -> dict[str
     inputs["model"] = [specs[m] for m in inputs["model"]]
     if "stack" not in inputs:  # points mapped without a stack: the ideal one
         inputs["stack"] = ["ideal"] * len(points)
+    if "recipe" not in inputs:  # points mapped without a recipe: every group in weight_dtype
+        inputs["recipe"] = ["uniform"] * len(points)
     zipped = list(_GRID_INPUTS)
     if batch_max:
         inputs.update(batch="max", max_num_seqs=points["max_num_seqs"].astype(int).tolist())
@@ -729,6 +751,7 @@ def predict(
     rows: pd.DataFrame,
     efficiency: Mapping[str, float] | None = None,
     stacks: Mapping[str, Any] | None = None,
+    recipe: Any = None,
     **what_if: Any,
 ) -> pd.DataFrame:
     """The report: one line per row with ``REPORT_COLUMNS`` then ``CONTEXT_COLUMNS``.
@@ -739,9 +762,13 @@ def predict(
     ``stacks`` maps stack ids (:data:`STACK_IDS`) to the stack their rows are evaluated with instead
     of the preset (a StackSpec, a preset id or a .toml path; e.g. ``{s: "ideal" for s in
     STACK_IDS}``: no serving-stack overheads); the report's ``stack`` column keeps the row's id.
+    ``recipe``: one precision recipe for every row instead of the one its checkpoint ships with
+    (:func:`recipe_of`; e.g. ``"uniform"``: every tensor group in the row's weight format).
     ``what_if`` scalars (e.g. ``launch_overhead=20e-6``) are passed to the sweeps unchanged."""
     mapped = map_rows(rows)
     ok = with_stacks(mapped[mapped["status"] == "ok"], stacks)
+    if recipe is not None:
+        ok = ok.assign(recipe=[recipe] * len(ok))
     predicted = pd.DataFrame({"value": np.nan, "concurrency": np.nan, "reason": 0}, index=rows.index)
     for (batch_max, _), points in sweep_groups(ok):
         predicted.loc[points.index] = _evaluate(points, batch_max, efficiency, what_if)
@@ -775,6 +802,7 @@ def predict(
             "batch": predicted["concurrency"].where(mapped["status"] == "ok"),
             **{k: mapped[k].where(mapped["status"] == "ok") for k in OPTIONAL_INPUTS},
             "stack": mapped["stack"],
+            "recipe": mapped["recipe"] if recipe is None else mapped["recipe"].where(mapped["status"] != "ok", recipe),
         }
     )
     return report.reset_index(drop=True)
@@ -784,10 +812,11 @@ def validate(
     path: str | Path,
     efficiency: Mapping[str, float] | None = None,
     stacks: Mapping[str, Any] | None = None,
+    recipe: Any = None,
     **what_if: Any,
 ) -> pd.DataFrame:
     """load_measurements + predict."""
-    return predict(load_measurements(path), efficiency=efficiency, stacks=stacks, **what_if)
+    return predict(load_measurements(path), efficiency=efficiency, stacks=stacks, recipe=recipe, **what_if)
 
 
 # ------------------------------------------------------------------------------------------ summary

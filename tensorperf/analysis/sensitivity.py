@@ -25,10 +25,20 @@ from tensorperf.run.inputs import build_grid, check_efficiency
 from tensorperf.validation import SpecError, unknown_name_error
 
 EFFICIENCY_FIELDS = tuple(f.name for f in dataclasses.fields(Efficiency))
-PARAMETERS = EFFICIENCY_FIELDS + HARDWARE_FIELDS + MODEL_FIELDS
+# the sweep inputs that are parameters too: the MoE routing imbalance (given, it travels with the
+# field overrides to the engine)
+INPUT_PARAMETERS = ("imbalance",)
+PARAMETERS = EFFICIENCY_FIELDS + HARDWARE_FIELDS + MODEL_FIELDS + INPUT_PARAMETERS
 
 
 def _base_value(grid: Grid, name: str, efficiency: dict) -> torch.Tensor:
+    if name in INPUT_PARAMETERS:
+        if name not in grid.values:
+            raise SpecError(
+                f"wrt {name!r} needs a value of the {name} input (e.g. {name}=1.2): its default, "
+                "uniform routing's, is a function of the tokens, not a parameter"
+            )
+        return grid.axis(name)
     if name in EFFICIENCY_FIELDS:
         if name in efficiency:
             return torch.as_tensor(float(efficiency[name]), dtype=grid.dtype, device=grid.device)
@@ -54,9 +64,10 @@ class Sensitivity:
 def sensitivity(*, of: str, wrt: Sequence[str], efficiency: dict | None = None, **axes: Any) -> Sensitivity:
     """d ``of`` / d parameter and its elasticity at every grid point (roofline convention).
 
-    ``wrt`` names Efficiency factors (compute, memory, ...) and numeric ModelSpec/HardwareSpec fields
-    (hbm_bandwidth, peak_flops_fp8, num_kv_heads, ...). ``axes`` are :func:`tensorperf.sweep`'s inputs.
-    Infeasible points keep finite derivatives of the formulas.
+    ``wrt`` names Efficiency factors (compute, memory, ...), numeric ModelSpec/HardwareSpec fields
+    (hbm_bandwidth, peak_flops_fp8, num_kv_heads, ...) and ``imbalance`` (when given in ``axes``).
+    ``axes`` are :func:`tensorperf.sweep`'s inputs. Infeasible points keep finite derivatives of the
+    formulas.
     """
     convention = axes.pop("convention", "roofline")
     if not isinstance(convention, str) or convention != "roofline":

@@ -28,7 +28,9 @@ a line, with a ``[sources]`` entry that says how it was obtained; ``tensorperf c
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +38,9 @@ import numpy as np
 import pandas as pd
 
 from tensorperf.analysis import fidelity
+from tensorperf.catalog import presets
 from tensorperf.catalog.specs import StackSpec
-from tensorperf.validation import SpecError, is_number
+from tensorperf.validation import SpecError, is_number, read_toml
 
 PROBE = 1e-3  # s: the finite-difference step of both overheads
 FITTED_STACKS = tuple(s for s in fidelity.STACK_IDS if s != "ideal")
@@ -255,11 +258,18 @@ def stack_specs(table: pd.DataFrame) -> dict[str, StackSpec]:
     """The fitted stacks of a :func:`fit_stack_overheads` table as StackSpecs, by stack id (for
     ``fidelity.predict(rows, stacks=...)``)."""
     return {
-        str(r["stack"]): StackSpec(
-            name=str(r["stack"]), step_overhead=float(r["step_overhead"]), request_overhead=float(r["request_overhead"])
+        str(r["stack"]): dataclasses.replace(
+            _preset_or_empty(str(r["stack"])),
+            step_overhead=float(r["step_overhead"]),
+            request_overhead=float(r["request_overhead"]),
         )
         for r in table.to_dict("records")
     }
+
+
+def _preset_or_empty(stack_id: str) -> StackSpec:
+    """The stack's preset (its kernel paths and other fields), or a bare stack of that name."""
+    return presets.stack(stack_id) if stack_id in presets.stacks() else StackSpec(name=stack_id)
 
 
 def compare(
@@ -338,17 +348,42 @@ def preset_toml(
             "# Too few published latency rows to fit: no overheads (docs/validation.md, 'Serving-stack overheads')."
         )
     notes = STACK_NOTES.get(stack, stack)
+    kept, kept_sources = _profile(stack)
     out = [
         comment,
         f'id = "{stack}"',
         f"notes = {_toml_string(notes)}",
         f"step_overhead = {_toml_float(line['step_overhead'])}",
         f"request_overhead = {_toml_float(line['request_overhead'])}",
+        *kept,
         "",
         "[sources]",
     ]
-    out += [f"{k} = {_toml_string(v)}" for k, v in sources.items()]
+    out += [f"{k} = {_toml_string(v)}" for k, v in (sources | kept_sources).items()]
     return "\n".join(out) + "\n"
+
+
+def _profile(stack: str) -> tuple[list[str], dict[str, str]]:
+    """The lines of the stack preset's fields other than the fitted overheads (its all-reduce kernels,
+    KV-cache sizing and other profile fields, docs/model.md §10.4) and their [sources] entries, carried
+    into a refitted preset file; none for a stack without a preset."""
+    if stack not in presets.stacks():
+        return [], {}
+    data = read_toml(Path(str(resources.files(presets) / "stacks" / f"{stack}.toml")), "spec file")
+    sources = data.get("sources", {})
+    keys = [k for k in data if k not in {"id", "notes", "sources", "display_name", "step_overhead", "request_overhead"}]
+    return [f"{k} = {_toml_value(data[k])}" for k in keys], {k: str(sources[k]) for k in keys if k in sources}
+
+
+def _toml_value(value: Any) -> str:
+    """A TOML literal of a preset value: a flag, a number, a string or a list of them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return _toml_string(value)
+    return "[" + ", ".join(_toml_value(v) for v in value) + "]"
 
 
 def _toml_float(value: float) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from tensorperf.catalog.hf_config import model_fields_from_hf_config
+from tensorperf.units import DTYPE_BYTES, FOUR_BIT_FORMATS, QUANTIZED_FORMATS
 from tensorperf.validation import (
     SpecError,
     at_least_one,
@@ -358,6 +359,8 @@ class StackSpec:
 
     step_overhead: seconds per forward step the host does not hide behind the GPU (scheduling,
     sampling, launches outside CUDA graphs), added to every step of every pass.
+    weight_only_formats / w4a8_formats: the GEMM kernel paths the stack offers beyond each format's
+    native one (see :class:`KernelPaths`).
     request_overhead: seconds between a request's arrival at the server and its first token that are
     not forward passes (HTTP, tokenization, admission, detokenizing and streaming the first token),
     added to the serving TTFT.
@@ -366,12 +369,102 @@ class StackSpec:
     name: str
     step_overhead: float = 0.0
     request_overhead: float = 0.0
+    # tensor-parallel all-reduces of the runtime's own peer-memory one-shot/two-shot kernels, the
+    # fastest of them and NCCL inside one scale-up domain (docs/model.md §10.4)
+    custom_allreduce: bool = False
+    # KV-cache pool: kv_cache_fraction of the whole HBM (vLLM gpu_memory_utilization, SGLang
+    # mem_fraction_static) or, with kv_cache_after_weights, of what the weights and the workspace
+    # leave (TensorRT-LLM free_gpu_memory_fraction) (docs/model.md §10.4)
+    kv_cache_fraction: float = 0.9
+    kv_cache_after_weights: bool = False
+    # GEMM kernel paths beyond the native ones (docs/model.md §3.13): formats with a weight-only
+    # (dequantizing, bf16-math) kernel, and 4-bit formats with a W4A8 (fp8-math) kernel
+    weight_only_formats: tuple[str, ...] = ()
+    w4a8_formats: tuple[str, ...] = ()
     source: str = ""
 
-    CONSTRAINTS: ClassVar[dict[str, Any]] = {"step_overhead": non_negative, "request_overhead": non_negative}
+    CONSTRAINTS: ClassVar[dict[str, Any]] = {
+        "step_overhead": non_negative,
+        "request_overhead": non_negative,
+        "custom_allreduce": boolean,
+        "kv_cache_fraction": unit_interval,
+        "kv_cache_after_weights": boolean,
+    }
 
     def __post_init__(self) -> None:
         validate(self)
+        _format_list(self, "weight_only_formats", QUANTIZED_FORMATS)
+        _format_list(self, "w4a8_formats", FOUR_BIT_FORMATS)
+
+    @property
+    def kernel_paths(self) -> KernelPaths:
+        """The GEMM kernel paths this stack offers beyond the native ones."""
+        return KernelPaths(weight_only=self.weight_only_formats, w4a8=self.w4a8_formats)
+
+
+def _format_list(spec: Any, field: str, allowed: tuple[str, ...]) -> None:
+    """A tuple of weight-format names from ``allowed`` (a TOML list becomes a tuple)."""
+    value = getattr(spec, field)
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise SpecError(
+            f"{type(spec).__name__}.{field} = {value!r} is not allowed: must be a list of weight formats "
+            f"from {', '.join(allowed)} (spec {spec.name!r})"
+        )
+    for item in value:
+        if item not in allowed:
+            raise SpecError(
+                f"{type(spec).__name__}.{field} lists {item!r}, which is not allowed: must be one of "
+                f"{', '.join(allowed)} (spec {spec.name!r})"
+            )
+    object.__setattr__(spec, field, tuple(value))
+
+
+@dataclass(frozen=True, kw_only=True)
+class KernelPaths:
+    """The GEMM kernel paths a serving stack offers beyond each format's native one (docs/model.md §3.13).
+
+    Every stack runs a format natively where the hardware has its math (W16A16 bf16, W8A8 fp8/int8,
+    W4A4 fp4/mxfp4/nvfp4). ``weight_only``: formats the stack also runs through a dequantizing kernel
+    with bf16 math (W8A16, W4A16: Marlin, Machete, TRT-LLM weight-only GEMMs); ``w4a8``: 4-bit formats it
+    runs with fp8 activations (W4A8) where the hardware has fp8 math.
+    """
+
+    weight_only: tuple[str, ...] = ()
+    w4a8: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecipeSpec:
+    """The weight format of each tensor group of a deployment (docs/model.md §3.13).
+
+    attention: QKV and output projections (and the router); mlp: dense MLPs and shared experts;
+    experts: routed experts; embeddings: the embedding table and the LM head. A group left None
+    follows the ``weight_dtype`` input (the preset ``uniform`` leaves every group None).
+    """
+
+    name: str
+    attention: str | None = None
+    mlp: str | None = None
+    experts: str | None = None
+    embeddings: str | None = None
+    source: str = field(default="", compare=False)
+
+    GROUPS: ClassVar[tuple[str, ...]] = ("attention", "mlp", "experts", "embeddings")
+
+    def __post_init__(self) -> None:
+        _check_name(self)
+        for group in self.GROUPS:
+            value = getattr(self, group)
+            if value is not None and value not in DTYPE_BYTES:
+                raise SpecError(
+                    f"RecipeSpec.{group} = {value!r} is not allowed: must be a weight format "
+                    f"({', '.join(DTYPE_BYTES)}) or None to follow weight_dtype (spec {self.name!r})"
+                )
+
+    @property
+    def uniform(self) -> bool:
+        """Every group follows weight_dtype."""
+        return all(getattr(self, g) is None for g in self.GROUPS)
 
 
 # Efficiency factors that are fractions: rates in (0, 1] (a *_scale scales their odds) and overlaps in
@@ -454,6 +547,11 @@ class HardwareSpec:
     scaleup_bandwidth: float
     scaleup_latency: float = 1e-6
     scaleup_mesh: bool = False  # point-to-point full mesh (AMD Infinity Fabric) instead of a switch
+    # peer-memory custom all-reduce kernels of the serving stacks (docs/model.md §10.4); efficiency 0
+    # = not measured: the stacks' kernels are not modelled on this device (NCCL's algorithms only)
+    custom_allreduce_latency: float = 0.0  # s: one-shot start-up alpha
+    custom_allreduce_twoshot_latency: float = 0.0  # s: two-shot alpha per phase (two phases)
+    custom_allreduce_efficiency: float = 0.0  # achieved fraction of scaleup_bandwidth
     scaleout_bandwidth: float
     scaleout_latency: float = 5e-6
     launch_overhead: float = 0.0  # per kernel, s
@@ -483,6 +581,9 @@ class HardwareSpec:
         "scaleout_latency": non_negative,
         "launch_overhead": non_negative,
         "scaleup_mesh": boolean,
+        "custom_allreduce_latency": non_negative,
+        "custom_allreduce_twoshot_latency": non_negative,
+        "custom_allreduce_efficiency": fraction,
         "board_power": non_negative,
         "idle_power": non_negative,
         "hbm_power_fraction": fraction,

@@ -62,6 +62,7 @@ def sweep(
     act_dtype: Any = "bf16",
     allreduce: Any = "ring",
     stack: Any = "ideal",
+    recipe: Any = "uniform",
     prompt_len: Any = 1024,
     output_len: Any = 128,
     batch: Any = 1,
@@ -79,6 +80,7 @@ def sweep(
     num_requests: Any = None,
     isl_range_ratio: Any = 1.0,
     osl_range_ratio: Any = 1.0,
+    imbalance: Any = None,
     zipped: Sequence[str] = (),
     convention: Convention = "roofline",
     efficiency: Mapping[str, float] | None = None,
@@ -121,9 +123,19 @@ def sweep(
       at once, the first ``batch`` a burst, the rest entering as slots free.
       ``isl_range_ratio`` / ``osl_range_ratio`` (default 1): prompt and output lengths uniform in
       [r·L, L] (the serving metrics are expectations over them).
+    - ``imbalance`` (MoE models with ep > 1): the max/mean of the token-expert pairs the EP ranks
+      receive, a number >= 1 (e.g. measured on a stack with redundant experts or EPLB); the slowest
+      rank's expert GEMMs, expert weights and all-to-all scale with it. Default: uniform top-k
+      routing's expected max/mean at each phase's tokens (docs/model.md §3.5.1); 1 at ep = 1.
     - ``stack``: the serving stack (preset ids, e.g. ``"sglang"``, ``"trtllm-1"``, TOML paths or
       :class:`~tensorperf.catalog.specs.StackSpec` objects): its host time per forward step and per
-      request outside the passes (docs/model.md §10.4); ``"ideal"`` (default): none.
+      request outside the passes (docs/model.md §10.4); ``"ideal"`` (default): none. It also says
+      which GEMM kernel paths exist beyond each format's native one (weight-only W8A16/W4A16, W4A8).
+    - ``recipe``: the weight format of each tensor group (attention, MLP, experts, embeddings;
+      preset ids such as ``"gpt-oss-mxfp4"``, ``"deepseek-fp8"``, TOML paths or
+      :class:`~tensorperf.catalog.specs.RecipeSpec` objects); ``"uniform"`` (default): every group in
+      ``weight_dtype``. Each group's GEMMs run on the fastest kernel path the hardware and the stack
+      offer for its format (docs/model.md §3.13).
     - ``zipped``: inputs (lists of one length) that share one dimension, ``point``; the i-th values
       form the i-th configuration instead of spanning a Cartesian product.
     - What-if inputs: any numeric field of ModelSpec or HardwareSpec (``hbm_bandwidth=[3.35e12,
@@ -174,9 +186,11 @@ def sweep(
         num_requests=num_requests,
         isl_range_ratio=isl_range_ratio,
         osl_range_ratio=osl_range_ratio,
+        imbalance=imbalance,
         chunk_size=chunk_size,
         allreduce=allreduce,
         stack=stack,
+        recipe=recipe,
         zipped=zipped,
         **what_if,
         dtype=dtype,

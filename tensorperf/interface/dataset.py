@@ -92,6 +92,7 @@ def to_dataset(ev: Evaluation, grid: Grid, attrs: Mapping[str, str]) -> xr.Datas
     ds.attrs["model_specs"] = _spec_json(grid.values["model"])
     ds.attrs["hardware_specs"] = _spec_json(grid.values["hardware"])
     ds.attrs["stack_specs"] = _spec_json(grid.values["stack"])
+    ds.attrs["recipe_specs"] = _spec_json(grid.values["recipe"])
     return ds
 
 

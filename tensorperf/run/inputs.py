@@ -14,7 +14,15 @@ import torch
 
 from tensorperf.axes import AXES, Kind
 from tensorperf.catalog import presets
-from tensorperf.catalog.specs import HARDWARE_FIELDS, MODEL_FIELDS, Efficiency, HardwareSpec, ModelSpec, StackSpec
+from tensorperf.catalog.specs import (
+    HARDWARE_FIELDS,
+    MODEL_FIELDS,
+    Efficiency,
+    HardwareSpec,
+    ModelSpec,
+    RecipeSpec,
+    StackSpec,
+)
 from tensorperf.engine.grid import Grid
 from tensorperf.engine.physics.comm import ALL_REDUCE
 from tensorperf.units import DTYPE_BYTES
@@ -47,6 +55,7 @@ _SPEC_SOURCES: Mapping[str, tuple[type, Mapping[str, Any], Any]] = MappingProxyT
         "model": (ModelSpec, {".toml": presets.load_model_file, ".json": ModelSpec.from_hf_config}, presets.model),
         "hardware": (HardwareSpec, {".toml": presets.load_hardware_file}, presets.hardware_spec),
         "stack": (StackSpec, {".toml": presets.load_stack_file}, presets.stack),
+        "recipe": (RecipeSpec, {".toml": presets.load_recipe_file}, presets.recipe),
     }
 )
 
@@ -182,14 +191,22 @@ def _read_batch(name: str, value: Any) -> Input:
     return _read_count(name, value)
 
 
+# The values each real-valued kind allows: (test, in words)
+_REAL_RANGES = MappingProxyType(
+    {
+        Kind.RATE: (lambda v: v > 0, "a finite number > 0"),
+        Kind.FRACTION: (lambda v: 0 < v <= 1, "a number in (0, 1]"),
+        Kind.FACTOR: (lambda v: v >= 1, "a finite number >= 1"),
+    }
+)
+
+
 def _read_real(name: str, value: Any) -> Input:
-    """A rate (finite > 0) or a fraction (in (0, 1]), by the axis's kind."""
+    """A rate (finite > 0), a fraction (in (0, 1]) or a factor (finite >= 1), by the axis's kind."""
     values, is_dim = _listify(name, value)
-    fraction = AXES[name].kind is Kind.FRACTION
+    allowed, words = _REAL_RANGES[AXES[name].kind]
     for v in values:
-        ok = is_number(v) and v > 0 and (v <= 1 or not fraction)
-        if not ok:
-            words = "a number in (0, 1]" if fraction else "a finite number > 0"
+        if not (is_number(v) and allowed(v)):
             raise SpecError(f"{name} = {v!r} is not allowed: must be {words}")
     floats = tuple(float(v) for v in values)
     return floats, floats, is_dim
@@ -203,6 +220,7 @@ _READERS = MappingProxyType(
         Kind.BATCH: _read_batch,
         Kind.RATE: _read_real,
         Kind.FRACTION: _read_real,
+        Kind.FACTOR: _read_real,
     }
 )
 

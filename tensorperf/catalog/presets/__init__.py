@@ -14,19 +14,22 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from tensorperf.catalog.specs import Efficiency, HardwareSpec, ModelSpec, SeedHardware, StackSpec
+from tensorperf.catalog.specs import Efficiency, HardwareSpec, ModelSpec, RecipeSpec, SeedHardware, StackSpec
 from tensorperf.validation import SpecError, read_toml, unknown_name_error
 
 __all__ = [
     "models",
     "hardware",
     "stacks",
+    "recipes",
     "model",
     "hardware_spec",
     "stack",
+    "recipe",
     "load_model_file",
     "load_hardware_file",
     "load_stack_file",
+    "load_recipe_file",
 ]
 
 _META_KEYS = ("id", "notes", "sources", "display_name")
@@ -53,6 +56,11 @@ def hardware() -> tuple[str, ...]:
 def stacks() -> tuple[str, ...]:
     """Ids of the serving-stack presets."""
     return _ids("stacks")
+
+
+def recipes() -> tuple[str, ...]:
+    """Ids of the precision-recipe presets (weight format per tensor group)."""
+    return _ids("recipes")
 
 
 def _read_toml(path: Any) -> tuple[Path, dict[str, Any]]:
@@ -124,6 +132,24 @@ def load_stack_file(path: str | Path) -> StackSpec:
     """A StackSpec from a preset-schema TOML file."""
     path, data = _read_toml(path)
     return _build(StackSpec, data, path, str(data.get("id", path.stem)))
+
+
+def load_recipe_file(path: str | Path) -> RecipeSpec:
+    """A RecipeSpec from a preset-schema TOML file."""
+    path, data = _read_toml(path)
+    return _build(RecipeSpec, data, path, str(data.get("id", path.stem)))
+
+
+def recipe(preset_id: str) -> RecipeSpec:
+    """The RecipeSpec of a precision-recipe preset id."""
+    if not isinstance(preset_id, str) or preset_id not in recipes():
+        raise unknown_name_error("recipe preset", preset_id, recipes())
+    return _recipe(preset_id)
+
+
+@cache
+def _recipe(preset_id: str) -> RecipeSpec:
+    return load_recipe_file(_preset_dir("recipes") / f"{preset_id}.toml")
 
 
 def stack(preset_id: str) -> StackSpec:

@@ -12,6 +12,7 @@ n_in = min(n, G) ranks per domain and n_out = n / n_in domains.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -75,6 +76,50 @@ def point_to_point(nbytes: torch.Tensor, bw: torch.Tensor, lat: torch.Tensor) ->
     return lat + nbytes / bw
 
 
+def one_shot_all_reduce(
+    nbytes: torch.Tensor, n: torch.Tensor, bw: torch.Tensor | float, lat: torch.Tensor | float
+) -> torch.Tensor:
+    """Peer-memory one-shot all-reduce: every rank reads the other n − 1 ranks' whole buffers over
+    the scale-up links and reduces them itself, behind one barrier: α_os + (n−1)·S/W.
+    Sources: TensorRT-LLM cpp/tensorrt_llm/kernels/customAllReduceKernels.cu (oneShotAllReduceKernel,
+    strategy ONESHOT); vLLM csrc/custom_all_reduce.cuh (cross_device_reduce_1stage). A group of one
+    costs 0 (min(n − 1, 1) on α: the runtime calls no kernel)."""
+    return nbytes * ((n - 1) / bw) + torch.clamp(n - 1, max=1) * lat
+
+
+def two_shot_all_reduce(
+    nbytes: torch.Tensor, n: torch.Tensor, bw: torch.Tensor | float, lat: torch.Tensor | float
+) -> torch.Tensor:
+    """Peer-memory two-shot all-reduce: a reduce-scatter (each rank reads its 1/n slice from the n − 1
+    peers and reduces it) then an all-gather of the reduced slices, two phases behind a barrier
+    each: 2·α_ts + 2(n−1)/n·S/W. Sources: TensorRT-LLM customAllReduceKernels.cu
+    (twoShotAllReduceKernel, strategy TWOSHOT); vLLM csrc/custom_all_reduce.cuh
+    (cross_device_reduce_2stage). A group of one costs 0."""
+    return nbytes * (2 * (n - 1) / (n * bw)) + 2 * torch.clamp(n - 1, max=1) * lat
+
+
+@dataclass(frozen=True)
+class CustomAllReduce:
+    """A serving stack's peer-memory all-reduce kernels on each point's device (docs/model.md §10.4):
+    the per-GPU bandwidth they reach (η·W_scale-up, B/s per direction), their latencies (s) and where
+    they run (the stack has them and the device has measured parameters)."""
+
+    bw: torch.Tensor
+    lat_one_shot: torch.Tensor
+    lat_two_shot: torch.Tensor
+    enabled: torch.Tensor  # bool
+
+    def time(self, nbytes: torch.Tensor, n: torch.Tensor, tiers: Tiers) -> tuple[torch.Tensor, torch.Tensor]:
+        """(time of the faster of one-shot and two-shot, whether they may run): only where the stack
+        has them and the group lies inside one scale-up domain (peer memory does not cross it). On a
+        full mesh a group of n GPUs uses the links to its n − 1 peers (Tiers.bw_within)."""
+        bw = dataclasses.replace(tiers, bw_in=self.bw).bw_within(n)
+        t = torch.minimum(
+            one_shot_all_reduce(nbytes, n, bw, self.lat_one_shot), two_shot_all_reduce(nbytes, n, bw, self.lat_two_shot)
+        )
+        return t, self.enabled & (n <= tiers.domain)
+
+
 def split(n: torch.Tensor, domain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(ranks per domain, domains) of a group of n ranks placed innermost-first."""
     n_in = torch.minimum(n, domain)
@@ -110,14 +155,19 @@ def hierarchical_all_reduce(nbytes: torch.Tensor, n: torch.Tensor, tiers: Tiers)
     return inner + ring_all_reduce(nbytes / n_in, n_out, tiers.bw_out, tiers.lat_out)
 
 
-def group_all_to_all(send_bytes: torch.Tensor, n: torch.Tensor, tiers: Tiers) -> torch.Tensor:
+def group_all_to_all(
+    send_bytes: torch.Tensor, n: torch.Tensor, tiers: Tiers, dedup: torch.Tensor | None = None
+) -> torch.Tensor:
     """All-to-all of a per-rank send buffer over a group that may span domains (§8.8): the intra
     part (n_in−1)/n·S/W_in and the inter part (n−n_in)/n·S/W_out overlap (max), latency
-    (n_in−1)·α_in + (n−n_in)·α_out."""
+    (n_in−1)·α_in + (n−n_in)·α_out. ``dedup``: the inter part's bytes over a plain all-to-all's for a
+    runtime that sends a token once per remote domain (physics.routing.dedup_factor, §3.5.1); None:
+    every copy crosses (NCCL's all-to-all, DeepEP's low-latency mode)."""
     n_in, _ = split(n, tiers.domain)
     # per-byte times of the two parts (they depend on few axes), then the message
     intra = send_bytes * ((n_in - 1) / (n * tiers.bw_within(n_in)))
-    inter = send_bytes * ((n - n_in) / (n * tiers.bw_out))
+    remote = n - n_in if dedup is None else (n - n_in) * dedup  # (remote copies per n)
+    inter = send_bytes * (remote / (n * tiers.bw_out))
     return torch.maximum(intra, inter) + ((n_in - 1) * tiers.lat_in + (n - n_in) * tiers.lat_out)
 
 

@@ -8,6 +8,7 @@ iteration: vLLM max_num_batched_tokens and TensorRT-LLM max_num_tokens both defa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import torch
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from tensorperf.catalog.specs import ModelSpec
 
 ACTIVATION_TOKENS = 8192
-MEMORY_UTILIZATION = 0.9  # usable fraction of HBM (vLLM gpu_memory_utilization default)
+MEMORY_UTILIZATION = 0.9  # usable fraction of HBM (vLLM gpu_memory_utilization default; the ideal stack's)
 ACTIVATION_WIDTHS = 4  # hidden-size buffers live at once (residual, norm out, attention out, MLP out)
 
 
@@ -29,8 +30,14 @@ def attention_weights_per_rank(m: ModelSpec, lay: Layout) -> torch.Tensor:
     return qkv_weights(m, lay) + out_proj_weights(m, lay)
 
 
-def weight_bytes_per_gpu(m: ModelSpec, lay: Layout, mix: StageMix, b_w: torch.Tensor) -> torch.Tensor:
-    """Worst candidate stage's resident weights (bytes)."""
+def weight_bytes_per_gpu(
+    m: ModelSpec, lay: Layout, mix: StageMix, b_w: torch.Tensor | Mapping[str, torch.Tensor]
+) -> torch.Tensor:
+    """Worst candidate stage's resident weights (bytes). ``b_w``: bytes per weight, one for every
+    tensor group or a mapping group -> bytes (attention, mlp, experts, embeddings; the norms and the
+    router count with attention, shared experts with the MLP: docs/model.md §3.13)."""
+    if isinstance(b_w, Mapping):
+        return _grouped_weight_bytes(m, lay, mix, b_w)
     common = attention_weights_per_rank(m, lay) + m.norm_params_per_layer
     dense = common + m.dense_mlp_params / lay.tp
     moe = (
@@ -44,6 +51,34 @@ def weight_bytes_per_gpu(m: ModelSpec, lay: Layout, mix: StageMix, b_w: torch.Te
     u = lambda t: t.unsqueeze(-1)  # noqa: E731
     per_stage = mix.dense * u(dense) + mix.moe * u(moe) + mix.first * u(table) + mix.last * u(head)
     return per_stage.amax(dim=-1) * b_w
+
+
+def _grouped_weight_bytes(m: ModelSpec, lay: Layout, mix: StageMix, b: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    common = (attention_weights_per_rank(m, lay) + m.norm_params_per_layer) * b["attention"]
+    dense = common + m.dense_mlp_params / lay.tp * b["mlp"]
+    moe = (
+        common
+        + m.num_experts * m.expert_params / lay.stage_gpus * b["experts"]
+        + m.num_shared_experts * m.expert_params / lay.tp * b["mlp"]
+        + m.router_params * (m.num_experts > 1) * b["attention"]
+    )
+    table = m.vocab_size * m.d_model / lay.tp * b["embeddings"]
+    head = table * (1 - m.tie_embeddings * (lay.pp == 1))
+    u = lambda t: t.unsqueeze(-1)  # noqa: E731
+    per_stage = mix.dense * u(dense) + mix.moe * u(moe) + mix.first * u(table) + mix.last * u(head)
+    return per_stage.amax(dim=-1)
+
+
+def model_weight_bytes(m: ModelSpec, b: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Bytes of every weight of the model, each tensor group in its own format (§3.13)."""
+    moe_layers, dense_layers = m.num_moe_layers, m.num_layers - m.num_moe_layers
+    return (
+        m.num_layers * (m.attention_params + m.norm_params_per_layer) * b["attention"]
+        + dense_layers * m.dense_mlp_params * b["mlp"]
+        + moe_layers * (m.num_experts * m.expert_params * b["experts"] + m.router_params * b["attention"])
+        + moe_layers * m.num_shared_experts * m.expert_params * b["mlp"]
+        + m.embedding_params * b["embeddings"]
+    )
 
 
 def kv_bytes_per_sequence(
@@ -71,6 +106,29 @@ def activation_bytes_per_gpu(
 ) -> torch.Tensor:
     """Workspace of one forward step plus the logits of its sequences."""
     return workspace_bytes_per_gpu(m, lay, step_tokens, b_a) + sequences * logit_bytes_per_sequence(m, lay)
+
+
+def usable_memory(
+    hbm_capacity: torch.Tensor,
+    weights: torch.Tensor,
+    workspace: torch.Tensor,
+    fraction: torch.Tensor | float,
+    after_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Bytes per GPU the engine fills with the weights, the workspace and its KV-cache pool, by the
+    serving stack's rule (docs/model.md §10.4); the KV budget is this less the weights and the
+    workspace (:func:`max_batch`). The one place the rule is applied:
+
+    - of the whole HBM (vLLM ``gpu_memory_utilization``, SGLang ``mem_fraction_static``): u·M;
+    - after the weights (``after_weights`` true: TensorRT-LLM ``free_gpu_memory_fraction`` of the
+      memory free once the weights and the runtime buffers are in place): W + ws + u·(M − W − ws).
+
+    ``after_weights`` None: every point sizes of the whole HBM (u·M exactly, no other term)."""
+    whole = fraction * hbm_capacity
+    if after_weights is None:
+        return whole
+    resident = weights + workspace
+    return torch.where(after_weights, resident + fraction * (hbm_capacity - resident), whole)
 
 
 def max_batch(

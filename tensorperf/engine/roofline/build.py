@@ -17,7 +17,8 @@ from tensorperf.catalog.specs import MODEL_FIELDS, Efficiency
 from tensorperf.engine.grid import Grid
 from tensorperf.engine.physics import comm, ops
 from tensorperf.engine.physics.layout import Layout, default_microbatches
-from tensorperf.engine.roofline.factors import efficiencies, math_column
+from tensorperf.engine.roofline import kernels as kernel_paths
+from tensorperf.engine.roofline.factors import NO_NATIVE_MATH, column_tables, efficiencies, math_column
 from tensorperf.engine.roofline.resident import Resident, batch, resident_memory
 from tensorperf.engine.roofline.values import ALLREDUCE_CODE, Deployment, Operating, Rates, Shortcuts, Traffic, Workload
 from tensorperf.units import DTYPE_BYTES
@@ -45,37 +46,65 @@ def specs(grid: Grid, fields: Mapping[str, torch.Tensor]) -> tuple[Any, Any]:
     return model, hardware
 
 
-def shortcuts(grid: Grid, fields: Mapping[str, Any], eff: Efficiency, hardware: Any, breakdown: bool) -> Shortcuts:
+def given_imbalance(grid: Grid, fields: Mapping[str, Any]) -> torch.Tensor | None:
+    """The ``imbalance`` input on the grid (a tensor under that name in ``fields`` first: a
+    sensitivity's leaf); None where it is not given (the engine then uses uniform routing's)."""
+    if "imbalance" in fields:
+        return fields["imbalance"]
+    return grid.axis("imbalance") if "imbalance" in grid.values else None
+
+
+def shortcuts(
+    grid: Grid,
+    fields: Mapping[str, Any],
+    eff: Efficiency,
+    hardware: Any,
+    breakdown: bool,
+    imbalance: torch.Tensor | None = None,
+) -> Shortcuts:
     """The terms left out exactly: factors identically at their defaults, and the ops and collectives
-    of a kind no model of the grid has (what-if overrides of the layer structure keep both)."""
+    of a kind no model of the grid has (what-if overrides of the layer structure keep both); the
+    routing imbalance where it is 1 at every point (every ep is 1, or the given ``imbalance`` is 1)."""
     models = grid.values["model"]
     restructured = _swept(grid, fields, STRUCTURE_FIELDS)
     latent_swept = _swept(grid, fields, frozenset({"kv_lora_rank"}))
+    has_moe = restructured or any(s.num_experts > 0 for s in models)
+    expert_parallel = any(ep > 1 for ep in grid.values["ep"])
     return Shortcuts(
         overlap=None if _identically(eff.overlap, 1.0) else eff.overlap,
         launches=not _identically(hardware.launch_overhead, 0.0),
         exposed=None if _identically(eff.comm_overlap, 0.0) else 1 - eff.comm_overlap,
         overhead=not _identically(eff.step_overhead, 0.0),
         has_dense=restructured or any(s.num_dense_layers > 0 for s in models),
-        has_moe=restructured or any(s.num_experts > 0 for s in models),
+        has_moe=has_moe,
         has_mla=latent_swept or any(s.kv_lora_rank > 0 for s in models),
         has_gqa=latent_swept or any(s.kv_lora_rank == 0 for s in models),
         no_cp=set(grid.values["cp"]) == {1},
         breakdown=breakdown,
+        imbalanced=has_moe and expert_parallel and (imbalance is None or not _identically(imbalance, 1.0)),
     )
 
 
-def rates(grid: Grid, hardware: Any, eff: Efficiency, column: torch.Tensor) -> Rates:
-    """Peaks for the weight format (bf16's where the device has none: that point is infeasible),
-    bandwidths and the collective tiers with their efficiencies applied."""
+def rates(
+    grid: Grid,
+    model: Any,
+    hardware: Any,
+    eff: Efficiency,
+    column: torch.Tensor,
+    kernels: kernel_paths.Kernels | None,
+) -> Rates:
+    """Peaks for the weight format (bf16's where the device has none: that point is infeasible
+    unless another kernel path runs it), bandwidths and the collective tiers with their
+    efficiencies applied."""
     hw = hardware
     peak = torch.where(column == 0, hw.peak_flops_bf16, torch.where(column == 1, hw.peak_flops_fp8, hw.peak_flops_fp4))
-    supported = peak > 0
+    native = (peak > 0) & (column != NO_NATIVE_MATH)
     return Rates(
         efficiency=eff,
-        peak_gemm=torch.where(supported, peak, hw.peak_flops_bf16),
+        peak_gemm=torch.where(native, peak, hw.peak_flops_bf16),
         peak_attn=hw.peak_flops_bf16,
-        gemm_supported=supported,
+        gemm_supported=native if kernels is None else kernel_paths.supported(kernels, model),
+        kernels=kernels,
         hbm_bandwidth=hw.hbm_bandwidth,
         launch_overhead=hw.launch_overhead,
         allreduce=grid.lookup("allreduce", ALLREDUCE_CODE),
@@ -88,6 +117,7 @@ def rates(grid: Grid, hardware: Any, eff: Efficiency, column: torch.Tensor) -> R
             domain=hw.scaleup_size,
             mesh=hw.scaleup_mesh,
         ),
+        custom=custom_all_reduce(grid, hw),
         operating=Operating(
             idle_power=hw.idle_power,
             board_power=hw.board_power,
@@ -96,6 +126,24 @@ def rates(grid: Grid, hardware: Any, eff: Efficiency, column: torch.Tensor) -> R
             pue=hw.pue,
             price_per_gpu_hour=hw.price_per_gpu_hour,
         ),
+    )
+
+
+def custom_all_reduce(grid: Grid, hw: Any) -> comm.CustomAllReduce | None:
+    """The serving stacks' peer-memory all-reduce kernels (docs/model.md §10.4): where the point's
+    stack has them and its device has measured parameters (custom_allreduce_efficiency > 0). None
+    where no point can use them (NCCL only: the same results bit for bit)."""
+    if not any(s.custom_allreduce for s in grid.values["stack"]):
+        return None
+    eta = hw.custom_allreduce_efficiency
+    measured = eta > 0
+    if not eta.requires_grad and not bool(torch.any(measured)):
+        return None
+    return comm.CustomAllReduce(
+        bw=hw.scaleup_bandwidth * torch.where(measured, eta, 1.0),  # (1 where unused: no 1/0)
+        lat_one_shot=hw.custom_allreduce_latency,
+        lat_two_shot=hw.custom_allreduce_twoshot_latency,
+        enabled=(grid.spec("stack").custom_allreduce > 0) & measured,
     )
 
 
@@ -126,8 +174,9 @@ def workload(
     context: torch.Tensor,
     batch_exact: torch.Tensor,
     batch: torch.Tensor,
+    imbalance: torch.Tensor | None = None,
 ) -> Workload:
-    """The model, the requests' lengths and prefill chunks, and the batch."""
+    """The model, the requests' lengths and prefill chunks, the batch and the given routing imbalance."""
     chunked = "chunk_size" in grid.values
     return Workload(
         model=model,
@@ -141,6 +190,7 @@ def workload(
         batch=batch,
         batch_exact=batch_exact,
         serving=traffic(grid, S, T_out),
+        imbalance=imbalance,
     )
 
 
@@ -200,6 +250,7 @@ def deployment(
     resident: Resident,
     batch_exact: torch.Tensor,
     micro: torch.Tensor | None,
+    group_bytes: Mapping[str, torch.Tensor] | None = None,
 ) -> Deployment:
     """The layout with its microbatches (given, or as many as fill the pipeline), the resident memory
     and the per-replica and per-microbatch shares of the batch."""
@@ -212,6 +263,7 @@ def deployment(
         layout=layout,
         layout_exact=dataclasses.replace(exact_layout, micro=micro),
         sizes=sizes,
+        group_bytes=group_bytes,
         mix=resident.mix,
         weights=resident.weights,
         kv_per_sequence=resident.kv_per_sequence,
@@ -231,13 +283,20 @@ def build(
     the C allocator's heap is reused by the grid-sized temporaries that follow: a reordering can
     cost page faults on every evaluation; time a 1e6-point evaluate after changing it.)"""
     f64 = torch.float64
+    imbalance = given_imbalance(grid, fields)
+    fields = {k: v for k, v in fields.items() if k != "imbalance"}  # (the others are spec fields)
     model, hardware = specs(grid, fields)
     column = math_column(grid)
     eff = efficiencies(grid, efficiency, column)
     stack = stack_overheads(grid)
     if stack[0] is not None:  # the serving stack's host time per step adds to the hardware's own
         object.__setattr__(eff, "step_overhead", eff.step_overhead + stack[0])
-    cuts = shortcuts(grid, fields, eff, hardware, breakdown)
+    kernels = (
+        kernel_paths.kernels(grid, hardware, column_tables(grid, efficiency), grid.dtype)
+        if kernel_paths.needed(grid)
+        else None
+    )
+    cuts = shortcuts(grid, fields, eff, hardware, breakdown, imbalance)
     exact = exact_counts(grid)
     model_exact = grid.spec("model", int_dtype=f64) if grid.dtype != f64 else model
     S, chunks, T_out = lengths(grid, exact)
@@ -245,13 +304,14 @@ def build(
     sizes = element_sizes(grid)
     micro = grid.axis("microbatches", f64) if "microbatches" in grid.values else None
     context = S + T_out
-    resident = resident_memory(grid, fields, model, hardware, shell, sizes, S, context)
+    group_bytes = kernels.bytes if kernels is not None else None
+    resident = resident_memory(grid, fields, model, hardware, shell, sizes, S, context, group_bytes)
     batch_exact = batch(grid, resident, exact_layout.dp, micro)
     batch_ = batch_exact.to(grid.dtype)
-    dep = deployment(exact_layout, shell, sizes, resident, batch_exact, micro)
+    dep = deployment(exact_layout, shell, sizes, resident, batch_exact, micro, group_bytes)
     return (
-        workload(grid, model, model_exact, S, chunks, T_out, context, batch_exact, batch_),
-        rates(grid, hardware, eff, column),
+        workload(grid, model, model_exact, S, chunks, T_out, context, batch_exact, batch_, imbalance),
+        rates(grid, model, hardware, eff, column, kernels),
         dep,
         cuts,
     )

@@ -74,10 +74,10 @@ def chunked_prefill(w: Workload, r: Rates, d: Deployment, s: Shortcuts) -> tuple
         else:
             per_op[name] = each(lambda x, y: n_full * x + has_rest * y, full_ops[name], last_ops[name])
     c_full = collectives.with_context_parallel(
-        w, r, d, s, collectives.phase_comm(w, r, d, s, full.tokens), full, full_ops["attn"][2]
+        w, r, d, s, collectives.phase_comm(w, r, d, s, full.tokens, cp), full, full_ops["attn"][2]
     )
     c_last = collectives.with_context_parallel(
-        w, r, d, s, collectives.phase_comm(w, r, d, s, last.tokens), last, last_ops["attn"][2]
+        w, r, d, s, collectives.phase_comm(w, r, d, s, last.tokens, cp), last, last_ops["attn"][2]
     )
     coll = {k: n_full * c_full[k] + has_rest * c_last[k] for k in ("dense", "moe_tp", "moe_ep", "hops") if k in c_full}
     coll["hop"] = n_full * c_full["hop"] + has_rest * c_last["hop"]  # the slowest stage sends every chunk on

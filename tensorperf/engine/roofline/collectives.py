@@ -14,6 +14,7 @@ import torch
 
 from tensorperf.engine.physics import comm, ops
 from tensorperf.engine.physics.layout import kv_elements_per_rank
+from tensorperf.engine.roofline import layer
 from tensorperf.engine.roofline.values import ALLREDUCE_CODE, Deployment, Rates, Shortcuts, Workload
 
 Collectives = dict[str, torch.Tensor]  # dense, moe_tp, moe_ep (per layer, exposed); hops, hop (per pass)
@@ -26,23 +27,35 @@ def exposed(s: Shortcuts, t: torch.Tensor) -> torch.Tensor:
 
 
 def all_reduce(r: Rates, nbytes: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-    """The all-reduce algorithm selected by the ``allreduce`` input (ring, tree or hierarchical):
-    only the algorithms the grid uses are evaluated."""
+    """All-reduce of ``nbytes`` over groups of ``n``: the NCCL algorithm selected by the ``allreduce``
+    input (ring, tree or hierarchical; only the algorithms the grid uses are evaluated), its link
+    efficiency S/(S + comm_half_bytes) as the full efficiency on S + comm_half_bytes bytes. Where the
+    point's stack has peer-memory kernels and the group fits in one scale-up domain, the runtime takes
+    the fastest of that, one-shot and two-shot (docs/model.md §10.4; the kernels' own fit has no
+    half-bytes term)."""
     out = None
+    sized = nbytes + r.efficiency.comm_half_bytes
     for name in r.allreduce_used:  # at most three algorithms, not grid points
-        t = comm.ALL_REDUCE[name](nbytes, n, r.tiers)
+        t = comm.ALL_REDUCE[name](sized, n, r.tiers)
         out = t if out is None else torch.where(r.allreduce == ALLREDUCE_CODE[name], t, out)
-    return out
+    if r.custom is None:  # no stack of the grid has them: NCCL only, bit for bit
+        return out
+    custom, usable = r.custom.time(nbytes, n, r.tiers)
+    return torch.where(usable, torch.minimum(out, custom), out)
 
 
-def phase_comm(w: Workload, r: Rates, d: Deployment, s: Shortcuts, tokens: torch.Tensor) -> Collectives:
+def phase_comm(
+    w: Workload, r: Rates, d: Deployment, s: Shortcuts, tokens: torch.Tensor, spread: torch.Tensor | float = 1.0
+) -> Collectives:
     """Per-layer collectives of a phase of ``tokens`` tokens per replica-microbatch (exposed part),
-    and the pipeline hop: ``hops`` summed over the stages, ``hop`` the slowest stage's."""
+    and the pipeline hop: ``hops`` summed over the stages, ``hop`` the slowest stage's. ``spread``:
+    the cp ranks holding different tokens (ops.Phase.spread), for the routing imbalance of the
+    expert all-to-all: the slowest EP rank sends and receives λ times the mean (§3.5.1)."""
     m, lay, t = w.model, d.layout, r.tiers
     act = tokens * m.d_model * d.sizes.a
     # link efficiency S/(S + h) on a message of S bytes = the full efficiency on S + h bytes
     half = r.efficiency.comm_half_bytes
-    ar_tp = all_reduce(r, act + half, lay.tp)
+    ar_tp = all_reduce(r, act, lay.tp)
     hop_in = comm.pipeline_hop(act + half, torch.ones_like(lay.pp, dtype=torch.bool), t)
     hop_out = comm.pipeline_hop(act + half, torch.zeros_like(lay.pp, dtype=torch.bool), t)
     crossing = comm.domain_crossings(lay.pp, lay.stage_gpus, t.domain)
@@ -53,9 +66,11 @@ def phase_comm(w: Workload, r: Rates, d: Deployment, s: Shortcuts, tokens: torch
     if s.has_dense:  # (the collectives of a kind of layer no model has are left out: exact zeros)
         out["dense"] = exposed(s, 2 * ar_tp)  # (2·x is exact: the same bits as (exposed·2)·x)
     if s.has_moe:
-        ar_etp = all_reduce(r, act * (lay.etp / lay.tp) + half, lay.etp)
+        ar_etp = all_reduce(r, act * (lay.etp / lay.tp), lay.etp)
         ep_tiers = dataclasses.replace(t, domain=torch.clamp(t.domain / lay.etp, min=1))
-        a2a = comm.group_all_to_all(act * (m.experts_per_token / lay.tp) + half, lay.ep, ep_tiers)
+        send = act * (m.experts_per_token / lay.tp)
+        imbalance = layer.routing_imbalance(w, d, s, tokens * (lay.dp * spread))
+        a2a = comm.group_all_to_all((send if imbalance is None else send * imbalance) + half, lay.ep, ep_tiers)
         out |= {"moe_tp": exposed(s, ar_tp + ar_etp), "moe_ep": exposed(s, 2 * a2a)}
     return out
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from tensorperf.engine.physics.attention import mean_cached_tokens
-from tensorperf.engine.physics.memory import activation_bytes_per_gpu
+from tensorperf.engine.physics.memory import activation_bytes_per_gpu, model_weight_bytes
 from tensorperf.engine.roofline.values import Deployment, Workload
 
 
@@ -29,9 +29,11 @@ def footprint(w: Workload, d: Deployment) -> Footprint:
     act = activation_bytes_per_gpu(m, lay, step_tokens / lay.cp, bmb, b.a)
     total = d.weights + kv + act
     kv_total = m.kv_elements_per_token_per_layer * m.num_layers * mean_cached_tokens(m, w.context) * b.kv
+    groups = d.group_bytes
+    weights_total = w.model_exact.num_params * b.w.to(f64) if groups is None else model_weight_bytes(m, groups)
     # weights and KV of the whole deployment over what each GPU has left after its workspace
     min_gpus = torch.ceil(
-        (w.model_exact.num_params * b.w.to(f64) + w.batch_exact * kv_total.to(f64))
+        (weights_total.to(f64) + w.batch_exact * kv_total.to(f64))
         / torch.clamp(d.capacity.to(f64) - act.to(f64), min=1.0)
     )
     return Footprint(kv=kv, activations=act, total=total, min_gpus=min_gpus)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any
+
 import torch
 
-from tensorperf.engine.physics import ops
+from tensorperf.engine.physics import ops, routing
 from tensorperf.engine.physics.roofline import compute_time, memory_time, op_time, saturation
+from tensorperf.engine.roofline.kernels import GEMM_OPS, OP_GROUP, KernelPath
 from tensorperf.engine.roofline.per_op import MOE_OPS, OPS, PerOp, left_sum
 from tensorperf.engine.roofline.values import Deployment, Rates, Shortcuts, Workload
 
@@ -61,16 +67,61 @@ def busy_rates(w: Workload, r: Rates, has_moe: bool) -> dict[str, tuple[torch.Te
     }
 
 
-def expert_efficiency(w: Workload, r: Rates, d: Deployment, ph: ops.Phase) -> tuple[torch.Tensor, torch.Tensor]:
+def expert_efficiency(
+    w: Workload, r: Rates, d: Deployment, ph: ops.Phase, kernel: Any = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(compute efficiency of the grouped expert GEMMs, experts the stage's tokens touch): their rows
     are the stage's token-expert pairs over the experts they touch; they saturate with tokens per
-    expert (a lone expert is a plain GEMM)."""
-    m, eff = w.model, r.efficiency
+    expert (a lone expert is a plain GEMM). ``kernel``: the factors of a kernel path (an Efficiency
+    or a kernels.KernelPath; default: the weight format's own table)."""
+    m, eff = w.model, (r.efficiency if kernel is None else kernel)
     stage_tokens = ops.stage_tokens(d.layout, ph)
     touched = ops.expected_experts(m.num_experts, m.experts_per_token, stage_tokens)
     per_expert = stage_tokens * m.experts_per_token / torch.clamp(touched, min=1)
     half = torch.where(m.num_experts > 1, eff.expert_half_tokens, eff.gemm_half_tokens)
     return torch.where(m.num_experts > 1, eff.expert_compute, eff.compute) * saturation(per_expert, half), touched
+
+
+def routing_imbalance(w: Workload, d: Deployment, s: Shortcuts, stage_tokens: torch.Tensor) -> torch.Tensor | None:
+    """λ, the max/mean of the token-expert pairs the EP ranks receive when ``stage_tokens`` tokens
+    are routed (docs/model.md §3.5.1): the given ``imbalance`` where ep > 1 (1 where ep = 1: one
+    rank), else uniform top-k routing's expected value. None where it is 1 at every point of the
+    grid (left out: the same results bit for bit)."""
+    if not s.imbalanced:
+        return None
+    m, lay = w.model, d.layout
+    if w.imbalance is not None:
+        return torch.where(lay.ep > 1, w.imbalance, torch.ones_like(w.imbalance))
+    return routing.imbalance(stage_tokens, m.num_experts, m.experts_per_token, lay.ep)
+
+
+def fastest(
+    r: Rates,
+    s: Shortcuts,
+    flops: torch.Tensor,
+    nbytes: torch.Tensor,
+    paths: tuple[KernelPath, ...],
+    compute_efficiency: Callable[[KernelPath], torch.Tensor],
+    rows: torch.Tensor,
+    weight_bytes: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(time, compute − memory time) of a GEMM op on the fastest available kernel path (docs/model.md
+    §3.13): t = min over available paths; the first (native) path where none is (an infeasible point).
+    A path that streams its weights once per ``reread_rows`` of the op's ``rows`` reads them
+    ceil(rows / reread_rows) times."""
+    first = paths[0]
+    t, margin = timed(r, s, flops, nbytes, first.peak, compute_efficiency(first), first.gemm_memory)
+    found = first.available
+    for p in paths[1:]:
+        n_p = nbytes
+        if p.reread_rows is not None:
+            n_p = nbytes + weight_bytes * torch.clamp(torch.ceil(rows / p.reread_rows) - 1, min=0)
+        t_p, margin_p = timed(r, s, flops, n_p, p.peak, compute_efficiency(p), p.gemm_memory)
+        better = p.available & (~found | (t_p < t))
+        t = torch.where(better, t_p, t)
+        margin = None if margin is None else torch.where(better, margin_p, margin)
+        found = found | p.available
+    return t, margin
 
 
 def attention_op(w: Workload, r: Rates, d: Deployment, s: Shortcuts, parts: tuple[ops.Phase, ...]) -> tuple:
@@ -98,6 +149,11 @@ def phase_ops(
     c = eff.compute * saturation(ph.tokens, eff.gemm_half_tokens)  # GEMMs of T rows
     c_head = eff.compute * saturation(ph.sequences, eff.gemm_half_tokens)
     c_expert, touched = expert_efficiency(w, r, d, ph) if s.has_moe else (None, None)
+    # the slowest EP rank's share of the routed work, and the experts it reads (§3.5.1)
+    imbalance = routing_imbalance(w, d, s, ops.stage_tokens(lay, ph)) if s.has_moe else None
+    read = touched
+    if imbalance is not None:
+        read = ops.critical_experts(m.num_experts, m.experts_per_token, ops.stage_tokens(lay, ph), imbalance, lay.ep)
     table = {  # op: (FLOP and bytes, compute efficiency at this phase's rows)
         "embed": (lambda: ops.embedding(m, ph, b), c),
         "norm": (lambda: ops.norm(m, ph, b), c),
@@ -105,18 +161,68 @@ def phase_ops(
         "out_proj": (lambda: ops.out_proj(m, lay, ph, b), c),
         "mlp": (lambda: ops.dense_mlp(m, lay, ph, b), c),
         "router": (lambda: ops.router(m, ph, b), c),
-        "experts": (lambda: ops.routed_experts(m, lay, ph, b, touched), c_expert),
+        "experts": (lambda: ops.routed_experts(m, lay, ph, b, read, imbalance), c_expert),
         "shared_experts": (lambda: ops.shared_experts(m, lay, ph, b), c),
         "lm_head": (lambda: ops.lm_head(m, lay, ph, b), c_head),
     }
     skip = ({"mlp"} if not s.has_dense else set()) | (MOE_OPS if not s.has_moe else set())
     out = {}
+    if r.kernels is not None:  # tensor groups in their own formats, GEMMs on the fastest kernel path
+        table = _grouped(w, r, d, s, ph, table, touched, read, imbalance)
     for k, (work, e) in table.items():  # nine op kinds
         if k not in skip:
             f, n = work()
-            out[k] = (f, n, *timed(r, s, f, n, _peak(r, k), e, _memory_efficiency(r, k)))
+            out[k] = (f, n, *(e(f, n) if callable(e) else timed(r, s, f, n, _peak(r, k), e, _memory_efficiency(r, k))))
     return (
         {k: out[k] for k in OPS[:3]}
         | {"attn": attention_op(w, r, d, s, attention_parts or (ph,))}
         | {k: out[k] for k in OPS[4:10] if k in out}
     )
+
+
+def _grouped(
+    w: Workload,
+    r: Rates,
+    d: Deployment,
+    s: Shortcuts,
+    ph: ops.Phase,
+    table: dict,
+    touched: torch.Tensor | None,
+    read: torch.Tensor | None = None,
+    imbalance: torch.Tensor | None = None,
+) -> dict:
+    """The op table with each weight-reading op's bytes in its tensor group's format, and each GEMM
+    timed on its group's fastest kernel path (a function of its FLOP and bytes in place of an
+    efficiency). ``touched``: the experts the stage's tokens touch (the GEMM rows per expert);
+    ``read`` and ``imbalance``: the experts the slowest EP rank reads and its share (§3.5.1)."""
+    m, lay, b, k = w.model, d.layout, d.sizes, r.kernels
+    read = touched if read is None else read
+    sized = {g: dataclasses.replace(b, w=d.group_bytes[g]) for g in d.group_bytes}
+    zero = ph.tokens.new_zeros(())
+    idle = dataclasses.replace(ph, tokens=zero, pairs=zero, kv_read=zero, sequences=zero)  # weights only
+    stage_tokens = ops.stage_tokens(lay, ph)
+    per_expert = stage_tokens * m.experts_per_token / torch.clamp(touched, min=1) if touched is not None else None
+    rows = {"lm_head": ph.sequences, "experts": per_expert}  # the GEMM's rows (M); the others: the tokens
+    efficiency_of = {  # the compute efficiency at those rows, per kernel path
+        "qkv": lambda p: p.compute * saturation(ph.tokens, p.gemm_half_tokens),
+        "lm_head": lambda p: p.compute * saturation(ph.sequences, p.gemm_half_tokens),
+        "experts": lambda p: expert_efficiency(w, r, d, ph, p)[0],
+    }
+    work = {
+        "embed": lambda q: ops.embedding(m, q, sized["embeddings"]),
+        "qkv": lambda q: ops.qkv(m, lay, q, sized["attention"]),
+        "out_proj": lambda q: ops.out_proj(m, lay, q, sized["attention"]),
+        "mlp": lambda q: ops.dense_mlp(m, lay, q, sized["mlp"]),
+        "router": lambda q: ops.router(m, q, sized["attention"]),
+        "experts": lambda q: ops.routed_experts(m, lay, q, sized["experts"], read, imbalance),
+        "shared_experts": lambda q: ops.shared_experts(m, lay, q, sized["mlp"]),
+        "lm_head": lambda q: ops.lm_head(m, lay, q, sized["embeddings"]),
+    }
+    out = {}
+    for op, (_, e) in table.items():
+        if op in GEMM_OPS:
+            args = (k.paths[OP_GROUP[op]], efficiency_of.get(op, efficiency_of["qkv"]), rows.get(op, ph.tokens))
+            weights = work[op](idle)[1]  # the op's weight bytes (no tokens: nothing else moves)
+            e = lambda f, n, a=args, wb=weights: fastest(r, s, f, n, *a, wb)  # noqa: E731
+        out[op] = (functools.partial(work[op], ph) if op in work else table[op][0], e)
+    return out

@@ -71,7 +71,7 @@ def prefill(w: Workload, r: Rates, d: Deployment, s: Shortcuts) -> Prefill:
     )
     pre_ops = layer.phase_ops(w, r, d, s, pre)
     pre_coll = collectives.with_context_parallel(
-        w, r, d, s, collectives.phase_comm(w, r, d, s, tokens), pre, pre_ops["attn"][2]
+        w, r, d, s, collectives.phase_comm(w, r, d, s, tokens, cp), pre, pre_ops["attn"][2]
     )
     pre_times, pre_total, pre_slowest = stages.compose(w, d, s, pre_ops, pre_coll, s.breakdown)
     ttft, ttft_max = pipeline.prefill_times(with_overhead(r, s, pre_total), pre_slowest, lay.micro)

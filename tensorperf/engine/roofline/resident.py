@@ -15,10 +15,10 @@ from tensorperf.engine.physics.attention import mean_cached_tokens
 from tensorperf.engine.physics.layout import Layout
 from tensorperf.engine.physics.memory import (
     ACTIVATION_TOKENS,
-    MEMORY_UTILIZATION,
     kv_bytes_per_sequence,
     logit_bytes_per_sequence,
     max_batch,
+    usable_memory,
     weight_bytes_per_gpu,
     workspace_bytes_per_gpu,
 )
@@ -45,16 +45,18 @@ def resident_memory(
     sizes: ops.Bytes,
     prompt: torch.Tensor,
     context: torch.Tensor,
+    group_bytes: Mapping[str, torch.Tensor] | None = None,
 ) -> Resident:
-    """Weights, KV bytes per sequence at the longest context, workspace and usable capacity."""
+    """Weights, KV bytes per sequence at the longest context, workspace and usable capacity.
+    ``group_bytes``: bytes per weight of each tensor group (None: every group in weight_dtype)."""
     lead_dense = any(s.first_dense_layers > 0 for s in grid.values["model"]) or any(
         k.startswith("first_dense_layers") for k in (*grid.values, *fields)
     )
     mix = pipeline.stage_mix(model, shell.pp, lead_dense)
-    weights = weight_bytes_per_gpu(model, shell, mix, sizes.w)
+    weights = weight_bytes_per_gpu(model, shell, mix, sizes.w if group_bytes is None else group_bytes)
     kv_seq = kv_bytes_per_sequence(model, shell, mean_cached_tokens(model, context), sizes.kv, mix.layers.amax(dim=-1))
-    capacity = MEMORY_UTILIZATION * hardware.hbm_capacity
     workspace_cap = workspace_bytes_per_gpu(model, shell, torch.full_like(prompt, ACTIVATION_TOKENS), sizes.a)
+    capacity = usable_memory(hardware.hbm_capacity, weights, workspace_cap, *kv_cache_rule(grid))
     return Resident(
         mix=mix,
         weights=weights,
@@ -63,6 +65,19 @@ def resident_memory(
         workspace_cap=workspace_cap,
         capacity=capacity,
     )
+
+
+def kv_cache_rule(grid: Grid) -> tuple[torch.Tensor | float, torch.Tensor | None]:
+    """(fraction, after the weights) of each point's serving stack's KV-cache sizing (docs/model.md
+    §10.4): the fraction as a number where every stack of the grid shares it (the ideal stack's 0.9
+    of the whole HBM: the same bits as before stacks had one), and None for the rule where no stack
+    sizes after the weights."""
+    specs = grid.values["stack"]
+    fractions = {s.kv_cache_fraction for s in specs}
+    after = any(s.kv_cache_after_weights for s in specs)
+    view = grid.spec("stack") if after or len(fractions) > 1 else None
+    fraction = next(iter(fractions)) if len(fractions) == 1 else view.kv_cache_fraction
+    return fraction, (view.kv_cache_after_weights > 0 if after else None)
 
 
 def batch(grid: Grid, resident: Resident, dp: torch.Tensor, micro: torch.Tensor | None) -> torch.Tensor:

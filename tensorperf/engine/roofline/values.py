@@ -59,6 +59,9 @@ class Workload:
     batch: torch.Tensor  # B: requests in flight
     batch_exact: torch.Tensor
     serving: Traffic  # how requests reach a serving deployment (the serving pass)
+    # the given max/mean of the routed token-expert pairs over the EP ranks (the ``imbalance`` input);
+    # None: the analytic value of uniform top-k routing (physics.routing.imbalance, docs/model.md §3.5.1)
+    imbalance: torch.Tensor | None = None
 
 
 ALLREDUCE_CODE = MappingProxyType({name: i for i, name in enumerate(comm.ALL_REDUCE)})  # Rates.allreduce
@@ -83,13 +86,17 @@ class Rates:
     efficiency: Efficiency  # every factor a tensor, per-format tables mixed, overrides applied
     peak_gemm: torch.Tensor  # FLOP/s of the weight format's GEMMs (bf16 where the device lacks it)
     peak_attn: torch.Tensor  # FLOP/s of the attention core, norms and router (bf16)
-    gemm_supported: torch.Tensor  # the device has a peak for the weight format
+    gemm_supported: torch.Tensor  # some kernel path runs every weight group on this device and stack
+    kernels: Any  # kernels.Kernels: per weight group, bytes and GEMM paths; None: weight_dtype's native path
     hbm_bandwidth: torch.Tensor  # B/s
     launch_overhead: torch.Tensor  # s per kernel
     tiers: comm.Tiers  # collectives: scale-up and scale-out bandwidth (efficiency applied), latency
     allreduce: torch.Tensor  # the all-reduce algorithm at each point (ALLREDUCE_CODE)
     allreduce_used: tuple[str, ...]  # the algorithms the grid uses
     operating: Operating  # power and price
+    # the serving stacks' peer-memory all-reduce kernels (docs/model.md §10.4); None where no point's
+    # stack has them on a device with measured parameters (NCCL's algorithms only, bit for bit)
+    custom: comm.CustomAllReduce | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,7 @@ class Deployment:
     layout: Layout  # parallel degrees and microbatches (grid dtype)
     layout_exact: Layout  # the same in float64
     sizes: ops.Bytes  # bytes per element: weights, KV cache, activations
+    group_bytes: Any  # tensor group -> bytes per weight (docs/model.md §3.13); None: every group in sizes.w
     mix: pipeline.StageMix  # layer counts of the candidate (possibly slowest) pipeline stages
     weights: torch.Tensor  # weight bytes per GPU (worst stage)
     kv_per_sequence: torch.Tensor  # KV-cache bytes per sequence per GPU at the longest context
@@ -127,3 +135,6 @@ class Shortcuts:
     has_gqa: bool  # some model has grouped-query attention
     no_cp: bool  # cp is 1 everywhere (no context-parallel collectives)
     breakdown: bool  # the per-op breakdown is wanted: ops keep their compute − memory time
+    # some point's routing imbalance may differ from 1 (an MoE model with ep > 1); False: it is 1 at
+    # every point (every ep is 1, or the given imbalance is 1 everywhere) and is left out
+    imbalanced: bool = False

@@ -211,7 +211,7 @@ def add_sweep_flags(p: argparse.ArgumentParser, results: bool = False) -> None:
     p.add_argument("file", nargs="?", metavar="FILE", help=what)
     p.add_argument("--file", dest="file_flag", metavar="FILE", help=what)
     for name, axis in AXES.items():  # one flag per registered sweep input
-        real = axis.kind in (Kind.RATE, Kind.FRACTION)
+        real = axis.kind in (Kind.RATE, Kind.FRACTION, Kind.FACTOR)
         parse = batch if axis.kind is Kind.BATCH else csv(int) if axis.integer else csv(float) if real else csv(str)
         many = "comma-separated" + (", or 'max'" if axis.kind is Kind.BATCH else "")
         p.add_argument(axis.flag, dest=name, type=parse, help=f"{axis.help} ({many})")

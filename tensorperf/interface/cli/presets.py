@@ -1,4 +1,4 @@
-"""``tensorperf presets``: the model, hardware and serving-stack presets with their key numbers."""
+"""``tensorperf presets``: the model, hardware, serving-stack and precision-recipe presets with their key numbers."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 from typing import TextIO
 
 from tensorperf.catalog import presets
+from tensorperf.catalog.specs import RecipeSpec
 from tensorperf.interface.report import table
 
 
@@ -47,9 +48,27 @@ def run(out: TextIO) -> int:
     print("\nHardware (dense peaks; link bandwidth per GPU per direction)", file=out)
     print(table(rows, list(rows[0])), file=out)
     rows = [
-        {"id": sid, "ms/step": st.step_overhead * 1e3, "ms/request": st.request_overhead * 1e3}
+        {
+            "id": sid,
+            "ms/step": st.step_overhead * 1e3,
+            "ms/request": st.request_overhead * 1e3,
+            "custom AR": "yes" if st.custom_allreduce else "no",
+            "KV pool": f"{st.kv_cache_fraction:g} of {'free after weights' if st.kv_cache_after_weights else 'HBM'}",
+            "weight-only GEMMs": ",".join(st.weight_only_formats) or "-",
+            "W4A8 GEMMs": ",".join(st.w4a8_formats) or "-",
+        }
         for sid, st in ((sid, presets.stack(sid)) for sid in presets.stacks())
     ]
-    print("\nServing stacks (host time per forward step and per request outside the passes)", file=out)
+    print(
+        "\nServing stacks (host time per forward step and per request outside the passes; peer-memory"
+        " all-reduce kernels; KV-cache pool)",
+        file=out,
+    )
+    print(table(rows, list(rows[0])), file=out)
+    rows = [
+        {"id": rid, **{g: getattr(r, g) or "weight_dtype" for g in RecipeSpec.GROUPS}}
+        for rid, r in ((rid, presets.recipe(rid)) for rid in presets.recipes())
+    ]
+    print("\nPrecision recipes (weight format per tensor group; docs/model.md §3.13)", file=out)
     print(table(rows, list(rows[0])), file=out)
     return 0
