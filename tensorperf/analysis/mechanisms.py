@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import pandas as pd
@@ -85,10 +85,15 @@ def table(paths: Sequence[str] = FILES, cases: Mapping[str, Mapping[str, Any]] |
     return pd.DataFrame(lines)
 
 
-def main(argv: Sequence[str] = ()) -> int:
-    frame = table(tuple(argv) or FILES)
+def render(frame: pd.DataFrame) -> str:
+    """The table as text, one decimal per percentage."""
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.1f}".format):
-        print(frame.to_string(index=False))
+        return frame.to_string(index=False) + "\n"
+
+
+def main(argv: Sequence[str] = (), out: TextIO = sys.stdout) -> int:
+    """The command-line entry point: the table of ``argv``'s files (default FILES) on ``out``."""
+    out.write(render(table(tuple(argv) or FILES)))
     return 0
 
 
