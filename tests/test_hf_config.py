@@ -4,7 +4,13 @@ The fixtures in tests/fixtures/hf/<name>/config.json are the published config.js
 keys, including the ones the mapping ignores such as rope_theta, torch_dtype and architectures):
 huggingface.co/<org>/<model>/blob/main/config.json for meta-llama/Llama-3.1-8B-Instruct,
 mistralai/Mistral-7B-v0.1, mistralai/Mixtral-8x7B-Instruct-v0.1, Qwen/Qwen2-7B, Qwen/Qwen3-235B-A22B,
-deepseek-ai/DeepSeek-V3 and openai/gpt-oss-120b.
+deepseek-ai/DeepSeek-V3 and openai/gpt-oss-120b; and google/gemma-2-9b, google/gemma-3-27b-it,
+microsoft/Phi-3-mini-4k-instruct, microsoft/phi-4, Qwen/Qwen1.5-MoE-A2.7B and
+deepseek-ai/DeepSeek-V2-Lite. The architecture keys of these six were checked against public verbatim
+copies (e.g. TensorRT-LLM's test_modeling_phi3.py / test_modeling_gemma3.py config dicts); metadata
+keys (token ids, transformers_version) are as remembered and unused. Their parameter counts are the
+published exact totals (each test says where from), and each fixture built by HF transformers 4.57.6
+on the meta device gives the same total (docs/presets.md).
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ model_spec_from_hf_config = ModelSpec.from_hf_config
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hf"
 WITH_PRESET = ("llama-3.1-8b", "mixtral-8x7b", "qwen3-235b-a22b", "deepseek-v3", "gpt-oss-120b")
-ARCH_FIELDS = tuple(f.name for f in dataclasses.fields(ModelSpec) if f.name not in ("name", "source"))
+# (mtp_acceptance: a published measurement of the preset, not a config.json key)
+ARCH_FIELDS = tuple(f.name for f in dataclasses.fields(ModelSpec) if f.name not in ("name", "source", "mtp_acceptance"))
 
 
 def fixture(name: str) -> Path:
@@ -192,39 +199,22 @@ def test_qwen3_dense(tmp_path: Path) -> None:
 
 
 def test_deepseek_v2_lite(tmp_path: Path) -> None:
-    # huggingface.co/deepseek-ai/DeepSeek-V2-Lite config.json: q_lora_rank null, greedy routing (no gate bias)
-    data = {
-        "architectures": ["DeepseekV2ForCausalLM"],
-        "model_type": "deepseek_v2",
-        "hidden_size": 2048,
-        "intermediate_size": 10944,
-        "moe_intermediate_size": 1408,
-        "num_hidden_layers": 27,
-        "num_attention_heads": 16,
-        "num_key_value_heads": 16,
-        "n_shared_experts": 2,
-        "n_routed_experts": 64,
-        "num_experts_per_tok": 6,
-        "first_k_dense_replace": 1,
-        "moe_layer_freq": 1,
-        "kv_lora_rank": 512,
-        "q_lora_rank": None,
-        "qk_nope_head_dim": 128,
-        "qk_rope_head_dim": 64,
-        "v_head_dim": 128,
-        "topk_method": "greedy",
-        "vocab_size": 102400,
-        "tie_word_embeddings": False,
-        "attention_bias": False,
-        "rope_theta": 10000,
-    }
-    spec = model_spec_from_hf_config(write(tmp_path, data))
+    # MLA without q LoRA (q_lora_rank null: a full-rank q_proj), greedy routing (no gate bias), one
+    # leading dense layer (first_k_dense_replace 1), two shared experts
+    spec = model_spec_from_hf_config(fixture("deepseek-v2-lite"))
     assert (spec.q_lora_rank, spec.kv_lora_rank, spec.head_dim, spec.num_kv_heads) == (0, 512, 192, 16)
     assert (spec.router_bias, spec.first_dense_layers, spec.num_shared_experts, spec.d_ff) == (False, 1, 2, 10944)
-    assert spec.num_params == 15_706_484_224  # published 15.7B (the checkpoint's parameter count)
+    assert (spec.num_moe_layers, spec.num_experts, spec.experts_per_token, spec.d_ff_expert) == (26, 64, 6, 1408)
+    # attention: q 2048·16·192 + kv_a 2048·(512+64) + kv_a norm 512 + kv_b 512·16·(128+128) + o 16·128·2048
+    # = 6,291,456 + 1,179,648 + 512 + 2,097,152 + 4,194,304 = 13,763,072 per layer
+    assert spec.attention_params == 13_763_072
+    # 27·(13,763,072 + 4,096 norms) + 3·2048·10944 (dense layer 0) + 26·((64+2)·3·2048·1408 + 64·2048)
+    # + 2·102400·2048 + 2048 = 15,706,484,224: the safetensors index total_size 31,412,968,448 B / 2 (bf16)
+    assert spec.num_params == 15_706_484_224
     # published 2.4B active: 2,451,435,008 without the input embedding (102400·2048)
     assert spec.num_active_params - 102400 * 2048 == 2_451_435_008
     # n_routed_experts null: every layer dense
+    data = load_fixture("deepseek-v2-lite")
     spec = model_spec_from_hf_config(write(tmp_path, data | {"n_routed_experts": None}))
     assert (spec.num_experts, spec.num_moe_layers, spec.router_bias, spec.d_ff) == (0, 0, False, 10944)
 
@@ -233,6 +223,132 @@ def test_deepseek_v3_without_topk_method_keeps_router_bias(tmp_path: Path) -> No
     data = load_fixture("deepseek-v3")
     del data["topk_method"]
     assert model_spec_from_hf_config(write(tmp_path, data)).router_bias is True
+
+
+# ---- Gemma-2/3, Phi-3/4, Qwen2-MoE: published configs give the published parameter counts ------------
+
+
+def test_gemma2_9b() -> None:
+    spec = model_spec_from_hf_config(fixture("gemma-2-9b"))
+    # head_dim 256 is not hidden_size / heads = 3584 / 16 = 224
+    assert (spec.num_layers, spec.d_model, spec.num_heads, spec.num_kv_heads, spec.head_dim) == (42, 3584, 16, 8, 256)
+    assert (spec.d_ff, spec.vocab_size, spec.tie_embeddings, spec.norms_per_layer) == (14336, 256000, True, 4)
+    # Gemma2Config: layers 0, 2, ..., 40 use the 4096-token window, the odd ones attend fully
+    assert (spec.sliding_window, spec.sliding_window_layers) == (4096, 21)
+    # attention 3584·16·256·2 + 2·3584·8·256 = 44,040,192; GeGLU 3·3584·14336 = 154,140,672; 4 norms 14,336
+    # -> 198,195,200 per layer; 42 layers 8,324,198,400 + tied embedding 256000·3584 = 917,504,000 + final
+    # norm 3,584 = 9,241,705,984: keras-hub gemma2_9b_en "params" (HF: 18,483,411,968 B of bf16 / 2)
+    assert spec.num_params == spec.num_active_params == 9_241_705_984
+
+
+# SigLIP vision tower of Gemma 3 (vision_config: d 1152, MLP 4304, 27 layers, 896 px / 14 px patches) and
+# the projector, which the text model does not count: patch conv 3·14·14·1152 + 1152 = 678,528;
+# positions (896/14)^2·1152 = 4,718,592; per layer q/k/v/o with biases 4·(1152^2 + 1152) + MLP
+# 2·1152·4304 + 4304 + 1152 + two LayerNorms 4·1152 = 15,239,504, x 27 = 411,466,608; post-norm 2,304
+GEMMA3_VISION = 678_528 + 4_718_592 + 27 * 15_239_504 + 2_304  # 416,866,032
+GEMMA3_27B_PROJECTOR = 1152 * 5376 + 1152  # mm_input_projection (1152 x d) and soft-embedding norm
+
+
+def test_gemma3_27b_text_model() -> None:
+    spec = model_spec_from_hf_config(fixture("gemma-3-27b-it"))
+    assert spec.name == "gemma-3-27b-it"
+    assert (spec.num_layers, spec.d_model, spec.num_heads, spec.num_kv_heads, spec.head_dim) == (62, 5376, 32, 16, 128)
+    # vocab_size and tie_word_embeddings are not in the published text_config: Gemma3TextConfig defaults
+    assert (spec.vocab_size, spec.tie_embeddings, spec.qk_norm, spec.norms_per_layer) == (262208, True, True, 4)
+    # sliding_window_pattern 6 (default): layers 5, 11, ..., 59 are global, the other 52 use 1024 tokens
+    assert (spec.sliding_window, spec.sliding_window_layers) == (1024, 52)
+    # attention 5376·32·128·2 + 2·5376·16·128 = 66,060,288 + q/k norms 2·128; GeGLU 3·5376·21504 =
+    # 346,816,512; 4 norms 21,504 -> 412,898,560 per layer; x 62 = 25,599,710,720 + tied embedding
+    # 262208·5376 = 1,409,630,208 + final norm 5,376 = 27,009,346,304
+    assert spec.num_params == 27_009_346_304
+    # + vision tower + projector = 27,432,406,640, the parameter count HF lists for google/gemma-3-27b-it
+    assert spec.num_params + GEMMA3_VISION + GEMMA3_27B_PROJECTOR == 27_432_406_640
+
+
+def test_gemma3_defaults_and_layer_pattern(tmp_path: Path) -> None:
+    data = load_fixture("gemma-3-27b-it")
+    text = data["text_config"]
+    del text["model_type"], text["head_dim"], text["num_key_value_heads"]  # wrapper's gemma3 -> gemma3_text
+    spec = model_spec_from_hf_config(write(tmp_path, data))
+    assert (spec.head_dim, spec.num_kv_heads) == (256, 4)  # Gemma3TextConfig defaults, not 5376 / 32
+    text["sliding_window_pattern"] = 2  # every other layer global
+    assert model_spec_from_hf_config(write(tmp_path, data)).sliding_window_layers == 31
+    text["layer_types"] = ["full_attention"] * 60 + ["sliding_attention"] * 2  # an explicit list wins
+    assert model_spec_from_hf_config(write(tmp_path, data)).sliding_window_layers == 2
+    text["tie_word_embeddings"] = False  # an untied LM head adds vocab·d
+    untied = model_spec_from_hf_config(write(tmp_path, data))
+    assert untied.num_params - spec.num_params == 262208 * 5376
+
+
+def test_gemma2_head_dim_default_and_layer_types(tmp_path: Path) -> None:
+    data = load_fixture("gemma-2-9b")
+    del data["head_dim"]
+    assert model_spec_from_hf_config(write(tmp_path, data)).head_dim == 256  # Gemma2Config default
+    data["layer_types"] = ["full_attention"] * 42
+    assert model_spec_from_hf_config(write(tmp_path, data)).sliding_window_layers == 0
+
+
+def test_phi3_mini() -> None:
+    spec = model_spec_from_hf_config(fixture("phi-3-mini-4k-instruct"))
+    assert spec.name == "Phi-3-mini-4k-instruct"  # the config's _name_or_path
+    assert (spec.num_layers, spec.d_model, spec.num_heads, spec.num_kv_heads, spec.head_dim) == (32, 3072, 32, 32, 96)
+    assert (spec.sliding_window, spec.sliding_window_layers) == (2047, 32)  # every layer (HF Phi3Attention)
+    assert not (spec.qkv_bias or spec.out_bias or spec.mlp_bias or spec.tie_embeddings)
+    # fused qkv_proj and gate_up_proj hold the same weights as separate ones: attention 4·3072^2 =
+    # 37,748,736; MLP 3·3072·8192 = 75,497,472; norms 6,144 -> 113,252,352 per layer; x 32 =
+    # 3,624,075,264 + embedding and LM head 2·32064·3072 = 197,001,216 + 3,072 = 3,821,079,552:
+    # keras-hub phi3_mini_4k_instruct_en "params"
+    assert spec.num_params == 3_821_079_552
+
+
+def test_phi4(tmp_path: Path) -> None:
+    spec = model_spec_from_hf_config(fixture("phi-4"))
+    assert (spec.num_layers, spec.d_model, spec.num_heads, spec.num_kv_heads, spec.head_dim) == (40, 5120, 40, 10, 128)
+    assert (spec.sliding_window, spec.sliding_window_layers) == (0, 0)  # sliding_window null
+    # attention 5120·5120·2 + 2·5120·1280 = 65,536,000; MLP 3·5120·17920 = 275,251,200; norms 10,240
+    # -> 340,797,440 per layer; x 40 = 13,631,897,600 + 2·100352·5120 = 1,027,604,480 + 5,120
+    # = 14,659,507,200: the GGUF general.parameter_count of microsoft/phi-4
+    assert spec.num_params == 14_659_507_200
+    tied = model_spec_from_hf_config(write(tmp_path, load_fixture("phi-4") | {"tie_word_embeddings": True}))
+    assert spec.num_params - tied.num_params == 100352 * 5120  # Phi-4-mini style tied LM head
+
+
+def test_qwen15_moe_a27b() -> None:
+    spec = model_spec_from_hf_config(fixture("qwen1.5-moe-a2.7b"))
+    assert (spec.num_experts, spec.experts_per_token, spec.d_ff_expert, spec.num_moe_layers) == (60, 4, 1408, 24)
+    # the one shared expert of width 5632 is four shared experts of the routed width 1408, behind a gate
+    assert (spec.num_shared_experts, spec.shared_expert_gate, spec.d_ff) == (4, True, 0)
+    assert (spec.qkv_bias, spec.out_bias, spec.sliding_window_layers) == (True, False, 0)
+    assert spec.router_params == 60 * 2048 + 2048  # router d x E and shared-expert gate d x 1
+    # per layer: attention 4·2048^2 + q/k/v bias 3·2048 = 16,783,360; 60 experts 60·3·2048·1408 =
+    # 519,045,120; shared 3·2048·5632 = 34,603,008; router 122,880 + gate 2,048; norms 4,096 ->
+    # 570,560,512; x 24 = 13,693,452,288 + 2·151936·2048 = 622,329,856 + 2,048 = 14,315,784,192:
+    # keras-hub qwen1.5_moe_2.7b_en "params"
+    assert spec.num_params == 14_315_784_192
+    # active: 4 of 60 routed experts -> 570,560,512 - 56·8,650,752 = 86,118,400 per layer; x 24 +
+    # 622,331,904 = 2,689,173,504 (published "2.7B activated")
+    assert spec.num_active_params == 2_689_173_504
+
+
+def test_qwen2_moe_shared_width_must_be_a_multiple(tmp_path: Path) -> None:
+    data = load_fixture("qwen1.5-moe-a2.7b")
+    with pytest.raises(SpecError, match=r"key 'shared_expert_intermediate_size' = 5000 is not a multiple of"):
+        model_spec_from_hf_config(write(tmp_path, data | {"shared_expert_intermediate_size": 5000}))
+    spec = model_spec_from_hf_config(write(tmp_path, data | {"shared_expert_intermediate_size": 1408}))
+    assert (spec.num_shared_experts, spec.shared_expert_gate) == (1, True)
+    spec = model_spec_from_hf_config(write(tmp_path, data | {"mlp_only_layers": list(range(24))}))
+    assert (spec.num_experts, spec.num_shared_experts, spec.shared_expert_gate, spec.d_ff) == (0, 0, False, 5632)
+
+
+@pytest.mark.parametrize(
+    "name", ("gemma-2-9b", "gemma-3-27b-it", "phi-3-mini-4k-instruct", "phi-4", "qwen1.5-moe-a2.7b", "deepseek-v2-lite")
+)
+def test_new_families_sweep(name: str) -> None:
+    import tensorperf as tp
+
+    ds = tp.sweep(model=str(fixture(name)), hardware="h100-sxm", batch=[1, 8], breakdown=False)
+    assert bool(ds.feasible.all())
+    assert (ds.tpot.values > 0).all()
 
 
 # ---- malformed input ------------------------------------------------------------------------------
@@ -276,6 +392,10 @@ def test_missing_model_type(tmp_path: Path) -> None:
         ("deepseek-v3", "first_k_dense_replace"),
         ("deepseek-v3", "q_lora_rank"),
         ("gpt-oss-120b", "num_hidden_layers"),
+        ("gemma-2-9b", "intermediate_size"),
+        ("phi-4", "hidden_size"),
+        ("qwen1.5-moe-a2.7b", "shared_expert_intermediate_size"),
+        ("qwen1.5-moe-a2.7b", "moe_intermediate_size"),
     ],
 )
 def test_missing_key(tmp_path: Path, name: str, key: str) -> None:

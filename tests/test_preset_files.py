@@ -59,6 +59,10 @@ def test_model_toml_roundtrip(tmp_path):
         (GOOD_HW.replace("memory = 0.75", "memory = 2"), r"my-gpu.toml: \[efficiency\]: Efficiency.memory = 2"),
         (GOOD_HW.replace("scaleup_size = 8", "scaleup_size = 8.5"), r"HardwareSpec.scaleup_size = 8.5"),
         (GOOD_HW + "\n[[broken", r"my-gpu.toml: not valid TOML"),
+        (
+            GOOD_HW.replace("scaleup_size = 8", 'hbm_capacity_marketed = "100GB"\nscaleup_size = 8'),
+            r"my-gpu.toml: HardwareSpec.hbm_capacity_marketed = '100GB' is not allowed: must be a number, a space",
+        ),
     ],
 )
 def test_malformed_hardware_file(tmp_path, text, match):
@@ -71,3 +75,19 @@ def test_malformed_hardware_file(tmp_path, text, match):
 def test_missing_file_is_a_spec_error(tmp_path):
     with pytest.raises(tp.SpecError, match="cannot read"):
         load_model_file(tmp_path / "nope.toml")
+
+
+def test_marketed_capacity_keys(tmp_path):
+    # hbm_capacity is the exact byte count the model uses; hbm_capacity_marketed and memory_type are display only
+    path = tmp_path / "my-gpu.toml"
+    path.write_text(
+        GOOD_HW.replace("scaleup_size = 8", 'hbm_capacity_marketed = "96 GB"\nmemory_type = "HBM3"\nscaleup_size = 8')
+    )
+    spec = load_hardware_file(path)
+    assert (spec.hbm_capacity, spec.hbm_capacity_marketed, spec.memory_type) == (1.0e11, "96 GB", "HBM3")
+    plain = tmp_path / "plain" / "my-gpu.toml"
+    plain.parent.mkdir()
+    plain.write_text(GOOD_HW)
+    a = tp.sweep(model="llama-3.1-8b", hardware=str(path), batch=[1, 16])
+    b = tp.sweep(model="llama-3.1-8b", hardware=str(plain), batch=[1, 16])
+    np.testing.assert_array_equal(a.tpot.values, b.tpot.values)  # the display fields change no number

@@ -18,6 +18,23 @@ Supported ``model_type`` values and what they map onto (HF transformers modeling
   (``n_routed_experts``, ``num_experts_per_tok``, ``n_shared_experts``, ``moe_intermediate_size``);
   router bias when ``topk_method`` is ``noaux_tc`` (e_score_correction_bias; the default for V3). The
   multi-token-prediction module (``num_nextn_predict_layers``) is not counted, as in the presets.
+- ``qwen2_moe`` (Qwen1.5-MoE, Qwen2-MoE): as qwen2 (q/k/v bias from ``qkv_bias``, default true), MoE
+  layers as qwen3_moe (``num_experts``, ``num_experts_per_tok``, ``moe_intermediate_size``,
+  ``decoder_sparse_step``, ``mlp_only_layers``) plus ONE always-on shared expert of width
+  ``shared_expert_intermediate_size`` behind a d -> 1 sigmoid gate (``shared_expert_gate``). The
+  shared expert is described as ``shared_expert_intermediate_size / moe_intermediate_size`` shared
+  experts of the routed width: a gated MLP of width k·w is exactly k gated MLPs of width w side by side
+  (same weights, same FLOPs), so its width must be a multiple of the routed width.
+- ``gemma2``: GeGLU MLP, ``head_dim`` (default 256) independent of hidden_size / heads, four RMSNorms
+  per layer (pre/post attention, pre/post MLP), tied embeddings by default; ``sliding_window`` (default
+  4096) on the layers ``layer_types`` marks ``sliding_attention`` (default: the even layers). Logit
+  soft-capping and ``query_pre_attn_scalar`` hold no parameters.
+- ``gemma3_text`` (also inside a ``gemma3`` multimodal wrapper): as gemma2 plus per-head q/k RMSNorm;
+  sliding layers from ``layer_types``, else every layer but each ``sliding_window_pattern``-th
+  (default 6: five local, one global); the keys published configs leave out take Gemma3TextConfig's
+  defaults (vocab_size 262208, head_dim 256, 8 heads, 4 KV heads, sliding_window 4096, tied embeddings).
+- ``phi3`` (Phi-3, Phi-3.5, Phi-4): dense SwiGLU with fused qkv and gate/up projections (same
+  parameters as separate ones), no biases; ``sliding_window`` (when not null) on every layer.
 - ``gpt_oss``: every layer MoE (``num_local_experts``, ``num_experts_per_tok``, expert width
   ``intermediate_size``) with expert and router biases; ``attention_bias`` -> q/k/v and o biases; one
   learned attention sink per query head; ``sliding_window`` on the layers ``layer_types`` marks
@@ -45,11 +62,15 @@ __all__ = ["SUPPORTED_MODEL_TYPES", "model_fields_from_hf_config"]
 SUPPORTED_MODEL_TYPES = (
     "deepseek_v2",
     "deepseek_v3",
+    "gemma2",
+    "gemma3_text",
     "gpt_oss",
     "llama",
     "mistral",
     "mixtral",
+    "phi3",
     "qwen2",
+    "qwen2_moe",
     "qwen3",
     "qwen3_moe",
 )
@@ -62,10 +83,17 @@ _ARCHITECTURES = {
     "Qwen2ForCausalLM": "qwen2",
     "Qwen3ForCausalLM": "qwen3",
     "Qwen3MoeForCausalLM": "qwen3_moe",
+    "Qwen2MoeForCausalLM": "qwen2_moe",
+    "Gemma2ForCausalLM": "gemma2",
+    "Gemma3ForCausalLM": "gemma3_text",
+    "Phi3ForCausalLM": "phi3",
     "DeepseekV2ForCausalLM": "deepseek_v2",
     "DeepseekV3ForCausalLM": "deepseek_v3",
     "GptOssForCausalLM": "gpt_oss",
 }
+
+# model_type of the text model inside a multimodal wrapper whose text_config leaves it out
+_TEXT_MODEL_TYPES = {"gemma3": "gemma3_text"}
 
 _REQUIRED = object()
 MAX_LAYERS = 100_000  # num_hidden_layers: real models have < 1,000
@@ -208,6 +236,8 @@ def model_fields_from_hf_config(path: str | Path, name: str | None = None) -> tu
                 f"{path}: key 'text_config' = {data['text_config']!r} is not allowed: must be a JSON object"
             )
         inner, prefix, outer = data["text_config"], "text_config.", data
+    if inner is not data and "model_type" not in inner and data.get("model_type") in _TEXT_MODEL_TYPES:
+        inner = inner | {"model_type": _TEXT_MODEL_TYPES[data["model_type"]]}
     model_type = _model_type(inner, path, prefix)
     if model_type not in _BUILDERS:
         raise SpecError(
@@ -223,15 +253,19 @@ def model_fields_from_hf_config(path: str | Path, name: str | None = None) -> tu
 # ---- pieces shared by the families -----------------------------------------------------------------
 
 
-def _common(c: _Table, mla: bool = False) -> dict[str, Any]:
-    """Widths, heads, vocabulary and embeddings (GQA/MQA/MHA attention; MLA sets its own heads)."""
+def _common(c: _Table, mla: bool = False, defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Widths, heads, vocabulary and embeddings (GQA/MQA/MHA attention; MLA sets its own heads).
+
+    ``defaults``: the family's config-class defaults for keys its published configs leave out
+    (num_attention_heads, num_key_value_heads, head_dim, vocab_size, tie_word_embeddings)."""
+    dflt = defaults or {}
     d = c.get("hidden_size", "positive int")
     layers = c.get("num_hidden_layers", "layer count")
-    heads = c.get("num_attention_heads", "positive int")
+    heads = c.get("num_attention_heads", "positive int", dflt.get("num_attention_heads", _REQUIRED))
     kv_heads = head_dim = heads  # placeholders for MLA, replaced by the caller
     if not mla:
-        kv_heads = c.get("num_key_value_heads", "positive int", None, nullable=True) or heads
-        head_dim = c.get("head_dim", "positive int", None, nullable=True)
+        kv_heads = c.get("num_key_value_heads", "positive int", dflt.get("num_key_value_heads"), nullable=True) or heads
+        head_dim = c.get("head_dim", "positive int", dflt.get("head_dim"), nullable=True)
     if head_dim is None:
         if d % heads:
             raise c.error("head_dim", f"is missing and hidden_size {d} is not divisible by num_attention_heads {heads}")
@@ -243,8 +277,10 @@ def _common(c: _Table, mla: bool = False) -> dict[str, Any]:
         num_heads=heads,
         num_kv_heads=kv_heads,
         head_dim=head_dim,
-        vocab_size=c.get("vocab_size", "positive int"),
-        tie_embeddings=c.get("tie_word_embeddings", "bool", False, outer_fallback=True),
+        vocab_size=c.get("vocab_size", "positive int", dflt.get("vocab_size", _REQUIRED)),
+        tie_embeddings=c.get(
+            "tie_word_embeddings", "bool", dflt.get("tie_word_embeddings", False), outer_fallback=True
+        ),
         gated_mlp=True,
     )
 
@@ -284,11 +320,17 @@ def _sliding_qwen(c: _Table, layers: int) -> dict[str, int]:
     return _window(window, count if window else 0)
 
 
-def _sliding_gpt_oss(c: _Table, layers: int) -> dict[str, int]:
-    window = c.get("sliding_window", "int", 128, nullable=True) or 0
-    default = [_LAYER_TYPES[i % 2] for i in range(layers)]  # GptOssConfig: even layers slide
+def _sliding_by_layer_types(c: _Table, layers: int, window: int, default: list[str]) -> dict[str, int]:
+    """gpt-oss, Gemma-2/3: ``sliding_window`` (default `window`) on the layers ``layer_types`` marks
+    ``sliding_attention`` (default: the family's pattern `default`)."""
+    size = c.get("sliding_window", "int", window, nullable=True) or 0
     types = _layer_types(c, layers, default) or []
-    return _window(window, types.count("sliding_attention") if window else 0)
+    return _window(size, types.count("sliding_attention") if size else 0)
+
+
+def _even_layers_slide(layers: int) -> list[str]:
+    """GptOssConfig and Gemma2Config default: layers 0, 2, 4, ... slide, the odd ones attend fully."""
+    return [_LAYER_TYPES[i % 2] for i in range(layers)]
 
 
 def _layer_mix(c: _Table, layers: int, moe: list[int], key: str) -> tuple[int, int]:
@@ -400,26 +442,105 @@ def _qwen3(c: _Table) -> dict[str, Any]:
     )
 
 
-def _qwen3_moe(c: _Table) -> dict[str, Any]:
-    f = _common(c)
-    layers = f["num_layers"]
-    experts = c.get("num_experts", "int")
+def _qwen_moe_layers(c: _Table, layers: int, experts: int) -> tuple[list[int], str]:
+    """Qwen2/Qwen3-MoE: layer i is MoE when (i + 1) % decoder_sparse_step == 0 and i is not in
+    mlp_only_layers; and the key that decides the mix (for errors)."""
     step = c.get("decoder_sparse_step", "positive int", 1)
     mlp_only = c.get("mlp_only_layers", "int list", [], nullable=True) or []
     out_of_range = [i for i in mlp_only if i >= layers]
     if out_of_range:
         raise c.error("mlp_only_layers", f"holds layer {out_of_range[0]}; layers are 0..{layers - 1}")
     moe = [i for i in range(layers) if experts > 0 and (i + 1) % step == 0 and i not in mlp_only]
+    return moe, "mlp_only_layers" if mlp_only else "decoder_sparse_step"
+
+
+def _qwen3_moe(c: _Table) -> dict[str, Any]:
+    f = _common(c)
+    layers = f["num_layers"]
+    experts = c.get("num_experts", "int")
+    moe, key = _qwen_moe_layers(c, layers, experts)
     fields = _moe_fields(
         c,
         layers,
         moe,
-        "mlp_only_layers" if mlp_only else "decoder_sparse_step",
+        key,
         experts=experts,
         top_k=c.get("num_experts_per_tok", "positive int") if moe else 0,
         width=c.get("moe_intermediate_size", "positive int") if moe else 0,
     )
     return f | _attention_bias(c) | fields | dict(qk_norm=True) | _sliding_qwen(c, layers)
+
+
+def _qwen2_moe(c: _Table) -> dict[str, Any]:
+    f = _common(c)
+    layers = f["num_layers"]
+    experts = c.get("num_experts", "int")
+    moe, key = _qwen_moe_layers(c, layers, experts)
+    width = c.get("moe_intermediate_size", "positive int") if moe else 0
+    shared_width = c.get("shared_expert_intermediate_size", "int") if moe else 0
+    if moe and shared_width % width:
+        raise c.error(
+            "shared_expert_intermediate_size",
+            f"= {shared_width} is not a multiple of moe_intermediate_size = {width}: ModelSpec describes the "
+            f"shared expert as shared experts of the routed width",
+        )
+    shared = shared_width // width if moe else 0  # one gated MLP of width k·w = k of width w side by side
+    fields = _moe_fields(
+        c,
+        layers,
+        moe,
+        key,
+        experts=experts,
+        top_k=c.get("num_experts_per_tok", "positive int") if moe else 0,
+        width=width,
+        shared=shared,
+    )
+    return (
+        f
+        | dict(qkv_bias=c.get("qkv_bias", "bool", True), out_bias=False, shared_expert_gate=shared > 0)
+        | fields
+        | _sliding_qwen(c, layers)
+    )
+
+
+# Gemma2Config / Gemma3TextConfig defaults for keys the published configs leave out (HF transformers
+# models/gemma2/configuration_gemma2.py, models/gemma3/configuration_gemma3.py)
+_GEMMA2_DEFAULTS = {"head_dim": 256, "vocab_size": 256_000, "tie_word_embeddings": True}
+_GEMMA3_DEFAULTS = {
+    "head_dim": 256,
+    "vocab_size": 262_208,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 4,
+    "tie_word_embeddings": True,
+}
+
+
+def _gemma(c: _Table, defaults: dict[str, Any]) -> dict[str, Any]:
+    """Gemma-2/3 layers: GeGLU MLP; RMSNorm before and after attention and before and after the MLP."""
+    return (
+        _common(c, defaults=defaults)
+        | _attention_bias(c)
+        | dict(d_ff=c.get("intermediate_size", "positive int"), norms_per_layer=4)
+    )
+
+
+def _gemma2(c: _Table) -> dict[str, Any]:
+    f = _gemma(c, _GEMMA2_DEFAULTS)
+    layers = f["num_layers"]
+    return f | _sliding_by_layer_types(c, layers, 4096, _even_layers_slide(layers))
+
+
+def _gemma3(c: _Table) -> dict[str, Any]:
+    f = _gemma(c, _GEMMA3_DEFAULTS)
+    layers = f["num_layers"]
+    pattern = c.get("sliding_window_pattern", "positive int", 6)  # every pattern-th layer is global
+    default = [_LAYER_TYPES[0] if (i + 1) % pattern else _LAYER_TYPES[1] for i in range(layers)]
+    return f | dict(qk_norm=True) | _sliding_by_layer_types(c, layers, 4096, default)
+
+
+def _phi3(c: _Table) -> dict[str, Any]:
+    f = _common(c)
+    return f | dict(d_ff=c.get("intermediate_size", "positive int")) | _sliding_every_layer(c, f["num_layers"], None)
 
 
 def _deepseek(c: _Table, version: int) -> dict[str, Any]:
@@ -461,7 +582,9 @@ def _deepseek(c: _Table, version: int) -> dict[str, Any]:
     # noaux_tc routing adds e_score_correction_bias (one per routed expert); HF's DeepseekV3 always has it
     method = c.get("topk_method", "str", "noaux_tc" if version == 3 else "greedy")
     router_bias = bool(moe) and method == "noaux_tc"
-    return f | mla | fields | dict(router_bias=router_bias)
+    # multi-token-prediction modules shipped with the checkpoint (DeepSeek-V3: 1; docs/model.md §3.14)
+    mtp = c.get("num_nextn_predict_layers", "int", 0)
+    return f | mla | fields | dict(router_bias=router_bias, num_mtp_layers=mtp)
 
 
 def _gpt_oss(c: _Table) -> dict[str, Any]:
@@ -485,7 +608,7 @@ def _gpt_oss(c: _Table) -> dict[str, Any]:
         f
         | moe
         | _attention_bias(c, True)
-        | _sliding_gpt_oss(c, layers)
+        | _sliding_by_layer_types(c, layers, 128, _even_layers_slide(layers))
         | dict(mlp_bias=True, router_bias=True, attention_sinks=True)
     )
 
@@ -497,6 +620,10 @@ _BUILDERS: dict[str, Callable[[_Table], dict[str, Any]]] = {
     "qwen2": _qwen2,
     "qwen3": _qwen3,
     "qwen3_moe": _qwen3_moe,
+    "qwen2_moe": _qwen2_moe,
+    "gemma2": _gemma2,
+    "gemma3_text": _gemma3,
+    "phi3": _phi3,
     "deepseek_v2": lambda c: _deepseek(c, 2),
     "deepseek_v3": lambda c: _deepseek(c, 3),
     "gpt_oss": _gpt_oss,

@@ -11,6 +11,7 @@ Parameter counting follows docs/model.md §3.2 (HF configs; DeepSeek-V3 inferenc
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -26,6 +27,7 @@ from tensorperf.validation import (
     non_negative_integer,
     positive,
     positive_integer,
+    probability,
     unit_interval,
     validate,
 )
@@ -88,6 +90,7 @@ class ModelSpec:
     first_dense_layers: int = 0  # leading layers that are dense (DeepSeek first_k_dense_replace)
     moe_layer_freq: int = 1  # after those, every moe_layer_freq-th layer is MoE (Llama-4 Maverick: 2)
     router_bias: bool = False  # per-expert router bias (DeepSeek-V3 gate bias, gpt-oss)
+    shared_expert_gate: bool = False  # a d_model -> 1 sigmoid gate on the shared experts' output (Qwen2-MoE)
     # multi-head latent attention (DeepSeek-V2/V3); kv_lora_rank = 0 means not MLA
     kv_lora_rank: int = 0
     q_lora_rank: int = 0
@@ -109,6 +112,11 @@ class ModelSpec:
     attention_sinks: bool = False  # one learned logit per query head (gpt-oss)
     lm_head_bias: bool = False
     learned_positions: int = 0  # rows of a learned absolute-position table (0 with RoPE)
+    # speculative decoding (docs/model.md §3.14): multi-token-prediction modules shipped with the
+    # checkpoint (HF num_nextn_predict_layers; not counted in num_params), and the published
+    # acceptance of an MTP draft token given the previous one was (0: no published value)
+    num_mtp_layers: int = 0
+    mtp_acceptance: float = 0.0
     source: str = field(default="", compare=False)
 
     CONSTRAINTS: ClassVar[dict[str, Any]] = {
@@ -128,6 +136,7 @@ class ModelSpec:
         "first_dense_layers": non_negative_integer,
         "moe_layer_freq": positive_integer,
         "router_bias": boolean,
+        "shared_expert_gate": boolean,
         "kv_lora_rank": non_negative_integer,
         "q_lora_rank": non_negative_integer,
         "qk_rope_head_dim": non_negative_integer,
@@ -146,6 +155,8 @@ class ModelSpec:
         "attention_sinks": boolean,
         "lm_head_bias": boolean,
         "learned_positions": non_negative_integer,
+        "num_mtp_layers": non_negative_integer,
+        "mtp_acceptance": probability,
     }
 
     def __post_init__(self) -> None:
@@ -161,6 +172,8 @@ class ModelSpec:
             problems.append("d_ff_expert must be > 0 for an MoE model (num_experts > 0)")
         if not self.num_experts and (self.experts_per_token or self.num_shared_experts):
             problems.append("experts_per_token/num_shared_experts need num_experts > 0")
+        if self.shared_expert_gate and not self.num_shared_experts:
+            problems.append("shared_expert_gate needs num_shared_experts > 0")
         if self.first_dense_layers > self.num_layers:
             problems.append(f"first_dense_layers = {self.first_dense_layers} exceeds num_layers = {self.num_layers}")
         if self.num_dense_layers and not self.d_ff:
@@ -236,7 +249,12 @@ class ModelSpec:
 
     @property
     def router_params(self) -> Any:
-        return self.d_model * self.num_experts + self.router_bias * self.num_experts
+        """Router (d x E, optional bias) and the shared-expert gate (d x 1, Qwen2-MoE) of one MoE layer."""
+        return (
+            self.d_model * self.num_experts
+            + self.router_bias * self.num_experts
+            + self.shared_expert_gate * self.d_model
+        )
 
     def _moe_layer_params(self, experts: Any) -> Any:
         return (experts + self.num_shared_experts) * self.expert_params + self.router_params
@@ -284,8 +302,8 @@ class ModelSpec:
 
     @classmethod
     def from_hf_config(cls, path: Any, name: str | None = None) -> ModelSpec:
-        """A ModelSpec from a Hugging Face config.json (Llama, Mistral, Mixtral, Qwen2/3, Qwen3-MoE,
-        DeepSeek-V2/V3, gpt-oss); see :mod:`tensorperf.catalog.hf_config`.
+        """A ModelSpec from a Hugging Face config.json (Llama, Mistral, Mixtral, Qwen2/3, Qwen2/3-MoE,
+        Gemma-2/3, Phi-3/4, DeepSeek-V2/V3, gpt-oss); see :mod:`tensorperf.catalog.hf_config`.
 
         ``name`` defaults to the config's ``_name_or_path``, else the name of the file's folder. A
         missing file, invalid JSON, an unsupported model_type, or a missing or wrong-typed key raises
@@ -530,6 +548,12 @@ class HardwareSpec:
     Peak rates are dense (no sparsity) tensor-core FLOP/s per GPU; 0 means the format is not
     supported. Link bandwidths are per GPU and per direction.
 
+    Memory capacity (docs/presets.md): ``hbm_capacity`` is the exact byte count the model uses, the
+    usable capacity the device reports (nvidia-smi / rocm-smi total; the datasheet's byte count where no
+    reading exists); ``hbm_capacity_marketed`` is the vendor's figure as printed ("80 GB"; vendors'
+    "GB" of HBM are binary, 80 GB = 80 GiB of DRAM) and ``memory_type`` the DRAM kind ("HBM3"), both
+    for display only.
+
     Power and cost (docs/model.md §9.1): ``board_power`` (the board/TDP limit), ``idle_power`` (an
     idle, powered-on GPU) and ``host_power_per_gpu`` (the node's non-GPU power over its GPUs) in W;
     ``pue`` (facility power over IT power) and ``hbm_power_fraction`` are dimensionless;
@@ -542,7 +566,9 @@ class HardwareSpec:
     peak_flops_fp8: float = 0.0
     peak_flops_fp4: float = 0.0
     hbm_bandwidth: float
-    hbm_capacity: float
+    hbm_capacity: float  # bytes: the usable capacity the device reports (see the class docstring)
+    hbm_capacity_marketed: str = ""  # the vendor's figure, number and unit: "80 GB" (display only)
+    memory_type: str = ""  # "HBM3", "GDDR6", ... (display only)
     scaleup_size: int  # GPUs in one scale-up (NVLink / xGMI) domain
     scaleup_bandwidth: float
     scaleup_latency: float = 1e-6
@@ -599,6 +625,7 @@ class HardwareSpec:
         _check_instance(self, "efficiency_fp8", Efficiency, optional=True)
         _check_instance(self, "efficiency_fp4", Efficiency, optional=True)
         _check_instance(self, "seed", SeedHardware, optional=True)
+        _check_marketed_capacity(self)
         if self.idle_power > self.board_power:
             raise SpecError(
                 f"HardwareSpec.idle_power = {self.idle_power!r} is not allowed: must be at most "
@@ -612,6 +639,20 @@ class HardwareSpec:
         """The efficiency factors of kernels computing at a peak column ('bf16', 'fp8', 'fp4')."""
         specific = {"fp8": self.efficiency_fp8, "fp4": self.efficiency_fp4}.get(column)
         return self.efficiency if specific is None else specific
+
+
+_MARKETED_CAPACITY = re.compile(r"\d+(\.\d+)? (GB|GiB|TB)")
+
+
+def _check_marketed_capacity(spec: HardwareSpec) -> None:
+    """``hbm_capacity_marketed``: empty, or a number and a unit ("80 GB", "141 GB", "32 GiB")."""
+    value = spec.hbm_capacity_marketed
+    if not isinstance(value, str) or (value and not _MARKETED_CAPACITY.fullmatch(value)):
+        raise SpecError(
+            f"HardwareSpec.hbm_capacity_marketed = {value!r} is not allowed: must be a number, a space and "
+            f"GB, GiB or TB (e.g. '80 GB'), or empty (spec {spec.name!r})"
+        )
+    _check_instance(spec, "memory_type", str, optional=False)
 
 
 MODEL_FIELDS = numeric_fields(ModelSpec)

@@ -6,12 +6,18 @@ import argparse
 from typing import TextIO
 
 from tensorperf.catalog import presets
-from tensorperf.catalog.specs import RecipeSpec
+from tensorperf.catalog.specs import HardwareSpec, RecipeSpec
 from tensorperf.interface.report import table
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     sub.add_parser("presets", help="list model, hardware and serving-stack presets with key numbers")
+
+
+def _marketed_memory(h: HardwareSpec) -> str:
+    """The vendor's capacity and DRAM kind ("80 GB HBM3"); the usable bytes where a spec gives no marketed figure."""
+    marketed = h.hbm_capacity_marketed or f"{h.hbm_capacity / 1e9:.4g} GB"
+    return f"{marketed} {h.memory_type}".strip()
 
 
 def run(out: TextIO) -> int:
@@ -39,13 +45,18 @@ def run(out: TextIO) -> int:
                 "bf16 TFLOP/s": h.peak_flops_bf16 / 1e12,
                 "fp8 TFLOP/s": h.peak_flops_fp8 / 1e12,
                 "fp4 TFLOP/s": h.peak_flops_fp4 / 1e12,
-                "HBM GB": h.hbm_capacity / 1e9,
+                "memory": _marketed_memory(h),
+                "usable B": f"{h.hbm_capacity / 1e9:.2f}e9",
                 "HBM TB/s": h.hbm_bandwidth / 1e12,
                 "scale-up GPUs": h.scaleup_size,
                 "scale-up GB/s": h.scaleup_bandwidth / 1e9,
             }
         )
-    print("\nHardware (dense peaks; link bandwidth per GPU per direction)", file=out)
+    print(
+        "\nHardware (dense peaks; memory as marketed, usable B = the bytes the device reports, which the model"
+        " uses; link bandwidth per GPU per direction)",
+        file=out,
+    )
     print(table(rows, list(rows[0])), file=out)
     rows = [
         {
