@@ -30,6 +30,11 @@ class Kind(enum.Enum):
     RATE = "rate"  # a finite number > 0 (requests per second)
     FRACTION = "fraction"  # a number in (0, 1]
     FACTOR = "factor"  # a finite number >= 1 (a max/mean ratio)
+    DRAFT_TOKENS = "draft_tokens"  # an integer in [0, MAX_DRAFT_TOKENS] (speculative decoding's k)
+    PROBABILITY = "probability"  # a number in [0, 1) (an acceptance probability)
+
+
+MAX_DRAFT_TOKENS = 64  # draft tokens per step a sweep accepts (serving stacks draft at most ~10)
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class Axis:
     help: str
     rank: int
     layout: bool = False
+    required: bool = False  # must be given (model, hardware); other inputs have defaults or are optional
 
     @property
     def flag(self) -> str:
@@ -57,7 +63,7 @@ class Axis:
 
     @property
     def integer(self) -> bool:
-        return self.kind in (Kind.COUNT, Kind.BATCH)
+        return self.kind in (Kind.COUNT, Kind.BATCH, Kind.DRAFT_TOKENS)
 
 
 # The Dataset's dimension order is this table's order. Ranks: an elementwise op whose operand lacks
@@ -68,8 +74,8 @@ class Axis:
 # of the serving pass's counts) outermost. Measured in
 # benchmarks/scale.py against the table order.
 _ROWS = (
-    Axis("model", Kind.SPEC, None, "1", "model: preset ids or spec files (.toml, config.json)", 6),
-    Axis("hardware", Kind.SPEC, None, "1", "hardware: preset ids or spec files (.toml)", 7),
+    Axis("model", Kind.SPEC, None, "1", "model: preset ids or spec files (.toml, config.json)", 6, required=True),
+    Axis("hardware", Kind.SPEC, None, "1", "hardware: preset ids or spec files (.toml)", 7, required=True),
     Axis("weight_dtype", Kind.LABEL, "bf16", "1", "number format of the weights (also selects the math rate)", 8),
     Axis("kv_dtype", Kind.LABEL, "bf16", "1", "number format of the KV cache", 9),
     Axis("act_dtype", Kind.LABEL, "bf16", "1", "number format of activations and collectives", 10),
@@ -124,6 +130,32 @@ _ROWS = (
         "1",
         "MoE: max/mean routed token-expert pairs over the EP ranks, >= 1 (default: uniform top-k routing's)",
         -8,
+    ),
+    Axis("speculative", Kind.LABEL, "none", "1", "speculative decoding: none, mtp, eagle or draft", -9),
+    Axis(
+        "spec_tokens",
+        Kind.DRAFT_TOKENS,
+        None,
+        "tokens",
+        "speculative decoding: draft tokens k per step, 0..64 (default: 1)",
+        -10,
+    ),
+    Axis(
+        "acceptance",
+        Kind.PROBABILITY,
+        None,
+        "1",
+        "speculative decoding: P(a draft token is accepted | the previous one was), in [0, 1) "
+        "(default: the model preset's sourced value, e.g. mtp_acceptance)",
+        -11,
+    ),
+    Axis(
+        "draft_model",
+        Kind.SPEC,
+        None,
+        "1",
+        "speculative='draft': the draft model (preset ids or spec files)",
+        -12,
     ),
 )
 

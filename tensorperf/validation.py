@@ -87,6 +87,12 @@ class _Fraction(Rule):
 
 
 @dataclass(frozen=True)
+class _Probability(Rule):
+    def check(self, value: Any, spec: Any) -> bool:
+        return _is_number(value) and 0 <= value < 1
+
+
+@dataclass(frozen=True)
 class _Boolean(Rule):
     def check(self, value: Any, spec: Any) -> bool:
         return isinstance(value, bool)
@@ -119,6 +125,7 @@ positive_integer = _PositiveInteger("an integer >= 1 (at most 2^53)")
 non_negative_integer = _NonNegativeInteger("an integer >= 0 (at most 2^53)")
 unit_interval = _UnitInterval("a number in (0, 1]")
 fraction = _Fraction("a number in [0, 1]")
+probability = _Probability("a number in [0, 1)")  # an acceptance probability (1 would never reject)
 boolean = _Boolean("true or false")
 at_least_one = _AtLeast("a finite number >= 1", 1.0)
 
@@ -139,12 +146,43 @@ def validate(spec: Any) -> None:
                 raise SpecError(f"{cls.__name__}.{field} = {value!r} is not allowed: must be {rule.words}{where}")
 
 
-def unknown_name_error(kind: str, name: Any, available: Iterable[str]) -> SpecError:
-    """Error for an unknown preset/option: lists the closest names and all available ones."""
-    available = sorted(available)
-    close = difflib.get_close_matches(str(name), available, n=3, cutoff=0.4)
+# Close matches: a name shares a prefix with the unknown one (at least 3 characters, '-' and '_' alike),
+# or difflib's ratio is at least CLOSE_RATIO and within CLOSE_SPREAD of the best ratio; at most
+# CLOSE_AT_MOST of them. A list of at most LIST_AT_MOST names is spelled out; a longer one is pointed to.
+CLOSE_RATIO = 0.6
+CLOSE_SPREAD = 0.15
+CLOSE_AT_MOST = 3
+LIST_AT_MOST = 20
+
+
+def close_matches(name: str, available: Iterable[str]) -> list[str]:
+    """The names of ``available`` that ``name`` is likely a misspelling of, best first (at most 3)."""
+    names = list(dict.fromkeys(str(a) for a in available))
+    key = str(name).lower().replace("-", "_")
+
+    def norm(a: str) -> str:
+        return a.lower().replace("-", "_")
+
+    prefixed = [a for a in names if min(len(key), len(a)) >= 3 and (norm(a).startswith(key) or key.startswith(norm(a)))]
+    prefixed.sort(key=lambda a: abs(len(a) - len(key)))
+    ratios = sorted(((difflib.SequenceMatcher(None, key, norm(a)).ratio(), a) for a in names), key=lambda r: -r[0])
+    top = ratios[0][0] if ratios else 0.0
+    similar = [a for r, a in ratios if r >= CLOSE_RATIO and r >= top - CLOSE_SPREAD]
+    return list(dict.fromkeys(prefixed + similar))[:CLOSE_AT_MOST]
+
+
+def unknown_name_error(kind: str, name: Any, available: Iterable[str], *, see: str | None = None) -> SpecError:
+    """Error for an unknown preset/option: the closest names (at most 3, only close ones), and every
+    available name when there are few; of many, their count and where to find them (``see``; for
+    presets, ``tensorperf presets``; with neither, the full list)."""
+    available = sorted(str(a) for a in available)
+    close = close_matches(str(name), available)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-    return SpecError(f"unknown {kind} {name!r}.{hint} Available: {', '.join(available)}")
+    if see is None and kind.endswith("preset"):
+        see = "`tensorperf presets` lists them (tensorperf.presets in Python)"
+    if len(available) <= LIST_AT_MOST or see is None:
+        return SpecError(f"unknown {kind} {name!r}.{hint} Available: {', '.join(available)}")
+    return SpecError(f"unknown {kind} {name!r}.{hint} {len(available)} names in all; {see}")
 
 
 def read_toml(path: Any, kind: str = "file") -> dict[str, Any]:

@@ -19,7 +19,7 @@ def test_sweep_signature_lists_every_axis_with_its_default():
     assert named == list(AXES)  # the registry's order, nothing more, nothing less
     for name, axis in AXES.items():
         p = params[name]
-        if axis.kind is Kind.SPEC and axis.default is None:
+        if axis.required:
             assert p.default is inspect.Parameter.empty, name  # model and hardware are required
         else:
             assert p.default == axis.default, name

@@ -156,3 +156,41 @@ def test_explain_spells_out_the_reasons_of_an_infeasible_point(kw, pick):
     for bit in tp.Reason:
         if code & bit:
             assert bit.name.lower().replace("_", " ") in text
+
+
+@SETTINGS
+@given(kw=grids())
+def test_the_rules_spelled_out_are_the_checks(kw):
+    """Issue 20: the engine's named rules (checks.rules, what tp.explain says) AND to each reason's
+    check of checks.feasibility, bit for bit, at every point."""
+    import torch
+
+    from tensorperf.engine.roofline import checks
+    from tensorperf.engine.roofline.build import build
+
+    grid = tp.build_grid(**{k: v for k, v in kw.items() if v is not None})
+    w, r, d, _ = build(grid, {}, {}, False)
+    needed = d.capacity * torch.linspace(0.5, 1.5, grid.shape[-1], dtype=torch.float64)  # some fit, some not
+    world = grid.axis("world_size", torch.float64) if "world_size" in grid.values else None
+    spelled = checks.rules(w, r, d, needed, world)
+    for reason, ok in checks.feasibility(w, r, d, needed <= d.capacity, world).items():
+        mine = torch.ones((), dtype=torch.bool)
+        for rule in spelled:
+            mine = mine & rule.ok if rule.reason == reason else mine
+        assert torch.equal(*torch.broadcast_tensors(mine, ok)), reason.name
+    assert {rule.reason for rule in spelled} >= set(checks.feasibility(w, r, d, needed <= d.capacity, world))
+
+
+@settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(kw=grids())
+def test_explain_finds_a_broken_rule_for_every_bit(kw):
+    """Issue 20: every reason bit of the example points tp.explain picks has its own sentence (a rule
+    re-derived from the point's inputs, or the point's memory and GPU counts), none unexplained."""
+    ds = tp.sweep(**{k: v for k, v in kw.items() if v is not None}, breakdown=False)
+    why = tp.explain(ds)
+    codes = ds.infeasible_reason.values
+    assert why.points == codes.size and why.feasible == int((codes == 0).sum())
+    assert {f.reason for f in why} == {r for r in tp.Reason if (codes & r).any()}
+    assert all(f.rule for f in why), why.text()
+    for f in why:  # the example point has the reason it illustrates
+        assert int(ds.infeasible_reason.sel({k: v for k, v in f.point.items()})) & f.reason

@@ -90,7 +90,10 @@ def test_best_all_groups_found_on_real_sweep(ds):
 def test_best_nothing_qualifies():
     res = best(tp.sweep(**AXES), "tokens_per_s_per_gpu", where={"ttft": ("<", 0.0)}, keep=KEEP)
     assert not bool(res.found.any())
-    assert bool(res.tokens_per_s_per_gpu.isnull().all()) and bool(res.best_tp.isnull().all())
+    assert bool(res.tokens_per_s_per_gpu.isnull().all())
+    # integer results stay integers: 0 (no degree, no GPU) where no point qualifies
+    assert res.best_tp.dtype == np.int64 and (res.best_tp.values == 0).all()
+    assert res.num_gpus.dtype == np.int64 and (res.num_gpus.values == 0).all()
 
 
 def test_best_reports_zipped_inputs():
@@ -337,3 +340,69 @@ def test_bad_inputs_name_the_field(ds, call, words):
 def test_unknown_names_suggest_close_ones(ds):
     with pytest.raises(tp.SpecError, match="Did you mean 'ttft'"):
         best(ds, "tokens_per_s_per_gpu", where={"ttfts": ("<=", 2)})
+
+
+# --------------------------------------------------------------------------- integer results (issue 20)
+
+COUNTS = ("num_gpus", "max_batch", "min_gpus_for_capacity")
+
+
+def test_sweep_counts_are_integers(ds):
+    for name in COUNTS:
+        assert ds[name].dtype == np.int64, name
+    # GPUs = tp·pp·dp (cp = 1): 8·2·2 = 32 at the largest layout
+    assert int(ds.num_gpus.max()) == 32 and ds.num_gpus.sel(tp=4, pp=2, dp=1).values.flat[0] == 8
+    for dim in ("batch", "tp", "pp", "dp", "ep", "prompt_len", "output_len"):
+        assert ds[dim].dtype == np.int64, dim
+
+
+def _integer_best(res, dims):
+    for dim in dims:
+        assert res[f"best_{dim}"].dtype == np.int64, dim
+    for name in COUNTS:
+        assert res[name].dtype == np.int64, name
+    assert res.found.dtype == bool
+
+
+def test_best_and_pareto_give_integer_coordinates_and_counts(ds):
+    where = {"tokens_per_s_per_user": (">=", 200)}  # Llama-70B reaches 133-139 tok/s/user, Mixtral 472-556
+    kw = dict(where=where, keep=KEEP)
+    in_memory = best(ds, "tokens_per_s_per_gpu", **kw)
+    streamed = tp.best("tokens_per_s_per_gpu", chunk_points=97, **kw, **AXES)
+    for res in (in_memory, streamed):
+        _integer_best(res, ("batch", "tp", "pp", "dp", "ep"))
+        found = res.found.values
+        assert found.any() and not found.all()
+        assert (res.best_tp.values[~found] == 0).all() and (res.best_tp.values[found] >= 1).all()
+        # the winner's GPUs are its layout's: tp·pp·dp
+        gpus = res.best_tp.values * res.best_pp.values * res.best_dp.values
+        np.testing.assert_array_equal(res.num_gpus.values[found], gpus[found])
+    xr.testing.assert_identical(in_memory.drop_attrs(), streamed.drop_attrs())
+    front = pareto(ds)
+    for dim in ("batch", "tp", "pp", "dp", "ep"):
+        assert front[dim].dtype == np.int64, dim
+    table = pareto_table(ds, extra=["num_gpus"])
+    assert table.num_gpus.dtype == np.int64 and table.tp.dtype == np.int64
+    streamed = tp.pareto(chunk_points=97, **AXES)
+    for name in ("batch", "tp", "pp", "dp", "ep", *COUNTS):
+        assert streamed[name].dtype == np.int64, name
+    np.testing.assert_array_equal(streamed.num_gpus.values, table.num_gpus.values)
+
+
+def test_best_keeps_float_inputs_and_positions_as_their_kind():
+    # a rate stays a float; the position on a zipped dim and the zipped counts are integers
+    ds = tp.sweep(
+        model="llama-3.1-8b",
+        hardware="h100-sxm",
+        batch=16,
+        tp=[1, 2],
+        pp=[1, 2],
+        zipped=["tp", "pp"],
+        request_rate=[0.5, 1.5],
+        breakdown=False,
+    )
+    res = best(ds, "serving_tokens_per_s_per_gpu")
+    assert res.best_request_rate.dtype == np.float64 and float(res.best_request_rate) in (0.5, 1.5)
+    assert res.best_point.dtype == np.int64 and res.best_tp.dtype == np.int64 and res.best_pp.dtype == np.int64
+    i = int(res.best_point)
+    assert (int(res.best_tp), int(res.best_pp)) == (ds.tp.values[i], ds.pp.values[i])

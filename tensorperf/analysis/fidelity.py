@@ -85,6 +85,10 @@ throughput times (E[ISL] + E[OSL]) / E[OSL], the mean lengths under the range ra
     batch, or for throughput ``batch="max"`` (memory-bound batch; the source saturated decode) when
     none is given (a per-user speed without a batch is skipped);
     an empty OSL becomes 1, i.e. one decode step at a context of ISL (the rows give "KV length").
+    Both disaggregated modes then take what the notes add (:mod:`tensorperf.analysis.disagg_rows`):
+    the physical experts with EPLB's redundant copies (``num_experts``, an optional zipped input),
+    whole requests per attention rank, the deployment's rate where the notes give both pools, and
+    skip reasons naming what the row lacks (weight offload, a memory shortfall).
 
 Serving stack (``stack``, a zipped per-row input: :data:`STACK_IDS`; docs/model.md §10.4)
     From the row's ``framework`` and ``framework_version`` (both optional columns; see
@@ -98,8 +102,16 @@ Serving stack (``stack``, a zipped per-row input: :data:`STACK_IDS`; docs/model.
     stated) -> ``ideal``. ``predict(rows, stacks={id: spec})`` evaluates the rows of a stack id with
     another spec (a StackSpec, a preset id or a .toml path), e.g. ``ideal`` for all of them.
 
+Speculative decoding (``speculative`` not empty; :mod:`tensorperf.analysis.speculative_rows`)
+    ``speculative = "mtp"`` rows map to ``speculative="mtp"`` with ``spec_tokens`` = the draft length
+    the notes state, or for InferenceX rows the one InferenceX's launch script for that engine sets
+    (SGLang: 2 on NVIDIA, 3 on AMD; TensorRT-LLM: 3, 1 with attention DP; ATOM: 3 for fp8, 1 for
+    fp4), and ``acceptance`` = the one the notes state, else the model preset's sourced
+    ``mtp_acceptance`` (DeepSeek-V3: 0.875; docs/model.md §3.14). A row lacking the method, the draft
+    length or an acceptance is skipped with a reason naming what it lacks.
+
 Skipped (``status = "skipped: <reason>"``)
-    speculative decoding (``speculative`` not empty: MTP acceptance is not modelled); p99 metrics
+    speculative rows lacking a method, draft length or acceptance (above); p99 metrics
     (tails of an arrival process, the model gives means); ``*_ambiguous`` metrics (per GPU or total
     not stated); ``production`` mode (mixed traffic with KV-cache hits); ``server`` rows without a
     stated request rate; empty ISL/OSL (dataset workloads); a range ratio outside (0, 1] or a
@@ -122,6 +134,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from tensorperf.analysis import disagg_rows, speculative_rows
 from tensorperf.catalog import presets
 from tensorperf.engine.conventions import CONVENTIONS
 from tensorperf.engine.masks import describe
@@ -269,10 +282,23 @@ MAPPED_COLUMNS = (
     "times_gpus",
     "factor",
     "si",
+    "speculative",  # speculative rows: the method, draft tokens per step and acceptance (speculative_rows)
+    "spec_tokens",
+    "acceptance",
+    "num_experts",  # disaggregated rows: the physical experts, redundant ones included (disagg_rows)
+    "pools",  # disaggregated rows giving both pools: (x, y, prefill GPUs, prefill ep, its experts)
 )
 # inputs a mapped row carries only when its source states them (NaN otherwise); rows are grouped
 # into one zipped sweep per combination of present inputs (and batch kind)
-OPTIONAL_INPUTS = ("request_rate", "num_requests", "isl_range_ratio", "osl_range_ratio")
+OPTIONAL_INPUTS = (
+    "request_rate",
+    "num_requests",
+    "isl_range_ratio",
+    "osl_range_ratio",
+    "num_experts",
+    "spec_tokens",
+    "acceptance",
+)
 _GRID_INPUTS = (
     "model",
     "hardware",
@@ -544,9 +570,9 @@ def _map_row(row: Mapping[str, Any]) -> dict[str, Any]:
     def skip(reason: str) -> dict[str, Any]:
         return {"status": f"skipped: {reason}"}
 
-    spec = _text(row.get("speculative"))
-    if spec:
-        return skip(f"speculative decoding ({spec}; draft acceptance not modelled)")
+    spec = speculative_rows.speculation(row) if _text(row.get("speculative")) else None
+    if isinstance(spec, str):
+        return skip(spec)
     if "p99" in metric:
         return skip("p99 metric (tail latency of an arrival process; the model gives means)")
     if "ambiguous" in metric:
@@ -609,6 +635,11 @@ def _map_row(row: Mapping[str, Any]) -> dict[str, Any]:
         r_in = r_out = 1.0 if ratio is None else ratio
         factor = (isl * (1 + r_in) / 2 + osl * (1 + r_out) / 2) / (osl * (1 + r_out) / 2)
     nan = float("nan")
+    if spec is not None:  # the draft length and the acceptance (the model preset's where not stated)
+        spec = speculative_rows.with_acceptance(spec, presets.model(model))
+        if isinstance(spec, str):
+            return skip(spec)
+        out.update(spec)
     out.update(
         model=model,
         hardware=hardware,
@@ -632,7 +663,7 @@ def _map_row(row: Mapping[str, Any]) -> dict[str, Any]:
         factor=factor,
         si=UNIT_TO_SI[unit],
     )
-    return out
+    return disagg_rows.refine(row, out) if mode.startswith("disagg_") else out
 
 
 def map_rows(rows: pd.DataFrame) -> pd.DataFrame:
@@ -698,6 +729,9 @@ def grid_inputs(points: pd.DataFrame, batch_max: bool | None = None) -> dict[str
         values = points[name].astype(float)
         inputs[name] = values.astype(int).tolist() if name == "num_requests" else values.tolist()
         zipped.append(name)
+    if "spec_tokens" in inputs:  # speculative rows: their method, with their draft length
+        inputs["speculative"] = points["speculative"].tolist()
+        zipped.append("speculative")
     inputs["zipped"] = zipped
     return inputs
 
@@ -772,9 +806,12 @@ def predict(
     predicted = pd.DataFrame({"value": np.nan, "concurrency": np.nan, "reason": 0}, index=rows.index)
     for (batch_max, _), points in sweep_groups(ok):
         predicted.loc[points.index] = _evaluate(points, batch_max, efficiency, what_if)
+    predicted = disagg_rows.with_pools(ok, predicted, efficiency, what_if)  # rows giving both pools
     status = mapped["status"].copy()
     infeasible = (status == "ok") & (predicted["reason"] != 0)
     status[infeasible] = [f"skipped: infeasible ({describe(int(c))})" for c in predicted["reason"][infeasible]]
+    disagg = ok[rows.loc[ok.index, "mode"].astype(str).str.startswith("disagg_") & infeasible.loc[ok.index]]
+    status.update(pd.Series(disagg_rows.memory_statuses(disagg, predicted["reason"], what_if), dtype=object))
     status[(status == "ok") & ~np.isfinite(predicted["value"].astype(float))] = "skipped: no finite prediction"
     good = status == "ok"
     si = mapped["si"].where(good)

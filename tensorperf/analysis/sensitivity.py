@@ -25,9 +25,9 @@ from tensorperf.run.inputs import build_grid, check_efficiency
 from tensorperf.validation import SpecError, unknown_name_error
 
 EFFICIENCY_FIELDS = tuple(f.name for f in dataclasses.fields(Efficiency))
-# the sweep inputs that are parameters too: the MoE routing imbalance (given, it travels with the
-# field overrides to the engine)
-INPUT_PARAMETERS = ("imbalance",)
+# the sweep inputs that are parameters too: the MoE routing imbalance and speculative decoding's
+# acceptance (given, each travels with the field overrides to the engine)
+INPUT_PARAMETERS = ("imbalance", "acceptance")
 PARAMETERS = EFFICIENCY_FIELDS + HARDWARE_FIELDS + MODEL_FIELDS + INPUT_PARAMETERS
 
 
@@ -35,8 +35,12 @@ def _base_value(grid: Grid, name: str, efficiency: dict) -> torch.Tensor:
     if name in INPUT_PARAMETERS:
         if name not in grid.values:
             raise SpecError(
-                f"wrt {name!r} needs a value of the {name} input (e.g. {name}=1.2): its default, "
-                "uniform routing's, is a function of the tokens, not a parameter"
+                f"wrt {name!r} needs a value of the {name} input (e.g. {name}="
+                + (
+                    "1.2): its default, uniform routing's, is a function of the tokens, not a parameter"
+                    if name == "imbalance"
+                    else "0.8): its default is the model preset's, not a sweep parameter"
+                )
             )
         return grid.axis(name)
     if name in EFFICIENCY_FIELDS:

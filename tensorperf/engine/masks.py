@@ -23,6 +23,7 @@ class Reason(enum.IntFlag):
     INCONSISTENT = 128  # what-if fields contradict each other or leave their range (heads vs KV heads,
     # idle above board power, a PUE below 1: rules a *_scale input or two inputs can break together)
     OVERLOADED = 256  # the request rate reaches the deployment's capacity (no steady state: queues grow)
+    NO_DRAFTER = 512  # speculative="mtp" on a model without MTP modules (num_mtp_layers = 0)
 
 
 def describe(code: int) -> str:

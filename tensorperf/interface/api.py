@@ -49,7 +49,8 @@ def _check_fits_in_memory(grid: Grid, breakdown: bool) -> None:
         raise SpecError(
             f"the grid has {grid.size:,} points: sweep() would need about {need / 1e9:,.0f} GB, more "
             f"than this machine's {physical / 1e9:,.0f} GB; stream it instead with tensorperf.best(), "
-            "tensorperf.pareto() or tensorperf.reduce() (bounded memory), or pass breakdown=False"
+            "tensorperf.pareto() or tensorperf.reduce() (bounded memory; on the command line tensorperf best or "
+            "tensorperf pareto), or pass breakdown=False (tensorperf sweep --no-breakdown)"
         )
 
 
@@ -81,6 +82,10 @@ def sweep(
     isl_range_ratio: Any = 1.0,
     osl_range_ratio: Any = 1.0,
     imbalance: Any = None,
+    speculative: Any = "none",
+    spec_tokens: Any = None,
+    acceptance: Any = None,
+    draft_model: Any = None,
     zipped: Sequence[str] = (),
     convention: Convention = "roofline",
     efficiency: Mapping[str, float] | None = None,
@@ -127,6 +132,14 @@ def sweep(
       receive, a number >= 1 (e.g. measured on a stack with redundant experts or EPLB); the slowest
       rank's expert GEMMs, expert weights and all-to-all scale with it. Default: uniform top-k
       routing's expected max/mean at each phase's tokens (docs/model.md §3.5.1); 1 at ep = 1.
+    - ``speculative`` (docs/model.md §3.14): ``"none"`` (default), ``"mtp"`` (the model's own MTP
+      modules, ``num_mtp_layers``), ``"eagle"`` (a one-layer head) or ``"draft"`` (the small model
+      ``draft_model``, a preset id, spec file or ModelSpec, with its own weights and KV cache): each
+      step drafts ``spec_tokens`` = k tokens (default 1) in k sequential steps, then verifies k + 1
+      positions per sequence in one pass, and a sequence gains (1 − α^(k+1))/(1 − α) tokens per step
+      with α = ``acceptance``, the probability that a draft token is accepted given the previous one
+      was (in [0, 1); default: the model preset's sourced value, e.g. DeepSeek-V3's MTP 0.875;
+      required where there is none). TPOT, throughput, the serving metrics and memory follow.
     - ``stack``: the serving stack (preset ids, e.g. ``"sglang"``, ``"trtllm-1"``, TOML paths or
       :class:`~tensorperf.catalog.specs.StackSpec` objects): its host time per forward step and per
       request outside the passes (docs/model.md §10.4); ``"ideal"`` (default): none. It also says
@@ -187,6 +200,10 @@ def sweep(
         isl_range_ratio=isl_range_ratio,
         osl_range_ratio=osl_range_ratio,
         imbalance=imbalance,
+        speculative=speculative,
+        spec_tokens=spec_tokens,
+        acceptance=acceptance,
+        draft_model=draft_model,
         chunk_size=chunk_size,
         allreduce=allreduce,
         stack=stack,

@@ -16,9 +16,42 @@ import torch
 import xarray as xr
 
 from tensorperf.analysis.sensitivity import Sensitivity
+from tensorperf.axes import AXES, ZIP_DIM
 from tensorperf.engine.grid import Grid
 from tensorperf.engine.metrics import METRICS, Evaluation
 from tensorperf.run.reductions import Labelled
+
+# Count-valued variables (GPUs, requests): integers in a sweep's Dataset and in the reductions' results.
+COUNT_VARIABLES = ("num_gpus", "max_batch", "min_gpus_for_capacity")
+
+
+def is_count(name: str) -> bool:
+    """Whether a result variable holds counts: a count variable, or ``best_<name>`` of one, of an
+    integer input (tokens, requests, parallel degrees) or of a zipped dim (a position)."""
+    base = name.removeprefix("best_")
+    if base in COUNT_VARIABLES:
+        return True
+    return name != base and (base == ZIP_DIM or (base in AXES and AXES[base].integer))
+
+
+def as_counts(values: np.ndarray, found: np.ndarray | None = None) -> np.ndarray:
+    """Float counts as int64, 0 where ``found`` is False (NaN there when ``found`` is None); values that
+    are not all finite integers where found (a float what-if, batch='max' labels) stay as they are."""
+    values = np.asarray(values)
+    if values.dtype.kind != "f":
+        return values
+    found = ~np.isnan(values) if found is None else np.broadcast_to(np.asarray(found, dtype=bool), values.shape)
+    kept = values[found]
+    if not (np.isfinite(kept).all() and (kept == np.round(kept)).all()):
+        return values
+    return np.where(found, values, 0).astype(np.int64)
+
+
+def _count_tensor(t: torch.Tensor) -> torch.Tensor:
+    """A count metric as int64 where every value is a finite integer (exact: counts are float64)."""
+    if t.is_floating_point() and bool(torch.all(torch.isfinite(t) & (t == torch.round(t)))):
+        return t.to(torch.int64)
+    return t
 
 
 def _fields(obj: object) -> dict | str:
@@ -74,6 +107,8 @@ def to_dataset(ev: Evaluation, grid: Grid, attrs: Mapping[str, str]) -> xr.Datas
         extra = ev.trailing.get(name, ())
         full = shape + tuple(len(ev.trailing_coords[d]) for d in extra)
         meta = METRICS[name]
+        if name in COUNT_VARIABLES and not meta.masked:
+            tensor = _count_tensor(tensor.detach())
         array = _masked(tensor.detach(), feasible, full) if meta.masked else _shared(tensor.detach(), full)
         data_vars[name] = xr.Variable(grid.dims + extra, array, {"units": meta.units, "long_name": meta.long_name})
     data_vars["feasible"] = xr.Variable(
@@ -129,8 +164,13 @@ def sensitivity_dataset(result: Sensitivity) -> xr.Dataset:
 
 def labelled_dataset(result: Labelled) -> xr.Dataset:
     """A reduction's :class:`~tensorperf.run.reductions.Labelled` result (plain arrays with their
-    dims, coordinates and attributes) as a Dataset."""
-    data = {name: (dims, values, dict(attrs)) for name, (dims, values, attrs) in result.data.items()}
+    dims, coordinates and attributes) as a Dataset. Counts come back as integers (:func:`is_count`;
+    0 where ``found`` is False)."""
+    found = result.data["found"][1] if "found" in result.data else None
+    data = {
+        name: (dims, as_counts(values, found) if is_count(name) else values, dict(attrs))
+        for name, (dims, values, attrs) in result.data.items()
+    }
     coords = {name: (dims, values) if dims else values for name, (dims, values) in result.coords.items()}
     ds = xr.Dataset(data, coords=coords)
     ds.attrs.update(result.attrs)

@@ -201,7 +201,11 @@ def _values(ds: xr.Dataset, name: str) -> list[Any]:
 def _where_text(where: Where | None) -> str:
     if not where:
         return "no limits stated: every feasible point"
-    return " and ".join(f"{name} {cmp} {float(value):g}" for name, (cmp, value) in where.items())
+    return " and ".join(
+        f"{name} {cmp} {float(value):g}"
+        for name, cond in where.items()
+        for cmp, value in (cond if isinstance(cond[0], (tuple, list)) else (cond,))  # a range: two conditions
+    )
 
 
 def _figure_html(fig: Any, div_id: str, post_script: str | None = None) -> str:

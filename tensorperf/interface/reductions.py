@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from tensorperf.interface.dataset import labelled_dataset
+from tensorperf.interface.dataset import as_counts, is_count, labelled_dataset
 from tensorperf.run import reductions as run
 from tensorperf.run.chunks import WHOLE, ChunkResult, Labels
 from tensorperf.run.executors import execute_whole, merged
@@ -78,7 +78,8 @@ def chunk_of(ds: xr.Dataset, dims: Sequence[str], names: Iterable[str]) -> Chunk
 
 
 def _reader(ds: xr.Dataset, names: Iterable[str]) -> Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]:
-    """``at(positions)``: the variables ``names`` at points given by their positions on each dim."""
+    """``at(positions)``: the variables ``names`` at points given by their positions on each dim
+    (integers as float64, as the engine computes them: the reductions keep float values)."""
     names = list(dict.fromkeys(names))
 
     def at(positions: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -87,6 +88,7 @@ def _reader(ds: xr.Dataset, names: Iterable[str]) -> Callable[[Mapping[str, np.n
         for name in names:
             da = ds[name]
             picked = np.asarray(da.values[tuple(positions[d] for d in da.dims)])
+            picked = picked.astype(np.float64) if picked.dtype.kind in "iu" else picked
             out[name] = np.broadcast_to(picked, (k,)) if picked.ndim == 0 else picked
         return out
 
@@ -114,7 +116,7 @@ def constraint_mask(
     _check_dataset(ds)
     where = run.check_where(where, _variables(ds), dims)
     ok = ds["feasible"].astype(bool) if "feasible" in ds.data_vars else xr.DataArray(True)
-    for name, (comparison, value) in where.items():
+    for name, comparison, value in run.conditions(where):
         ok = ok & COMPARISONS[comparison](ds[name], value)
     return ok
 
@@ -130,14 +132,15 @@ def best(
     """The point maximizing (or minimizing) ``objective`` among feasible points meeting ``where``,
     for each combination of the ``keep`` dims (:class:`tensorperf.run.reductions.Best` on the
     Dataset). Returns the winner's coordinates (``best_<dim>``, and ``best_<name>`` for inputs zipped
-    on a reduced dim), its float variables, and ``found`` (False where no point qualifies; variables
-    and numeric coordinates NaN there). Ties: the first point in the C order of the reduced dims."""
+    on a reduced dim), its float and count variables, and ``found`` (False where no point qualifies;
+    float variables NaN there, integer ones 0: counts and integer coordinates are int64). Ties: the
+    first point in the C order of the reduced dims."""
     _check_dataset(ds)
     objective, where, keep, maximize = run.check_best(_variables(ds), objective, where, keep, maximize)
     dims = ds[objective].dims
     chunk = chunk_of(ds, dims, [objective, *where])
     reduction = run.Best(objective, MappingProxyType(where), keep, maximize, run.kept_shape(chunk.grid, keep))
-    reported = [v for v in ds.data_vars if set(ds[v].dims) <= set(dims) and ds[v].dtype.kind == "f"]
+    reported = [v for v in ds.data_vars if set(ds[v].dims) <= set(dims) and (ds[v].dtype.kind == "f" or is_count(v))]
     return _with_attrs(labelled_dataset(execute_whole(reduction, chunk, _reader(ds, reported))), ds)
 
 
@@ -252,4 +255,5 @@ def pareto_table(
         data[name] = front.coords[name][1]
     for name in values:
         data[name] = front.data[name][1] if name in front.data else ds[name].values.reshape(-1)[:0]
+        data[name] = as_counts(data[name]) if is_count(name) else data[name]
     return pd.DataFrame({k: np.asarray(v) for k, v in data.items()}, columns=[*kept, *labels, *values])

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tensorperf.axes import AXES, Kind
+from tensorperf.axes import AXES, MAX_DRAFT_TOKENS, Kind
 from tensorperf.catalog import presets
 from tensorperf.catalog.specs import (
     HARDWARE_FIELDS,
@@ -25,6 +25,7 @@ from tensorperf.catalog.specs import (
 )
 from tensorperf.engine.grid import Grid
 from tensorperf.engine.physics.comm import ALL_REDUCE
+from tensorperf.engine.physics.speculative import SPECULATIVE_METHODS
 from tensorperf.units import DTYPE_BYTES
 from tensorperf.validation import SpecError, is_number, unknown_name_error
 
@@ -56,6 +57,11 @@ _SPEC_SOURCES: Mapping[str, tuple[type, Mapping[str, Any], Any]] = MappingProxyT
         "hardware": (HardwareSpec, {".toml": presets.load_hardware_file}, presets.hardware_spec),
         "stack": (StackSpec, {".toml": presets.load_stack_file}, presets.stack),
         "recipe": (RecipeSpec, {".toml": presets.load_recipe_file}, presets.recipe),
+        "draft_model": (
+            ModelSpec,
+            {".toml": presets.load_model_file, ".json": ModelSpec.from_hf_config},
+            presets.model,
+        ),
     }
 )
 
@@ -107,6 +113,7 @@ LABELS: Mapping[str, Collection[str]] = MappingProxyType(
         "kv_dtype": DTYPE_BYTES,
         "act_dtype": DTYPE_BYTES,
         "allreduce": tuple(ALL_REDUCE),
+        "speculative": SPECULATIVE_METHODS,
     }
 )
 
@@ -125,7 +132,13 @@ def build_grid(
     overrides = {k: axes.pop(k) for k in list(axes) if k in OVERRIDABLE}
     unknown = sorted(set(axes) - set(AXES))
     if unknown:
-        raise unknown_name_error("sweep input", unknown[0], tuple(AXES) + tuple(OVERRIDABLE))
+        raise unknown_name_error(
+            "sweep input",
+            unknown[0],
+            tuple(AXES) + tuple(OVERRIDABLE),
+            see="help(tensorperf.sweep) or `tensorperf sweep --help` lists the inputs; what-if: any numeric "
+            "ModelSpec/HardwareSpec field or <field>_scale",
+        )
     if isinstance(dtype, str):
         if dtype not in _FLOAT_DTYPES:
             raise unknown_name_error("dtype", dtype, _FLOAT_DTYPES)
@@ -136,7 +149,7 @@ def build_grid(
     inputs: dict[str, tuple[tuple[Any, ...], tuple[Any, ...], bool]] = {}
     for name, axis in AXES.items():
         value = axes.get(name)
-        if value is None and not (axis.kind is Kind.SPEC and axis.default is None):  # (model, hardware: required)
+        if value is None and not axis.required:  # (model, hardware: required)
             if axis.default is None:
                 continue  # optional input not given
             value = axis.default  # None means "the default"
@@ -180,6 +193,19 @@ def _read_count(name: str, value: Any) -> Input:
     return ints, ints, is_dim
 
 
+def _read_draft_tokens(name: str, value: Any) -> Input:
+    """Draft tokens per step (speculative decoding): integers in [0, MAX_DRAFT_TOKENS]."""
+    values, is_dim = _listify(name, value)
+    out = []
+    for v in values:
+        whole = isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+        whole = whole or (isinstance(v, (float, np.floating)) and np.isfinite(v) and float(v).is_integer())
+        if not whole or not 0 <= v <= MAX_DRAFT_TOKENS:
+            raise SpecError(f"{name} = {v!r} is not allowed: must be an integer in [0, {MAX_DRAFT_TOKENS}]")
+        out.append(int(v))
+    return tuple(out), tuple(out), is_dim
+
+
 def _read_batch(name: str, value: Any) -> Input:
     if isinstance(value, str):
         if value != "max":
@@ -197,6 +223,7 @@ _REAL_RANGES = MappingProxyType(
         Kind.RATE: (lambda v: v > 0, "a finite number > 0"),
         Kind.FRACTION: (lambda v: 0 < v <= 1, "a number in (0, 1]"),
         Kind.FACTOR: (lambda v: v >= 1, "a finite number >= 1"),
+        Kind.PROBABILITY: (lambda v: 0 <= v < 1, "a number in [0, 1)"),
     }
 )
 
@@ -221,6 +248,8 @@ _READERS = MappingProxyType(
         Kind.RATE: _read_real,
         Kind.FRACTION: _read_real,
         Kind.FACTOR: _read_real,
+        Kind.DRAFT_TOKENS: _read_draft_tokens,
+        Kind.PROBABILITY: _read_real,
     }
 )
 

@@ -46,8 +46,12 @@ COMPARISONS = MappingProxyType(
 # batched. A dimension also counts when one of these inputs lies on it (a zipped ``point`` dim).
 LAYOUT_DIMS = LAYOUT_AXES  # the layout and scheduling axes of the registry
 
+# One variable's where-condition: (comparison, value), or several such pairs, all to hold.
+Condition = tuple[str, float] | tuple[tuple[str, float], ...]
+
 # What a reduction may name: variable -> (its dims, its numpy dtype).
 Variables = Mapping[str, tuple[tuple[str, ...], Any]]
+VARIABLES_SEE = "docs/guide.md (Python API, 'Variables') lists them; in Python, a result's data_vars"
 
 
 # --------------------------------------------------------------------------- checks
@@ -64,8 +68,12 @@ def _threshold(value: Any) -> float | None:
     return None if math.isnan(value) else value
 
 
-def check_condition(name: str, cond: Any) -> tuple[str, float]:
-    """One ``where`` entry: (comparison, real number), the number as a float."""
+def check_condition(name: str, cond: Any) -> Condition:
+    """One ``where`` entry: (comparison, real number), the number as a float; or several such pairs
+    on one variable (all must hold: a range such as ``((">=", 20), ("<=", 50))``)."""
+    if isinstance(cond, (tuple, list)) and cond and all(isinstance(c, (tuple, list)) for c in cond):
+        pairs = tuple(check_condition(name, c) for c in cond)
+        return pairs[0] if len(pairs) == 1 else pairs
     ok = (
         isinstance(cond, (tuple, list))
         and len(cond) == 2
@@ -76,9 +84,19 @@ def check_condition(name: str, cond: Any) -> tuple[str, float]:
     if not ok:
         raise SpecError(
             f"where[{name!r}] = {cond!r} is not allowed: must be (comparison, value) "
-            f"with comparison in {', '.join(COMPARISONS)} and a real number value (not NaN)"
+            f"with comparison in {', '.join(COMPARISONS)} and a real number value (not NaN), "
+            "or a list of such pairs"
         )
     return cond[0], _threshold(cond[1])
+
+
+def conditions(where: Mapping[str, Condition]) -> list[tuple[str, str, float]]:
+    """Every (variable, comparison, value) of a checked ``where``, a variable's several conditions each."""
+    out = []
+    for name, cond in where.items():
+        for comparison, value in cond if isinstance(cond[0], tuple) else (cond,):
+            out.append((name, comparison, value))
+    return out
 
 
 def check_dims(kind: str, dims: Any, available: Sequence[str]) -> tuple[str, ...]:
@@ -100,16 +118,17 @@ def check_dims(kind: str, dims: Any, available: Sequence[str]) -> tuple[str, ...
 def check_variable(kind: str, name: Any, variables: Variables) -> str:
     """A known, numeric variable."""
     if not isinstance(name, str) or name not in variables:
-        raise unknown_name_error(kind, name, variables)
+        raise unknown_name_error(kind, name, variables, see=VARIABLES_SEE)
     dtype = variables[name][1]
     if np.dtype(dtype).kind not in "biuf":
         raise SpecError(f"{kind} {name!r} is not numeric (dtype {dtype}); choose a numeric variable")
     return name
 
 
-def check_where(where: Any, variables: Variables, dims: Collection[str] | None = None) -> dict[str, tuple[str, float]]:
-    """``{variable: (comparison, value)}``: known numeric variables (lying on ``dims`` only, when
-    given: a condition cannot add a dimension to what is reduced), comparisons of real numbers."""
+def check_where(where: Any, variables: Variables, dims: Collection[str] | None = None) -> dict[str, Condition]:
+    """``{variable: (comparison, value)}`` (or several pairs on one variable, all to hold): known numeric
+    variables (lying on ``dims`` only, when given: a condition cannot add a dimension to what is
+    reduced), comparisons of real numbers."""
     if where is None:
         return {}
     if not isinstance(where, Mapping):
@@ -117,7 +136,7 @@ def check_where(where: Any, variables: Variables, dims: Collection[str] | None =
     out = {}
     for name, cond in where.items():
         if not isinstance(name, str) or name not in variables:
-            raise unknown_name_error("variable in where", name, variables)
+            raise unknown_name_error("variable in where", name, variables, see=VARIABLES_SEE)
         condition = check_condition(name, cond)
         vdims, dtype = variables[name]
         if np.dtype(dtype).kind not in "biuf":
@@ -217,7 +236,7 @@ def where_mask(result: ChunkResult, where: Mapping[str, tuple[str, float]]) -> t
     """Feasible and meeting every condition. Conditions are compared on the metrics' own broadcast
     shapes, unmasked: where a metric is masked (NaN) the point is infeasible, so the AND is the same."""
     ok = result.feasible
-    for name, (comparison, value) in where.items():
+    for name, comparison, value in conditions(where):
         raw = result.values.get(name)
         ok = ok & COMPARISONS[comparison](result.metric(name) if raw is None else raw, value)
     return ok
@@ -694,6 +713,7 @@ class Gather:
 
 __all__ = [
     "COMPARISONS",
+    "Condition",
     "LAYOUT_DIMS",
     "Best",
     "Combined",
@@ -710,6 +730,7 @@ __all__ = [
     "check_pareto",
     "check_variable",
     "check_where",
+    "conditions",
     "default_over",
     "kept_shape",
     "where_mask",

@@ -27,6 +27,7 @@ import torch
 from tensorperf.engine.grid import EVAL_ORDER, Grid
 from tensorperf.engine.masks import Reason, combine
 from tensorperf.engine.metrics import METRICS, ROOFLINE, Evaluation, Pass, produced_by
+from tensorperf.engine.physics.speculative import METHOD_CODE
 from tensorperf.engine.roofline import checks, load, phases
 from tensorperf.engine.roofline.build import STRUCTURE_FIELDS, build
 from tensorperf.engine.roofline.factors import BOUNDED_FACTORS, scaled_efficiency
@@ -130,6 +131,8 @@ def _evaluate(
     ok = checks.feasibility(w, r, d, o.memory.total <= d.capacity, world)
     if serving is not None and serving.overloaded is not None:
         ok[Reason.OVERLOADED] = ~serving.overloaded
+    if w.speculation is not None and "mtp" in w.speculation.methods:  # MTP needs the model's modules (§3.14)
+        ok[Reason.NO_DRAFTER] = (w.speculation.method != METHOD_CODE["mtp"]) | (w.model.num_mtp_layers > 0)
     reason = combine(ok, grid.shape, grid.device)
     trailing = {k: ("op",) for k in values if METRICS[k].per_op}
     return Evaluation(values=values, reason=reason, trailing=trailing, trailing_coords={"op": OPS})

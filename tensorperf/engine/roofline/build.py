@@ -18,9 +18,19 @@ from tensorperf.engine.grid import Grid
 from tensorperf.engine.physics import comm, ops
 from tensorperf.engine.physics.layout import Layout, default_microbatches
 from tensorperf.engine.roofline import kernels as kernel_paths
+from tensorperf.engine.roofline import speculative
 from tensorperf.engine.roofline.factors import NO_NATIVE_MATH, column_tables, efficiencies, math_column
 from tensorperf.engine.roofline.resident import Resident, batch, resident_memory
-from tensorperf.engine.roofline.values import ALLREDUCE_CODE, Deployment, Operating, Rates, Shortcuts, Traffic, Workload
+from tensorperf.engine.roofline.values import (
+    ALLREDUCE_CODE,
+    Deployment,
+    Operating,
+    Rates,
+    Shortcuts,
+    Speculation,
+    Traffic,
+    Workload,
+)
 from tensorperf.units import DTYPE_BYTES
 
 # model fields that decide which layers are dense and which MoE
@@ -175,8 +185,10 @@ def workload(
     batch_exact: torch.Tensor,
     batch: torch.Tensor,
     imbalance: torch.Tensor | None = None,
+    speculation: Speculation | None = None,
 ) -> Workload:
-    """The model, the requests' lengths and prefill chunks, the batch and the given routing imbalance."""
+    """The model, the requests' lengths and prefill chunks, the batch, the given routing imbalance and
+    speculative decoding (None where no point speculates)."""
     chunked = "chunk_size" in grid.values
     return Workload(
         model=model,
@@ -191,6 +203,7 @@ def workload(
         batch_exact=batch_exact,
         serving=traffic(grid, S, T_out),
         imbalance=imbalance,
+        speculation=speculation,
     )
 
 
@@ -284,7 +297,8 @@ def build(
     cost page faults on every evaluation; time a 1e6-point evaluate after changing it.)"""
     f64 = torch.float64
     imbalance = given_imbalance(grid, fields)
-    fields = {k: v for k, v in fields.items() if k != "imbalance"}  # (the others are spec fields)
+    given = fields
+    fields = {k: v for k, v in fields.items() if k not in ("imbalance", "acceptance")}  # (the others: spec fields)
     model, hardware = specs(grid, fields)
     column = math_column(grid)
     eff = efficiencies(grid, efficiency, column)
@@ -305,12 +319,14 @@ def build(
     micro = grid.axis("microbatches", f64) if "microbatches" in grid.values else None
     context = S + T_out
     group_bytes = kernels.bytes if kernels is not None else None
-    resident = resident_memory(grid, fields, model, hardware, shell, sizes, S, context, group_bytes)
+    spec = speculative.speculation(grid, given, model, shell, cuts)  # None: no point speculates
+    drafter = None if spec is None else speculative.drafter_memory(spec, model, shell, sizes, context, group_bytes)
+    resident = resident_memory(grid, fields, model, hardware, shell, sizes, S, context, group_bytes, drafter)
     batch_exact = batch(grid, resident, exact_layout.dp, micro)
     batch_ = batch_exact.to(grid.dtype)
     dep = deployment(exact_layout, shell, sizes, resident, batch_exact, micro, group_bytes)
     return (
-        workload(grid, model, model_exact, S, chunks, T_out, context, batch_exact, batch_, imbalance),
+        workload(grid, model, model_exact, S, chunks, T_out, context, batch_exact, batch_, imbalance, spec),
         rates(grid, model, hardware, eff, column, kernels),
         dep,
         cuts,

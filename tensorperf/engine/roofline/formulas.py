@@ -62,7 +62,7 @@ class Outcome:
         """Mean W per GPU over a static batch's life: the prefill pass (until the last first token)
         and the decode steps, each at its own power, weighted by its time."""
         prefill = _step_power(self, self.prefill.ops, self.prefill.ttft_max)
-        decode = _step_power(self, self.decode.ops, self.decode.tpot)
+        decode = _step_power(self, self.decode.ops, self.decode.step_time)  # (a speculative step: tpot·E)
         return (prefill * self.prefill.ttft_max + decode * self.generation) / self.batch_done
 
     @cached_property
@@ -179,10 +179,13 @@ FORMULAS: Mapping[str, Callable[[Outcome], torch.Tensor]] = MappingProxyType(
         "max_batch": _max_batch,
         "min_gpus_for_capacity": lambda o: o.memory.min_gpus,
         "num_gpus": lambda o: o.deployment.layout_exact.num_gpus,
-        # FLOP and bytes of one decode step's ops on each GPU over what its peak delivers in a TPOT
-        "mfu": lambda o: per_op.total(o.decode.ops, o.counts, 0) * (o.per_gpu_step / o.rates.peak_gemm) / o.decode.tpot,
+        # FLOP and bytes of one decode step's ops on each GPU over what its peak delivers in the step (a
+        # TPOT; speculative: the verification pass's over the step, docs/model.md §3.14)
+        "mfu": lambda o: (
+            per_op.total(o.decode.ops, o.counts, 0) * (o.per_gpu_step / o.rates.peak_gemm) / o.decode.step_time
+        ),
         "mbu": lambda o: (
-            per_op.total(o.decode.ops, o.counts, 1) * (o.per_gpu_step / o.rates.hbm_bandwidth) / o.decode.tpot
+            per_op.total(o.decode.ops, o.counts, 1) * (o.per_gpu_step / o.rates.hbm_bandwidth) / o.decode.step_time
         ),
         "power_per_gpu": lambda o: o.power,
         "energy_per_output_token": lambda o: o.power / o.static_throughput,

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 import torch
 
 from tensorperf.engine.physics import ops, pipeline
+from tensorperf.engine.physics import speculative as spec_physics
 from tensorperf.engine.physics.attention import mean_chunked_keys, mean_decode_keys, mean_prefill_pairs
-from tensorperf.engine.roofline import collectives, layer, stages
+from tensorperf.engine.roofline import collectives, layer, speculative, stages
 from tensorperf.engine.roofline.per_op import PerOp, each, left_sum
 from tensorperf.engine.roofline.values import Deployment, Rates, Shortcuts, Workload
 
@@ -81,19 +82,26 @@ def _step(
     """(time, per-op quantities) of one step of one replica-microbatch: ``decoding`` sequences add a
     token each at the mean context S̄ + T̄/2; ``prompts`` = (tokens, prompt length, chunks) of
     prompt chunks; ``completing`` prompts end in the step (their first token's logits)."""
-    m, cp, tr = w.model, d.layout.cp, w.serving
+    m, cp, tr, spec = w.model, d.layout.cp, w.serving, w.speculation
     S, T = tr.mean_prompt, tr.mean_output
     keys = decoding * mean_decode_keys(m, S + T / 2, mean_chunked_keys(m, S, torch.clamp(T - 1, min=1))) / cp
     parts = [ops.Phase(tokens=decoding, pairs=keys, kv_read=keys, sequences=decoding, absorbed=True)]
+    if spec is not None:  # each decoding sequence verifies k + 1 positions (docs/model.md §3.14)
+        parts = [speculative.verify_phase(spec, decoding, keys)]
     parts += [_prompt_phase(m, tokens / cp, length, chunks, cp) for tokens, length, chunks in prompts]
     tokens = left_sum(p.tokens for p in parts)
-    mixed = ops.Phase(tokens=tokens, pairs=keys, kv_read=keys, sequences=decoding + completing, absorbed=True)
+    mixed = ops.Phase(tokens=tokens, pairs=keys, kv_read=keys, sequences=parts[0].sequences + completing, absorbed=True)
     per_op = layer.phase_ops(w, r, d, s, mixed, attention_parts=tuple(parts))
     coll = collectives.phase_comm(w, r, d, s, tokens)
     for part in parts:
         coll = collectives.with_context_parallel(w, r, d, s, coll, part, per_op["attn"][2])
     _, total, slowest = stages.compose(w, d, s, per_op, coll)
     t = pipeline.decode_step(total, slowest, d.layout.micro)
+    if spec is not None:  # k draft steps on the decoding sequences (none where no sequence decodes)
+        draft = speculative.draft_time(
+            w, r, d, s, speculative.drafter(w, r, d, s, decoding, keys), decoding, keys, S + T / 2
+        )
+        t = spec_physics.step_time(t, torch.where(decoding > 0, draft, torch.zeros_like(draft)), spec.k)
     return (t + r.efficiency.step_overhead if s.overhead else t), per_op
 
 
@@ -101,16 +109,22 @@ def closed_loop(w: Workload, r: Rates, d: Deployment, s: Shortcuts, b: torch.Ten
     """TTFT, TPOT and e2e of a request at b requests in flight per replica (module docstring). The
     own prompt's TTFT is averaged over its length (Simpson's rule where lengths span a range); its
     chunks: ⌈S/M⌉, or the population's n scaled by S/S̄ where the budget binds."""
-    tr = w.serving
+    tr, spec = w.serving, w.speculation
     S, T, M = tr.mean_prompt, tr.mean_output, tr.budget
+    # speculative decoding (docs/model.md §3.14): (T̄ − 1)/E decode steps of k + 1 budget tokens each,
+    # i.e. T̄ replaced by Ts in the step counts and by Tw in the budget (both T̄ itself without it)
+    Ts = Tw = T
+    if spec is not None:
+        Ts = 1 + (T - 1) / spec.tokens_per_step
+        Tw = 1 + (T - 1) * (spec.k + 1) / spec.tokens_per_step
     # each of the m pipeline microbatches carries 1/m of the others' load, and the request's own
     # token or chunk: every microbatch is taken as heavy as the request's own (exact at m = 1)
     share = 1 / d.layout.micro
     n0 = torch.clamp(torch.ceil(S / M), min=1)
-    steps = torch.maximum(n0 + T - 1, b * (S + T - 1) / M)
-    n = steps - (T - 1)
+    steps = torch.maximum(n0 + Ts - 1, b * (S + Tw - 1) / M)
+    n = steps - (Ts - 1)
     others = torch.clamp(b - 1, min=0)  # (b < 1 only where the batch does not split: masked)
-    decoding = others * (T - 1) / steps  # the others' decode tokens: one per step each, evenly spread
+    decoding = others * (Ts - 1) / steps  # the others' decode steps: one sequence per step each, evenly spread
     # the others' prompt chunks come in lumps: each other request prefills in a given step with
     # probability n/N (random phases), so a step holds none of them with probability (1 − n/N)^(b−1)
     # and, otherwise, their mean load over the steps that hold some
@@ -130,6 +144,8 @@ def closed_loop(w: Workload, r: Rates, d: Deployment, s: Shortcuts, b: torch.Ten
         return mix(t_idle, t_busy), {k: each(mix, o_idle[k], o_busy[k]) for k in o_busy}
 
     tpot, dec_ops = expected(1 + decoding * share, (), torch.zeros_like(done))
+    if spec is not None:  # a step yields E of the request's tokens
+        tpot = tpot / spec.tokens_per_step
 
     def prefilling(length: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, PerOp]:
         """(TTFT, prefill steps, their summed per-op quantities) of a prompt of ``length`` tokens."""
@@ -146,8 +162,8 @@ def closed_loop(w: Workload, r: Rates, d: Deployment, s: Shortcuts, b: torch.Ten
         ttft, prefills = rule(low[0], ttft, high[0]), rule(low[1], prefills, high[1])
         pre_ops = {k: each(rule, low[2][k], pre_ops[k], high[2][k]) for k in pre_ops}
     e2e = ttft + (T - 1) * tpot
-    life = prefills + (T - 1)  # steps of a request's life
-    mean_ops = {k: each(lambda p, q: (p + (T - 1) * q) / life, pre_ops[k], dec_ops[k]) for k in dec_ops}
+    life = prefills + (Ts - 1)  # steps of a request's life
+    mean_ops = {k: each(lambda p, q: (p + (Ts - 1) * q) / life, pre_ops[k], dec_ops[k]) for k in dec_ops}
     step = e2e / life
     if tr.request_overhead is not None:  # the stack's time outside the passes, before the first token
         ttft, e2e = ttft + tr.request_overhead, e2e + tr.request_overhead
@@ -181,27 +197,32 @@ def burst(w: Workload, r: Rates, d: Deployment, s: Shortcuts, k: torch.Tensor) -
     ⌈(i + 1)·S̄/P⌉ steps of t_b (P prompt tokens per step), then all decode, T̄ − 1 steps each at
     batch k without prefill (t_d); request i shares n_b·(1 − (i + 1)/k) of its decode steps with the
     later prompts."""
-    tr, share = w.serving, 1 / d.layout.micro
+    tr, share, spec = w.serving, 1 / d.layout.micro, w.speculation
     S, T, M = tr.mean_prompt, tr.mean_output, tr.budget
+    Td = T - 1  # the decode steps of a request (speculative: (T̄ − 1)/E, docs/model.md §3.14)
+    if spec is not None:
+        Td = Td / spec.tokens_per_step
     work = k * S
     first = torch.clamp(work / M, min=1)  # prefill steps without decode tokens
     decoders = k / 2 * (1 - 1 / first)
-    per_step = torch.minimum(torch.clamp(M - decoders, min=M / 2), work)  # (decode gets at most half)
+    busy = decoders if spec is None else decoders * (spec.k + 1)  # (their budget tokens)
+    per_step = torch.minimum(torch.clamp(M - busy, min=M / 2), work)  # (decode gets at most half)
     n_b = work / per_step
     chunks = torch.clamp(S / per_step, min=1)
     t_b, o_b = _step(w, r, d, s, decoders * share, ((per_step * share, S, chunks),), k / n_b * share)
     t_d, o_d = _step(w, r, d, s, k * share, (), torch.zeros_like(k))
     ttft = torch.clamp((k + 1) / (2 * k) * n_b, min=1) * t_b
-    shared = torch.minimum(n_b * (k - 1) / (2 * k), T - 1)  # decode steps in the prefill, on average
-    tpot = torch.where(T > 1, (shared * t_b + (T - 1 - shared) * t_d) / torch.clamp(T - 1, min=1), t_d)
-    steps = n_b + T - 1
-    ops = {key: each(lambda a, b: (n_b * a + (T - 1) * b) / steps, o_b[key], o_d[key]) for key in o_d}
-    first_done = torch.clamp(S / per_step, min=1) * t_b + (T - 1) * t_d
-    duration = n_b * t_b + (T - 1) * t_d
+    shared = torch.minimum(n_b * (k - 1) / (2 * k), Td)  # decode steps in the prefill, on average
+    last = t_d if spec is None else t_d / spec.tokens_per_step
+    tpot = torch.where(T > 1, (shared * t_b + (Td - shared) * t_d) / torch.clamp(T - 1, min=1), last)
+    steps = n_b + T - 1 if spec is None else n_b + Td
+    ops = {key: each(lambda a, b: (n_b * a + Td * b) / steps, o_b[key], o_d[key]) for key in o_d}
+    first_done = torch.clamp(S / per_step, min=1) * t_b + Td * t_d
+    duration = n_b * t_b + Td * t_d
     if tr.request_overhead is not None:  # the stack's time outside the passes, before the first token
         ro = tr.request_overhead
         ttft, first_done, duration = ttft + ro, first_done + ro, duration + ro
-    return _Burst(ttft, tpot, first_done, duration, ops, steps, n_b * t_b + (T - 1) * t_d)
+    return _Burst(ttft, tpot, first_done, duration, ops, steps, n_b * t_b + Td * t_d)
 
 
 def _sakasegawa_queue(rho: torch.Tensor, servers: torch.Tensor, cv2: torch.Tensor) -> torch.Tensor:

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import torch
 
 from tensorperf.engine.physics import inplace, ops, pipeline
+from tensorperf.engine.physics import speculative as spec_physics
 from tensorperf.engine.physics.attention import mean_chunked_keys, mean_decode_keys, mean_prefill_pairs
-from tensorperf.engine.roofline import collectives, layer, stages
+from tensorperf.engine.roofline import collectives, layer, speculative, stages
 from tensorperf.engine.roofline.chunked import chunked_prefill
 from tensorperf.engine.roofline.collectives import Collectives
 from tensorperf.engine.roofline.per_op import PerOp, each
@@ -32,9 +33,16 @@ class Prefill:
 @dataclass(frozen=True)
 class Decode:
     tpot: torch.Tensor
-    ops: PerOp  # per-op quantities of the mean decode step
+    ops: PerOp  # per-op quantities of the mean decode step (speculative: its verification pass)
     coll: Collectives  # its collectives
     times: torch.Tensor | None  # per-op times of the mean step over all layers (breakdown only)
+    # the mean decode step's time: tpot itself, or with speculative decoding tpot · E (its k draft
+    # steps and its verification, E tokens per sequence; docs/model.md §3.14)
+    step: torch.Tensor | None = None
+
+    @property
+    def step_time(self) -> torch.Tensor:
+        return self.tpot if self.step is None else self.step
 
 
 def simpson(first: torch.Tensor, middle: torch.Tensor, last: torch.Tensor, into_first: bool = False) -> torch.Tensor:
@@ -95,17 +103,23 @@ def prefill(w: Workload, r: Rates, d: Deployment, s: Shortcuts) -> Prefill:
 def decode(w: Workload, r: Rates, d: Deployment, s: Shortcuts) -> Decode:
     """TPOT by Simpson's rule over steps j = 1 .. T_out − 1 (3 quadrature nodes). Only the attention
     core depends on the step (its context S + j); every other op, and the collectives, are computed
-    once, at the middle node."""
+    once, at the middle node. Speculative decoding (docs/model.md §3.14): each step verifies k + 1
+    positions per sequence after k draft steps, and yields E tokens per sequence."""
     m, lay, S, bmb = w.model, d.layout, w.prompt, d.microbatch
+    spec = w.speculation
     last = torch.clamp(w.output - 1, min=1)
     saw = mean_chunked_keys(m, S, last)  # chunked-attention layers: exact mean over the generation
     nodes = []
-    for j in (torch.ones_like(last), (1 + last) / 2, last):
+    at = (torch.ones_like(last), (1 + last) / 2, last)
+    for j in at:
         keys = bmb * mean_decode_keys(m, S + j, saw) / lay.cp  # the KV cache is split over cp
         nodes.append(ops.Phase(tokens=bmb, pairs=keys, kv_read=keys, sequences=bmb, absorbed=True))
+    plain = nodes
+    if spec is not None:  # the verification pass of k + 1 positions per sequence
+        nodes = [speculative.verify_phase(spec, p.tokens, p.pairs) for p in plain]
     dec_ops = layer.phase_ops(w, r, d, s, nodes[1])
     dec_coll = collectives.with_context_parallel(
-        w, r, d, s, collectives.phase_comm(w, r, d, s, bmb), nodes[1], dec_ops["attn"][2]
+        w, r, d, s, collectives.phase_comm(w, r, d, s, nodes[1].tokens), nodes[1], dec_ops["attn"][2]
     )
     steps, attn = [], []
     rest = stages.grouped_by_layer_count(stages.without_attention(w, d, s, dec_ops, dec_coll), d)
@@ -113,7 +127,13 @@ def decode(w: Workload, r: Rates, d: Deployment, s: Shortcuts) -> Decode:
         attn.append(layer.attention_op(w, r, d, s, (node,)))
         total, slowest = stages.with_attention(rest, attn[-1][2])
         steps.append(pipeline.decode_step(total, slowest, lay.micro))
+    if spec is not None:  # k draft steps before each verification, at each node's context
+        dr = speculative.drafter(w, r, d, s, bmb, plain[1].pairs)
+        draft = [speculative.draft_time(w, r, d, s, dr, bmb, p.pairs, S + j) for p, j in zip(plain, at)]
+        steps = [spec_physics.step_time(t, t_d, spec.k) for t, t_d in zip(steps, draft)]
     tpot = with_overhead(r, s, simpson(*steps, into_first=True))  # the same overhead at every node
     mean_ops = dec_ops | {"attn": each(simpson, *attn)}  # (the mean step's attention)
     times = stages.compose(w, d, s, mean_ops, dec_coll, True)[0] if s.breakdown else None
-    return Decode(tpot=tpot, ops=mean_ops, coll=dec_coll, times=times)
+    if spec is None:
+        return Decode(tpot=tpot, ops=mean_ops, coll=dec_coll, times=times)
+    return Decode(tpot=tpot / spec.tokens_per_step, ops=mean_ops, coll=dec_coll, times=times, step=tpot)

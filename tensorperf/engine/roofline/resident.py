@@ -46,22 +46,28 @@ def resident_memory(
     prompt: torch.Tensor,
     context: torch.Tensor,
     group_bytes: Mapping[str, torch.Tensor] | None = None,
+    drafter: Any = None,
 ) -> Resident:
     """Weights, KV bytes per sequence at the longest context, workspace and usable capacity.
-    ``group_bytes``: bytes per weight of each tensor group (None: every group in weight_dtype)."""
+    ``group_bytes``: bytes per weight of each tensor group (None: every group in weight_dtype).
+    ``drafter``: what speculative decoding's drafter adds (speculative.DrafterMemory; None: nothing)."""
     lead_dense = any(s.first_dense_layers > 0 for s in grid.values["model"]) or any(
         k.startswith("first_dense_layers") for k in (*grid.values, *fields)
     )
     mix = pipeline.stage_mix(model, shell.pp, lead_dense)
     weights = weight_bytes_per_gpu(model, shell, mix, sizes.w if group_bytes is None else group_bytes)
     kv_seq = kv_bytes_per_sequence(model, shell, mean_cached_tokens(model, context), sizes.kv, mix.layers.amax(dim=-1))
+    logits = logit_bytes_per_sequence(model, shell)
+    if drafter is not None:  # its weights and KV cache, and the verification's logits (docs/model.md §3.14)
+        weights, kv_seq = weights + drafter.weights, kv_seq + drafter.kv_per_sequence
+        logits = logits + drafter.logits_per_sequence
     workspace_cap = workspace_bytes_per_gpu(model, shell, torch.full_like(prompt, ACTIVATION_TOKENS), sizes.a)
     capacity = usable_memory(hardware.hbm_capacity, weights, workspace_cap, *kv_cache_rule(grid))
     return Resident(
         mix=mix,
         weights=weights,
         kv_per_sequence=kv_seq,
-        per_sequence=kv_seq + logit_bytes_per_sequence(model, shell),
+        per_sequence=kv_seq + logits,
         workspace_cap=workspace_cap,
         capacity=capacity,
     )

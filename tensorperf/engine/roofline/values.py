@@ -45,6 +45,25 @@ class Traffic:
 
 
 @dataclass(frozen=True)
+class Speculation:
+    """Speculative decoding at each point (docs/model.md §3.14): k draft steps, then one verification
+    pass over k + 1 positions per sequence. A Workload carries one only where some point of the grid
+    speculates; its points with ``speculative="none"`` have k = 0 and E = 1 (the plain decode step)."""
+
+    method: torch.Tensor  # physics.speculative.METHOD_CODE of each point (0: none)
+    k: torch.Tensor  # draft tokens per step (0 where none)
+    tokens_per_step: torch.Tensor  # E: expected tokens a sequence gains per step (1 where none)
+    methods: tuple[str, ...]  # the methods the grid uses ("none" included where some point has none)
+    # the draft models of speculative="draft" (None where no point drafts with a model): the model
+    # (spec view on the draft_model axis), its layout (the target's tp, cp and dp; one stage, no EP),
+    # its stages and its shortcuts
+    draft: Any = None
+    draft_layout: Layout | None = None
+    draft_mix: pipeline.StageMix | None = None
+    draft_cuts: Any = None
+
+
+@dataclass(frozen=True)
 class Workload:
     """The model and the requests at each point (the grid's dtype unless ``*_exact``: float64)."""
 
@@ -62,6 +81,7 @@ class Workload:
     # the given max/mean of the routed token-expert pairs over the EP ranks (the ``imbalance`` input);
     # None: the analytic value of uniform top-k routing (physics.routing.imbalance, docs/model.md §3.5.1)
     imbalance: torch.Tensor | None = None
+    speculation: Speculation | None = None  # None: no point of the grid speculates (docs/model.md §3.14)
 
 
 ALLREDUCE_CODE = MappingProxyType({name: i for i, name in enumerate(comm.ALL_REDUCE)})  # Rates.allreduce

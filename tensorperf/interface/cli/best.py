@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import io
 from typing import TextIO
+
+import numpy as np
 
 from tensorperf.interface.cli.inputs import (
     OBJECTIVE,
@@ -76,13 +79,51 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     maximize = False if args.minimize else chosen.get("maximize")
     if maximize is None:  # the objective's own direction (lower for times, memory, power, cost)
         maximize = higher_is_better(objective)
+    table = io.StringIO()  # the winners' table, shown unless nothing is feasible (then: why not)
     if ds is None:
-        res = print_streamed_best(inputs, grid, out, objective, where, keep, maximize, args.memory, args.scheduler)
+        res = print_streamed_best(inputs, grid, table, objective, where, keep, maximize, args.memory, args.scheduler)
     else:
-        res = print_best(ds, out, objective, where, keep, maximize)
+        res = print_best(ds, table, objective, where, keep, maximize)
+    if bool(np.any(res["found"].values)):
+        out.write(table.getvalue())
+    else:
+        _nothing_found(out, table.getvalue(), ds, inputs if ds is None else None, args, objective, maximize, where)
     if args.output:
         from tensorperf.interface.io import save
 
         save(res, args.output)
         print(f"wrote {args.output}", file=out)
     return 0
+
+
+def _nothing_found(
+    out: TextIO,
+    table: str,
+    ds: object,
+    inputs: dict | None,
+    args: argparse.Namespace,
+    objective: str,
+    maximize: bool,
+    where: dict,
+) -> None:
+    """No group has a winner: with no feasible point at all, the points per infeasibility reason (one
+    example each, its numbers spelled out) instead of an empty table; else the table and a line
+    saying that the feasible points all miss the constraints."""
+    from tensorperf.interface.explanation import explain
+    from tensorperf.interface.explanation_stream import explain_inputs
+
+    if ds is not None:
+        if "infeasible_reason" not in ds:  # (a results file without the reasons)
+            out.write(table)
+            return
+        why = explain(ds)
+    else:
+        why = explain_inputs(memory=args.memory, client=args.scheduler, **inputs)
+    if why.feasible:
+        out.write(table)
+        miss = "meets the constraints" if where else f"has a value of {objective}"
+        verb = "is" if why.feasible == 1 else "are"
+        print(f"{why.feasible:,} of {why.points:,} points {verb} feasible; none of them {miss}", file=out)
+        return
+    print(f"Best point by {objective} ({'max' if maximize else 'min'}): no feasible point.", file=out)
+    print(why.text(), file=out)

@@ -1,4 +1,5 @@
-"""``tensorperf explain``: one point spelled out: per-op FLOPs, bytes, time and bound, and why it is infeasible."""
+"""``tensorperf explain``: one point spelled out: why it is infeasible, each broken rule with its numbers
+(:func:`tensorperf.interface.explanation.explain`); a feasible point's per-op FLOPs, bytes, time and bound."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from tensorperf.interface.cli.inputs import (
     add_sweep_flags,
     sweep_inputs,
 )
+from tensorperf.interface.explanation import explain
 from tensorperf.interface.report import table
 
 
@@ -75,7 +77,10 @@ def _op_table(ds: xr.Dataset, phase: str) -> str:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    e = sub.add_parser("explain", help="one point: per-op FLOPs, bytes, time and bound, prefill and decode")
+    e = sub.add_parser(
+        "explain",
+        help="one point: why it is infeasible, with the numbers; else per-op FLOPs, bytes, time and bound",
+    )
     add_sweep_flags(e)
 
 
@@ -123,6 +128,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     code = int(ds.infeasible_reason)
     if code:
         print(f"feasible: no ({describe(code)}; infeasible_reason {code})", file=out)
+        for finding in explain(ds, efficiency=inputs.get("efficiency")):
+            print(f"  {finding}", file=out)
     else:
         print("feasible: yes", file=out)
     gb = 1e-9
