@@ -730,9 +730,11 @@ def test_headline_with_default_efficiencies(report):
     # (M0333, M0335); 183 rows, median 0.149 and p90 0.462 with the overheads alone
     # with precision recipes (one DeepSeek-V3 nvfp4 row no longer fits 2 GB200s at 4.5 bits per weight),
     # the fastest-variant fp8 kernel tables and routing imbalance (docs/validation.md, "Mechanisms")
+    # TensorRT-LLM's per-tensor fp8 GEMMs on their own kernel table (StackSpec.per_tensor_fp8_kernels):
+    # median 0.186 -> 0.180, p90 0.545 -> 0.461
     assert len(ok) == 184 and share == pytest.approx(0.818, abs=1e-3)
-    assert median == pytest.approx(0.186, abs=0.005)  # 0.196 without the stacks (182 rows)
-    assert float(ok["rel_error"].abs().quantile(0.9)) == pytest.approx(0.545, abs=0.01)  # 0.527 without
+    assert median == pytest.approx(0.180, abs=0.005)  # 0.196 without the stacks (182 rows)
+    assert float(ok["rel_error"].abs().quantile(0.9)) == pytest.approx(0.461, abs=0.01)  # 0.527 without
 
 
 def test_headline_without_stack_overheads(rows):

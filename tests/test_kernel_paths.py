@@ -142,3 +142,24 @@ def test_bad_recipes_and_paths_name_the_field():
         StackSpec(name="x", w4a8_formats=["fp8"])
     with pytest.raises(tp.SpecError, match="recipe preset"):
         tp.sweep(model="llama-3.1-8b", hardware="h100-sxm", recipe="no-such-recipe")
+
+
+def test_per_tensor_fp8_kernels_of_a_stack_change_only_per_tensor_fp8():
+    # StackSpec.per_tensor_fp8_kernels: a per-tensor-scaled fp8 checkpoint runs the device's
+    # [efficiency.fp8_tensor] table (TensorRT-LLM's scalar-scale FP8 GEMMs), nothing else moves.
+    plain, own = StackSpec(name="plain"), StackSpec(name="own", per_tensor_fp8_kernels=True)
+    kw = dict(model="llama-3.1-8b", hardware="h200-sxm", stack=[plain, own], batch=1, **SMALL)
+    for fmt in ("bf16", "fp8_block"):
+        t = tp.sweep(weight_dtype=fmt, **kw).tpot.values.ravel()
+        assert t[0] == t[1], fmt
+    t = tp.sweep(weight_dtype="fp8", **kw).tpot.values.ravel()
+    # Batch-1 decode streams the GEMM weights at bandwidth x gemm_memory: Llama-3.1-8B's 8.03e9
+    # parameters less the 128256 x 4096 = 0.525e9 embedding rows (a lookup, not a GEMM) = 7.505e9 B
+    # at 1 B each; H200 4.8e12 B/s; gemm_memory 0.61 (fp8 table) -> 0.457 (fp8_tensor table):
+    # 7.505e9 / 4.8e12 x (1/0.457 - 1/0.61) = 1.5635e-3 x 0.54884 = 0.858 ms more per step
+    assert t[1] - t[0] == pytest.approx(0.858e-3, rel=0.01)
+    assert presets.hardware_spec("h200-sxm").efficiency_for("fp8_tensor").gemm_memory == 0.457
+    # a device without its own per-tensor table uses its fp8 table
+    mi = presets.hardware_spec("mi300x")
+    assert mi.efficiency_for("fp8_tensor") == mi.efficiency_for("fp8")
+    assert presets.stack("trtllm-1").per_tensor_fp8_kernels and not presets.stack("vllm").per_tensor_fp8_kernels

@@ -276,10 +276,11 @@ def test_overall_error_with_the_presets(rows, fit):
     overall = stats.loc[("all", "all")]
     assert overall["ok"] == 993
     # after: the presets' overheads and their custom all-reduce and KV-cache rules (docs/model.md §10.4;
-    # 0.231 and 0.250 held out with the overheads alone)
-    assert overall["before"] == pytest.approx(0.298, abs=0.005) and overall["after"] == pytest.approx(0.226, abs=0.005)
+    # 0.231 and 0.250 held out with the overheads alone; 0.226 / 0.243 before TensorRT-LLM's per-tensor
+    # fp8 kernels got their own table, StackSpec.per_tensor_fp8_kernels)
+    assert overall["before"] == pytest.approx(0.298, abs=0.005) and overall["after"] == pytest.approx(0.217, abs=0.005)
     assert overall["test_before"] == pytest.approx(0.314, abs=0.005)
-    assert overall["test_after"] == pytest.approx(0.243, abs=0.005)
+    assert overall["test_after"] == pytest.approx(0.235, abs=0.005)
     ttft = stats.loc[("metric", "ttft_mean_ms")]
     assert ttft["before"] == pytest.approx(0.787, abs=0.01) and ttft["after"] == pytest.approx(0.434, abs=0.01)
 

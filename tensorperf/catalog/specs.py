@@ -381,6 +381,9 @@ class StackSpec:
     # (dequantizing, bf16-math) kernel, and 4-bit formats with a W4A8 (fp8-math) kernel
     weight_only_formats: tuple[str, ...] = ()
     w4a8_formats: tuple[str, ...] = ()
+    # per-tensor-scaled fp8 checkpoints (format "fp8") run the stack's own per-tensor-scaled GEMMs,
+    # measured apart as each device's [efficiency.fp8_tensor] table (False: the fastest fp8 kernels)
+    per_tensor_fp8_kernels: bool = False
     source: str = ""
 
     CONSTRAINTS: ClassVar[dict[str, Any]] = {
@@ -389,6 +392,7 @@ class StackSpec:
         "custom_allreduce": boolean,
         "kv_cache_fraction": unit_interval,
         "kv_cache_after_weights": boolean,
+        "per_tensor_fp8_kernels": boolean,
     }
 
     def __post_init__(self) -> None:
@@ -565,6 +569,8 @@ class HardwareSpec:
     efficiency: Efficiency = field(default_factory=Efficiency)  # defaults for this device (bf16 math)
     efficiency_fp8: Efficiency | None = None  # kernels with fp8 weights (None: as `efficiency`)
     efficiency_fp4: Efficiency | None = None  # kernels with fp4 weights (None: as `efficiency`)
+    # per-tensor-scaled fp8 kernels where measured apart from the fastest fp8 ones (None: as efficiency_fp8)
+    efficiency_fp8_tensor: Efficiency | None = None
     seed: SeedHardware | None = field(default=None, compare=False)
     source: str = field(default="", compare=False)
 
@@ -598,6 +604,7 @@ class HardwareSpec:
         _check_instance(self, "efficiency", Efficiency, optional=False)
         _check_instance(self, "efficiency_fp8", Efficiency, optional=True)
         _check_instance(self, "efficiency_fp4", Efficiency, optional=True)
+        _check_instance(self, "efficiency_fp8_tensor", Efficiency, optional=True)
         _check_instance(self, "seed", SeedHardware, optional=True)
         if self.idle_power > self.board_power:
             raise SpecError(
@@ -609,8 +616,11 @@ class HardwareSpec:
         return dataclasses.replace(self, **changes)
 
     def efficiency_for(self, column: str) -> Efficiency:
-        """The efficiency factors of kernels computing at a peak column ('bf16', 'fp8', 'fp4')."""
-        specific = {"fp8": self.efficiency_fp8, "fp4": self.efficiency_fp4}.get(column)
+        """The efficiency factors of kernels computing at a peak column ('bf16', 'fp8', 'fp4'), or of
+        the per-tensor-scaled fp8 kernels ('fp8_tensor': the fp8 table where none is given)."""
+        if column == "fp8_tensor" and self.efficiency_fp8_tensor is not None:
+            return self.efficiency_fp8_tensor
+        specific = {"fp8": self.efficiency_fp8, "fp8_tensor": self.efficiency_fp8, "fp4": self.efficiency_fp4}.get(column)
         return self.efficiency if specific is None else specific
 
 
