@@ -125,7 +125,7 @@ def test_gradients_flow_through_the_fastest_path():
     kw = dict(model="gpt-oss-120b", hardware="h200-sxm", recipe="gpt-oss-mxfp4", stack=trt, batch=[1, 256], **SMALL)
     g = tp.sensitivity(of="tpot", wrt=["gemm_memory"], **kw)
     value = g["gradient"].sel(param="gemm_memory").values
-    eta = 0.79  # h200-sxm [efficiency] gemm_memory: the bf16 table the weight-only path uses
+    eta = 0.771  # h200-sxm [efficiency] gemm_memory: the bf16 table the weight-only path uses
     h = 1e-6
     up = tp.sweep(efficiency={"gemm_memory": eta + h}, **kw)["tpot"].values
     down = tp.sweep(efficiency={"gemm_memory": eta - h}, **kw)["tpot"].values
@@ -144,22 +144,22 @@ def test_bad_recipes_and_paths_name_the_field():
         tp.sweep(model="llama-3.1-8b", hardware="h100-sxm", recipe="no-such-recipe")
 
 
-def test_per_tensor_fp8_kernels_of_a_stack_change_only_per_tensor_fp8():
-    # StackSpec.per_tensor_fp8_kernels: a per-tensor-scaled fp8 checkpoint runs the device's
-    # [efficiency.fp8_tensor] table (TensorRT-LLM's scalar-scale FP8 GEMMs), nothing else moves.
-    plain, own = StackSpec(name="plain"), StackSpec(name="own", per_tensor_fp8_kernels=True)
-    kw = dict(model="llama-3.1-8b", hardware="h200-sxm", stack=[plain, own], batch=1, **SMALL)
-    for fmt in ("bf16", "fp8_block"):
-        t = tp.sweep(weight_dtype=fmt, **kw).tpot.values.ravel()
-        assert t[0] == t[1], fmt
-    t = tp.sweep(weight_dtype="fp8", **kw).tpot.values.ravel()
-    # Batch-1 decode streams the GEMM weights at bandwidth x gemm_memory: Llama-3.1-8B's 8.03e9
-    # parameters less the 128256 x 4096 = 0.525e9 embedding rows (a lookup, not a GEMM) = 7.505e9 B
-    # at 1 B each; H200 4.8e12 B/s; gemm_memory 0.61 (fp8 table) -> 0.457 (fp8_tensor table):
-    # 7.505e9 / 4.8e12 x (1/0.457 - 1/0.61) = 1.5635e-3 x 0.54884 = 0.858 ms more per step
-    assert t[1] - t[0] == pytest.approx(0.858e-3, rel=0.01)
-    assert presets.hardware_spec("h200-sxm").efficiency_for("fp8_tensor").gemm_memory == 0.457
-    # a device without its own per-tensor table uses its fp8 table
-    mi = presets.hardware_spec("mi300x")
-    assert mi.efficiency_for("fp8_tensor") == mi.efficiency_for("fp8")
-    assert presets.stack("trtllm-1").per_tensor_fp8_kernels and not presets.stack("vllm").per_tensor_fp8_kernels
+def test_block_scaled_fp8_runs_its_own_kernel_table():
+    # fp8_block weights (DeepSeek-V3-style checkpoints) run the device's [efficiency.fp8_block] table:
+    # their GEMMs carry a per-token-group activation quantization kernel, a fixed time per GEMM that
+    # static per-tensor fp8 does not pay (docs/model.md §3.7.1); every other format is unchanged.
+    h200 = presets.hardware_spec("h200-sxm")
+    block, fp8 = h200.efficiency_for("fp8_block"), h200.efficiency_for("fp8")
+    assert block.gemm_memory == fp8.gemm_memory == h200.efficiency.gemm_memory  # one streaming efficiency
+    assert block.gemm_latency > fp8.gemm_latency
+    kw = dict(model="llama-3.1-8b", hardware="h200-sxm", batch=1, **SMALL)
+    t = {f: float(tp.sweep(weight_dtype=f, **kw).tpot) for f in ("fp8", "fp8_block")}
+    # Batch-1 decode: 32 layers x (qkv, out_proj 1 kernel each + gate_up, down 2) = 128 GEMM kernels and
+    # the LM head: 129 kernels; the weights' bytes differ by the block scales only (4 B per 128 x 128),
+    # so the step differs by 129 x (block latency - fp8 latency), plus 7.505e9 x 4/16384 B of scales
+    # at 0.771 x 4.8e12 B/s
+    scales = 7.505e9 * 4 / 16384 / (0.771 * 4.8e12)
+    expected = 129 * (block.gemm_latency - fp8.gemm_latency) + scales
+    assert t["fp8_block"] - t["fp8"] == pytest.approx(expected, rel=0.02)
+    mi = presets.hardware_spec("mi300x")  # no block-scaled measurements: its fp8 table
+    assert mi.efficiency_for("fp8_block") == mi.efficiency_for("fp8")

@@ -315,6 +315,9 @@ class Efficiency:
     grouped expert GEMMs use m = tokens per expert and expert_half_tokens; a collective's link
     efficiency = scaleup|scaleout · S / (S + comm_half_bytes) for a message of S bytes.
     step_overhead: fixed seconds per forward step (scheduling, kernel launches, sampling).
+    gemm_latency: fixed seconds per GEMM kernel on the GPU (prologue, scale loads, tail) beyond its
+    roofline time, so that gemm_memory is the kernels' streaming efficiency on large weights
+    (docs/model.md §3.7.1); 0 folds it into gemm_memory.
     """
 
     compute: float = 0.7
@@ -331,6 +334,7 @@ class Efficiency:
     expert_half_tokens: float = 0.0
     comm_half_bytes: float = 0.0
     step_overhead: float = 0.0
+    gemm_latency: float = 0.0
 
     CONSTRAINTS: ClassVar[dict[str, Any]] = {
         "compute": unit_interval,
@@ -347,6 +351,7 @@ class Efficiency:
         "expert_half_tokens": non_negative,
         "comm_half_bytes": non_negative,
         "step_overhead": non_negative,
+        "gemm_latency": non_negative,
     }
 
     def __post_init__(self) -> None:
@@ -381,9 +386,6 @@ class StackSpec:
     # (dequantizing, bf16-math) kernel, and 4-bit formats with a W4A8 (fp8-math) kernel
     weight_only_formats: tuple[str, ...] = ()
     w4a8_formats: tuple[str, ...] = ()
-    # per-tensor-scaled fp8 checkpoints (format "fp8") run the stack's own per-tensor-scaled GEMMs,
-    # measured apart as each device's [efficiency.fp8_tensor] table (False: the fastest fp8 kernels)
-    per_tensor_fp8_kernels: bool = False
     source: str = ""
 
     CONSTRAINTS: ClassVar[dict[str, Any]] = {
@@ -392,7 +394,6 @@ class StackSpec:
         "custom_allreduce": boolean,
         "kv_cache_fraction": unit_interval,
         "kv_cache_after_weights": boolean,
-        "per_tensor_fp8_kernels": boolean,
     }
 
     def __post_init__(self) -> None:
@@ -569,8 +570,8 @@ class HardwareSpec:
     efficiency: Efficiency = field(default_factory=Efficiency)  # defaults for this device (bf16 math)
     efficiency_fp8: Efficiency | None = None  # kernels with fp8 weights (None: as `efficiency`)
     efficiency_fp4: Efficiency | None = None  # kernels with fp4 weights (None: as `efficiency`)
-    # per-tensor-scaled fp8 kernels where measured apart from the fastest fp8 ones (None: as efficiency_fp8)
-    efficiency_fp8_tensor: Efficiency | None = None
+    # kernels with block-scaled fp8 weights (format fp8_block) where measured apart (None: as efficiency_fp8)
+    efficiency_fp8_block: Efficiency | None = None
     seed: SeedHardware | None = field(default=None, compare=False)
     source: str = field(default="", compare=False)
 
@@ -604,7 +605,7 @@ class HardwareSpec:
         _check_instance(self, "efficiency", Efficiency, optional=False)
         _check_instance(self, "efficiency_fp8", Efficiency, optional=True)
         _check_instance(self, "efficiency_fp4", Efficiency, optional=True)
-        _check_instance(self, "efficiency_fp8_tensor", Efficiency, optional=True)
+        _check_instance(self, "efficiency_fp8_block", Efficiency, optional=True)
         _check_instance(self, "seed", SeedHardware, optional=True)
         if self.idle_power > self.board_power:
             raise SpecError(
@@ -617,10 +618,12 @@ class HardwareSpec:
 
     def efficiency_for(self, column: str) -> Efficiency:
         """The efficiency factors of kernels computing at a peak column ('bf16', 'fp8', 'fp4'), or of
-        the per-tensor-scaled fp8 kernels ('fp8_tensor': the fp8 table where none is given)."""
-        if column == "fp8_tensor" and self.efficiency_fp8_tensor is not None:
-            return self.efficiency_fp8_tensor
-        specific = {"fp8": self.efficiency_fp8, "fp8_tensor": self.efficiency_fp8, "fp4": self.efficiency_fp4}.get(column)
+        the block-scaled fp8 kernels ('fp8_block': the fp8 table where none is given)."""
+        if column == "fp8_block" and self.efficiency_fp8_block is not None:
+            return self.efficiency_fp8_block
+        specific = {"fp8": self.efficiency_fp8, "fp8_block": self.efficiency_fp8, "fp4": self.efficiency_fp4}.get(
+            column
+        )
         return self.efficiency if specific is None else specific
 
 

@@ -15,10 +15,9 @@ group's GEMMs can run on these paths:
   fp16 GEMV: "near-ideal 4x speedup up to batch sizes of 16-32", IST-DASLab/marlin README), and it
   streams its weights once per DEQUANT_TILE_ROWS rows (the weight re-reads of a kernel that tiles
   tokens: ceil(m / 64) passes);
-- per-tensor-scaled fp8 (the ``fp8`` format) on a stack whose own per-tensor-scaled GEMMs were
-  measured apart (StackSpec.per_tensor_fp8_kernels: TensorRT-LLM's FP8 GEMMs with one scalar scale
-  stream weights at 0.30-0.51 of HBM bandwidth at few rows where its block-scaled ones reach
-  0.44-0.65; data/kernel_measurements.csv): the device's ``fp8_tensor`` table for the native path;
+  Block-scaled fp8 weights (``fp8_block``) run the device's ``fp8_block`` table where it has one
+  (their GEMM runs with a per-token-group activation quantization kernel, a fixed cost per GEMM
+  that static per-tensor fp8 does not pay: docs/model.md §3.7.1);
 - W4A8: 4-bit weights with fp8 activations and fp8 math where the stack has it and the hardware
   has fp8 math (TensorRT-LLM W4A8 AWQ on Hopper, MXFP4 x FP8 MoE on Blackwell): the fp8 table.
 
@@ -71,6 +70,7 @@ class KernelPath:
     expert_compute: torch.Tensor
     expert_half_tokens: torch.Tensor
     gemm_memory: torch.Tensor
+    gemm_latency: torch.Tensor
     available: torch.Tensor
     reread_rows: float | None = None  # rows per pass over the weights (None: the weights stream once)
 
@@ -83,10 +83,10 @@ class Kernels:
     paths: Mapping[str, tuple[KernelPath, ...]]
 
 
-def _tensor_scaled_kernels(grid: Grid) -> bool:
-    """Whether some point runs per-tensor-scaled fp8 weights on a stack with its own such kernels."""
+def _block_scaled(grid: Grid) -> bool:
+    """Whether some point has block-scaled fp8 weights on a device with its own fp8_block table."""
     formats = set(grid.values["weight_dtype"]) | {getattr(r, g) for r in grid.values["recipe"] for g in GROUPS}
-    return "fp8" in formats and any(s.per_tensor_fp8_kernels for s in grid.values["stack"])
+    return "fp8_block" in formats and any(h.efficiency_fp8_block is not None for h in grid.values["hardware"])
 
 
 def _extra_paths_offered(grid: Grid) -> tuple[bool, bool]:
@@ -97,11 +97,7 @@ def _extra_paths_offered(grid: Grid) -> tuple[bool, bool]:
 
 def needed(grid: Grid) -> bool:
     """Whether any point has a group in another format than weight_dtype or a path beyond the native one."""
-    return (
-        not all(r.uniform for r in grid.values["recipe"])
-        or any(_extra_paths_offered(grid))
-        or _tensor_scaled_kernels(grid)
-    )
+    return not all(r.uniform for r in grid.values["recipe"]) or any(_extra_paths_offered(grid)) or _block_scaled(grid)
 
 
 def _codes(grid: Grid) -> dict[str, torch.Tensor]:
@@ -127,12 +123,12 @@ def _offers(grid: Grid, code: torch.Tensor, field: str) -> torch.Tensor:
     return out
 
 
-def _mixed(tables: Sequence[Efficiency], column: torch.Tensor, name: str, tensor_scaled: Any = None) -> torch.Tensor:
+def _mixed(tables: Sequence[Efficiency], column: torch.Tensor, name: str, block: Any = None) -> torch.Tensor:
     """A kernel factor from the bf16 / fp8 / fp4 table of each point's column (3: bf16's); where
-    ``tensor_scaled`` holds, the per-tensor fp8 table instead of the fp8 one."""
-    bf16, fp8, fp4, fp8_tensor = (getattr(t, name) for t in tables)
-    if tensor_scaled is not None:
-        fp8 = torch.where(tensor_scaled, fp8_tensor, fp8)
+    ``block`` holds (block-scaled fp8 weights), the fp8_block table instead of the fp8 one."""
+    bf16, fp8, fp4, fp8_block = (getattr(t, name) for t in tables)
+    if block is not None:
+        fp8 = torch.where(block, fp8_block, fp8)
     return torch.where(column == 1, fp8, torch.where(column == 2, fp4, bf16))
 
 
@@ -148,10 +144,10 @@ def _path(
     peak: torch.Tensor,
     available: Any,
     reread_rows: float | None = None,
-    tensor_scaled: Any = None,
+    block: Any = None,
 ) -> KernelPath:
     def factor(name: str) -> torch.Tensor:
-        return _mixed(tables, column, name, tensor_scaled)
+        return _mixed(tables, column, name, block)
 
     return KernelPath(
         peak=peak,
@@ -160,6 +156,7 @@ def _path(
         expert_compute=factor("expert_compute"),
         expert_half_tokens=factor("expert_half_tokens"),
         gemm_memory=factor("gemm_memory"),
+        gemm_latency=factor("gemm_latency"),
         available=available,
         reread_rows=reread_rows,
     )
@@ -167,7 +164,7 @@ def _path(
 
 def kernels(grid: Grid, hardware: Any, tables: Sequence[Efficiency], dtype: torch.dtype) -> Kernels:
     """Bytes per weight and the GEMM paths of every group. ``tables``: each hardware's bf16, fp8,
-    fp4 and per-tensor fp8 kernel factors (factors.KERNEL_TABLES) with the caller's overrides applied."""
+    fp4 and block-scaled fp8 kernel factors (factors.KERNEL_TABLES) with the caller's overrides applied."""
     hw = hardware
     size = torch.tensor([DTYPE_BYTES[f] for f in FORMATS], dtype=dtype, device=grid.device)
     column_of = torch.tensor([_COLUMN_CODE[MATH_COLUMN[f]] for f in FORMATS], device=grid.device)
@@ -175,16 +172,14 @@ def kernels(grid: Grid, hardware: Any, tables: Sequence[Efficiency], dtype: torc
     weight_only, w4a8 = _extra_paths_offered(grid)
     peaks = (hw.peak_flops_bf16, hw.peak_flops_fp8, hw.peak_flops_fp4)
     has_fp8 = hw.peak_flops_fp8 > 0
-    own_fp8 = None
-    if _tensor_scaled_kernels(grid):
-        own_fp8 = grid.place("stack", [s.per_tensor_fp8_kernels for s in grid.values["stack"]], torch.bool)
+    block_code = FORMATS.index("fp8_block") if _block_scaled(grid) else None
     paths, nbytes = {}, {}
     for g, code in _codes(grid).items():
         column = column_of[code]
         peak = torch.where(column == 1, peaks[1], torch.where(column == 2, peaks[2], peaks[0]))
         native = (peak > 0) & (column < 3)
-        scaled = None if own_fp8 is None else own_fp8 & (code == FORMATS.index("fp8"))
-        group = [_path(tables, column, torch.where(native, peak, peaks[0]), native, tensor_scaled=scaled)]
+        block = None if block_code is None else code == block_code
+        group = [_path(tables, column, torch.where(native, peak, peaks[0]), native, block=block)]
         if weight_only:  # bf16 math on dequantized weights, where the format has no native math here
             offered = _offers(grid, code, "weight_only_formats") & ~native
             group.append(_path(tables, torch.zeros_like(column), peaks[0], offered, DEQUANT_TILE_ROWS))
