@@ -13,6 +13,7 @@ IDEAL = dict(
     attention=1,
     memory=1,
     gemm_memory=1,
+    gemm_latency=0,  # no fixed time per GEMM kernel (§3.7.1)
     scaleup=1,
     scaleout=1,
     gemm_half_tokens=0,

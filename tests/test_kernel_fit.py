@@ -6,7 +6,15 @@ import pandas as pd
 import pytest
 import torch
 
-from tensorperf.analysis.kernel_fit import GPU_PRESET, fastest_variants, fit_kernels, fits_table, load_kernels
+from tensorperf.analysis.kernel_fit import (
+    GPU_PRESET,
+    fastest_variants,
+    fit_kernels,
+    fit_latency,
+    fits_table,
+    load_kernels,
+    streaming_efficiency,
+)
 from tensorperf.catalog import presets
 from tensorperf.engine.physics.roofline import saturation
 from tensorperf.validation import SpecError
@@ -76,7 +84,9 @@ def test_fp8_fit_is_not_slower_than_bf16_at_one_row(fits, kernels):
         eff, eff8 = hw.efficiency, hw.efficiency_for("fp8")
         bf16 = gemm[(gemm.gpu == gpu) & (gemm.dtype == "bfloat16")].iloc[0]
         fp8 = gemm[(gemm.gpu == gpu) & (gemm.dtype == "fp8")].iloc[0]
-        assert fp8.bytes_moved / eff8.gemm_memory <= bf16.bytes_moved / eff.gemm_memory, gpu
+        w = hw.hbm_bandwidth
+        fp8_t = fp8.bytes_moved / (eff8.gemm_memory * w) + eff8.gemm_latency
+        assert fp8_t <= bf16.bytes_moved / (eff.gemm_memory * w) + eff.gemm_latency, gpu
 
 
 def test_fastest_variants_takes_the_min_per_framework_and_shape():
@@ -128,3 +138,49 @@ def test_bad_kernel_file(tmp_path):
     bad.write_text("gpu,op\nh100_sxm,gemm\n")
     with pytest.raises(SpecError, match="column 'dtype' is missing"):
         load_kernels(bad)
+
+
+# ------------------------------------------------------------ streaming + fixed time (§3.7.1)
+@pytest.fixture(scope="module")
+def latency_fits(kernels):
+    return {(f.gpu, f.table): f for f in fit_latency(kernels, steps=600)}
+
+
+def test_streaming_efficiency_is_the_best_large_stream(kernels):
+    eta = streaming_efficiency(kernels)
+    # the best bytes / (t x W) of each device's decode-attention rows with a bf16 KV cache; B200: 64
+    # sequences x 2048 tokens, 64 query / 8 KV heads: 537 MB in 88.27 us at 8e12 B/s -> 0.760
+    assert eta == pytest.approx({"b200": 0.7603, "h100-sxm": 0.8205, "h200-sxm": 0.7708}, abs=5e-4)
+
+
+def test_fixed_time_per_kernel_golden(latency_fits):
+    f = latency_fits[("b200", "bf16")]
+    # b200 bf16 n = k = 8192: t - bytes / (0.76027 x 8e12) at m = 1, 16, 64:
+    # 27.40 - 134,250,496 / 6.0821e12 = 27.40 - 22.07 = 5.33 us; 25.29 - 22.15 = 3.14 us;
+    # 26.95 - 22.41 = 4.54 us -> median 4.54 us
+    assert f.latency == pytest.approx(4.54e-6, abs=0.01e-6)
+    us = {t: latency_fits[("b200", t)].measured_latency * 1e6 for t in ("fp8", "fp8_block", "fp4")}
+    assert us == pytest.approx({"fp8": 15.39, "fp8_block": 7.60, "fp4": 16.37}, abs=0.02)
+    # the per-tensor fp8 rows quantize their input dynamically; a static checkpoint runs bf16's fixed time
+    for gpu in ("b200", "h100-sxm", "h200-sxm"):
+        assert latency_fits[(gpu, "fp8")].latency == latency_fits[(gpu, "bf16")].latency
+        assert latency_fits[(gpu, "fp8")].measured_latency > 10e-6
+    for fit in latency_fits.values():
+        assert fit.median_abs_error < 0.06 and fit.max_abs_error < 0.11, fit
+
+
+def test_presets_hold_the_streaming_fits(latency_fits):
+    for gpu in ("b200", "h100-sxm", "h200-sxm"):
+        hw = presets.hardware_spec(gpu)
+        for table in ("bf16", "fp8", "fp8_block", "fp4"):
+            if (gpu, table) not in latency_fits:
+                continue
+            fit, eff = latency_fits[(gpu, table)], hw.efficiency_for(table)
+            assert eff.gemm_memory == pytest.approx(fit.memory, abs=6e-4), (gpu, table)
+            assert eff.gemm_latency == pytest.approx(fit.latency, rel=0.01, abs=1e-9), (gpu, table)
+    # the derived presets take their measured sibling's
+    for derived, measured in (("h800", "h100-sxm"), ("gb200", "b200"), ("b300", "b200"), ("gb300", "b200")):
+        a, b = presets.hardware_spec(derived), presets.hardware_spec(measured)
+        for table in ("bf16", "fp8", "fp8_block"):
+            assert a.efficiency_for(table).gemm_memory == b.efficiency_for(table).gemm_memory
+            assert a.efficiency_for(table).gemm_latency == b.efficiency_for(table).gemm_latency

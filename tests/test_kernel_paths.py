@@ -125,7 +125,7 @@ def test_gradients_flow_through_the_fastest_path():
     kw = dict(model="gpt-oss-120b", hardware="h200-sxm", recipe="gpt-oss-mxfp4", stack=trt, batch=[1, 256], **SMALL)
     g = tp.sensitivity(of="tpot", wrt=["gemm_memory"], **kw)
     value = g["gradient"].sel(param="gemm_memory").values
-    eta = 0.79  # h200-sxm [efficiency] gemm_memory: the bf16 table the weight-only path uses
+    eta = 0.771  # h200-sxm [efficiency] gemm_memory: the bf16 table the weight-only path uses
     h = 1e-6
     up = tp.sweep(efficiency={"gemm_memory": eta + h}, **kw)["tpot"].values
     down = tp.sweep(efficiency={"gemm_memory": eta - h}, **kw)["tpot"].values
@@ -142,3 +142,24 @@ def test_bad_recipes_and_paths_name_the_field():
         StackSpec(name="x", w4a8_formats=["fp8"])
     with pytest.raises(tp.SpecError, match="recipe preset"):
         tp.sweep(model="llama-3.1-8b", hardware="h100-sxm", recipe="no-such-recipe")
+
+
+def test_block_scaled_fp8_runs_its_own_kernel_table():
+    # fp8_block weights (DeepSeek-V3-style checkpoints) run the device's [efficiency.fp8_block] table:
+    # their GEMMs carry a per-token-group activation quantization kernel, a fixed time per GEMM that
+    # static per-tensor fp8 does not pay (docs/model.md §3.7.1); every other format is unchanged.
+    h200 = presets.hardware_spec("h200-sxm")
+    block, fp8 = h200.efficiency_for("fp8_block"), h200.efficiency_for("fp8")
+    assert block.gemm_memory == fp8.gemm_memory == h200.efficiency.gemm_memory  # one streaming efficiency
+    assert block.gemm_latency > fp8.gemm_latency
+    kw = dict(model="llama-3.1-8b", hardware="h200-sxm", batch=1, **SMALL)
+    t = {f: float(tp.sweep(weight_dtype=f, **kw).tpot) for f in ("fp8", "fp8_block")}
+    # Batch-1 decode: 32 layers x (qkv, out_proj 1 kernel each + gate_up, down 2) = 128 GEMM kernels and
+    # the LM head: 129 kernels; the weights' bytes differ by the block scales only (4 B per 128 x 128),
+    # so the step differs by 129 x (block latency - fp8 latency), plus 7.505e9 x 4/16384 B of scales
+    # at 0.771 x 4.8e12 B/s
+    scales = 7.505e9 * 4 / 16384 / (0.771 * 4.8e12)
+    expected = 129 * (block.gemm_latency - fp8.gemm_latency) + scales
+    assert t["fp8_block"] - t["fp8"] == pytest.approx(expected, rel=0.02)
+    mi = presets.hardware_spec("mi300x")  # no block-scaled measurements: its fp8 table
+    assert mi.efficiency_for("fp8_block") == mi.efficiency_for("fp8")

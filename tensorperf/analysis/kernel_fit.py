@@ -23,9 +23,9 @@ Why this form: at few rows the measured time is a near-flat weight stream (B200 
 m=1..64: 17.6-20.0 µs for 67-69 MB), at many rows a compute rate that rises with m and saturates
 (8192³ at 0.43-0.82 of the format's peak). Part of the few-row time is a fixed per-kernel cost
 that differs per format (B200 m=1: bf16 27.4 µs for 134 MB, fp8_block 17.6 µs for 67 MB, nvfp4
-22.3 µs for 38 MB), which a per-GEMM latency would model more directly; the engine has none, so the
-fit keeps the parameters the engine uses and folds that cost into gemm_memory. The fastest-variant
-fp8 rows fit within 1-6% median, 3-13% max per GPU (tests/test_kernel_fit.py).
+22.3 µs for 38 MB). :func:`fit_kernels` folds it into the memory factor; :func:`fit_latency`, which
+the presets use (docs/model.md §3.7.1), separates it: the weights stream at the device's streaming
+efficiency and each kernel adds a fixed time (``gemm_latency``).
 
 Efficiencies stay in (0, 1] through a sigmoid, sizes stay positive through a softplus: a smooth,
 bounded reparameterization (no clipping), so Adam works on unconstrained numbers.
@@ -296,3 +296,111 @@ def fits_table(fits: list[Fit]) -> pd.DataFrame:
         for f in fits
     ]
     return pd.DataFrame.from_records(records)
+
+
+# The kernel tables the streaming fit produces, each fitted on TensorRT-LLM's GEMM rows of one kernel
+# dtype (the one framework measured on every device): bf16, per-tensor fp8, block-scaled fp8, nvfp4
+LATENCY_TABLES = MappingProxyType({"bf16": "bfloat16", "fp8": "fp8", "fp8_block": "fp8_block", "fp4": "nvfp4"})
+# Tables whose measured fixed time includes work a deployment does not run: the per-tensor fp8 rows
+# carry no input scale, so TensorRT-LLM quantizes dynamically (an absmax reduction and a quantize kernel
+# per GEMM; aiconfigurator collector/trtllm/collect_gemm.py: "the collected fp8 GEMM includes the
+# compute-scale overhead"), while a static fp8 checkpoint (ModelOpt FP8) stores its input scales. Their
+# deployed fixed time is the bf16 GEMM's.
+DYNAMIC_SCALE_TABLES = frozenset({"fp8"})
+
+
+@dataclass(frozen=True)
+class LatencyFit:
+    """One kernel table fitted as streaming + fixed time (docs/model.md §3.7.1)."""
+
+    gpu: str
+    table: str  # a LATENCY_TABLES key
+    memory: float  # the device's streaming efficiency (gemm_memory)
+    measured_latency: float  # s: the fixed time of the measured kernels (activation quantization included)
+    latency: float  # s per GEMM kernel as deployed (gemm_latency)
+    compute: float
+    gemm_half_tokens: float
+    rows: int
+    median_abs_error: float
+    max_abs_error: float
+
+
+def streaming_efficiency(frame: pd.DataFrame) -> dict[str, float]:
+    """Per GPU preset: the HBM efficiency of its largest measured streams, the best bytes / (t · W)
+    of its decode-attention rows with a bf16 KV cache (up to 4.3 GB read per kernel): what a kernel
+    streaming GB-sized weights reaches once its fixed time is amortized."""
+    out = {}
+    rows = frame[(frame.op == "generation_attention") & frame.dtype.str.contains("kv=bfloat16", regex=False)]
+    for gpu, g in rows.groupby("gpu", sort=True):
+        hw = presets.hardware_spec(GPU_PRESET[gpu])
+        out[GPU_PRESET[gpu]] = float((g.bytes_moved / (g.measured_time_ms * 1e-3 * hw.hbm_bandwidth)).max())
+    return out
+
+
+def _fixed_time(rows: pd.DataFrame, eta: float, bw: float) -> float:
+    """The median over the rows of at most 64 rows (a weight stream) of t − bytes / (η · W), >= 0."""
+    small = rows[rows.m <= 64]
+    return float(np.median(np.clip(small.measured_time_ms * 1e-3 - small.bytes_moved / (eta * bw), 0, None)))
+
+
+def fit_latency(frame: pd.DataFrame, steps: int = 1500) -> list[LatencyFit]:
+    """Fit each GPU's GEMM kernel tables as a weight stream at the device's streaming efficiency
+    (:func:`streaming_efficiency`) plus a fixed time per kernel: t = roofline(F / (compute ·
+    m/(m + half) · peak), bytes / (η_stream · W)) + t₀, t₀ from :func:`_fixed_time`; compute and
+    half rows fitted with η_stream and t₀ fixed. The deployed t₀ of a DYNAMIC_SCALE_TABLES table
+    is the bf16 one's. A loop over a handful of (GPU, table) groups."""
+    eta = streaming_efficiency(frame)
+    gemm = frame[(frame.op == "gemm") & (frame.framework == "trtllm")]
+    fits = []
+    for gpu in sorted(gemm.gpu.unique()):
+        hw = presets.hardware_spec(GPU_PRESET[gpu])
+        e, bw = eta.get(GPU_PRESET[gpu]), hw.hbm_bandwidth
+        mine = gemm[gemm.gpu == gpu]
+        if e is None or (mine.dtype == "bfloat16").sum() == 0:
+            continue
+        t_bf16 = _fixed_time(mine[mine.dtype == "bfloat16"], e, bw)
+        for table, dtype in LATENCY_TABLES.items():
+            rows = mine[mine.dtype == dtype]
+            if rows.empty:
+                continue
+            t0 = _fixed_time(rows, e, bw)
+            peak = getattr(hw, PEAK_COLUMN[dtype])
+            flops, nbytes, m = _tensor(rows.flops), _tensor(rows.bytes_moved), _tensor(rows.m)
+
+            def predict(
+                p: Mapping[str, torch.Tensor],
+                flops: torch.Tensor = flops,
+                nbytes: torch.Tensor = nbytes,
+                m: torch.Tensor = m,
+                peak: float = peak,
+                e: float = e,
+                bw: float = bw,
+                t0: float = t0,
+            ) -> torch.Tensor:
+                t_c = compute_time(flops, peak, p["compute"] * saturation(m, p["gemm_half_tokens"]))
+                return op_time(t_c, memory_time(nbytes, bw, e), 1.0) + t0
+
+            measured = _tensor(rows.measured_time_ms) * 1e-3
+            params, predicted = _fit(
+                predict,
+                measured,
+                {"compute": 0.7, "gemm_half_tokens": 64.0},
+                {"compute": "eff", "gemm_half_tokens": "tokens"},
+                steps,
+            )
+            err = (predicted / measured - 1).abs().numpy()
+            fits.append(
+                LatencyFit(
+                    gpu=GPU_PRESET[gpu],
+                    table=table,
+                    memory=e,
+                    measured_latency=t0,
+                    latency=t_bf16 if table in DYNAMIC_SCALE_TABLES else t0,
+                    compute=params["compute"],
+                    gemm_half_tokens=params["gemm_half_tokens"],
+                    rows=len(rows),
+                    median_abs_error=float(np.median(err)),
+                    max_abs_error=float(err.max()),
+                )
+            )
+    return fits

@@ -333,6 +333,9 @@ class Efficiency:
     grouped expert GEMMs use m = tokens per expert and expert_half_tokens; a collective's link
     efficiency = scaleup|scaleout · S / (S + comm_half_bytes) for a message of S bytes.
     step_overhead: fixed seconds per forward step (scheduling, kernel launches, sampling).
+    gemm_latency: fixed seconds per GEMM kernel on the GPU (prologue, scale loads, tail) beyond its
+    roofline time, so that gemm_memory is the kernels' streaming efficiency on large weights
+    (docs/model.md §3.7.1); 0 folds it into gemm_memory.
     """
 
     compute: float = 0.7
@@ -349,6 +352,7 @@ class Efficiency:
     expert_half_tokens: float = 0.0
     comm_half_bytes: float = 0.0
     step_overhead: float = 0.0
+    gemm_latency: float = 0.0
 
     CONSTRAINTS: ClassVar[dict[str, Any]] = {
         "compute": unit_interval,
@@ -365,6 +369,7 @@ class Efficiency:
         "expert_half_tokens": non_negative,
         "comm_half_bytes": non_negative,
         "step_overhead": non_negative,
+        "gemm_latency": non_negative,
     }
 
     def __post_init__(self) -> None:
@@ -591,6 +596,8 @@ class HardwareSpec:
     efficiency: Efficiency = field(default_factory=Efficiency)  # defaults for this device (bf16 math)
     efficiency_fp8: Efficiency | None = None  # kernels with fp8 weights (None: as `efficiency`)
     efficiency_fp4: Efficiency | None = None  # kernels with fp4 weights (None: as `efficiency`)
+    # kernels with block-scaled fp8 weights (format fp8_block) where measured apart (None: as efficiency_fp8)
+    efficiency_fp8_block: Efficiency | None = None
     seed: SeedHardware | None = field(default=None, compare=False)
     source: str = field(default="", compare=False)
 
@@ -624,6 +631,7 @@ class HardwareSpec:
         _check_instance(self, "efficiency", Efficiency, optional=False)
         _check_instance(self, "efficiency_fp8", Efficiency, optional=True)
         _check_instance(self, "efficiency_fp4", Efficiency, optional=True)
+        _check_instance(self, "efficiency_fp8_block", Efficiency, optional=True)
         _check_instance(self, "seed", SeedHardware, optional=True)
         _check_marketed_capacity(self)
         if self.idle_power > self.board_power:
@@ -636,8 +644,13 @@ class HardwareSpec:
         return dataclasses.replace(self, **changes)
 
     def efficiency_for(self, column: str) -> Efficiency:
-        """The efficiency factors of kernels computing at a peak column ('bf16', 'fp8', 'fp4')."""
-        specific = {"fp8": self.efficiency_fp8, "fp4": self.efficiency_fp4}.get(column)
+        """The efficiency factors of kernels computing at a peak column ('bf16', 'fp8', 'fp4'), or of
+        the block-scaled fp8 kernels ('fp8_block': the fp8 table where none is given)."""
+        if column == "fp8_block" and self.efficiency_fp8_block is not None:
+            return self.efficiency_fp8_block
+        specific = {"fp8": self.efficiency_fp8, "fp8_block": self.efficiency_fp8, "fp4": self.efficiency_fp4}.get(
+            column
+        )
         return self.efficiency if specific is None else specific
 
 

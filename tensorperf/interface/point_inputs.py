@@ -4,6 +4,7 @@ what-if fields) and its specs, rebuilt from the records a sweep's Dataset keeps 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -22,10 +23,14 @@ _SPEC_CLASSES = MappingProxyType(
 )
 
 
+# HardwareSpec's kernel tables (efficiency, efficiency_fp8, efficiency_fp4, efficiency_fp8_block, ...)
+_EFFICIENCY_TABLES = tuple(f.name for f in dataclasses.fields(HardwareSpec) if f.name.startswith("efficiency"))
+
+
 def _spec_of(kind: str, fields: dict[str, Any]) -> Any:
     """A spec rebuilt from its record in a Dataset's attributes (the fields as JSON)."""
     if kind == "hardware":
-        for name in ("efficiency", "efficiency_fp8", "efficiency_fp4"):
+        for name in _EFFICIENCY_TABLES:
             if isinstance(fields.get(name), dict):
                 fields[name] = Efficiency(**fields[name])
         if isinstance(fields.get("seed"), dict):

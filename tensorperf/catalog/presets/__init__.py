@@ -83,6 +83,7 @@ def _build(cls: type, data: dict[str, Any], path: Path, name: str) -> Any:
         "efficiency",
         "efficiency_fp8",
         "efficiency_fp4",
+        "efficiency_fp8_block",
     }
     values = {k: v for k, v in data.items() if k not in _META_KEYS}
     unknown = sorted(set(values) - known)
@@ -112,11 +113,15 @@ def load_hardware_file(path: str | Path) -> HardwareSpec:
     seed = _table(path, data, "seed") if "seed" in data else None
     efficiency = _table(path, data, "efficiency")
     # [efficiency.fp8] / [efficiency.fp4]: factors that differ for kernels with those weights
-    per_dtype = {k: efficiency.pop(k) for k in ("fp8", "fp4") if isinstance(efficiency.get(k), dict)}
+    # [efficiency.fp8_block]: block-scaled fp8 kernels, on top of the fp8 table
+    per_dtype = {k: efficiency.pop(k) for k in ("fp8", "fp4", "fp8_block") if isinstance(efficiency.get(k), dict)}
     spec = _build(HardwareSpec, data, path, str(data.get("id", path.stem)))
     try:
         base = Efficiency(**efficiency)
-        specific = {f"efficiency_{k}": dataclasses.replace(base, **v) for k, v in per_dtype.items()}
+        specific = {f"efficiency_{k}": dataclasses.replace(base, **v) for k, v in per_dtype.items() if k != "fp8_block"}
+        if "fp8_block" in per_dtype:
+            under = specific.get("efficiency_fp8", base)
+            specific["efficiency_fp8_block"] = dataclasses.replace(under, **per_dtype["fp8_block"])
         spec = dataclasses.replace(spec, efficiency=base, **specific)
     except (SpecError, TypeError) as e:
         raise SpecError(f"{path}: [efficiency]: {e}") from None

@@ -19,7 +19,7 @@ from tensorperf.engine.physics import comm, ops
 from tensorperf.engine.physics.layout import Layout, default_microbatches
 from tensorperf.engine.roofline import kernels as kernel_paths
 from tensorperf.engine.roofline import speculative
-from tensorperf.engine.roofline.factors import NO_NATIVE_MATH, column_tables, efficiencies, math_column
+from tensorperf.engine.roofline.factors import KERNEL_TABLES, NO_NATIVE_MATH, column_tables, efficiencies, math_column
 from tensorperf.engine.roofline.resident import Resident, batch, resident_memory
 from tensorperf.engine.roofline.values import (
     ALLREDUCE_CODE,
@@ -92,6 +92,8 @@ def shortcuts(
         no_cp=set(grid.values["cp"]) == {1},
         breakdown=breakdown,
         imbalanced=has_moe and expert_parallel and (imbalance is None or not _identically(imbalance, 1.0)),
+        gemm_latency=not _identically(eff.gemm_latency, 0.0)
+        or any(h.efficiency_for(c).gemm_latency > 0 for h in grid.values["hardware"] for c in KERNEL_TABLES),
     )
 
 

@@ -15,6 +15,9 @@ group's GEMMs can run on these paths:
   fp16 GEMV: "near-ideal 4x speedup up to batch sizes of 16-32", IST-DASLab/marlin README), and it
   streams its weights once per DEQUANT_TILE_ROWS rows (the weight re-reads of a kernel that tiles
   tokens: ceil(m / 64) passes);
+  Block-scaled fp8 weights (``fp8_block``) run the device's ``fp8_block`` table where it has one
+  (their GEMM runs with a per-token-group activation quantization kernel, a fixed cost per GEMM
+  that static per-tensor fp8 does not pay: docs/model.md §3.7.1);
 - W4A8: 4-bit weights with fp8 activations and fp8 math where the stack has it and the hardware
   has fp8 math (TensorRT-LLM W4A8 AWQ on Hopper, MXFP4 x FP8 MoE on Blackwell): the fp8 table.
 
@@ -67,6 +70,7 @@ class KernelPath:
     expert_compute: torch.Tensor
     expert_half_tokens: torch.Tensor
     gemm_memory: torch.Tensor
+    gemm_latency: torch.Tensor
     available: torch.Tensor
     reread_rows: float | None = None  # rows per pass over the weights (None: the weights stream once)
 
@@ -79,6 +83,12 @@ class Kernels:
     paths: Mapping[str, tuple[KernelPath, ...]]
 
 
+def _block_scaled(grid: Grid) -> bool:
+    """Whether some point has block-scaled fp8 weights on a device with its own fp8_block table."""
+    formats = set(grid.values["weight_dtype"]) | {getattr(r, g) for r in grid.values["recipe"] for g in GROUPS}
+    return "fp8_block" in formats and any(h.efficiency_fp8_block is not None for h in grid.values["hardware"])
+
+
 def _extra_paths_offered(grid: Grid) -> tuple[bool, bool]:
     """(weight-only, W4A8): whether some stack of the grid offers the path for some format."""
     stacks = grid.values["stack"]
@@ -87,7 +97,7 @@ def _extra_paths_offered(grid: Grid) -> tuple[bool, bool]:
 
 def needed(grid: Grid) -> bool:
     """Whether any point has a group in another format than weight_dtype or a path beyond the native one."""
-    return not all(r.uniform for r in grid.values["recipe"]) or any(_extra_paths_offered(grid))
+    return not all(r.uniform for r in grid.values["recipe"]) or any(_extra_paths_offered(grid)) or _block_scaled(grid)
 
 
 def _codes(grid: Grid) -> dict[str, torch.Tensor]:
@@ -113,9 +123,12 @@ def _offers(grid: Grid, code: torch.Tensor, field: str) -> torch.Tensor:
     return out
 
 
-def _mixed(tables: Sequence[Efficiency], column: torch.Tensor, name: str) -> torch.Tensor:
-    """A kernel factor from the bf16 / fp8 / fp4 table of each point's column (3: bf16's)."""
-    bf16, fp8, fp4 = (getattr(t, name) for t in tables)
+def _mixed(tables: Sequence[Efficiency], column: torch.Tensor, name: str, block: Any = None) -> torch.Tensor:
+    """A kernel factor from the bf16 / fp8 / fp4 table of each point's column (3: bf16's); where
+    ``block`` holds (block-scaled fp8 weights), the fp8_block table instead of the fp8 one."""
+    bf16, fp8, fp4, fp8_block = (getattr(t, name) for t in tables)
+    if block is not None:
+        fp8 = torch.where(block, fp8_block, fp8)
     return torch.where(column == 1, fp8, torch.where(column == 2, fp4, bf16))
 
 
@@ -131,22 +144,27 @@ def _path(
     peak: torch.Tensor,
     available: Any,
     reread_rows: float | None = None,
+    block: Any = None,
 ) -> KernelPath:
+    def factor(name: str) -> torch.Tensor:
+        return _mixed(tables, column, name, block)
+
     return KernelPath(
         peak=peak,
-        compute=_mixed(tables, column, "compute"),
-        gemm_half_tokens=_mixed(tables, column, "gemm_half_tokens"),
-        expert_compute=_mixed(tables, column, "expert_compute"),
-        expert_half_tokens=_mixed(tables, column, "expert_half_tokens"),
-        gemm_memory=_mixed(tables, column, "gemm_memory"),
+        compute=factor("compute"),
+        gemm_half_tokens=factor("gemm_half_tokens"),
+        expert_compute=factor("expert_compute"),
+        expert_half_tokens=factor("expert_half_tokens"),
+        gemm_memory=factor("gemm_memory"),
+        gemm_latency=factor("gemm_latency"),
         available=available,
         reread_rows=reread_rows,
     )
 
 
 def kernels(grid: Grid, hardware: Any, tables: Sequence[Efficiency], dtype: torch.dtype) -> Kernels:
-    """Bytes per weight and the GEMM paths of every group. ``tables``: each hardware's bf16, fp8
-    and fp4 kernel factors with the caller's overrides applied."""
+    """Bytes per weight and the GEMM paths of every group. ``tables``: each hardware's bf16, fp8,
+    fp4 and block-scaled fp8 kernel factors (factors.KERNEL_TABLES) with the caller's overrides applied."""
     hw = hardware
     size = torch.tensor([DTYPE_BYTES[f] for f in FORMATS], dtype=dtype, device=grid.device)
     column_of = torch.tensor([_COLUMN_CODE[MATH_COLUMN[f]] for f in FORMATS], device=grid.device)
@@ -154,12 +172,14 @@ def kernels(grid: Grid, hardware: Any, tables: Sequence[Efficiency], dtype: torc
     weight_only, w4a8 = _extra_paths_offered(grid)
     peaks = (hw.peak_flops_bf16, hw.peak_flops_fp8, hw.peak_flops_fp4)
     has_fp8 = hw.peak_flops_fp8 > 0
+    block_code = FORMATS.index("fp8_block") if _block_scaled(grid) else None
     paths, nbytes = {}, {}
     for g, code in _codes(grid).items():
         column = column_of[code]
         peak = torch.where(column == 1, peaks[1], torch.where(column == 2, peaks[2], peaks[0]))
         native = (peak > 0) & (column < 3)
-        group = [_path(tables, column, torch.where(native, peak, peaks[0]), native)]
+        block = None if block_code is None else code == block_code
+        group = [_path(tables, column, torch.where(native, peak, peaks[0]), native, block=block)]
         if weight_only:  # bf16 math on dequantized weights, where the format has no native math here
             offered = _offers(grid, code, "weight_only_formats") & ~native
             group.append(_path(tables, torch.zeros_like(column), peaks[0], offered, DEQUANT_TILE_ROWS))

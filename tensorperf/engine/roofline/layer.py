@@ -24,16 +24,37 @@ def timed(
     peak: torch.Tensor,
     eff_compute: torch.Tensor,
     eff_memory: torch.Tensor,
+    latency: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(time, compute time − memory time) of one op; the sign of the second says what bounds it
-    (computed only for the per-op breakdown; None otherwise). An op with work launches one kernel."""
+    (computed only for the per-op breakdown; None otherwise). An op with work launches one kernel;
+    ``latency``: the op's GEMM kernels' fixed time (kernels x gemm_latency, §3.7.1), if any."""
     t_c = compute_time(flops, peak, eff_compute)
     t_m = memory_time(nbytes, r.hbm_bandwidth, eff_memory)
     t = op_time(t_c, t_m, s.overlap)
-    if s.launches:
+    if s.launches or latency is not None:
         launched = (flops + nbytes) > 0  # an op with no work launches no kernel (both are >= 0)
-        t = t + r.launch_overhead * launched
+        if s.launches:
+            t = t + r.launch_overhead * launched
+        if latency is not None:
+            t = t + latency * launched
     return t, (t_c - t_m if s.breakdown else None)
+
+
+# GEMM kernels per op and layer, as the serving stacks fuse them (vLLM/SGLang/TensorRT-LLM): one fused
+# QKV projection (MLA: the fused q_a/kv_a projection and q_b), one output projection (MLA: the
+# absorbed value bmm and o_proj), gate_up + down for a dense or shared MLP, the fused-MoE kernel's two
+# grouped GEMMs (w13, w2), one LM head (vllm/model_executor/models/llama.py, deepseek_v2.py;
+# vllm/model_executor/layers/fused_moe/fused_moe.py).
+_GEMM_KERNELS = {"qkv": 1.0, "out_proj": 1.0, "mlp": 2.0, "experts": 2.0, "shared_experts": 2.0, "lm_head": 1.0}
+
+
+def gemm_kernels(w: Workload, op: str) -> Any:
+    """GEMM kernels an op launches per layer (MLA's projections: two where GQA fuses one)."""
+    n = _GEMM_KERNELS[op]
+    if op in ("qkv", "out_proj"):
+        return torch.where(w.model.kv_lora_rank > 0, 2.0 * n, n)
+    return n
 
 
 # Which peak and which memory efficiency each op's kernels run at: GEMMs at the weight format's peak,
@@ -104,19 +125,22 @@ def fastest(
     compute_efficiency: Callable[[KernelPath], torch.Tensor],
     rows: torch.Tensor,
     weight_bytes: torch.Tensor,
+    kernels: Any = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(time, compute − memory time) of a GEMM op on the fastest available kernel path (docs/model.md
     §3.13): t = min over available paths; the first (native) path where none is (an infeasible point).
     A path that streams its weights once per ``reread_rows`` of the op's ``rows`` reads them
-    ceil(rows / reread_rows) times."""
+    ceil(rows / reread_rows) times. ``kernels``: GEMM kernels of the op (each adds its path's
+    gemm_latency; None: none counted)."""
     first = paths[0]
-    t, margin = timed(r, s, flops, nbytes, first.peak, compute_efficiency(first), first.gemm_memory)
+    fixed = (lambda p: None) if kernels is None else (lambda p: p.gemm_latency * kernels)  # noqa: E731
+    t, margin = timed(r, s, flops, nbytes, first.peak, compute_efficiency(first), first.gemm_memory, fixed(first))
     found = first.available
     for p in paths[1:]:
         n_p = nbytes
         if p.reread_rows is not None:
             n_p = nbytes + weight_bytes * torch.clamp(torch.ceil(rows / p.reread_rows) - 1, min=0)
-        t_p, margin_p = timed(r, s, flops, n_p, p.peak, compute_efficiency(p), p.gemm_memory)
+        t_p, margin_p = timed(r, s, flops, n_p, p.peak, compute_efficiency(p), p.gemm_memory, fixed(p))
         better = p.available & (~found | (t_p < t))
         t = torch.where(better, t_p, t)
         margin = None if margin is None else torch.where(better, margin_p, margin)
@@ -172,7 +196,12 @@ def phase_ops(
     for k, (work, e) in table.items():  # nine op kinds
         if k not in skip:
             f, n = work()
-            out[k] = (f, n, *(e(f, n) if callable(e) else timed(r, s, f, n, _peak(r, k), e, _memory_efficiency(r, k))))
+            fixed = eff.gemm_latency * gemm_kernels(w, k) if s.gemm_latency and k in GEMM_OPS else None
+            out[k] = (
+                f,
+                n,
+                *(e(f, n) if callable(e) else timed(r, s, f, n, _peak(r, k), e, _memory_efficiency(r, k), fixed)),
+            )
     return (
         {k: out[k] for k in OPS[:3]}
         | {"attn": attention_op(w, r, d, s, attention_parts or (ph,))}
@@ -223,6 +252,7 @@ def _grouped(
         if op in GEMM_OPS:
             args = (k.paths[OP_GROUP[op]], efficiency_of.get(op, efficiency_of["qkv"]), rows.get(op, ph.tokens))
             weights = work[op](idle)[1]  # the op's weight bytes (no tokens: nothing else moves)
-            e = lambda f, n, a=args, wb=weights: fastest(r, s, f, n, *a, wb)  # noqa: E731
+            count = gemm_kernels(w, op) if s.gemm_latency else None
+            e = lambda f, n, a=args, wb=weights, c=count: fastest(r, s, f, n, *a, wb, c)  # noqa: E731
         out[op] = (functools.partial(work[op], ph) if op in work else table[op][0], e)
     return out

@@ -158,3 +158,4 @@ class Shortcuts:
     # some point's routing imbalance may differ from 1 (an MoE model with ep > 1); False: it is 1 at
     # every point (every ep is 1, or the given imbalance is 1 everywhere) and is left out
     imbalanced: bool = False
+    gemm_latency: bool = False  # some kernel table's gemm_latency is not 0
