@@ -1,19 +1,24 @@
 """The inputs of one sweep from the command line: the flags (one per registered axis, :mod:`tensorperf.axes`),
-a TOML sweep file, what-if and where expressions, and the checks of an output path."""
+a TOML sweep file, what-if and where expressions, and the checks of an output path.
+
+Imports only the standard library and the axis registry at module level (``tensorperf --help`` stays
+free of torch and xarray); what a command needs is imported when it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
-
-import xarray as xr
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from tensorperf.axes import AXES, Kind
-from tensorperf.engine.grid import Grid
-from tensorperf.interface.api import sweep
-from tensorperf.run.inputs import check_efficiency
 from tensorperf.validation import SpecError, read_toml
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from tensorperf.engine.grid import Grid
 
 
 class UsageError(Exception):
@@ -34,8 +39,40 @@ def csv(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
+def numbers(integer: bool | None) -> Callable[[str], Any]:
+    """A flag's numbers: comma-separated values and ranges (``1:512``, ``1:512:x2``, ``0.5:1:0.1``);
+    ``integer`` True: integers only, None: integers where written as integers."""
+
+    def parse(text: str) -> Any:
+        from tensorperf.interface.sweepfile import RANGE_FORMS, parse_values
+
+        try:
+            values = parse_values(text, integer)
+        except ValueError as e:
+            kind = "integers" if integer else "numbers"
+            raise argparse.ArgumentTypeError(f"{e}; allowed: {kind}, as {RANGE_FORMS}") from None
+        return values[0] if len(values) == 1 else values
+
+    return parse
+
+
+def specs(name: str) -> Callable[[str], Any]:
+    """A spec input's values: comma-separated ids or files, or ``all`` (every preset of that kind)."""
+
+    def parse(text: str) -> Any:
+        from tensorperf.interface.sweepfile import ALL_PRESETS, all_presets
+
+        if text.strip() == "all" and name in ALL_PRESETS:
+            return all_presets(name)
+        return csv(str)(text)
+
+    return parse
+
+
 # sweep() inputs given by flags: input name -> flag (every registered axis)
 INPUT_FLAGS = {name: axis.flag for name, axis in AXES.items()}
+# short spellings of some flags (the names serving benchmarks use): input name -> extra flags
+FLAG_ALIASES = MappingProxyType({"prompt_len": ("--isl",), "output_len": ("--osl",)})
 
 
 OBJECTIVE = "tokens_per_s_per_gpu"
@@ -44,7 +81,7 @@ OBJECTIVE = "tokens_per_s_per_gpu"
 def batch(text: str) -> Any:
     if text.strip() == "max":
         return "max"
-    return csv(int)(text)
+    return numbers(True)(text)
 
 
 def names(text: str) -> list[str]:
@@ -62,16 +99,22 @@ def what_if(text: str) -> tuple[str, Any]:
             f"{text!r} is not FIELD=V1,V2,... with FIELD a numeric ModelSpec/HardwareSpec field or <field>_scale "
             "(e.g. hbm_bandwidth_scale=1,1.3 or num_kv_heads=1,8)"
         )
-    try:
-        numbers = [int(v) if v.strip().lstrip("-").isdigit() else float(v) for v in names(values)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: the values of {name} must be numbers") from None
-    if not numbers:
+    from tensorperf.interface.sweepfile import RANGE_FORMS, parse_values
+
+    if not names(values):
         raise argparse.ArgumentTypeError(f"{text!r}: give at least one value for {name}")
-    return name, numbers[0] if len(numbers) == 1 else numbers
+    try:
+        given = parse_values(values, None)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the values of {name} must be numbers ({e}); allowed: {RANGE_FORMS}"
+        ) from None
+    return name, given[0] if len(given) == 1 else given
 
 
-def where(text: str) -> tuple[str, tuple[str, float]]:
+def where(text: str) -> tuple[str, Any]:
+    """``--where EXPR``: ``(variable, (comparison, value))``; a range ``20<=x<=50`` gives
+    ``(variable, ((">=", 20.0), ("<=", 50.0)))``. :func:`where_dict` merges them."""
     from tensorperf.interface.sweepfile import parse_where
 
     try:
@@ -127,7 +170,8 @@ def given_sweep_flags(args: argparse.Namespace) -> list[str]:
 
 
 def results(args: argparse.Namespace, command: str) -> tuple[xr.Dataset, Any]:
-    """The Dataset a command works on: a saved results file, or a sweep from a file and flags."""
+    """The Dataset a command works on: a saved results file, or a sweep from a file and flags (without
+    the per-op breakdown where the command has ``--no-breakdown`` and it is given)."""
     path = file_arg(args)
     if is_results(path):
         flags = given_sweep_flags(args)
@@ -139,19 +183,18 @@ def results(args: argparse.Namespace, command: str) -> tuple[xr.Dataset, Any]:
         from tensorperf.interface.io import load
 
         return load(path), None
+    from tensorperf.interface.api import sweep
+
     inputs, spec = sweep_inputs(args, command)
-    return sweep(**inputs), spec
+    return sweep(**inputs, breakdown=not getattr(args, "no_breakdown", False)), spec
 
 
-def where_dict(pairs: Sequence[tuple[str, tuple[str, float]]] | None) -> dict | None:
-    """--where conditions as best()/pareto() take them: one per variable."""
-    if not pairs:
-        return None
-    names = [name for name, _ in pairs]
-    twice = next((n for n in names if names.count(n) > 1), None)
-    if twice:
-        raise UsageError(f"--where names {twice} twice; give one condition per variable")
-    return dict(pairs)
+def where_dict(pairs: Sequence[tuple[str, Any]] | None) -> dict | None:
+    """--where conditions as best()/pareto() take them: ``{variable: (comparison, value)}``, with
+    several conditions on one variable (a range, or the flag given twice) as a tuple of such pairs."""
+    from tensorperf.interface.sweepfile import merge_where
+
+    return merge_where(pairs) if pairs else None
 
 
 def grid_of(inputs: dict) -> Grid:
@@ -182,6 +225,8 @@ def check_output(args: argparse.Namespace) -> None:
 
 def efficiency_file(path: str) -> dict[str, float]:
     """A TOML table of Efficiency field -> value (top level, or under [efficiency])."""
+    from tensorperf.run.inputs import check_efficiency
+
     doc = read_toml(path, "efficiency file")
     table = doc["efficiency"] if set(doc) == {"efficiency"} and isinstance(doc["efficiency"], dict) else doc
     for key, value in table.items():
@@ -195,7 +240,25 @@ def efficiency_file(path: str) -> dict[str, float]:
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, exit code 2, no traceback
-        raise UsageError(f"{self.prog}: {message}")
+        raise UsageError(f"{self.prog}: {message}{self._flag_hint(message)}")
+
+    def _flag_hint(self, message: str) -> str:
+        """For an unknown flag: the close ones among this parser's and its commands' flags."""
+        from tensorperf.validation import close_matches
+
+        words = message.split()
+        if words[:2] != ["unrecognized", "arguments:"]:
+            return ""
+        flag = next((w.partition("=")[0] for w in words[2:] if w.startswith("--")), None)
+        if flag is None:
+            return ""
+        options = set(self._option_string_actions)
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for command in action.choices.values():
+                    options.update(command._option_string_actions)
+        close = close_matches(flag, sorted(o for o in options if o.startswith("--") and o != "--help"))
+        return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
 def assignment(text: str) -> tuple[str, str]:
@@ -205,16 +268,36 @@ def assignment(text: str) -> tuple[str, str]:
     return dim.strip(), value.strip()
 
 
+VALUES_EPILOG = (
+    "Values: comma-separated (--tp 1,2,4,8), or ranges: --batch 1:512 (every integer), --batch 1:512:x2 "
+    "(1,2,4,...,512), --prompt-len 1024:8192:1024 (a step); --model all / --hardware all: every preset "
+    "(tensorperf presets lists them). --isl/--osl are --prompt-len/--output-len. A list is a dimension."
+)
+
+
+def _flag_values(name: str, kind: Kind, integer: bool) -> tuple[Callable[[str], Any], str, str]:
+    """The parser of one axis flag's value, its metavar and its forms in words."""
+    if kind is Kind.BATCH:
+        return batch, "N", "comma-separated or a range such as 1:512:x2, or 'max'"
+    if kind is Kind.SPEC:
+        return specs(name), "IDS", "comma-separated, or 'all': every preset"
+    if kind is Kind.LABEL:
+        return csv(str), "NAMES", "comma-separated"
+    if integer:
+        return numbers(True), "N", "comma-separated or a range such as 1:64:x2"
+    return numbers(False), "X", "comma-separated or a range such as 0.5:4:x2"
+
+
 def add_sweep_flags(p: argparse.ArgumentParser, results: bool = False) -> None:
     """The inputs of one sweep: a TOML sweep file and/or flags (flags win)."""
+    p.epilog = p.epilog or VALUES_EPILOG
     what = "a sweep file (.toml) or a results file (.nc, .zarr, .json, .csv)" if results else "a sweep file (.toml)"
     p.add_argument("file", nargs="?", metavar="FILE", help=what)
     p.add_argument("--file", dest="file_flag", metavar="FILE", help=what)
     for name, axis in AXES.items():  # one flag per registered sweep input
-        real = axis.kind in (Kind.RATE, Kind.FRACTION, Kind.FACTOR)
-        parse = batch if axis.kind is Kind.BATCH else csv(int) if axis.integer else csv(float) if real else csv(str)
-        many = "comma-separated" + (", or 'max'" if axis.kind is Kind.BATCH else "")
-        p.add_argument(axis.flag, dest=name, type=parse, help=f"{axis.help} ({many})")
+        parse, metavar, many = _flag_values(name, axis.kind, axis.integer)
+        flags = (axis.flag, *FLAG_ALIASES.get(name, ()))
+        p.add_argument(*flags, dest=name, type=parse, metavar=metavar, help=f"{axis.help} ({many})")
     p.add_argument(
         "--zip",
         dest="zipped",

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from typing import TextIO
-
-import pandas as pd
-import xarray as xr
+from typing import TYPE_CHECKING, TextIO
 
 from tensorperf.interface.cli.inputs import (
     SCHEDULER_HELP,
@@ -21,10 +18,10 @@ from tensorperf.interface.cli.inputs import (
     where,
     where_dict,
 )
-from tensorperf.interface.cli.tables import (
-    where_text,
-)
-from tensorperf.interface.report import table
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
 
 
 def _streamed_pareto(args: argparse.Namespace, out: TextIO, where: dict | None) -> int:
@@ -63,6 +60,9 @@ def _print_frontier(
     extra: Sequence[str],
     labels_from: xr.Dataset | None = None,
 ) -> None:
+    from tensorperf.interface.cli.tables import where_text
+    from tensorperf.interface.report import table
+
     print(
         f"Pareto frontier of {args.y} versus {args.x} over {', '.join(over)}"
         + (f" with {where_text(where)}" if where else "")

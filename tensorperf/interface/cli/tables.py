@@ -87,7 +87,10 @@ def best_rows(
 
 
 def where_text(where: dict) -> str:
-    return " and ".join(f"{k} {op} {v:g}" for k, (op, v) in where.items())
+    """``{"x": (">=", 20), "y": ((">=", 1), ("<=", 2))}`` -> ``"x >= 20 and y >= 1 and y <= 2"``."""
+    return " and ".join(
+        f"{k} {op} {v:g}" for k, cond in where.items() for op, v in (cond if isinstance(cond[0], tuple) else (cond,))
+    )
 
 
 def show_best(
