@@ -30,7 +30,9 @@ def test_held_out_error_after_calibration(result):
     # (130: the Llama-2-70B fp8 1 x H200 rows M0333 and M0335 fit on TensorRT-LLM's KV-cache sizing,
     # docs/model.md §10.4)
     # (129: precision recipes make one DeepSeek-V3 nvfp4 GB200 row infeasible; held out 18.2% -> 13.6%)
-    assert result.rows == {"train": 129, "test": 55}
+    # (131 + 56: the disaggregated rows with redundant experts map; GEMM streams + a fixed time per
+    # kernel: held out 14.4% -> 11.9%, seeds 1-4 after: 12.4, 13.3, 10.9, 12.1%)
+    assert result.rows == {"train": 131, "test": 56}
     assert result.before["test"] > 0.14
     assert result.after["test"] <= 0.14
     assert result.after["train"] < result.before["train"]

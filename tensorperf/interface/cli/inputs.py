@@ -39,9 +39,21 @@ def csv(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
-def numbers(integer: bool | None) -> Callable[[str], Any]:
+# What each numeric kind of axis allows, for a flag's error message (the axis check says it again)
+_ALLOWED = {
+    Kind.COUNT: "integers >= 1",
+    Kind.DRAFT_TOKENS: "integers >= 0",
+    Kind.RATE: "numbers > 0",
+    Kind.FRACTION: "numbers in (0, 1]",
+    Kind.FACTOR: "numbers >= 1",
+    Kind.PROBABILITY: "numbers in [0, 1)",
+}
+
+
+def numbers(integer: bool | None, allowed: str | None = None) -> Callable[[str], Any]:
     """A flag's numbers: comma-separated values and ranges (``1:512``, ``1:512:x2``, ``0.5:1:0.1``);
-    ``integer`` True: integers only, None: integers where written as integers."""
+    ``integer`` True: integers only, None: integers where written as integers; ``allowed``: what the
+    flag's axis allows, in words (default: integers or numbers)."""
 
     def parse(text: str) -> Any:
         from tensorperf.interface.sweepfile import RANGE_FORMS, parse_values
@@ -49,7 +61,7 @@ def numbers(integer: bool | None) -> Callable[[str], Any]:
         try:
             values = parse_values(text, integer)
         except ValueError as e:
-            kind = "integers" if integer else "numbers"
+            kind = allowed or ("integers" if integer else "numbers")
             raise argparse.ArgumentTypeError(f"{e}; allowed: {kind}, as {RANGE_FORMS}") from None
         return values[0] if len(values) == 1 else values
 
@@ -284,8 +296,8 @@ def _flag_values(name: str, kind: Kind, integer: bool) -> tuple[Callable[[str], 
     if kind is Kind.LABEL:
         return csv(str), "NAMES", "comma-separated"
     if integer:
-        return numbers(True), "N", "comma-separated or a range such as 1:64:x2"
-    return numbers(False), "X", "comma-separated or a range such as 0.5:4:x2"
+        return numbers(True, _ALLOWED.get(kind)), "N", "comma-separated or a range such as 1:64:x2"
+    return numbers(False, _ALLOWED.get(kind)), "X", "comma-separated or a range such as 0.5:4:x2"
 
 
 def add_sweep_flags(p: argparse.ArgumentParser, results: bool = False) -> None:
