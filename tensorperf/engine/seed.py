@@ -1,6 +1,6 @@
 """convention="seed": the seed notebook's prefill model, vectorized and bit-exact.
 
-Reproduces ``ttft_time(batch, seqlen)`` of shared/seed/000_021ebbe46a36e6db.txt for every layout
+Reproduces ``ttft_time(batch, seqlen)`` of the seed notebook (docs/model.md §1) for every layout
 at once (its loop over shard configurations, with ``assert(0)`` removed), following the recipe of
 docs/model.md §1.6: float64, integer counts in int64 converted where CPython converts them, the
 seed's left-to-right operation order, and its integer *and float* floor divisions. Every quirk is
