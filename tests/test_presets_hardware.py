@@ -75,7 +75,7 @@ def test_every_number_has_a_source(preset_id: str) -> None:
 def test_h100_published() -> None:
     h100 = hardware_spec("h100-sxm")
     # NVIDIA H100 SXM: 989.4 TFLOP/s dense BF16 (datasheet gives 1,979 with sparsity), HBM3 3.35 TB/s
-    # (shared/data/hardware_specs.csv; glennklockwood.com/garden/processors/h100; docs/model.md §6).
+    # (data/hardware_specs.csv; glennklockwood.com/garden/processors/h100; docs/model.md §6).
     assert h100.peak_flops_bf16 == pytest.approx(989.4e12, rel=1e-4)
     assert h100.hbm_bandwidth == pytest.approx(3.35e12)
     # NVLink4 900 GB/s bidirectional = 450 GB/s per direction (hardware_specs.csv).

@@ -1,7 +1,7 @@
 """Model presets: every preset loads, and its parameter counts and KV cache size are the published ones.
 
 Exact counts are docs/model.md §4 G1; the others are
-the derived totals written in the notes column of shared/data/models.csv, which give them rounded to
+the derived totals written in the notes column of data/models.csv, which give them rounded to
 0.01B or 0.1B, so they are matched to half a unit in the last printed digit.
 """
 
@@ -15,7 +15,7 @@ import pytest
 
 from tensorperf.catalog.presets import model, models
 
-# The `model` column of shared/data/models.csv, plus llama-3.1-70b (same architecture as
+# The `model` column of data/models.csv, plus llama-3.1-70b (same architecture as
 # llama-3.3-70b, which is its models.csv row).
 CSV_IDS = (
     "llama-3.1-8b",
@@ -174,16 +174,10 @@ def test_kv_bytes_per_token(preset_id: str) -> None:
 # ---- the presets against the source table, where the shared project folder is present --------
 
 
-def _models_csv() -> Path | None:
-    here = Path(__file__).resolve()
-    for root in (here.parents[1], here.parents[2]):
-        path = root / "shared" / "data" / "models.csv"
-        if path.is_file():
-            return path
-    return None
+def _models_csv() -> Path:
+    return Path(__file__).resolve().parents[1] / "data" / "models.csv"  # the sourced reference table
 
 
-@pytest.mark.skipif(_models_csv() is None, reason="shared/data/models.csv not available")
 def test_ids_and_noted_numbers_follow_models_csv() -> None:
     with open(_models_csv(), newline="") as f:  # type: ignore[arg-type]
         rows = {row["model"]: row for row in csv.DictReader(f)}
