@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from tensorperf.catalog import presets
     from tensorperf.catalog.specs import Efficiency, HardwareSpec, ModelSpec, StackSpec
     from tensorperf.engine.masks import Reason, describe
+    from tensorperf.interface import plot
     from tensorperf.interface.api import best, pareto, reduce, report, sensitivity, sweep
     from tensorperf.interface.disaggregated import disagg
     from tensorperf.interface.explanation import explain
@@ -33,6 +34,7 @@ _LAZY = MappingProxyType(
     {
         "calibrate": "tensorperf.analysis.calibrate",
         "presets": "tensorperf.catalog.presets",  # a module
+        "plot": "tensorperf.interface.plot",  # a module: tp.plot.pareto(ds), each returning a Figure
         "Efficiency": "tensorperf.catalog.specs",
         "HardwareSpec": "tensorperf.catalog.specs",
         "ModelSpec": "tensorperf.catalog.specs",
@@ -54,12 +56,15 @@ _LAZY = MappingProxyType(
 )
 
 
+_MODULES = frozenset({"presets", "plot"})
+
+
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'tensorperf' has no attribute {name!r}")
     importlib.import_module("tensorperf.interface.accessor")  # registers Dataset.tperf
     module = importlib.import_module(_LAZY[name])
-    value = module if name == "presets" else getattr(module, name)  # presets is a module itself
+    value = module if name in _MODULES else getattr(module, name)  # presets and plot are modules themselves
     globals()[name] = value  # later uses skip this function
     return value
 
@@ -84,6 +89,7 @@ __all__ = [
     "report",
     "Reduction",
     "presets",
+    "plot",
     "ModelSpec",
     "HardwareSpec",
     "StackSpec",
