@@ -461,14 +461,17 @@ def recipe_of(model: str, weight: str, hardware: str) -> str:
     its model and the weight format the row states: gpt-oss in fp4 is OpenAI's release (MXFP4
     experts, the rest bf16); DeepSeek-V3/R1 fp8 is block-scaled; other fp8 and fp4 checkpoints
     quantize the transformer blocks' linear layers and keep the embeddings and LM head in bf16
-    (NVIDIA ModelOpt; on AMD Instinct, fp4 is AMD Quark's MXFP4); bf16/fp16 rows store every group in
+    (NVIDIA ModelOpt; DeepSeek's NVFP4 release keeps its attention in block fp8; on AMD Instinct, fp4
+    is AMD Quark's MXFP4); bf16/fp16 rows store every group in
     that format. A row's stated format is taken as given (gpt-oss rows labelled fp8 run fp8)."""
     if model.startswith("gpt-oss") and weight == "fp4":
         return "gpt-oss-mxfp4"
     if weight == "fp8":
         return "deepseek-fp8" if model.startswith("deepseek") else "modelopt-fp8"
     if weight == "fp4":
-        return "quark-mxfp4" if hardware.startswith("mi") else "modelopt-nvfp4"
+        if hardware.startswith("mi"):
+            return "quark-mxfp4"
+        return "deepseek-nvfp4" if model.startswith("deepseek") else "modelopt-nvfp4"
     return "uniform"
 
 
