@@ -213,6 +213,31 @@ def test_where_limits_mark_pairs_and_best_picks_among_the_rest(pairs):
     assert len(front) and front["serving_tokens_per_s_per_gpu"].max() == expected
 
 
+def test_pareto_takes_the_pools_layout_dims_and_the_ratio_by_default(pairs):
+    import ast
+
+    import pandas as pd
+
+    x, y = "serving_tokens_per_s_per_user", "serving_tokens_per_s_per_gpu"
+    named = ["prefill_batch", "prefill_tp", "decode_batch", "decode_tp", "ratio"]
+    front = pairs.tperf.pareto_table(x, y)
+    pd.testing.assert_frame_equal(front, pairs.tperf.pareto_table(x, y, over=named))
+    assert ast.literal_eval(pairs.tperf.pareto(x, y).attrs["over"]) == named  # the frontier's own record of its dims
+    # a pool's zipped inputs (its prefill_point / decode_point dim) count too; a pool input that is no
+    # layout (decode_kv_dtype) stays a kept dim: one frontier per value
+    zipped = tp.disagg(
+        prefill={"tp": [1, 2], "batch": [1, 8], "zipped": ["tp", "batch"]},
+        decode={"tp": [1, 2], "batch": [16, 128], "kv_dtype": ["bf16", "fp8"]},
+        ratio=["balanced", "1:8"],
+        **LLAMA,
+    )
+    front = zipped.tperf.pareto(x, y)
+    assert ast.literal_eval(front.attrs["over"]) == ["prefill_point", "decode_batch", "decode_tp", "ratio"]
+    assert "decode_kv_dtype" in front[y].dims
+    best = zipped.serving_tokens_per_s_per_gpu.max(["prefill_point", "decode_batch", "decode_tp", "ratio"])
+    np.testing.assert_array_equal(front[y].max(front.attrs["point_dim"]).values, best.values)
+
+
 def test_kv_stays_in_the_scaleup_domain_where_the_deployment_fits_one():
     ds = tp.disagg(prefill={"batch": 1}, decode={"batch": 8}, ratio=["1:1", "4:4", "8:8"], **LLAMA)
     # H100: 8 GPUs per NVLink domain; 1+1 and 4+4 GPUs fit, 8+8 do not

@@ -93,3 +93,22 @@ def test_bad_extension_and_missing_file(ds, tmp_path):
     (tmp_path / "junk.json").write_text("{}")
     with pytest.raises(SpecError, match="junk.json"):
         io.load(tmp_path / "junk.json")
+
+
+def test_a_loaded_dataset_has_the_accessor_in_a_fresh_process(ds, tmp_path):
+    # `import tensorperf` imports lazily (PEP 562): without xarray imported first, nothing registered
+    # Dataset.tperf until a public name was used; load() must register it itself
+    import subprocess
+    import sys
+
+    path = tmp_path / "out.json"
+    io.save(ds, path)
+    code = (
+        "import tensorperf, tensorperf.interface.io as io\n"
+        f"ds = io.load({str(path)!r})\n"
+        "best = ds.tperf.best('tokens_per_s_per_gpu')\n"
+        "print(float(best.tokens_per_s_per_gpu))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert float(proc.stdout) == float(ds.tokens_per_s_per_gpu.max())

@@ -183,7 +183,8 @@ def disagg(
     utilizations and the KV transfer; on each pool's dims its instance's metrics. A pair where either
     pool is infeasible is NaN, with the pools' reason bits in ``infeasible_reason`` (each pool's in
     ``prefill_infeasible_reason`` / ``decode_infeasible_reason``; ``tp.describe`` spells them out).
-    ``ds.tperf.best`` / ``ds.tperf.pareto`` work on it (pass ``over=[...]`` to ``pareto``)."""
+    ``ds.tperf.best`` / ``ds.tperf.pareto`` work on it (``pareto`` takes the frontier over the pools'
+    layout and batch dims and ``ratio`` by default)."""
     if kv_tier not in TIERS:
         raise unknown_name_error("kv_tier", kv_tier, TIERS)
     overlap = check_overlap(kv_overlap)

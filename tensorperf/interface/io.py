@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+import tensorperf.interface.accessor  # noqa: F401  (registers Dataset.tperf on every Dataset load() returns)
 from tensorperf.axes import DIM_ORDER, ZIP_DIM
 from tensorperf.run.inputs import OVERRIDABLE
 from tensorperf.validation import SpecError

@@ -45,6 +45,10 @@ COMPARISONS = MappingProxyType(
 # The dims a frontier is taken over by default (those present): how a workload is laid out and
 # batched. A dimension also counts when one of these inputs lies on it (a zipped ``point`` dim).
 LAYOUT_DIMS = LAYOUT_AXES  # the layout and scheduling axes of the registry
+# tp.disagg's dims (docs/model.md §3.15): a pool's own input gets its pool's prefix (prefill_tp,
+# decode_batch, prefill_point where a pool zips its inputs), and the instance ratio is one more
+POOL_PREFIXES = ("prefill_", "decode_")
+RATIO_DIM = "ratio"
 
 # One variable's where-condition: (comparison, value), or several such pairs, all to hold.
 Condition = tuple[str, float] | tuple[tuple[str, float], ...]
@@ -221,12 +225,20 @@ def check_pareto(
     return x, y, where, tuple(over), (bool(maximize[0]), bool(maximize[1])), dims, tuple(extra)
 
 
+def is_layout_name(name: str) -> bool:
+    """A layout or batch input's name: one of :data:`LAYOUT_DIMS`, or one with a disaggregated
+    pool's prefix (``prefill_tp``, ``decode_batch``), or the pools' ``ratio``."""
+    base = next((name[len(p) :] for p in POOL_PREFIXES if name.startswith(p)), name)
+    return base in LAYOUT_DIMS or name == RATIO_DIM
+
+
 def default_over(grid: Grid | Labels, dims: Sequence[str] | None = None) -> tuple[str, ...]:
-    """The layout and batch dims of a grid (among ``dims``): those in :data:`LAYOUT_DIMS`, and a
-    dim one of those inputs lies on (``point`` when ``zipped=["tp", "pp"]``)."""
+    """The layout and batch dims of a grid (among ``dims``): those :func:`is_layout_name` names, and
+    a dim one of those inputs lies on (``point`` when ``zipped=["tp", "pp"]``; ``decode_point`` when
+    a disaggregated decode pool zips its own)."""
     labels = Labels.of(grid)
-    riders = {c: d for c, (d, _) in labels.coords.items() if c in LAYOUT_DIMS}
-    return tuple(d for d in (labels.dims if dims is None else dims) if d in LAYOUT_DIMS or (d,) in riders.values())
+    riders = {c: d for c, (d, _) in labels.coords.items() if is_layout_name(c)}
+    return tuple(d for d in (labels.dims if dims is None else dims) if is_layout_name(d) or (d,) in riders.values())
 
 
 # --------------------------------------------------------------------------- masks
