@@ -11,13 +11,14 @@ Setup:
 - model ``deepseek-v3`` (DeepSeek-R1 has the same architecture), hardware ``gb200``, stack
   ``trtllm-1`` (TensorRT-LLM 1.x's fitted per-step and per-request host times: NVIDIA's published
   GB200 NVL72 DeepSeek-R1 results run TensorRT-LLM, behind Dynamo for disaggregation);
-- weights ``recipe="modelopt-nvfp4"`` (the linear layers of the transformer blocks in NVFP4,
-  embeddings and LM head bf16): GB200 deployments run NVIDIA's ModelOpt NVFP4 checkpoints of
-  DeepSeek-R1 (nvidia/DeepSeek-R1-FP4: experts and dense MLPs; its -v2 also quantizes the attention
-  output projection, 63% of the attention weights), and the presets' fp4 GEMM efficiencies were
-  fitted to nvfp4 kernels (docs/model.md §3.13). The attention format matters at small batches:
-  the measured nvfp4 GEMMs of few rows are slower than fp8 ones (§3.13), so a recipe with fp8
-  attention projections serves more tokens/s/GPU where decode steps are small; KV cache fp8;
+- weights ``recipe="deepseek-nvfp4"`` (dense MLPs, shared and routed experts in NVFP4, the MLA
+  attention projections in block-scaled fp8, embeddings and LM head bf16): GB200 deployments run
+  NVIDIA's ModelOpt NVFP4 checkpoints of DeepSeek-R1 (nvidia/DeepSeek-R1-FP4), whose DeepSeek PTQ
+  leaves every ``*attn*`` layer unquantized, so the attention keeps the FP8 release's 128x128
+  block scales (nvidia/DeepSeek-R1-FP4-v2 also quantizes the attention output projection ``wo``,
+  which no recipe models); the generic ``modelopt-nvfp4`` (every attention projection in NVFP4)
+  is not how these checkpoints run. The presets' fp4 GEMM efficiencies were fitted to nvfp4
+  kernels (docs/model.md §3.13); KV cache fp8;
 - workload InferenceX's 8k/1k: 8192 prompt and 1024 output tokens per request, a prefill-heavy mix
   where prompt chunks slow every aggregated decode step;
 - layouts ``tp`` 1-8 x ``dp`` (attention data parallelism) x ``ep`` (every power of two up to
@@ -30,13 +31,13 @@ Setup:
 - disaggregated (``tp.disagg``, docs/model.md §3.15): prefill instances of 1-8 GPUs (tp x dp, ep =
   1 or tp·dp, 1/2/4 prompts per replica) and decode instances from the same layouts as above (MTP
   on the decode pool), x:y instances in lowest terms with x + y <= 36 (every instance needs at
-  least 2 of the 192-GB GPUs for the ~380 GB of weights), and at most 72 GPUs in all, so the KV
+  least 2 of the 192-GB GPUs for the ~385 GB of weights), and at most 72 GPUs in all, so the KV
   cache moves over NVLink. 1 / TPOT depends only on the decode configuration, so each decode
   configuration's best (prefill configuration, ratio) is streamed (``objective=``; some 25 million
   pairs per curve, never held at once) and the frontier is taken over those.
 
 Run: ``python examples/deepseek_gb200_disagg_mtp.py`` (prints the table, writes
-``deepseek_gb200_disagg_mtp.png`` next to this file; about 10 s on 2 CPU cores, 1.3 GB of memory).
+``deepseek_gb200_disagg_mtp.png`` next to this file; about 8 s on 2 CPU cores, 1.3 GB of memory).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ import tensorperf as tp
 HERE = Path(__file__).resolve().parent
 PNG = HERE / "deepseek_gb200_disagg_mtp.png"
 
-MODEL, HARDWARE, STACK, RECIPE = "deepseek-v3", "gb200", "trtllm-1", "modelopt-nvfp4"
+MODEL, HARDWARE, STACK, RECIPE = "deepseek-v3", "gb200", "trtllm-1", "deepseek-nvfp4"
 WORKLOAD = dict(recipe=RECIPE, kv_dtype="fp8", prompt_len=8192, output_len=1024, stack=STACK)
 DOMAIN = 72  # GPUs of one GB200 NVL72 NVLink domain
 MIN_GPUS = 2  # GPUs an instance needs at least (the weights alone fill more than one)
@@ -155,13 +156,19 @@ def layout(row: pd.Series) -> str:
     return f"{x} x P[{_layout(row, 'prefill_')}] + {y} x D[{_layout(row)}] ({round(row.num_gpus)} GPUs)"
 
 
+def weights() -> str:
+    """The recipe's weight formats per tensor group, e.g. ``nvfp4 experts + MLPs, fp8_block attention``."""
+    r = tp.presets.recipe(RECIPE)
+    return f"{r.experts} experts + MLPs, {r.attention} attention ({RECIPE})" if r.experts == r.mlp else RECIPE
+
+
 def report(fronts: dict[str, pd.DataFrame]) -> str:
     """The printed tables: the best tokens/s/GPU per scenario and floor, then each one's point and
     layout."""
     best = {(name, f): best_at(front, f) for name, front in fronts.items() for f in FLOORS}
     lines = [
         f"DeepSeek-V3 on GB200 NVL72 ({HARDWARE}, <= {DOMAIN} GPUs), {WORKLOAD['prompt_len']} in / "
-        f"{WORKLOAD['output_len']} out, {RECIPE} weights + {WORKLOAD['kv_dtype']} KV, stack {STACK}; "
+        f"{WORKLOAD['output_len']} out, {weights()}, {WORKLOAD['kv_dtype']} KV, stack {STACK}; "
         f"MTP: {SPEC_TOKENS} draft tokens, acceptance {tp.presets.model(MODEL).mtp_acceptance}",
         "",
         "Best output tokens/s per GPU at >= N tokens/s per user ('-': no point that interactive)",
@@ -224,8 +231,9 @@ def plot(fronts: dict[str, pd.DataFrame], path: Path) -> None:
     )
     ax.set_title(
         f"DeepSeek-V3 on GB200 NVL72 (<= {DOMAIN} GPUs), {WORKLOAD['prompt_len'] // 1024}k in / "
-        f"{WORKLOAD['output_len'] // 1024}k out\nNVFP4 weights ({RECIPE}), FP8 KV cache, TensorRT-LLM ({STACK}); "
-        f"MTP: {SPEC_TOKENS} draft tokens, acceptance {tp.presets.model(MODEL).mtp_acceptance}",
+        f"{WORKLOAD['output_len'] // 1024}k out, TensorRT-LLM ({STACK})\n{weights()}, "
+        f"{WORKLOAD['kv_dtype']} KV cache; MTP: {SPEC_TOKENS} draft tokens, acceptance "
+        f"{tp.presets.model(MODEL).mtp_acceptance}",
         fontsize=10,
     )
     fig.tight_layout()

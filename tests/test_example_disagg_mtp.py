@@ -72,6 +72,8 @@ def test_mtp_is_at_or_above_no_mtp_where_decode_is_memory_bound(example):
     # step and drafting costs time, the fastest MTP point is at most E times the fastest without.
     module, _, fronts = example
     assert module.axes()["mtp"] == {"speculative": "mtp", "spec_tokens": 3}
+    # NVIDIA's DeepSeek-R1 NVFP4 checkpoint: experts and MLPs nvfp4, MLA attention block fp8
+    assert module.axes()["shared"]["recipe"] == "deepseek-nvfp4"
     alpha = tp.presets.model("deepseek-v3").mtp_acceptance
     assert alpha == 0.875
     e = (1 - alpha**4) / (1 - alpha)
