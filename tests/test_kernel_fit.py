@@ -161,10 +161,13 @@ def test_fixed_time_per_kernel_golden(latency_fits):
     assert f.latency == pytest.approx(4.54e-6, abs=0.01e-6)
     us = {t: latency_fits[("b200", t)].measured_latency * 1e6 for t in ("fp8", "fp8_block", "fp4")}
     assert us == pytest.approx({"fp8": 15.39, "fp8_block": 7.60, "fp4": 16.37}, abs=0.02)
-    # the per-tensor fp8 rows quantize their input dynamically; a static checkpoint runs bf16's fixed time
+    # the per-tensor fp8 rows quantize their input dynamically and the nvfp4 rows quantize theirs inside
+    # the timed Linear; in a model both run fused into the norm before the GEMM: bf16's fixed time
     for gpu in ("b200", "h100-sxm", "h200-sxm"):
         assert latency_fits[(gpu, "fp8")].latency == latency_fits[(gpu, "bf16")].latency
         assert latency_fits[(gpu, "fp8")].measured_latency > 10e-6
+    assert latency_fits[("b200", "fp4")].latency == latency_fits[("b200", "bf16")].latency
+    assert latency_fits[("b200", "fp8_block")].latency == latency_fits[("b200", "fp8_block")].measured_latency
     for fit in latency_fits.values():
         assert fit.median_abs_error < 0.06 and fit.max_abs_error < 0.11, fit
 

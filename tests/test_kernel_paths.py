@@ -163,3 +163,25 @@ def test_block_scaled_fp8_runs_its_own_kernel_table():
     assert t["fp8_block"] - t["fp8"] == pytest.approx(expected, rel=0.02)
     mi = presets.hardware_spec("mi300x")  # no block-scaled measurements: its fp8 table
     assert mi.efficiency_for("fp8_block") == mi.efficiency_for("fp8")
+
+
+FP4_HARDWARE = ("b200", "gb200", "b300", "gb300")
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    model=st.sampled_from(DENSE),
+    hardware=st.sampled_from(FP4_HARDWARE),
+    tp_=st.sampled_from([1, 2, 4, 8]),
+    batch=st.sampled_from([1, 4, 16, 64, 256]),
+    prompt=st.sampled_from([128, 1024, 8192]),
+)
+def test_nvfp4_is_never_slower_than_fp8(model, hardware, tp_, batch, prompt):
+    """nvfp4 weights (4.5 bits) are never slower than fp8 ones with the same layout and batch on
+    Blackwell: both stream at the device's efficiency and pay bf16's fixed time per GEMM kernel, their
+    input quantization fused into the norm before it in a model (docs/model.md §3.7.1)."""
+    ds = tp.sweep(model=model, hardware=hardware, weight_dtype=["fp8", "nvfp4"], tp=tp_, batch=batch, prompt_len=prompt)
+    for v in ("ttft", "tpot"):
+        fp8, fp4 = float(ds[v].sel(weight_dtype="fp8")), float(ds[v].sel(weight_dtype="nvfp4"))
+        if math.isfinite(fp8) and math.isfinite(fp4):
+            assert fp4 <= fp8 * (1 + 1e-9), (v, fp8, fp4)

@@ -241,11 +241,12 @@ def fit(rows):
 MEASURED = {
     # (refitted on the physics of precision recipes, kernel paths, custom all-reduce, KV sizing,
     # routing imbalance, GEMM weight streaming with a fixed time per kernel and speculative decoding,
-    # whose MTP rows now map, and DeepSeek's NVFP4 release with block-fp8 attention (deepseek-nvfp4):
+    # whose MTP rows now map, DeepSeek's NVFP4 release with block-fp8 attention (deepseek-nvfp4), and
+    # nvfp4 GEMMs at bf16's fixed time (their input quantization fused into the norm in a model):
     # docs/model.md §3.5.1, §3.7.1, §3.13, §3.14, §10.4)
     "trtllm-0": (212, 94, 4.806e-3, 0.0002, 0.258, 0.212),
-    "trtllm-1": (241, 112, 6.447e-3, 0.1976, 0.206, 0.181),
-    "sglang": (290, 122, 4.891e-3, 0.2298, 0.533, 0.372),
+    "trtllm-1": (241, 112, 7.737e-3, 0.1971, 0.249, 0.179),
+    "sglang": (290, 122, 5.418e-3, 0.2296, 0.533, 0.363),
     "vllm": (2, 1, 0.0, 0.0, 0.223, 0.223),
     "atom": (80, 36, 5.173e-3, 0.05838, 0.490, 0.225),
 }
@@ -280,8 +281,8 @@ def test_overall_error_with_the_presets(rows, fit):
     # after: the presets' overheads and their custom all-reduce and KV-cache rules (docs/model.md §10.4;
     # 0.231 and 0.250 held out with the overheads alone; 0.226 and 0.243 before GEMM weight streams at
     # the device's streaming efficiency with a fixed time per kernel, docs/model.md §3.7.1)
-    assert overall["before"] == pytest.approx(0.321, abs=0.005) and overall["after"] == pytest.approx(0.228, abs=0.005)
-    assert overall["test_before"] == pytest.approx(0.350, abs=0.005)
+    assert overall["before"] == pytest.approx(0.330, abs=0.005) and overall["after"] == pytest.approx(0.229, abs=0.005)
+    assert overall["test_before"] == pytest.approx(0.352, abs=0.005)
     assert overall["test_after"] == pytest.approx(0.241, abs=0.005)
     ttft = stats.loc[("metric", "ttft_mean_ms")]
     assert ttft["before"] == pytest.approx(0.833, abs=0.01) and ttft["after"] == pytest.approx(0.456, abs=0.01)

@@ -301,12 +301,17 @@ def fits_table(fits: list[Fit]) -> pd.DataFrame:
 # The kernel tables the streaming fit produces, each fitted on TensorRT-LLM's GEMM rows of one kernel
 # dtype (the one framework measured on every device): bf16, per-tensor fp8, block-scaled fp8, nvfp4
 LATENCY_TABLES = MappingProxyType({"bf16": "bfloat16", "fp8": "fp8", "fp8_block": "fp8_block", "fp4": "nvfp4"})
-# Tables whose measured fixed time includes work a deployment does not run: the per-tensor fp8 rows
-# carry no input scale, so TensorRT-LLM quantizes dynamically (an absmax reduction and a quantize kernel
-# per GEMM; aiconfigurator collector/trtllm/collect_gemm.py: "the collected fp8 GEMM includes the
-# compute-scale overhead"), while a static fp8 checkpoint (ModelOpt FP8) stores its input scales. Their
-# deployed fixed time is the bf16 GEMM's.
-DYNAMIC_SCALE_TABLES = frozenset({"fp8"})
+# Tables whose measured fixed time includes activation quantization that a deployment does not run as
+# a kernel of its own: the per-tensor fp8 rows carry no input scale, so TensorRT-LLM quantizes
+# dynamically (an absmax reduction and a quantize kernel per GEMM; aiconfigurator
+# collector/trtllm/collect_gemm.py: "the collected fp8 GEMM includes the compute-scale overhead"),
+# while a static fp8 checkpoint (ModelOpt FP8) stores its input scales; the nvfp4 rows quantize their
+# input with torch.ops.trtllm.fp4_quantize inside the timed Linear. In a model TensorRT-LLM fuses both
+# quantizations into the all-reduce + residual + RMSNorm kernel before the GEMM
+# (AllReduceFusionOp.RESIDUAL_RMS_NORM_QUANT_FP8 / RESIDUAL_RMS_NORM_QUANT_NVFP4, used by its Llama
+# and DeepSeek models). Their deployed fixed time is the bf16 GEMM's. Block-scaled fp8 keeps its own:
+# its per-token-group quantization runs as a kernel of its own in the model too (fp8_quantize_1x128).
+DYNAMIC_SCALE_TABLES = frozenset({"fp8", "fp4"})
 
 
 @dataclass(frozen=True)
