@@ -311,7 +311,7 @@ LATENCY_TABLES = MappingProxyType({"bf16": "bfloat16", "fp8": "fp8", "fp8_block"
 # (AllReduceFusionOp.RESIDUAL_RMS_NORM_QUANT_FP8 / RESIDUAL_RMS_NORM_QUANT_NVFP4, used by its Llama
 # and DeepSeek models). Their deployed fixed time is the bf16 GEMM's. Block-scaled fp8 keeps its own:
 # its per-token-group quantization runs as a kernel of its own in the model too (fp8_quantize_1x128).
-DYNAMIC_SCALE_TABLES = frozenset({"fp8", "fp4"})
+FUSED_QUANT_TABLES = frozenset({"fp8", "fp4"})
 
 
 @dataclass(frozen=True)
@@ -352,7 +352,7 @@ def fit_latency(frame: pd.DataFrame, steps: int = 1500) -> list[LatencyFit]:
     """Fit each GPU's GEMM kernel tables as a weight stream at the device's streaming efficiency
     (:func:`streaming_efficiency`) plus a fixed time per kernel: t = roofline(F / (compute ·
     m/(m + half) · peak), bytes / (η_stream · W)) + t₀, t₀ from :func:`_fixed_time`; compute and
-    half rows fitted with η_stream and t₀ fixed. The deployed t₀ of a DYNAMIC_SCALE_TABLES table
+    half rows fitted with η_stream and t₀ fixed. The deployed t₀ of a FUSED_QUANT_TABLES table
     is the bf16 one's. A loop over a handful of (GPU, table) groups."""
     eta = streaming_efficiency(frame)
     gemm = frame[(frame.op == "gemm") & (frame.framework == "trtllm")]
@@ -400,7 +400,7 @@ def fit_latency(frame: pd.DataFrame, steps: int = 1500) -> list[LatencyFit]:
                     table=table,
                     memory=e,
                     measured_latency=t0,
-                    latency=t_bf16 if table in DYNAMIC_SCALE_TABLES else t0,
+                    latency=t_bf16 if table in FUSED_QUANT_TABLES else t0,
                     compute=params["compute"],
                     gemm_half_tokens=params["gemm_half_tokens"],
                     rows=len(rows),
