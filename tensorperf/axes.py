@@ -121,6 +121,15 @@ _ROWS = (
         -2,
     ),
     Axis("num_requests", Kind.COUNT, None, "1", "serving: an offline run of this many requests queued at once", -3),
+    Axis(
+        "queue",
+        Kind.LABEL,
+        "server",
+        "1",
+        "serving: where requests beyond batch wait: server (queued there; TTFT counts the wait) or "
+        "client (a benchmark client sends one as a slot frees, --max-concurrency; TTFT from sending)",
+        -13,
+    ),
     Axis("isl_range_ratio", Kind.FRACTION, 1.0, "1", "prompt lengths uniform in [r·prompt_len, prompt_len]", -4),
     Axis("osl_range_ratio", Kind.FRACTION, 1.0, "1", "output lengths uniform in [r·output_len, output_len]", -5),
     Axis(

@@ -34,7 +34,7 @@ CSV_IDS = (
     "deepseek-v3",
     "gpt-moe-1.8t",
 )
-PRESET_IDS = CSV_IDS + ("llama-3.1-70b",)
+PRESET_IDS = CSV_IDS + ("llama-3.1-70b", "mistral-7b")
 
 
 @pytest.mark.parametrize("preset_id", PRESET_IDS)
@@ -53,6 +53,9 @@ EXACT = {
     # norms 8,192 -> layer 218,112,000; x32 = 6,979,584,000; + embedding 525,336,576 + LM head
     # 525,336,576 + final norm 4,096 = 8,030,261,248.
     "llama-3.1-8b": (8_030_261_248, 8_030_261_248),
+    # Mistral-7B v0.1: the Llama-3.1-8B layer (same d, heads, d_ff) x32 = 6,979,584,000; + embedding and
+    # LM head 2·32000·4096 = 262,144,000 + final norm 4,096 = 7,241,732,096 (HF: 7.24B)
+    "mistral-7b": (7_241_732_096, 7_241_732_096),
     # Llama-3.1-70B (8192, 80, 64, 8, 128, 28672, 128256): attention 67,108,864 + 16,777,216 +
     # 67,108,864 = 150,994,944; MLP 704,643,072; norms 16,384 -> 855,654,400; x80 =
     # 68,452,352,000; + 2·1,050,673,152 + 8,192 = 70,553,706,496.

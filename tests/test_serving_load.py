@@ -239,6 +239,40 @@ def test_a_finite_run_above_capacity_has_a_mean():
     assert float(ds.serving_ttft[-1]) == pytest.approx(queued, rel=0.02)
 
 
+def test_a_client_held_queue_times_requests_from_sending():
+    # benchmark_serving --num-prompts N --max-concurrency b (InferenceX: N = 10·b): the first b start
+    # together (the burst of num_requests = b), each later one is sent as a slot frees and its TTFT
+    # starts then, so the mean TTFT is (b·burst + (N − b)·steady)/N; the server sees the same run
+    kw = dict(**DENSE, prompt_len=1000, output_len=1000, batch=64)
+    run = tp.sweep(**kw, num_requests=640, queue=["server", "client"])
+    burst = float(tp.sweep(**kw, num_requests=64).serving_ttft)
+    steady = float(tp.sweep(**kw).serving_ttft)
+    client = float(run.serving_ttft.sel(queue="client"))
+    assert client == pytest.approx((64 * burst + 576 * steady) / 640, rel=1e-12)
+    # the server-held queue adds the slots' wait: 576 requests queued behind a ~16 s request life
+    assert float(run.serving_ttft.sel(queue="server")) > 10 * client
+    for name in ("serving_tpot", "serving_tokens_per_s_per_gpu", "serving_requests_per_s"):
+        a, b = run[name].values
+        assert a == b, name
+    # within one wave nobody waits: client and server are the same run, bit for bit
+    one = tp.sweep(**kw, num_requests=[1, 64], queue=["server", "client"])
+    for name in SERVING:
+        np.testing.assert_array_equal(one[name].sel(queue="server"), one[name].sel(queue="client"), err_msg=name)
+
+
+@SETTINGS
+@given(spec=MODELS, rate=st.floats(0.05, 50.0), n=st.sampled_from([None, 300]))
+def test_a_client_held_queue_never_lengthens_ttft(spec, rate, n):
+    kw = dict(spec, prompt_len=1000, output_len=200, batch=32, request_rate=rate)
+    if n is not None:
+        kw["num_requests"] = n
+    ds = tp.sweep(**kw, queue=["server", "client"])
+    server, client = ds.serving_ttft.sel(queue="server").values, ds.serving_ttft.sel(queue="client").values
+    fine = _fine(server, client)
+    assert (client[fine] <= server[fine] * (1 + 1e-12)).all()
+    np.testing.assert_array_equal(ds.serving_tpot.sel(queue="server"), ds.serving_tpot.sel(queue="client"))
+
+
 # ---- lengths drawn from a range ---------------------------------------------------------------
 def test_range_ratio_one_is_the_fixed_length_bit_for_bit():
     kw = dict(**DENSE, prompt_len=[100, 3000], output_len=[10, 500], batch=[1, 64])
@@ -276,6 +310,7 @@ def test_range_ratio_means():
         (dict(osl_range_ratio=0), "osl_range_ratio = 0 is not allowed"),
         (dict(num_requests=0), "num_requests = 0 is not allowed: must be an integer >= 1"),
         (dict(max_num_tokens=2.5), "max_num_tokens = 2.5 is not allowed"),
+        (dict(queue="browser"), "queue.*browser.*client"),
     ],
 )
 def test_bad_serving_inputs_name_the_field(kw, words):

@@ -63,7 +63,9 @@ throughput times (E[ISL] + E[OSL]) / E[OSL], the mean lengths under the range ra
     attention DP, where every rank schedules its own requests), and ``num_requests`` where stated.
     ``concurrency`` (a stated number of requests in flight, in-flight batching; InferenceX runs at
     ``max-concurrency`` with an unlimited request rate): ``batch`` = concurrency, a closed loop; no
-    request rate, no number of requests. Where the notes say "static batching" (TensorRT-LLM
+    request rate. InferenceX rows (the notes say "InferenceX") run ``num_requests`` = 10 x
+    concurrency with ``queue="client"``: its launch scripts' ``--num-prompts $((CONC * 10))``, held
+    and timed from sending by benchmark_serving (:data:`INFERENCEX_PROMPTS_PER_CONCURRENCY`). Where the notes say "static batching" (TensorRT-LLM
     v0.9.0 gptSessionBenchmark), the row is mapped as ``fixed_batch`` instead.
     ``server`` (an open loop: "request rate QPS=<x>", "<N> requests total"): ``request_rate`` and
     ``num_requests`` as above, ``batch`` = the stated cap on requests in flight, else ``"max"``
@@ -185,6 +187,7 @@ CONTEXT_COLUMNS = (
     "batch",
     "request_rate",
     "num_requests",
+    "queue",
     "isl_range_ratio",
     "osl_range_ratio",
     "stack",
@@ -198,6 +201,7 @@ MODEL_ALIASES: Mapping[str, str] = {
     "llama-3-70b": "llama-3.3-70b",
     "llama-3.0-70b": "llama-3.3-70b",
     "deepseek-r1": "deepseek-v3",
+    "mistralai/mistral-7b-v0.1": "mistral-7b",
     "deepseek-r1-0528": "deepseek-v3",
     "deepseek-v3.1": "deepseek-v3",
 }
@@ -257,6 +261,13 @@ _NUM_REQUESTS_NOTES = (
     re.compile(r"\bnum_requests\s*=\s*(\d+)", re.IGNORECASE),  # trtllm-bench v0.20 table
     re.compile(r"\b(\d+) requests total", re.IGNORECASE),  # Triton table: 500 requests per rate
 )
+# InferenceX's launch scripts run benchmark_serving with --num-prompts $((CONC * 10)) at
+# --max-concurrency CONC, after --num-warmups $((2 * CONC)) warm-up requests that all end before the
+# measured run starts (SemiAnalysisAI/InferenceX at 843c625: benchmarks/single_node/*.sh,
+# benchmarks/benchmark_lib.sh:696, utils/bench_serving/benchmark_serving.py): 10·CONC requests held
+# by the client, the first CONC sent together, each later one as a slot frees
+INFERENCEX_PROMPTS_PER_CONCURRENCY = 10
+_INFERENCEX_NOTE = re.compile(r"\binference(?:x|max)\b", re.IGNORECASE)
 _RANGE_NOTE = re.compile(r"\brandom[-_ ]range[-_ ]ratio\s*[=:]?\s*(\d*\.?\d+)", re.IGNORECASE)
 MAPPED_COLUMNS = (
     "status",
@@ -274,6 +285,7 @@ MAPPED_COLUMNS = (
     "max_num_seqs",
     "request_rate",
     "num_requests",
+    "queue",
     "isl_range_ratio",
     "osl_range_ratio",
     "stack",
@@ -312,6 +324,7 @@ _GRID_INPUTS = (
     "ep",
     "stack",
     "recipe",
+    "queue",
 )
 # the serving-stack presets rows map to (tensorperf/catalog/presets/stacks; stack_of gives the rule)
 STACK_IDS = ("ideal", "trtllm-0", "trtllm-1", "sglang", "vllm", "atom")
@@ -632,6 +645,10 @@ def _map_row(row: Mapping[str, Any]) -> dict[str, Any]:
     else:
         return skip("batch not stated")
     variable, total, in_out = VARIABLES[table][metric]
+    queue = "server"
+    if table == "concurrency" and serving["num_requests"] is None and _INFERENCEX_NOTE.search(_text(row.get("notes"))):
+        serving["num_requests"] = INFERENCEX_PROMPTS_PER_CONCURRENCY * int(batch_value)
+        queue = "client"
     ratio = serving["range_ratio"]
     factor = 1.0
     if in_out:  # input + output tokens: output tokens x (E[ISL] + E[OSL]) / E[OSL]
@@ -659,6 +676,7 @@ def _map_row(row: Mapping[str, Any]) -> dict[str, Any]:
         max_num_seqs=MAX_NUM_SEQS * dp,
         request_rate=nan if serving["request_rate"] is None else serving["request_rate"],
         num_requests=nan if serving["num_requests"] is None else float(serving["num_requests"]),
+        queue=queue,
         isl_range_ratio=nan if ratio is None else ratio,
         osl_range_ratio=nan if ratio is None else ratio,
         variable=variable,
@@ -714,6 +732,8 @@ def grid_inputs(points: pd.DataFrame, batch_max: bool | None = None) -> dict[str
         inputs["stack"] = ["ideal"] * len(points)
     if "recipe" not in inputs:  # points mapped without a recipe: every group in weight_dtype
         inputs["recipe"] = ["uniform"] * len(points)
+    if "queue" not in inputs:  # points mapped without one: the server holds the queue
+        inputs["queue"] = ["server"] * len(points)
     zipped = list(_GRID_INPUTS)
     if batch_max:
         inputs.update(batch="max", max_num_seqs=points["max_num_seqs"].astype(int).tolist())
@@ -841,6 +861,7 @@ def predict(
             **{k: mapped[k] for k in ("tp", "pp", "dp", "ep")},
             "batch": predicted["concurrency"].where(mapped["status"] == "ok"),
             **{k: mapped[k].where(mapped["status"] == "ok") for k in OPTIONAL_INPUTS},
+            "queue": mapped["queue"].where(mapped["status"] == "ok"),
             "stack": mapped["stack"],
             "recipe": mapped["recipe"] if recipe is None else mapped["recipe"].where(mapped["status"] != "ok", recipe),
         }

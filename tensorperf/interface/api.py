@@ -79,6 +79,7 @@ def sweep(
     max_num_tokens: Any = 8192,
     request_rate: Any = None,
     num_requests: Any = None,
+    queue: Any = "server",
     isl_range_ratio: Any = 1.0,
     osl_range_ratio: Any = 1.0,
     imbalance: Any = None,
@@ -125,7 +126,11 @@ def sweep(
       arrivals, an open loop): ``batch`` is then the cap on requests in flight and a rate at or
       beyond the capacity is masked as ``overloaded`` (with ``num_requests`` too: a finite run at
       that rate, never masked). ``num_requests`` alone: an offline run of that many requests queued
-      at once, the first ``batch`` a burst, the rest entering as slots free.
+      at once, the first ``batch`` a burst, the rest entering as slots free. ``queue``: where the
+      requests beyond ``batch`` wait, ``"server"`` (default: queued at the server, their TTFT counts
+      the wait; trtllm-bench, Triton) or ``"client"`` (a benchmark client sends one as a slot frees
+      and times it from sending: ``vllm bench serve`` / benchmark_serving with ``--num-prompts N
+      --max-concurrency batch``, as InferenceX runs 10·batch requests).
       ``isl_range_ratio`` / ``osl_range_ratio`` (default 1): prompt and output lengths uniform in
       [r·L, L] (the serving metrics are expectations over them).
     - ``imbalance`` (MoE models with ep > 1): the max/mean of the token-expert pairs the EP ranks
@@ -197,6 +202,7 @@ def sweep(
         max_num_tokens=max_num_tokens,
         request_rate=request_rate,
         num_requests=num_requests,
+        queue=queue,
         isl_range_ratio=isl_range_ratio,
         osl_range_ratio=osl_range_ratio,
         imbalance=imbalance,

@@ -26,6 +26,7 @@ from tensorperf.catalog.specs import (
 from tensorperf.engine.grid import Grid
 from tensorperf.engine.physics.comm import ALL_REDUCE
 from tensorperf.engine.physics.speculative import SPECULATIVE_METHODS
+from tensorperf.engine.roofline.values import QUEUES
 from tensorperf.units import DTYPE_BYTES
 from tensorperf.validation import SpecError, is_number, unknown_name_error
 
@@ -114,6 +115,7 @@ LABELS: Mapping[str, Collection[str]] = MappingProxyType(
         "act_dtype": DTYPE_BYTES,
         "allreduce": tuple(ALL_REDUCE),
         "speculative": SPECULATIVE_METHODS,
+        "queue": tuple(QUEUES),
     }
 )
 

@@ -23,6 +23,7 @@ from tensorperf.engine.roofline.factors import KERNEL_TABLES, NO_NATIVE_MATH, co
 from tensorperf.engine.roofline.resident import Resident, batch, resident_memory
 from tensorperf.engine.roofline.values import (
     ALLREDUCE_CODE,
+    QUEUES,
     Deployment,
     Operating,
     Rates,
@@ -235,6 +236,7 @@ def traffic(grid: Grid, S: torch.Tensor, T_out: torch.Tensor) -> Traffic:
         request_overhead=stack_overheads(grid)[1],
         request_rate=grid.axis("request_rate") if "request_rate" in grid.values else None,
         num_requests=grid.axis("num_requests", torch.float64).to(grid.dtype) if "num_requests" in grid.values else None,
+        client_queue=grid.lookup("queue", QUEUES) if any(q != "server" for q in grid.values["queue"]) else None,
     )
 
 

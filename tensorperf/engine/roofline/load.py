@@ -225,13 +225,6 @@ def burst(w: Workload, r: Rates, d: Deployment, s: Shortcuts, k: torch.Tensor) -
     return _Burst(ttft, tpot, first_done, duration, ops, steps, n_b * t_b + Td * t_d)
 
 
-def _sakasegawa_queue(rho: torch.Tensor, servers: torch.Tensor, cv2: torch.Tensor) -> torch.Tensor:
-    """Mean number waiting in an M/G/c queue (Sakasegawa 1977, with the Allen–Cunneen factor
-    (1 + c_s²)/2 for Poisson arrivals): ρ^√(2(c+1)) / (1 − ρ) · (1 + c_s²)/2; exact for M/M/1 and,
-    at c = 1, the Pollaczek–Khinchine mean."""
-    return rho ** torch.sqrt(2 * (servers + 1)) / (1 - rho) * (1 + cv2) / 2
-
-
 def serving_load(w: Workload, r: Rates, d: Deployment, s: Shortcuts) -> Load:
     """The serving metrics at the point's load: the closed loop at ``batch`` (steady state), an open
     loop at ``request_rate`` (``batch``: the cap on requests in flight; between one request in
@@ -269,6 +262,8 @@ def serving_load(w: Workload, r: Rates, d: Deployment, s: Shortcuts) -> Load:
     else:
         rho_ok = torch.where(overloaded, 0.5, rho)  # finite values where masked
     wait = _sakasegawa_queue(rho_ok, cap_b, tr.output_cv2) / lam
+    if tr.client_queue is not None:  # a client-held queue: TTFT starts when the request is sent
+        wait = wait * (1 - tr.client_queue)
     step = at(others, one.step, cap.step)
     busy = 1 - torch.exp(-lam * e_service)  # P(some request in flight): Poisson occupancy (M/G/∞)
     ttft = busy * step / 2 + wait + at(others, one.ttft, cap.ttft)  # + the running step's rest
@@ -285,7 +280,8 @@ def serving_load(w: Workload, r: Rates, d: Deployment, s: Shortcuts) -> Load:
     mu = cap_b / cap.e2e
     behind = torch.clamp(1 / mu - 1 / lam, min=0)
     late = torch.clamp(n_r - cap_b, min=0)
-    ttft = ttft + behind / 2 * late**2 / n_r
+    queued = behind / 2 * late**2 / n_r
+    ttft = ttft + (queued if tr.client_queue is None else queued * (1 - tr.client_queue))
     e2e = ttft + (T - 1) * tpot
     total = torch.maximum((n_r - 1) / lam + e2e, late / mu + cap.e2e)
     rps = tr.num_requests / total
@@ -296,7 +292,9 @@ def _offline(w: Workload, r: Rates, d: Deployment, s: Shortcuts, cap: _Loop, cap
     """N requests queued at once, N/dp per replica (trtllm-bench, vLLM's offline throughput): the first
     k = min(N/dp, b_c) arrive together (a burst), the rest enter as slots free, at the closed loop's
     steady rate b_c/e_c (the burst's first-come prefill staggers their ends, §10.3). Request j > b_c
-    waits for a slot: from the first end, j − b_c slots at that rate."""
+    waits for a slot: from the first end, j − b_c slots at that rate; its TTFT counts that wait where
+    the server holds the queue, not where a client does (``queue="client"``: benchmark_serving's
+    ``--num-prompts N --max-concurrency b``, a closed loop of N requests whose first b start together)."""
     tr, T = w.serving, w.serving.mean_output
     n_r = tr.num_requests / d.layout.dp
     k = torch.minimum(n_r, cap_b)
@@ -304,7 +302,9 @@ def _offline(w: Workload, r: Rates, d: Deployment, s: Shortcuts, cap: _Loop, cap
     later = n_r - k
     rate = cap_b / cap.e2e
     total = b.duration + later / rate
-    waited = b.first_done + later / (2 * rate)
+    waited = b.first_done + later / (2 * rate)  # (from the run's start: the server-side queue)
+    if tr.client_queue is not None:  # sent as a slot frees: no wait counted (§10.3)
+        waited = waited * (1 - tr.client_queue)
     ttft = (k * b.ttft + later * (waited + cap.ttft)) / n_r
     tpot = (k * b.tpot + later * cap.tpot) / n_r
     rps = tr.num_requests / total

@@ -27,6 +27,12 @@ from tensorperf.catalog.specs import Efficiency
 from tensorperf.engine.physics import comm, ops, pipeline
 from tensorperf.engine.physics.layout import Layout
 
+# Where the requests beyond the cap on requests in flight wait (the ``queue`` input, docs/model.md
+# §10.3): 0 at the server (trtllm-bench, vLLM's offline throughput, Triton: TTFT counts from the
+# request's arrival, the wait included), 1 at a client (benchmark_serving and `vllm bench serve`
+# with --max-concurrency: the client sends a request as a slot frees and times it from sending)
+QUEUES = MappingProxyType({"server": 0.0, "client": 1.0})
+
 
 @dataclass(frozen=True)
 class Traffic:
@@ -42,6 +48,7 @@ class Traffic:
     request_overhead: torch.Tensor | None  # s per request outside the forward passes (the stack's); None: 0
     request_rate: torch.Tensor | None  # λ, requests/s on the deployment (open loop); None: closed loop
     num_requests: torch.Tensor | None  # N queued at once (offline); None: the steady state
+    client_queue: torch.Tensor | None = None  # 1 where a client holds the waiting requests (load.QUEUES); None: server
 
 
 @dataclass(frozen=True)
