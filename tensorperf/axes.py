@@ -140,6 +140,23 @@ _ROWS = (
         "MoE: max/mean routed token-expert pairs over the EP ranks, >= 1 (default: uniform top-k routing's)",
         -8,
     ),
+    Axis(
+        "ep_overlap",
+        Kind.LABEL,
+        "none",
+        "1",
+        "MoE: none, or two_batch (two half micro-batches, one's expert all-to-all behind the other's compute)",
+        -14,
+    ),
+    Axis(
+        "ep_a2a",
+        Kind.LABEL,
+        "nccl",
+        "1",
+        "MoE: the expert all-to-all's kernels: nccl, deepep (normal: once per remote node, fp8 dispatch) "
+        "or deepep_ll (low latency: every copy, fp8 dispatch)",
+        -15,
+    ),
     Axis("speculative", Kind.LABEL, "none", "1", "speculative decoding: none, mtp, eagle or draft", -9),
     Axis(
         "spec_tokens",

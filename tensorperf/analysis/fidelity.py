@@ -65,8 +65,9 @@ throughput times (E[ISL] + E[OSL]) / E[OSL], the mean lengths under the range ra
     ``max-concurrency`` with an unlimited request rate): ``batch`` = concurrency, a closed loop; no
     request rate. InferenceX rows (the notes say "InferenceX") run ``num_requests`` = 10 x
     concurrency with ``queue="client"``: its launch scripts' ``--num-prompts $((CONC * 10))``, held
-    and timed from sending by benchmark_serving (:data:`INFERENCEX_PROMPTS_PER_CONCURRENCY`). Where the notes say "static batching" (TensorRT-LLM
-    v0.9.0 gptSessionBenchmark), the row is mapped as ``fixed_batch`` instead.
+    and timed from sending by benchmark_serving (:data:`INFERENCEX_PROMPTS_PER_CONCURRENCY`). Where
+    the notes say "static batching" (TensorRT-LLM v0.9.0 gptSessionBenchmark), the row is mapped as
+    ``fixed_batch`` instead.
     ``server`` (an open loop: "request rate QPS=<x>", "<N> requests total"): ``request_rate`` and
     ``num_requests`` as above, ``batch`` = the stated cap on requests in flight, else ``"max"``
     with ``max_num_seqs`` as for ``max_throughput`` (what fits, the server's cap). A ``server`` row
@@ -192,6 +193,8 @@ CONTEXT_COLUMNS = (
     "osl_range_ratio",
     "stack",
     "recipe",
+    "ep_overlap",
+    "ep_a2a",
 )
 
 # a row's unit -> SI factor (the only unit conversions of the module)
@@ -268,6 +271,12 @@ _NUM_REQUESTS_NOTES = (
 # by the client, the first CONC sent together, each later one as a slot frees
 INFERENCEX_PROMPTS_PER_CONCURRENCY = 10
 _INFERENCEX_NOTE = re.compile(r"\binference(?:x|max)\b", re.IGNORECASE)
+# the expert all-to-all as the notes state it (docs/model.md §3.9.2, §8.8.1): two-batch overlap
+# ("two-batch overlap", DeepSeek's "two micro-batch overlap"), and DeepEP ("DeepEP", or DeepSeek's
+# "fp8 GEMM/dispatch"), whose normal kernels serve prefill and low-latency kernels decode (LMSYS,
+# 2025-05-05-large-scale-ep: "Prefill: Normal Dispatch; Decode: Low-Latency Dispatch")
+_TWO_BATCH_NOTE = re.compile(r"\btwo[- ](?:batch|micro-?batch) overlap", re.IGNORECASE)
+_DEEPEP_NOTE = re.compile(r"\bdeepep\b|\bfp8 gemm/dispatch\b", re.IGNORECASE)
 _RANGE_NOTE = re.compile(r"\brandom[-_ ]range[-_ ]ratio\s*[=:]?\s*(\d*\.?\d+)", re.IGNORECASE)
 MAPPED_COLUMNS = (
     "status",
@@ -290,6 +299,8 @@ MAPPED_COLUMNS = (
     "osl_range_ratio",
     "stack",
     "recipe",
+    "ep_overlap",
+    "ep_a2a",
     "variable",
     "times_gpus",
     "factor",
@@ -325,6 +336,8 @@ _GRID_INPUTS = (
     "stack",
     "recipe",
     "queue",
+    "ep_overlap",
+    "ep_a2a",
 )
 # the serving-stack presets rows map to (tensorperf/catalog/presets/stacks; stack_of gives the rule)
 STACK_IDS = ("ideal", "trtllm-0", "trtllm-1", "sglang", "vllm", "atom")
@@ -677,6 +690,12 @@ def _map_row(row: Mapping[str, Any]) -> dict[str, Any]:
         request_rate=nan if serving["request_rate"] is None else serving["request_rate"],
         num_requests=nan if serving["num_requests"] is None else float(serving["num_requests"]),
         queue=queue,
+        ep_overlap="two_batch" if _TWO_BATCH_NOTE.search(_text(row.get("notes"))) else "none",
+        ep_a2a=(
+            ("deepep" if mode == "disagg_prefill" else "deepep_ll")
+            if _DEEPEP_NOTE.search(_text(row.get("notes")))
+            else "nccl"
+        ),
         isl_range_ratio=nan if ratio is None else ratio,
         osl_range_ratio=nan if ratio is None else ratio,
         variable=variable,
@@ -732,8 +751,9 @@ def grid_inputs(points: pd.DataFrame, batch_max: bool | None = None) -> dict[str
         inputs["stack"] = ["ideal"] * len(points)
     if "recipe" not in inputs:  # points mapped without a recipe: every group in weight_dtype
         inputs["recipe"] = ["uniform"] * len(points)
-    if "queue" not in inputs:  # points mapped without one: the server holds the queue
-        inputs["queue"] = ["server"] * len(points)
+    for name, default in (("queue", "server"), ("ep_overlap", "none"), ("ep_a2a", "nccl")):
+        if name not in inputs:  # points mapped without it: the input's default
+            inputs[name] = [default] * len(points)
     zipped = list(_GRID_INPUTS)
     if batch_max:
         inputs.update(batch="max", max_num_seqs=points["max_num_seqs"].astype(int).tolist())
@@ -861,7 +881,7 @@ def predict(
             **{k: mapped[k] for k in ("tp", "pp", "dp", "ep")},
             "batch": predicted["concurrency"].where(mapped["status"] == "ok"),
             **{k: mapped[k].where(mapped["status"] == "ok") for k in OPTIONAL_INPUTS},
-            "queue": mapped["queue"].where(mapped["status"] == "ok"),
+            **{k: mapped[k].where(mapped["status"] == "ok") for k in ("queue", "ep_overlap", "ep_a2a")},
             "stack": mapped["stack"],
             "recipe": mapped["recipe"] if recipe is None else mapped["recipe"].where(mapped["status"] != "ok", recipe),
         }

@@ -83,6 +83,8 @@ def sweep(
     isl_range_ratio: Any = 1.0,
     osl_range_ratio: Any = 1.0,
     imbalance: Any = None,
+    ep_overlap: Any = "none",
+    ep_a2a: Any = "nccl",
     speculative: Any = "none",
     spec_tokens: Any = None,
     acceptance: Any = None,
@@ -137,6 +139,14 @@ def sweep(
       receive, a number >= 1 (e.g. measured on a stack with redundant experts or EPLB); the slowest
       rank's expert GEMMs, expert weights and all-to-all scale with it. Default: uniform top-k
       routing's expected max/mean at each phase's tokens (docs/model.md §3.5.1); 1 at ep = 1.
+    - ``ep_overlap`` (MoE): ``"none"`` (default) or ``"two_batch"``: each MoE layer splits its tokens
+      in two micro-batches and hides one's expert all-to-all behind the other's compute, a layer
+      then taking max(2·compute(T/2), 2·all-to-all(T/2)) (SGLang's two-batch overlap, DeepSeek's
+      two micro-batches; docs/model.md §3.9.2).
+    - ``ep_a2a`` (MoE): the expert all-to-all's kernels: ``"nccl"`` (default: every copy, in the
+      activations' format both ways), ``"deepep"`` (DeepEP's normal kernels: fp8 dispatch, bf16
+      combine, a token sent once per remote scale-up domain; prefill) or ``"deepep_ll"`` (its
+      low-latency kernels: fp8 dispatch, bf16 combine, every copy; decode); docs/model.md §8.8.1.
     - ``speculative`` (docs/model.md §3.14): ``"none"`` (default), ``"mtp"`` (the model's own MTP
       modules, ``num_mtp_layers``), ``"eagle"`` (a one-layer head) or ``"draft"`` (the small model
       ``draft_model``, a preset id, spec file or ModelSpec, with its own weights and KV cache): each
@@ -206,6 +216,8 @@ def sweep(
         isl_range_ratio=isl_range_ratio,
         osl_range_ratio=osl_range_ratio,
         imbalance=imbalance,
+        ep_overlap=ep_overlap,
+        ep_a2a=ep_a2a,
         speculative=speculative,
         spec_tokens=spec_tokens,
         acceptance=acceptance,

@@ -26,7 +26,7 @@ from tensorperf.catalog.specs import (
 from tensorperf.engine.grid import Grid
 from tensorperf.engine.physics.comm import ALL_REDUCE
 from tensorperf.engine.physics.speculative import SPECULATIVE_METHODS
-from tensorperf.engine.roofline.values import QUEUES
+from tensorperf.engine.roofline.values import EP_ALL_TO_ALLS, EP_OVERLAPS, QUEUES
 from tensorperf.units import DTYPE_BYTES
 from tensorperf.validation import SpecError, is_number, unknown_name_error
 
@@ -116,6 +116,8 @@ LABELS: Mapping[str, Collection[str]] = MappingProxyType(
         "allreduce": tuple(ALL_REDUCE),
         "speculative": SPECULATIVE_METHODS,
         "queue": tuple(QUEUES),
+        "ep_overlap": tuple(EP_OVERLAPS),
+        "ep_a2a": tuple(EP_ALL_TO_ALLS),
     }
 )
 

@@ -23,6 +23,8 @@ from tensorperf.engine.roofline.factors import KERNEL_TABLES, NO_NATIVE_MATH, co
 from tensorperf.engine.roofline.resident import Resident, batch, resident_memory
 from tensorperf.engine.roofline.values import (
     ALLREDUCE_CODE,
+    EP_ALL_TO_ALLS,
+    EP_OVERLAPS,
     QUEUES,
     Deployment,
     Operating,
@@ -131,6 +133,7 @@ def rates(
             mesh=hw.scaleup_mesh,
         ),
         custom=custom_all_reduce(grid, hw),
+        ep_a2a=grid.lookup("ep_a2a", EP_ALL_TO_ALLS) if any(v != "nccl" for v in grid.values["ep_a2a"]) else None,
         operating=Operating(
             idle_power=hw.idle_power,
             board_power=hw.board_power,
@@ -329,6 +332,8 @@ def build(
     batch_exact = batch(grid, resident, exact_layout.dp, micro)
     batch_ = batch_exact.to(grid.dtype)
     dep = deployment(exact_layout, shell, sizes, resident, batch_exact, micro, group_bytes)
+    if any(v != "none" for v in grid.values["ep_overlap"]):
+        dep = dataclasses.replace(dep, two_batch=grid.lookup("ep_overlap", EP_OVERLAPS))
     return (
         workload(grid, model, model_exact, S, chunks, T_out, context, batch_exact, batch_, imbalance, spec),
         rates(grid, model, hardware, eff, column, kernels),

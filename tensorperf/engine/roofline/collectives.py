@@ -12,7 +12,7 @@ import dataclasses
 
 import torch
 
-from tensorperf.engine.physics import comm, ops
+from tensorperf.engine.physics import comm, ops, routing
 from tensorperf.engine.physics.layout import kv_elements_per_rank
 from tensorperf.engine.roofline import layer
 from tensorperf.engine.roofline.values import ALLREDUCE_CODE, Deployment, Rates, Shortcuts, Workload
@@ -70,9 +70,38 @@ def phase_comm(
         ep_tiers = dataclasses.replace(t, domain=torch.clamp(t.domain / lay.etp, min=1))
         send = act * (m.experts_per_token / lay.tp)
         imbalance = layer.routing_imbalance(w, d, s, tokens * (lay.dp * spread))
-        a2a = comm.group_all_to_all((send if imbalance is None else send * imbalance) + half, lay.ep, ep_tiers)
-        out |= {"moe_tp": exposed(s, ar_tp + ar_etp), "moe_ep": exposed(s, 2 * a2a)}
+        send = send if imbalance is None else send * imbalance
+        if r.ep_a2a is None:  # NCCL's all-to-all everywhere: dispatch and combine alike
+            a2a = 2 * comm.group_all_to_all(send + half, lay.ep, ep_tiers)
+        else:
+            a2a = deepep_all_to_all(w, r, d, send, half, ep_tiers)
+        out |= {"moe_tp": exposed(s, ar_tp + ar_etp), "moe_ep": exposed(s, a2a)}
     return out
+
+
+# DeepEP dispatches fp8 activations with one fp32 scale per 128 elements and combines in bf16
+# (deepseek-ai/DeepEP README; DeepSeek-V3 technical report, section 3.3: "quantize the activation before MoE
+# up-projections into FP8 and then apply dispatch components ... combine components retained in BF16")
+FP8_DISPATCH_BYTES = 1.0 + 4.0 / 128
+BF16_BYTES = 2.0
+
+
+def deepep_all_to_all(
+    w: Workload, r: Rates, d: Deployment, send: torch.Tensor, half: torch.Tensor, tiers: comm.Tiers
+) -> torch.Tensor:
+    """Dispatch + combine of one MoE layer per the ``ep_a2a`` input (docs/model.md §8.8.1): NCCL's
+    (code 0) as without it; DeepEP's (1: normal, 2: low latency) dispatch fp8 and combine bf16, ``send``
+    being in the activations' format; the normal kernels send a token once per remote domain
+    (physics.routing.dedup_factor over the domains the EP group spans)."""
+    m, lay, code = w.model, d.layout, r.ep_a2a
+    deepep = code > 0
+    dispatch_bytes = torch.where(deepep, FP8_DISPATCH_BYTES / d.sizes.a, 1.0) * send
+    combine_bytes = torch.where(deepep, BF16_BYTES / d.sizes.a, 1.0) * send
+    _, domains = comm.split(lay.ep, tiers.domain)
+    dedup = torch.where(code == 1, routing.dedup_factor(m.num_experts, m.experts_per_token, domains), 1.0)
+    return comm.group_all_to_all(dispatch_bytes + half, lay.ep, tiers, dedup) + comm.group_all_to_all(
+        combine_bytes + half, lay.ep, tiers, dedup
+    )
 
 
 def with_context_parallel(

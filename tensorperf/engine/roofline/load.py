@@ -24,7 +24,7 @@ import torch
 from tensorperf.engine.physics import ops, pipeline
 from tensorperf.engine.physics import speculative as spec_physics
 from tensorperf.engine.physics.attention import mean_chunked_keys, mean_decode_keys, mean_prefill_pairs
-from tensorperf.engine.roofline import collectives, layer, speculative, stages
+from tensorperf.engine.roofline import collectives, layer, overlap, speculative, stages
 from tensorperf.engine.roofline.per_op import PerOp, each, left_sum
 from tensorperf.engine.roofline.values import Deployment, Rates, Shortcuts, Workload
 
@@ -95,7 +95,8 @@ def _step(
     coll = collectives.phase_comm(w, r, d, s, tokens)
     for part in parts:
         coll = collectives.with_context_parallel(w, r, d, s, coll, part, per_op["attn"][2])
-    _, total, slowest = stages.compose(w, d, s, per_op, coll)
+    halves = overlap.halves(w, r, d, s, mixed, tuple(parts))
+    _, total, slowest = stages.compose(w, d, s, per_op, coll, False, halves)
     t = pipeline.decode_step(total, slowest, d.layout.micro)
     if spec is not None:  # k draft steps on the decoding sequences (none where no sequence decodes)
         draft = speculative.draft_time(

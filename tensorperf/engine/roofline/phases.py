@@ -15,7 +15,7 @@ import torch
 from tensorperf.engine.physics import inplace, ops, pipeline
 from tensorperf.engine.physics import speculative as spec_physics
 from tensorperf.engine.physics.attention import mean_chunked_keys, mean_decode_keys, mean_prefill_pairs
-from tensorperf.engine.roofline import collectives, layer, speculative, stages
+from tensorperf.engine.roofline import collectives, layer, overlap, speculative, stages
 from tensorperf.engine.roofline.chunked import chunked_prefill
 from tensorperf.engine.roofline.collectives import Collectives
 from tensorperf.engine.roofline.per_op import PerOp, each
@@ -81,7 +81,9 @@ def prefill(w: Workload, r: Rates, d: Deployment, s: Shortcuts) -> Prefill:
     pre_coll = collectives.with_context_parallel(
         w, r, d, s, collectives.phase_comm(w, r, d, s, tokens, cp), pre, pre_ops["attn"][2]
     )
-    pre_times, pre_total, pre_slowest = stages.compose(w, d, s, pre_ops, pre_coll, s.breakdown)
+    pre_times, pre_total, pre_slowest = stages.compose(
+        w, d, s, pre_ops, pre_coll, s.breakdown, overlap.halves(w, r, d, s, pre)
+    )
     ttft, ttft_max = pipeline.prefill_times(with_overhead(r, s, pre_total), pre_slowest, lay.micro)
     if w.chunk_size is None:
         return Prefill(ttft=ttft, ttft_max=ttft_max, ops=pre_ops, times=pre_times)
@@ -122,10 +124,21 @@ def decode(w: Workload, r: Rates, d: Deployment, s: Shortcuts) -> Decode:
         w, r, d, s, collectives.phase_comm(w, r, d, s, nodes[1].tokens), nodes[1], dec_ops["attn"][2]
     )
     steps, attn = [], []
-    rest = stages.grouped_by_layer_count(stages.without_attention(w, d, s, dec_ops, dec_coll), d)
+    halves = overlap.halves(w, r, d, s, nodes[1])
+    rest = (
+        None
+        if halves is not None
+        else stages.grouped_by_layer_count(stages.without_attention(w, d, s, dec_ops, dec_coll), d)
+    )
     for node in nodes:
         attn.append(layer.attention_op(w, r, d, s, (node,)))
-        total, slowest = stages.with_attention(rest, attn[-1][2])
+        if rest is not None:
+            total, slowest = stages.with_attention(rest, attn[-1][2])
+        else:  # two-batch overlap: each layer's all-to-all against its compute, attention included
+            h_ops = halves[0] | {"attn": layer.attention_op(w, r, d, s, (overlap.half(node),))}
+            _, total, slowest = stages.compose(
+                w, d, s, dec_ops | {"attn": attn[-1]}, dec_coll, False, (h_ops, *halves[1:])
+            )
         steps.append(pipeline.decode_step(total, slowest, lay.micro))
     if spec is not None:  # k draft steps before each verification, at each node's context
         dr = speculative.drafter(w, r, d, s, bmb, plain[1].pairs)

@@ -40,28 +40,35 @@ def comm_totals(model: Any, coll: Collectives) -> dict[str, torch.Tensor]:
     return out
 
 
+def _moe_compute(per_op: PerOp, coll: Collectives) -> torch.Tensor:
+    """A MoE layer's ops and tensor-parallel all-reduces, without its attention core and all-to-all."""
+    common = left_sum(per_op[k][2] for k in ("norm", "qkv", "out_proj"))
+    return common + per_op["router"][2] + per_op["shared_experts"][2] + per_op["experts"][2] + coll["moe_tp"]
+
+
 def layer_times(
-    s: Shortcuts, per_op: PerOp, coll: Collectives, t_attn: torch.Tensor | None = None
+    s: Shortcuts,
+    per_op: PerOp,
+    coll: Collectives,
+    t_attn: torch.Tensor | None = None,
+    two_batch: tuple[torch.Tensor, PerOp, Collectives, Any] | None = None,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """(time of a dense layer, time of a MoE layer), each None where no model has that kind; with
-    their attention core ``t_attn`` when given (a layer's every op and exposed collective)."""
+    their attention core ``t_attn`` when given (a layer's every op and exposed collective).
+    ``two_batch`` = (where, a half's per-op quantities, a half's collectives, the overlapped compute's
+    slowdown), with ``t_attn``: the MoE layer there is max(2·C(T/2), 2·A(T/2)) instead (two-batch
+    overlap, overlap.py)."""
     common = left_sum(per_op[k][2] for k in ("norm", "qkv", "out_proj"))
     t_dense = common + per_op["mlp"][2] + coll["dense"] if s.has_dense else None
-    t_moe = (
-        (
-            common
-            + per_op["router"][2]
-            + per_op["shared_experts"][2]
-            + per_op["experts"][2]
-            + coll["moe_tp"]
-            + coll["moe_ep"]
-        )
-        if s.has_moe
-        else None
-    )
+    t_moe = _moe_compute(per_op, coll) + coll["moe_ep"] if s.has_moe else None
     if t_attn is None:
         return t_dense, t_moe
-    return tuple(None if t is None else t + t_attn for t in (t_dense, t_moe))
+    t_dense, t_moe = (None if t is None else t + t_attn for t in (t_dense, t_moe))
+    if two_batch is not None and t_moe is not None:
+        where, h_ops, h_coll, slow = two_batch
+        overlapped = 2 * torch.maximum((_moe_compute(h_ops, h_coll) + h_ops["attn"][2]) * slow, h_coll["moe_ep"])
+        t_moe = torch.where(where > 0, overlapped, t_moe)
+    return t_dense, t_moe
 
 
 def stage_times(
@@ -107,12 +114,22 @@ def with_attention(p: WithoutAttention, t_attn: torch.Tensor) -> tuple[torch.Ten
 
 
 def compose(
-    w: Workload, d: Deployment, s: Shortcuts, per_op: PerOp, coll: Collectives, breakdown: bool = False
+    w: Workload,
+    d: Deployment,
+    s: Shortcuts,
+    per_op: PerOp,
+    coll: Collectives,
+    breakdown: bool = False,
+    halves: tuple[PerOp, Collectives, Any] | None = None,
 ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
     """Per-op totals over all layers (op axis last; only with ``breakdown``), the sum over stages,
     and the slowest stage, of a pass used once: each layer's time includes its attention core before
-    the stages are formed (one addition per kind of layer, not per candidate stage)."""
-    total, candidates = stage_times(w, d, per_op, coll, *layer_times(s, per_op, coll, per_op["attn"][2]))
+    the stages are formed (one addition per kind of layer, not per candidate stage). ``halves``: a
+    half micro-batch's per-op quantities and collectives, for the points with two-batch overlap (the
+    per-op breakdown stays the ops' own times, before the overlap)."""
+    two_batch = None if halves is None else (d.two_batch, *halves)
+    layers = layer_times(s, per_op, coll, per_op["attn"][2], two_batch)
+    total, candidates = stage_times(w, d, per_op, coll, *layers)
     slowest = None
     for t in candidates:  # at most 5 candidate stages (temporaries of candidate_times)
         slowest = t if slowest is None else inplace.maximum(slowest, t)

@@ -33,6 +33,17 @@ from tensorperf.engine.physics.layout import Layout
 # with --max-concurrency: the client sends a request as a slot frees and times it from sending)
 QUEUES = MappingProxyType({"server": 0.0, "client": 1.0})
 
+# How a MoE layer's expert all-to-all meets its compute (the ``ep_overlap`` input, docs/model.md
+# §3.9.2): 0 one after the other, 1 two-batch overlap (two half micro-batches, one's all-to-all
+# behind the other's compute: SGLang --enable-two-batch-overlap, DeepSeek-V3 report §3.4)
+EP_OVERLAPS = MappingProxyType({"none": 0.0, "two_batch": 1.0})
+
+# Which kernels move the expert all-to-all (the ``ep_a2a`` input, docs/model.md §8.8.1): 0 NCCL's
+# all-to-all (every copy, activations' format both ways), 1 DeepEP's normal kernels (a token sent once
+# per remote domain and forwarded inside; dispatch in fp8, combine in bf16), 2 DeepEP's low-latency
+# kernels (every copy over RDMA; dispatch in fp8, combine in bf16)
+EP_ALL_TO_ALLS = MappingProxyType({"nccl": 0.0, "deepep": 1.0, "deepep_ll": 2.0})
+
 
 @dataclass(frozen=True)
 class Traffic:
@@ -124,6 +135,7 @@ class Rates:
     # the serving stacks' peer-memory all-reduce kernels (docs/model.md §10.4); None where no point's
     # stack has them on a device with measured parameters (NCCL's algorithms only, bit for bit)
     custom: comm.CustomAllReduce | None = None
+    ep_a2a: torch.Tensor | None = None  # EP_ALL_TO_ALLS code at each point; None: NCCL's everywhere
 
 
 @dataclass(frozen=True)
@@ -144,6 +156,7 @@ class Deployment:
     replica_batch: torch.Tensor  # B / dp: requests per replica
     replica_batch_exact: torch.Tensor
     microbatch: torch.Tensor  # B / dp / microbatches: sequences per replica-microbatch
+    two_batch: torch.Tensor | None = None  # 1 where MoE layers run two-batch overlap (EP_OVERLAPS); None: nowhere
 
 
 @dataclass(frozen=True)
