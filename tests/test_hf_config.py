@@ -33,8 +33,12 @@ model_spec_from_hf_config = ModelSpec.from_hf_config
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hf"
 WITH_PRESET = ("llama-3.1-8b", "mixtral-8x7b", "qwen3-235b-a22b", "deepseek-v3", "gpt-oss-120b")
-# (mtp_acceptance: a published measurement of the preset, not a config.json key)
-ARCH_FIELDS = tuple(f.name for f in dataclasses.fields(ModelSpec) if f.name not in ("name", "source", "mtp_acceptance"))
+# (mtp_acceptance, mtp_reuse_decay: published measurements the preset cites, not config.json keys)
+ARCH_FIELDS = tuple(
+    f.name
+    for f in dataclasses.fields(ModelSpec)
+    if f.name not in ("name", "source", "mtp_acceptance", "mtp_reuse_decay")
+)
 
 
 def fixture(name: str) -> Path:

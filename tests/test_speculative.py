@@ -52,6 +52,36 @@ def test_tokens_per_step_hand_values():
     assert tokens_per_step(_t(1.0), _t(3.0), 3).item() == 4.0  # α = 1: all k + 1
 
 
+def test_a_reused_mtp_module_is_accepted_less_at_each_further_position():
+    # DeepSeek-V3 drafts k = 3 with its one MTP module: position 1 at 0.875, position 2 at 0.875·0.76,
+    # position 3 at 0.875·0.76² given the one before: E = 1 + 0.875 + 0.875²·0.76 + 0.875³·0.76³
+    #   = 1 + 0.875 + 0.581875 + 0.294079625 = 2.750954625
+    reuse = (_t(0.76), _t(1.0))
+    got = tokens_per_step(_t(0.875), _t(3.0), 3, reuse).item()
+    assert got == pytest.approx(1 + 0.875 + 0.875**2 * 0.76 + 0.875**3 * 0.76**3, rel=1e-12)
+    assert got == pytest.approx(2.750954625, rel=1e-12)
+    # within the modules' own depth nothing decays, and a decay of 1 is Leviathan's form bit for bit
+    assert tokens_per_step(_t(0.875), _t(1.0), 1, reuse).item() == 1.875
+    assert (
+        tokens_per_step(_t(0.7), _t(4.0), 4, (_t(1.0), _t(1.0))).item() == tokens_per_step(_t(0.7), _t(4.0), 4).item()
+    )
+    # the preset default decays; a given acceptance is the same at every position (α = 1: k + 1 tokens)
+    dflt = tp.sweep(**DSV3, batch=8, speculative="mtp", spec_tokens=3)
+    flat = tp.sweep(**DSV3, batch=8, speculative="mtp", spec_tokens=3, acceptance=0.875)
+    assert float(dflt.tpot) > float(flat.tpot)
+
+
+def test_the_decay_is_the_dsv4_golden_acceptance_lengths():
+    # InferenceX golden_al_distribution/dsv4_mtp.yaml, AL at 1, 2, 3 draft tokens: thinking off 1.92,
+    # 2.61, 2.97; on 1.79, 2.27, 2.49. Conditional acceptances (AL(j) − AL(j−1))/(AL(j−1) − AL(j−2)):
+    ratios = []
+    for al in ((1.0, 1.92, 2.61, 2.97), (1.0, 1.79, 2.27, 2.49)):
+        p = [(al[j] - al[j - 1]) / (al[j - 1] - al[j - 2] if j > 1 else 1.0) for j in (1, 2, 3)]
+        ratios += [p[1] / p[0], p[2] / p[1]]
+    assert np.mean(ratios) == pytest.approx(0.759, abs=5e-4)
+    assert model("deepseek-v3").mtp_reuse_decay == 0.76
+
+
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(alpha=st.floats(0.0, 0.99), k=st.integers(0, 12))
 def test_tokens_per_step_is_leviathans_closed_form(alpha, k):
@@ -227,7 +257,12 @@ def rows2():
 def test_inferencex_mtp_rows_map_to_their_draft_length(rows2, rid, k):
     mapped = fidelity.map_rows(rows2[rows2["id"] == rid]).iloc[0]
     assert mapped["status"] == "ok"
-    assert (mapped["speculative"], mapped["spec_tokens"], mapped["acceptance"]) == ("mtp", k, 0.875)
+    assert (mapped["speculative"], mapped["spec_tokens"]) == ("mtp", k)
+    # the preset's 0.875 at the module's own position, decaying 0.76x per reused position beyond it,
+    # passed as the constant α that gains the same tokens per step (1.875, 2.456875 and 2.750954625 at k = 1..3)
+    alpha = mapped["acceptance"]
+    gain = 1 + 0.875 + (0.875**2 * 0.76 if k >= 2 else 0) + (0.875**3 * 0.76**3 if k >= 3 else 0)
+    assert alpha == 0.875 if k == 1 else sum(alpha**i for i in range(k + 1)) == pytest.approx(gain, rel=1e-12)
 
 
 def test_a_stated_draft_length_and_acceptance_win(rows2):

@@ -18,7 +18,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from tensorperf.engine.physics.speculative import SPECULATIVE_METHODS
+import torch
+
+from tensorperf.engine.physics.speculative import SPECULATIVE_METHODS, constant_acceptance, tokens_per_step
 
 # the draft length a row's notes state (the first match wins; the engines' own spellings)
 _K_NOTES = (
@@ -105,12 +107,21 @@ def speculation(row: Mapping[str, Any]) -> dict[str, Any] | str:
 
 
 def with_acceptance(read: Mapping[str, Any], model: Any) -> dict[str, Any] | str:
-    """``read`` with its acceptance: the row's, else the model preset's sourced MTP acceptance; the
-    reason to skip where neither exists."""
+    """``read`` with its acceptance: the row's, else the model preset's sourced MTP acceptance (where
+    the preset's acceptance decays past its MTP modules, the constant α that gains the same tokens
+    per step at the row's k: the sweep input is the same at every position); the reason to skip
+    where neither exists."""
     if read["acceptance"] is not None:
         return dict(read)
     if model.mtp_acceptance > 0:
-        return dict(read, acceptance=float(model.mtp_acceptance))
+        k = int(read["spec_tokens"])
+        if k <= model.num_mtp_layers or model.mtp_reuse_decay == 1:  # every position the module's own
+            return dict(read, acceptance=float(model.mtp_acceptance))
+        alpha = torch.tensor(float(model.mtp_acceptance), dtype=torch.float64)
+        f64 = lambda x: torch.tensor(float(x), dtype=torch.float64)
+        reuse = (f64(model.mtp_reuse_decay), f64(model.num_mtp_layers))
+        gain = float(tokens_per_step(alpha, torch.tensor(float(k), dtype=torch.float64), k, reuse))
+        return dict(read, acceptance=constant_acceptance(gain, k))
     return (
         f"speculative decoding ({read['speculative']}): the row states no acceptance and model preset "
         f"{model.name!r} has no sourced default (mtp_acceptance)"

@@ -117,6 +117,10 @@ class ModelSpec:
     # acceptance of an MTP draft token given the previous one was (0: no published value)
     num_mtp_layers: int = 0
     mtp_acceptance: float = 0.0
+    # the published per-position decay of that acceptance where the last MTP module drafts beyond its
+    # own depth (reused recursively): draft position i > num_mtp_layers is accepted with
+    # mtp_acceptance·decay^(i − num_mtp_layers) given the one before was (1: no decay)
+    mtp_reuse_decay: float = 1.0
     source: str = field(default="", compare=False)
 
     CONSTRAINTS: ClassVar[dict[str, Any]] = {
@@ -157,6 +161,7 @@ class ModelSpec:
         "learned_positions": non_negative_integer,
         "num_mtp_layers": non_negative_integer,
         "mtp_acceptance": probability,
+        "mtp_reuse_decay": unit_interval,
     }
 
     def __post_init__(self) -> None:

@@ -34,16 +34,38 @@ METHOD_CODE: Mapping[str, int] = MappingProxyType({name: i for i, name in enumer
 NORMS_PER_MODULE = 3  # MTP: RMSNorms of h and of Emb(t), and the shared head's (DeepSeek-V3 report, section 2.2)
 
 
-def tokens_per_step(acceptance: torch.Tensor, k: torch.Tensor, k_max: int) -> torch.Tensor:
+def tokens_per_step(
+    acceptance: torch.Tensor,
+    k: torch.Tensor,
+    k_max: int,
+    reuse: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
     """E = Σ_{i=0}^{k} α^i, the expected tokens a sequence gains per step (Leviathan et al. 2023, eq. 1:
     (1 − α^(k+1)) / (1 − α)). Summed term by term up to the grid's largest k (``k_max``): exactly 1
-    where k = 0, exactly k + 1 where α = 1, and its derivative in α is finite everywhere (no pow at 0)."""
+    where k = 0, exactly k + 1 where α = 1, and its derivative in α is finite everywhere (no pow at 0).
+    ``reuse`` = (ρ, L): position i > L is accepted with α·ρ^(i − L) given the one before was (an MTP
+    module reused beyond its trained depth, ModelSpec.mtp_reuse_decay): E = 1 + Σ_j Π_{i<=j} α_i."""
     total = torch.ones_like(acceptance * k)
     term = torch.ones_like(acceptance)
     for i in range(1, k_max + 1):  # draft positions, not grid points (k <= 64)
-        term = term * acceptance
+        step = acceptance
+        if reuse is not None:
+            decay, trained = reuse
+            step = acceptance * decay ** torch.clamp(i - trained, min=0)
+        term = term * step
         total = total + torch.where(k >= i, term, torch.zeros_like(term))
     return total
+
+
+def constant_acceptance(tokens: float, k: int) -> float:
+    """The α that is the same at every position and gains ``tokens`` per step with k draft tokens: the
+    root of (1 − α^(k+1))/(1 − α) = tokens in [0, 1] (bisection; E is increasing in α)."""
+    low, high = 0.0, 1.0
+    for _ in range(60):  # bisection steps, not grid points
+        mid = (low + high) / 2
+        gain = sum(mid**i for i in range(k + 1))
+        low, high = (mid, high) if gain < tokens else (low, mid)
+    return (low + high) / 2
 
 
 def step_time(verify: torch.Tensor, draft: torch.Tensor, k: torch.Tensor) -> torch.Tensor:

@@ -76,10 +76,15 @@ def speculation(
     k = torch.where(method == 0, torch.zeros_like(k_given), k_given)
     k_max = max(grid.values["spec_tokens"]) if "spec_tokens" in grid.values else 1
     alpha = _acceptance(grid, fields, model, method, used)
+    # the preset's MTP acceptance decays past the model's MTP modules (a given acceptance is taken as
+    # the same at every position, the definition)
+    given = "acceptance" in fields or "acceptance" in grid.values
+    decay = torch.where(method == MTP, model.mtp_reuse_decay, torch.ones_like(model.mtp_reuse_decay))
+    reuse = None if given else (decay, model.num_mtp_layers)
     out = Speculation(
         method=method,
         k=k,
-        tokens_per_step=spec_physics.tokens_per_step(alpha, k, int(k_max)),
+        tokens_per_step=spec_physics.tokens_per_step(alpha, k, int(k_max), reuse),
         methods=tuple(m for m in spec_physics.SPECULATIVE_METHODS if m in used),
     )
     if "draft" not in used:
