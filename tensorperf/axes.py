@@ -130,6 +130,15 @@ _ROWS = (
         "client (a benchmark client sends one as a slot frees, --max-concurrency; TTFT from sending)",
         -13,
     ),
+    Axis(
+        "adp_balance_iters",
+        Kind.COUNT,
+        None,
+        "1",
+        "serving with attention DP (dp > 1): a new request's prefill waits until every DP rank has one, "
+        "at most this many steps (TensorRT-LLM attention_dp_config enable_balance, timeout_iters); default: no wait",
+        -16,
+    ),
     Axis("isl_range_ratio", Kind.FRACTION, 1.0, "1", "prompt lengths uniform in [r·prompt_len, prompt_len]", -4),
     Axis("osl_range_ratio", Kind.FRACTION, 1.0, "1", "output lengths uniform in [r·output_len, output_len]", -5),
     Axis(

@@ -107,3 +107,15 @@ def test_rows_that_state_deepep_and_two_batch_overlap():
     assert tuple(m.loc["M0367", ["ep_overlap", "ep_a2a"]]) == ("none", "nccl")
     ok = m[m["status"] == "ok"]
     assert (ok["ep_overlap"] == "two_batch").sum() == 4 and (ok["ep_a2a"] != "nccl").sum() == 4
+
+
+def test_inferencex_trtllm_rows_with_attention_dp_balance_their_context_requests():
+    # InferenceX's TensorRT-LLM DeepSeek-R1 scripts set attention_dp_config {enable_balance: true,
+    # timeout_iters: 60}; SGLang rows and rows without attention DP have no such wait
+    rows = fidelity.load_measurements("data/measurements-2.csv")
+    m = fidelity.map_rows(rows).set_index(rows["id"])
+    assert m.loc["N0900", "adp_balance_iters"] == 60 and m.loc["N1000", "adp_balance_iters"] == 60
+    ok = m[m["status"] == "ok"]
+    balanced = ok["adp_balance_iters"].notna()
+    assert (ok.loc[balanced, "stack"] == "trtllm-1").all() and (ok.loc[balanced, "dp"] > 1).all()
+    assert balanced.sum() == 44

@@ -452,7 +452,13 @@ def test_the_second_data_copy_maps_every_row_it_can(rows2):
         (True, ("request_rate", "num_requests")),
         (False, ()),
         (False, ("num_requests", "isl_range_ratio", "osl_range_ratio")),
+        # InferenceX's TensorRT-LLM runs with attention DP balance their context requests (§10.5)
+        (False, ("num_requests", "isl_range_ratio", "osl_range_ratio", "adp_balance_iters")),
         (False, ("num_requests", "isl_range_ratio", "osl_range_ratio", "spec_tokens", "acceptance")),
+        (
+            False,
+            ("num_requests", "isl_range_ratio", "osl_range_ratio", "spec_tokens", "acceptance", "adp_balance_iters"),
+        ),
     ]
 
 
@@ -523,17 +529,19 @@ def test_serving_predictions_equal_a_plain_sweep_of_the_point(report2):
     assert lines.loc["N1842", "predicted"] == pytest.approx(float(one.serving_tokens_per_s_per_gpu) * 9, rel=1e-9)
 
 
-def test_the_second_file_runs_in_six_sweeps(rows2, monkeypatch):
+def test_the_second_file_runs_in_eight_sweeps(rows2, monkeypatch):
     calls = []
     real = fidelity.build_grid
     monkeypatch.setattr(fidelity, "build_grid", lambda **kw: calls.append(kw) or real(**kw))
     fidelity.predict(rows2)
-    assert len(calls) == 6  # five, and one for the 224 MTP rows (spec_tokens, acceptance)
+    # five, one for the 224 MTP rows (spec_tokens, acceptance), and the TensorRT-LLM attention-DP rows
+    # of each with their context balancing (adp_balance_iters)
+    assert len(calls) == 8
     with_rate = [c for c in calls if "request_rate" in c]
     assert len(with_rate) == 1 and len(with_rate[0]["request_rate"]) == 60 and with_rate[0]["batch"] == "max"
     # the InferenceX sweeps (ranged lengths) carry num_requests too: 10 requests per slot
-    assert sum("num_requests" in c for c in calls) == 4 and sum("isl_range_ratio" in c for c in calls) == 2
-    assert sum("spec_tokens" in c for c in calls) == 1
+    assert sum("num_requests" in c for c in calls) == 6 and sum("isl_range_ratio" in c for c in calls) == 4
+    assert sum("spec_tokens" in c for c in calls) == 2 and sum("adp_balance_iters" in c for c in calls) == 2
 
 
 # ------------------------------------------------------------------------------------- report

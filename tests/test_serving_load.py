@@ -394,3 +394,43 @@ def test_an_unknown_stack_names_the_choices():
         tp.sweep(model="llama-3.1-8b", hardware="h100-sxm", stack="sglangg")
     with pytest.raises(tp.SpecError, match="request_overhead"):
         tp.StackSpec(name="x", request_overhead=-1.0)
+
+
+# ---- attention-DP context balancing (docs/model.md §10.5) ---------------------------------------
+def test_balance_wait_limits():
+    from tensorperf.engine.physics.balance import balance_wait
+
+    f = lambda x: torch.tensor(x, dtype=torch.float64)
+    # one rank: nothing to wait for; no arrivals: the counter's phase, T_o/2 on average
+    assert balance_wait(f(5.0), f(1.0), f(2.0)).item() == 0.0
+    assert balance_wait(f(1e-9), f(8.0), f(2.0)).item() == pytest.approx(1.0, rel=1e-6)
+    # two ranks at λ = 1/s, no timeout: τ = max of two Exp(1), E[τ] = 1.5, E[τ²] = Var + E² = 1.25 +
+    # 2.25 = 3.5, so W = 3.5 / (2·1.5) = 1.1667 s
+    assert balance_wait(f(1.0), f(2.0), f(30.0)).item() == pytest.approx(3.5 / 3, rel=1e-5)
+
+
+def test_attention_dp_balancing_delays_the_prefill_only():
+    kw = dict(
+        model="deepseek-v3",
+        hardware="b200",
+        weight_dtype="fp8",
+        kv_dtype="fp8",
+        recipe="deepseek-fp8",
+        ep=8,
+        prompt_len=1024,
+        output_len=1024,
+        batch=256,
+    )
+    # one replica (TP8): nothing to balance, bit for bit
+    one, one_held = tp.sweep(**kw, tp=8), tp.sweep(**kw, tp=8, adp_balance_iters=60)
+    for name in SERVING:
+        assert float(one[name]) == float(one_held[name]), name
+    # eight (attention DP): the TTFT and the e2e latency grow by the same wait, at most T_o = 60
+    # steps, and TPOT does not
+    plain, held = tp.sweep(**kw, dp=8), tp.sweep(**kw, dp=8, adp_balance_iters=60)
+    wait = float(held.serving_ttft - plain.serving_ttft)
+    assert 0 < wait <= 60 * float(plain.serving_step_time)
+    assert float(held.serving_e2e_latency - plain.serving_e2e_latency) == pytest.approx(wait, rel=1e-9)
+    assert float(held.serving_tpot) == float(plain.serving_tpot)
+    with pytest.raises(tp.SpecError, match="adp_balance_iters = 0 is not allowed"):
+        tp.sweep(**kw, tp=1, dp=8, adp_balance_iters=0)

@@ -270,6 +270,10 @@ _NUM_REQUESTS_NOTES = (
 # benchmarks/benchmark_lib.sh:696, utils/bench_serving/benchmark_serving.py): 10·CONC requests held
 # by the client, the first CONC sent together, each later one as a slot frees
 INFERENCEX_PROMPTS_PER_CONCURRENCY = 10
+# InferenceX's TensorRT-LLM DeepSeek-R1 launch scripts with attention DP set attention_dp_config
+# {enable_balance: true, timeout_iters: 60, batching_wait_iters: 0} (843c625:
+# benchmarks/single_node/fixed_seq_len/dsr1_*_trt*.sh): docs/model.md §10.5
+INFERENCEX_TRTLLM_ADP_TIMEOUT_ITERS = 60
 _INFERENCEX_NOTE = re.compile(r"\binference(?:x|max)\b", re.IGNORECASE)
 # the expert all-to-all as the notes state it (docs/model.md §3.9.2, §8.8.1): two-batch overlap
 # ("two-batch overlap", DeepSeek's "two micro-batch overlap"), and DeepEP ("DeepEP", or DeepSeek's
@@ -295,6 +299,7 @@ MAPPED_COLUMNS = (
     "request_rate",
     "num_requests",
     "queue",
+    "adp_balance_iters",
     "isl_range_ratio",
     "osl_range_ratio",
     "stack",
@@ -321,6 +326,7 @@ OPTIONAL_INPUTS = (
     "num_experts",
     "spec_tokens",
     "acceptance",
+    "adp_balance_iters",
 )
 _GRID_INPUTS = (
     "model",
@@ -658,10 +664,13 @@ def _map_row(row: Mapping[str, Any]) -> dict[str, Any]:
     else:
         return skip("batch not stated")
     variable, total, in_out = VARIABLES[table][metric]
-    queue = "server"
+    queue, balance = "server", float("nan")
     if table == "concurrency" and serving["num_requests"] is None and _INFERENCEX_NOTE.search(_text(row.get("notes"))):
         serving["num_requests"] = INFERENCEX_PROMPTS_PER_CONCURRENCY * int(batch_value)
         queue = "client"
+        adp = _text(row.get("attention_dp")).lower() in ("true", "1", "yes") and dp > 1
+        if adp and stack_of(row.get("framework"), row.get("framework_version")).startswith("trtllm"):
+            balance = float(INFERENCEX_TRTLLM_ADP_TIMEOUT_ITERS)
     ratio = serving["range_ratio"]
     factor = 1.0
     if in_out:  # input + output tokens: output tokens x (E[ISL] + E[OSL]) / E[OSL]
@@ -690,6 +699,7 @@ def _map_row(row: Mapping[str, Any]) -> dict[str, Any]:
         request_rate=nan if serving["request_rate"] is None else serving["request_rate"],
         num_requests=nan if serving["num_requests"] is None else float(serving["num_requests"]),
         queue=queue,
+        adp_balance_iters=balance,
         ep_overlap="two_batch" if _TWO_BATCH_NOTE.search(_text(row.get("notes"))) else "none",
         ep_a2a=(
             ("deepep" if mode == "disagg_prefill" else "deepep_ll")
@@ -770,7 +780,8 @@ def grid_inputs(points: pd.DataFrame, batch_max: bool | None = None) -> dict[str
         if not stated.all():
             raise ValueError(f"{name} is stated on {int(stated.sum())} of {len(points)} points; group them first")
         values = points[name].astype(float)
-        inputs[name] = values.astype(int).tolist() if name == "num_requests" else values.tolist()
+        counts = ("num_requests", "adp_balance_iters")
+        inputs[name] = values.astype(int).tolist() if name in counts else values.tolist()
         zipped.append(name)
     if "spec_tokens" in inputs:  # speculative rows: their method, with their draft length
         inputs["speculative"] = points["speculative"].tolist()

@@ -80,6 +80,7 @@ def sweep(
     request_rate: Any = None,
     num_requests: Any = None,
     queue: Any = "server",
+    adp_balance_iters: Any = None,
     isl_range_ratio: Any = 1.0,
     osl_range_ratio: Any = 1.0,
     imbalance: Any = None,
@@ -132,7 +133,10 @@ def sweep(
       requests beyond ``batch`` wait, ``"server"`` (default: queued at the server, their TTFT counts
       the wait; trtllm-bench, Triton) or ``"client"`` (a benchmark client sends one as a slot frees
       and times it from sending: ``vllm bench serve`` / benchmark_serving with ``--num-prompts N
-      --max-concurrency batch``, as InferenceX runs 10·batch requests).
+      --max-concurrency batch``, as InferenceX runs 10·batch requests). ``adp_balance_iters`` (with
+      attention DP, dp > 1): a new request's prefill waits until every DP rank has one, at most
+      that many steps (TensorRT-LLM's ``attention_dp_config`` with ``enable_balance`` and
+      ``timeout_iters``; docs/model.md §10.5); default: no wait.
       ``isl_range_ratio`` / ``osl_range_ratio`` (default 1): prompt and output lengths uniform in
       [r·L, L] (the serving metrics are expectations over them).
     - ``imbalance`` (MoE models with ep > 1): the max/mean of the token-expert pairs the EP ranks
@@ -213,6 +217,7 @@ def sweep(
         request_rate=request_rate,
         num_requests=num_requests,
         queue=queue,
+        adp_balance_iters=adp_balance_iters,
         isl_range_ratio=isl_range_ratio,
         osl_range_ratio=osl_range_ratio,
         imbalance=imbalance,

@@ -17,7 +17,7 @@ from tensorperf.validation import SpecError, is_number, unknown_name_error
 # inputs both pools must share: the model and the requests
 SHARED_ONLY = ("model", "prompt_len", "output_len", "isl_range_ratio", "osl_range_ratio")
 # inputs of an open-loop or offline run: a disaggregated deployment is sized at its saturation rate
-REFUSED = ("request_rate", "num_requests", "queue")
+REFUSED = ("request_rate", "num_requests", "queue", "adp_balance_iters")
 
 
 def check_pool(name: str, given: Any, shared: Mapping[str, Any]) -> dict[str, Any]:

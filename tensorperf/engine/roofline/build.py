@@ -240,6 +240,7 @@ def traffic(grid: Grid, S: torch.Tensor, T_out: torch.Tensor) -> Traffic:
         request_rate=grid.axis("request_rate") if "request_rate" in grid.values else None,
         num_requests=grid.axis("num_requests", torch.float64).to(grid.dtype) if "num_requests" in grid.values else None,
         client_queue=grid.lookup("queue", QUEUES) if any(q != "server" for q in grid.values["queue"]) else None,
+        adp_balance=grid.axis("adp_balance_iters") if "adp_balance_iters" in grid.values else None,
     )
 
 

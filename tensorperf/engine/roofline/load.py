@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from tensorperf.engine.physics import ops, pipeline
+from tensorperf.engine.physics import balance, ops, pipeline
 from tensorperf.engine.physics import speculative as spec_physics
 from tensorperf.engine.physics.attention import mean_chunked_keys, mean_decode_keys, mean_prefill_pairs
 from tensorperf.engine.roofline import collectives, layer, overlap, speculative, stages
@@ -166,6 +166,10 @@ def closed_loop(w: Workload, r: Rates, d: Deployment, s: Shortcuts, b: torch.Ten
     life = prefills + (Ts - 1)  # steps of a request's life
     mean_ops = {k: each(lambda p, q: (p + (Ts - 1) * q) / life, pre_ops[k], dec_ops[k]) for k in dec_ops}
     step = e2e / life
+    if tr.adp_balance is not None:  # attention-DP balancing (§10.5): the prefill waits for every rank
+        dp = d.layout.dp
+        wait = balance.balance_wait(b / e2e, dp, tr.adp_balance * step)
+        ttft, e2e = ttft + wait, e2e + wait
     if tr.request_overhead is not None:  # the stack's time outside the passes, before the first token
         ttft, e2e = ttft + tr.request_overhead, e2e + tr.request_overhead
     return _Loop(ttft=ttft, tpot=tpot, e2e=e2e, step=step, steps=life, ops=mean_ops)

@@ -60,6 +60,7 @@ class Traffic:
     request_rate: torch.Tensor | None  # λ, requests/s on the deployment (open loop); None: closed loop
     num_requests: torch.Tensor | None  # N queued at once (offline); None: the steady state
     client_queue: torch.Tensor | None = None  # 1 where a client holds the waiting requests (load.QUEUES); None: server
+    adp_balance: torch.Tensor | None = None  # attention-DP balancing: at most this many steps' wait; None: none
 
 
 @dataclass(frozen=True)
