@@ -468,8 +468,19 @@ def source_label(source: str) -> str:
 
 def model_family(model: str) -> str:
     """Coarse family of a model id (for grouping errors)."""
-    m = _text(model).lower()
-    for prefix in ("llama-2", "llama-3", "llama-4", "deepseek", "gpt-oss", "gpt-j", "falcon", "mixtral", "qwen"):
+    m = _model_id(model)
+    for prefix in (
+        "llama-2",
+        "llama-3",
+        "llama-4",
+        "deepseek",
+        "gpt-oss",
+        "gpt-j",
+        "falcon",
+        "mixtral",
+        "mistral",
+        "qwen",
+    ):
         if m.startswith(prefix):
             return prefix + (".x" if prefix == "llama-3" else "")
     return m or "-"
