@@ -406,3 +406,9 @@ def test_best_keeps_float_inputs_and_positions_as_their_kind():
     assert res.best_point.dtype == np.int64 and res.best_tp.dtype == np.int64 and res.best_pp.dtype == np.int64
     i = int(res.best_point)
     assert (int(res.best_tp), int(res.best_pp)) == (ds.tp.values[i], ds.pp.values[i])
+
+
+def test_best_of_a_single_point_says_to_sweep_something():
+    ds = tp.sweep(model="llama-3.1-8b", hardware="h100-sxm")
+    with pytest.raises(tp.SpecError, match="has no swept dimension.*tp=\\[1, 2, 4, 8\\]"):
+        best(ds, "tokens_per_s_per_gpu")

@@ -175,6 +175,11 @@ def check_best(
     if not isinstance(maximize, (bool, np.bool_)):
         raise SpecError(f"maximize = {maximize!r} is not allowed: must be True, False or None (the metric's own)")
     where = check_where(where, variables, dims)
+    if not dims:
+        raise SpecError(
+            f"nothing to choose from: {objective} has no swept dimension (every input is one value); "
+            "give some input several values, e.g. tp=[1, 2, 4, 8] or batch=[1, 64, 256]"
+        )
     if not [d for d in dims if d not in keep]:
         raise SpecError(f"nothing to choose from: every dimension of {objective} is in keep={list(keep)}")
     return objective, where, keep, bool(maximize)
