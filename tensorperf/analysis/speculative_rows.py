@@ -117,10 +117,9 @@ def with_acceptance(read: Mapping[str, Any], model: Any) -> dict[str, Any] | str
         k = int(read["spec_tokens"])
         if k <= model.num_mtp_layers or model.mtp_reuse_decay == 1:  # every position the module's own
             return dict(read, acceptance=float(model.mtp_acceptance))
-        alpha = torch.tensor(float(model.mtp_acceptance), dtype=torch.float64)
         f64 = lambda x: torch.tensor(float(x), dtype=torch.float64)
         reuse = (f64(model.mtp_reuse_decay), f64(model.num_mtp_layers))
-        gain = float(tokens_per_step(alpha, torch.tensor(float(k), dtype=torch.float64), k, reuse))
+        gain = float(tokens_per_step(f64(model.mtp_acceptance), f64(k), k, reuse))
         return dict(read, acceptance=constant_acceptance(gain, k))
     return (
         f"speculative decoding ({read['speculative']}): the row states no acceptance and model preset "

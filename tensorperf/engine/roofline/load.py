@@ -167,8 +167,7 @@ def closed_loop(w: Workload, r: Rates, d: Deployment, s: Shortcuts, b: torch.Ten
     mean_ops = {k: each(lambda p, q: (p + (Ts - 1) * q) / life, pre_ops[k], dec_ops[k]) for k in dec_ops}
     step = e2e / life
     if tr.adp_balance is not None:  # attention-DP balancing (§10.5): the prefill waits for every rank
-        dp = d.layout.dp
-        wait = balance.balance_wait(b / e2e, dp, tr.adp_balance * step)
+        wait = balance.balance_wait(b / e2e, d.layout.dp, tr.adp_balance * step)
         ttft, e2e = ttft + wait, e2e + wait
     if tr.request_overhead is not None:  # the stack's time outside the passes, before the first token
         ttft, e2e = ttft + tr.request_overhead, e2e + tr.request_overhead

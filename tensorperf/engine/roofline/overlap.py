@@ -3,7 +3,7 @@
 A MoE layer run with two-batch overlap splits the replica-microbatch into two halves; while one half
 computes (attention, router, experts), the other's dispatch and combine cross the network. DeepSeek's
 inference system overlaps "the attention and MoE of one micro-batch with the dispatch and combine of
-another" (DeepSeek-V3 technical report, arXiv:2412.19437, §3.4; deepseek-ai/profile-data), and
+another" (DeepSeek-V3 technical report, arXiv:2412.19437, section 3.4; deepseek-ai/profile-data), and
 SGLang's ``--enable-two-batch-overlap`` does the same (LMSYS, "Deploying DeepSeek with PD
 Disaggregation and Large-scale Expert Parallelism", 2025-05-05). Per MoE layer the compute stream
 carries both halves and so does the network, so

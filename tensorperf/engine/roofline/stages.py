@@ -40,9 +40,13 @@ def comm_totals(model: Any, coll: Collectives) -> dict[str, torch.Tensor]:
     return out
 
 
-def _moe_compute(per_op: PerOp, coll: Collectives) -> torch.Tensor:
+def _common(per_op: PerOp) -> torch.Tensor:
+    """The ops every layer has besides its attention core: norms, QKV and output projections."""
+    return left_sum(per_op[k][2] for k in ("norm", "qkv", "out_proj"))
+
+
+def _moe_compute(common: torch.Tensor, per_op: PerOp, coll: Collectives) -> torch.Tensor:
     """A MoE layer's ops and tensor-parallel all-reduces, without its attention core and all-to-all."""
-    common = left_sum(per_op[k][2] for k in ("norm", "qkv", "out_proj"))
     return common + per_op["router"][2] + per_op["shared_experts"][2] + per_op["experts"][2] + coll["moe_tp"]
 
 
@@ -58,15 +62,16 @@ def layer_times(
     ``two_batch`` = (where, a half's per-op quantities, a half's collectives, the overlapped compute's
     slowdown), with ``t_attn``: the MoE layer there is max(2·C(T/2), 2·A(T/2)) instead (two-batch
     overlap, overlap.py)."""
-    common = left_sum(per_op[k][2] for k in ("norm", "qkv", "out_proj"))
+    common = _common(per_op)
     t_dense = common + per_op["mlp"][2] + coll["dense"] if s.has_dense else None
-    t_moe = _moe_compute(per_op, coll) + coll["moe_ep"] if s.has_moe else None
+    t_moe = _moe_compute(common, per_op, coll) + coll["moe_ep"] if s.has_moe else None
     if t_attn is None:
         return t_dense, t_moe
     t_dense, t_moe = (None if t is None else t + t_attn for t in (t_dense, t_moe))
     if two_batch is not None and t_moe is not None:
         where, h_ops, h_coll, slow = two_batch
-        overlapped = 2 * torch.maximum((_moe_compute(h_ops, h_coll) + h_ops["attn"][2]) * slow, h_coll["moe_ep"])
+        compute = _moe_compute(_common(h_ops), h_ops, h_coll) + h_ops["attn"][2]
+        overlapped = 2 * torch.maximum(compute * slow, h_coll["moe_ep"])
         t_moe = torch.where(where > 0, overlapped, t_moe)
     return t_dense, t_moe
 
