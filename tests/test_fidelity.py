@@ -582,6 +582,7 @@ def test_predictions_equal_a_plain_sweep_of_the_point(report):
         tp=2,
         batch="max",
         max_num_seqs=4096,
+        num_requests=30000,  # the v1.0 perf-overview page's count for 128/128
         stack="trtllm-1",
     )
     line = report[report["id"] == "M0004"].iloc[0]
@@ -761,10 +762,11 @@ def test_headline_with_default_efficiencies(report):
     # (docs/model.md §3.7.1): median 0.190 -> 0.184, p90 0.551 -> 0.622 (MoE on Hopper over-predicted; nvfp4 GEMMs
     # at bf16's fixed time since their input quantization is fused in a model: 0.174 -> 0.184;
     # stacks refitted after InferenceX's client-held runs, docs/model.md §10.3: 0.184 -> 0.178,
-    # p90 0.622 -> 0.655; DeepEP + two-batch overlap and the MTP decay, stacks refitted: 0.171, p90 0.667)
+    # p90 0.622 -> 0.655; DeepEP + two-batch overlap and the MTP decay, stacks refitted: 0.171, p90 0.667;
+    # the perf-overview rows' request counts from their pages' dataset tables: 0.161, p90 0.597)
     assert len(ok) == 187 and share == pytest.approx(0.831, abs=1e-3)
-    assert median == pytest.approx(0.171, abs=0.005)  # 0.262 without the stacks (185 rows)
-    assert float(ok["rel_error"].abs().quantile(0.9)) == pytest.approx(0.667, abs=0.01)
+    assert median == pytest.approx(0.161, abs=0.005)  # 0.262 without the stacks (185 rows)
+    assert float(ok["rel_error"].abs().quantile(0.9)) == pytest.approx(0.597, abs=0.01)
 
 
 def test_headline_without_stack_overheads(rows):
@@ -797,3 +799,33 @@ def test_target_median_within_25_percent_on_70_percent_of_rows(report):
     ok = report[report["status"] == "ok"]
     assert len(ok) / len(report) >= 0.70
     assert float(ok["rel_error"].abs().median()) <= 0.25
+
+
+@pytest.mark.parametrize(
+    "source, isl, osl, n",
+    [
+        # the v1.0 page's dataset table: 128/128 ran 30000 requests, 20000/2000 ran 1000
+        ("https://github.com/NVIDIA/TensorRT-LLM/blob/00f37686aa854010d68bcbd0f4ab000221541ca6/docs/source/performance/perf-overview.md", 128, 128, 30000),
+        ("https://github.com/NVIDIA/TensorRT-LLM/blob/00f37686aa854010d68bcbd0f4ab000221541ca6/docs/source/performance/perf-overview.md", 20000, 2000, 1000),
+        # the main-branch page: 8192/1024 ran 1500; 1000/1000 takes its 1024/1024 count, 3000
+        ("https://github.com/NVIDIA/TensorRT-LLM/blob/03e27c7d5ff0c6e89f8328838c0a8e64f1b34f9d/docs/source/developer-guide/perf-overview.md", 8192, 1024, 1500),
+        ("https://github.com/NVIDIA/TensorRT-LLM/blob/03e27c7d5ff0c6e89f8328838c0a8e64f1b34f9d/docs/source/developer-guide/perf-overview.md", 1000, 1000, 3000),
+        # a length pair the page does not list, and another source: nothing is assumed
+        ("https://github.com/NVIDIA/TensorRT-LLM/blob/03e27c7d5ff0c6e89f8328838c0a8e64f1b34f9d/docs/source/developer-guide/perf-overview.md", 500, 2000, None),
+        ("https://github.com/NVIDIA/TensorRT-LLM/blob/138f96d/docs/source/performance.md", 128, 128, None),
+    ],
+)
+def test_perf_overview_rows_take_the_request_count_of_their_page(source, isl, osl, n):
+    m = mapped(
+        mode="max_throughput",
+        model="llama-3.1-8b",
+        num_gpus=1,
+        tp=1,
+        batch=None,
+        isl=isl,
+        osl=osl,
+        source=source,
+        notes="trtllm-bench throughput max-throughput offline; all requests queued at once",
+    )
+    assert m["status"] == "ok" and m["batch"] == "max"
+    assert absent(m["num_requests"]) if n is None else m["num_requests"] == n

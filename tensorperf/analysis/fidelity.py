@@ -60,7 +60,9 @@ throughput times (E[ISL] + E[OSL]) / E[OSL], the mean lengths under the range ra
       (0, 1].
     ``max_throughput`` (trtllm-bench offline: all requests queued, in-flight batching, the runtime
     picks the batch): ``batch="max"`` with ``max_num_seqs = 4096`` per scheduler (4096·dp with
-    attention DP, where every rank schedules its own requests), and ``num_requests`` where stated.
+    attention DP, where every rank schedules its own requests), and ``num_requests`` where stated:
+    in the notes, else, for a TensorRT-LLM perf-overview row, the count the page's dataset table
+    gives for the row's ISL/OSL (:data:`PERF_OVERVIEW_NUM_REQUESTS`).
     ``concurrency`` (a stated number of requests in flight, in-flight batching; InferenceX runs at
     ``max-concurrency`` with an unlimited request rate): ``batch`` = concurrency, a closed loop; no
     request rate. InferenceX rows (the notes say "InferenceX") run ``num_requests`` = 10 x
@@ -131,6 +133,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -264,6 +267,41 @@ _NUM_REQUESTS_NOTES = (
     re.compile(r"\bnum_requests\s*=\s*(\d+)", re.IGNORECASE),  # trtllm-bench v0.20 table
     re.compile(r"\b(\d+) requests total", re.IGNORECASE),  # Triton table: 500 requests per rate
 )
+# The TensorRT-LLM perf-overview pages state the number of requests trtllm-bench ran per ISL/OSL
+# ('Preparing a Dataset' table: "$num_requests"), not in the rows themselves. Keyed by the page's
+# commit (the row's source URL): v1.0 @00f3768 docs/source/performance/perf-overview.md, main
+# @03e27c7 docs/source/developer-guide/perf-overview.md. The @03e27c7 table lists 1024/1024 and
+# not 1000/1000: the 1000/1000 rows take the 1024/1024 count (and the count the v1.0 page gives
+# 1000/1000), 3000.
+PERF_OVERVIEW_NUM_REQUESTS: Mapping[str, Mapping[tuple[int, int], int]] = MappingProxyType(
+    {
+        "00f3768": MappingProxyType(
+            {
+                (128, 128): 30000,
+                (128, 2048): 3000,
+                (128, 4096): 1500,
+                (1000, 2000): 1500,
+                (2048, 128): 3000,
+                (2048, 2048): 1500,
+                (5000, 500): 1500,
+                (1000, 1000): 3000,
+                (500, 2000): 3000,
+                (20000, 2000): 1000,
+            }
+        ),
+        "03e27c7": MappingProxyType(
+            {
+                (1024, 1024): 3000,
+                (1000, 1000): 3000,
+                (8192, 1024): 1500,
+                (1024, 8192): 1500,
+                (32768, 1024): 1000,
+                (1024, 32768): 1000,
+            }
+        ),
+    }
+)
+_PERF_OVERVIEW_SOURCE = re.compile(r"TensorRT-LLM/blob/([0-9a-f]{7})[0-9a-f]*/docs/source/\S*perf-overview\.md")
 # InferenceX's launch scripts run benchmark_serving with --num-prompts $((CONC * 10)) at
 # --max-concurrency CONC, after --num-warmups $((2 * CONC)) warm-up requests that all end before the
 # measured run starts (SemiAnalysisAI/InferenceX at 843c625: benchmarks/single_node/*.sh,
@@ -571,6 +609,8 @@ def _serving_inputs(row: Mapping[str, Any], mode: str) -> dict[str, Any] | str:
         if m:
             out["num_requests"] = int(m.group(1))
             break
+    if out["num_requests"] is None and mode == "max_throughput":
+        out["num_requests"] = perf_overview_num_requests(row)
     if out["num_requests"] is not None and out["num_requests"] < 1:
         return "number of requests stated as 0"
     m = _RANGE_NOTE.search(notes)
@@ -582,6 +622,16 @@ def _serving_inputs(row: Mapping[str, Any], mode: str) -> dict[str, Any] | str:
     if mode == "server" and out["request_rate"] is None and not out["unlimited"]:
         return "server scenario without a stated request rate ('QPS=<x>' or 'QPS=INF' in the notes)"
     return out
+
+
+def perf_overview_num_requests(row: Mapping[str, Any]) -> int | None:
+    """The requests trtllm-bench ran for a TensorRT-LLM perf-overview row, from the page's own
+    table (:data:`PERF_OVERVIEW_NUM_REQUESTS`); None for another source or an ISL/OSL it omits."""
+    m = _PERF_OVERVIEW_SOURCE.search(_text(row.get("source")))
+    isl, osl = _number(row.get("isl")), _number(row.get("osl"))
+    if m is None or isl is None or osl is None:
+        return None
+    return PERF_OVERVIEW_NUM_REQUESTS.get(m.group(1), {}).get((int(isl), int(osl)))
 
 
 def stack_of(framework: Any, version: Any = None) -> str:
