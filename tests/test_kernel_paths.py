@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -185,3 +186,44 @@ def test_nvfp4_is_never_slower_than_fp8(model, hardware, tp_, batch, prompt):
         fp8, fp4 = float(ds[v].sel(weight_dtype="fp8")), float(ds[v].sel(weight_dtype="nvfp4"))
         if math.isfinite(fp8) and math.isfinite(fp4):
             assert fp4 <= fp8 * (1 + 1e-9), (v, fp8, fp4)
+
+
+def test_w4a8_of_a_4bit_float_format_needs_fp4_tensor_cores():
+    # W4A8 MXFP4 multiplies fp8 activations by fp4 weights in the MMA (Blackwell's f8f6f4 kind); Hopper
+    # has none, and TensorRT-LLM runs MXFP4 there as W4A16 (model_config.get_mxfp4_quant_algo).
+    # int4 W4A8 (AWQ) dequantizes to fp8 and needs fp8 math only.
+    w4a8 = StackSpec(name="w4a8-only", w4a8_formats=["int4", "mxfp4"])
+    gpt = tp.sweep(model="gpt-oss-120b", hardware=["h200-sxm", "b200"], recipe="gpt-oss-mxfp4", stack=w4a8, **SMALL)
+    assert not bool(gpt.sel(hardware="h200-sxm")["feasible"]) and bool(gpt.sel(hardware="b200")["feasible"])
+    awq = tp.sweep(model="llama-3.1-8b", hardware="h200-sxm", weight_dtype="int4", stack=w4a8, **SMALL)
+    assert bool(awq["feasible"])
+
+
+def test_trtllm_runs_mxfp4_experts_w4a8_not_w4a4_on_blackwell():
+    # TensorRT-LLM's MXFP4 MoE at SM >= 100 is W4A8_MXFP4_MXFP8 (trtllm-1.toml no_native_formats):
+    # fp8 math, so a compute-bound prefill of 256 x 8192 tokens is slower than on the native fp4 path
+    # the same stack would take without the restriction, and equals a stack that offers W4A8 alone
+    trt = presets.stack("trtllm-1")
+    assert trt.no_native_formats == ("mxfp4",)
+    native = StackSpec(name="native-too", weight_only_formats=trt.weight_only_formats, w4a8_formats=trt.w4a8_formats)
+    only = StackSpec(name="w4a8", w4a8_formats=["mxfp4"], no_native_formats=["mxfp4"])
+    zero = dataclasses.replace(trt, name="trt-kernels", step_overhead=0.0, request_overhead=0.0)
+    kw = dict(model="gpt-oss-120b", hardware="b200", recipe="gpt-oss-mxfp4", batch=256, prompt_len=8192, output_len=64)
+    ds = tp.sweep(stack=[zero, native, only], **kw)
+    t = {s: float(ds.ttft.sel(stack=s)) for s in ("trt-kernels", "native-too", "w4a8")}
+    assert t["trt-kernels"] > 1.2 * t["native-too"]
+    assert t["trt-kernels"] == pytest.approx(t["w4a8"], rel=1e-9)
+
+
+def test_hopper_mxfp4_weight_only_experts_run_their_measured_table():
+    # H200's [efficiency.mxfp4_w4a16] (aiconfigurator TensorRT-LLM TRITON W4A16 MXFP4 MoE rows): the
+    # weights stream at 0.412 of 4.8e12 B/s and each of the two grouped GEMMs adds 15.2 us. gpt-oss-120b
+    # batch-1 decode: 4 experts of 3 x 2880 x 2880 weights at 4.25 bits per layer, 36 layers:
+    # 36 x (4 x 3 x 2880^2 x 4.25/8 B / (0.412 x 4.8e12 B/s) + 2 x 15.2e-6 s) = 2.0570 ms
+    h200 = presets.hardware_spec("h200-sxm")
+    table = h200.efficiency_for("mxfp4_w4a16")
+    assert (table.gemm_memory, table.gemm_latency) == (0.412, 1.52e-05)
+    assert presets.hardware_spec("b200").efficiency_for("mxfp4_w4a16") == presets.hardware_spec("b200").efficiency
+    ds = tp.sweep(model="gpt-oss-120b", hardware="h200-sxm", recipe="gpt-oss-mxfp4", stack="trtllm-1", batch=1, **SMALL)
+    expected = 36 * (4 * 3 * 2880**2 * 4.25 / 8 / (0.412 * 4.8e12) + 2 * 15.2e-6)
+    assert float(ds.decode_op_time.sel(op="experts")) == pytest.approx(expected, rel=0.005)

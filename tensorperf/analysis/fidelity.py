@@ -544,8 +544,10 @@ def recipe_of(model: str, weight: str, hardware: str) -> str:
     quantize the transformer blocks' linear layers and keep the embeddings and LM head in bf16
     (NVIDIA ModelOpt; DeepSeek's NVFP4 release keeps its attention in block fp8; on AMD Instinct, fp4
     is AMD Quark's MXFP4); bf16/fp16 rows store every group in
-    that format. A row's stated format is taken as given (gpt-oss rows labelled fp8 run fp8)."""
-    if model.startswith("gpt-oss") and weight == "fp4":
+    that format. gpt-oss ships in MXFP4 only (OpenAI's release; the TensorRT-LLM perf-overview lists
+    no fp8 or fp4 re-quantization of it among its checkpoints and labels its Hopper columns "FP8"):
+    its rows run that recipe whatever format they state."""
+    if model.startswith("gpt-oss") and weight in ("fp4", "fp8"):
         return "gpt-oss-mxfp4"
     if weight == "fp8":
         return "deepseek-fp8" if model.startswith("deepseek") else "modelopt-fp8"
@@ -556,10 +558,20 @@ def recipe_of(model: str, weight: str, hardware: str) -> str:
     return "uniform"
 
 
+# GPUs without fp4 tensor cores on which TensorRT-LLM's gpt-oss recipe keeps the KV cache at the
+# checkpoint's bf16: the perf-overview's gpt-oss llm_options.yml sets kv_cache_config dtype fp8 with
+# the comment "Hopper: use auto" (TensorRT-LLM@03e27c7 docs/source/developer-guide/perf-overview.md)
+_HOPPER = ("h100", "h200", "h20", "h800")
+
+
 def _kv_dtype(row: Mapping[str, Any], weight: str) -> str:
     kv = _text(row.get("kv_dtype")).lower()
     if kv:
         return kv
+    model, hardware = _model_id(row.get("model")), _text(row.get("hardware")).lower()
+    if model.startswith("gpt-oss") and hardware.startswith(_HOPPER):
+        if stack_of(row.get("framework"), row.get("framework_version")).startswith("trtllm"):
+            return "bf16"
     return "fp8" if weight in ("fp8", "fp4") else weight
 
 

@@ -388,7 +388,8 @@ class StackSpec:
     step_overhead: seconds per forward step the host does not hide behind the GPU (scheduling,
     sampling, launches outside CUDA graphs), added to every step of every pass.
     weight_only_formats / w4a8_formats: the GEMM kernel paths the stack offers beyond each format's
-    native one (see :class:`KernelPaths`).
+    native one (see :class:`KernelPaths`); no_native_formats: formats whose native path it does
+    not run (their other paths only).
     request_overhead: seconds between a request's arrival at the server and its first token that are
     not forward passes (HTTP, tokenization, admission, detokenizing and streaming the first token),
     added to the serving TTFT.
@@ -409,6 +410,9 @@ class StackSpec:
     # (dequantizing, bf16-math) kernel, and 4-bit formats with a W4A8 (fp8-math) kernel
     weight_only_formats: tuple[str, ...] = ()
     w4a8_formats: tuple[str, ...] = ()
+    # quantized formats the stack does not run on their own math although the hardware has it (it
+    # runs them through its weight-only or W4A8 kernels instead: TensorRT-LLM's MXFP4 MoE is W4A8)
+    no_native_formats: tuple[str, ...] = ()
     source: str = ""
 
     CONSTRAINTS: ClassVar[dict[str, Any]] = {
@@ -423,6 +427,7 @@ class StackSpec:
         validate(self)
         _format_list(self, "weight_only_formats", QUANTIZED_FORMATS)
         _format_list(self, "w4a8_formats", FOUR_BIT_FORMATS)
+        _format_list(self, "no_native_formats", QUANTIZED_FORMATS)
 
     @property
     def kernel_paths(self) -> KernelPaths:
@@ -454,7 +459,8 @@ class KernelPaths:
     Every stack runs a format natively where the hardware has its math (W16A16 bf16, W8A8 fp8/int8,
     W4A4 fp4/mxfp4/nvfp4). ``weight_only``: formats the stack also runs through a dequantizing kernel
     with bf16 math (W8A16, W4A16: Marlin, Machete, TRT-LLM weight-only GEMMs); ``w4a8``: 4-bit formats it
-    runs with fp8 activations (W4A8) where the hardware has fp8 math.
+    runs with fp8 activations (W4A8) where the hardware has fp8 math (a 4-bit float format: where it
+    has fp4 tensor cores, whose MMA takes fp8 x fp4 operands).
     """
 
     weight_only: tuple[str, ...] = ()
@@ -603,6 +609,9 @@ class HardwareSpec:
     efficiency_fp4: Efficiency | None = None  # kernels with fp4 weights (None: as `efficiency`)
     # kernels with block-scaled fp8 weights (format fp8_block) where measured apart (None: as efficiency_fp8)
     efficiency_fp8_block: Efficiency | None = None
+    # MXFP4 weights dequantized to bf16 in the GEMM (the weight-only W4A16 path) where measured apart
+    # (None: as `efficiency`, the bf16 table)
+    efficiency_mxfp4_w4a16: Efficiency | None = None
     seed: SeedHardware | None = field(default=None, compare=False)
     source: str = field(default="", compare=False)
 
@@ -637,6 +646,7 @@ class HardwareSpec:
         _check_instance(self, "efficiency_fp8", Efficiency, optional=True)
         _check_instance(self, "efficiency_fp4", Efficiency, optional=True)
         _check_instance(self, "efficiency_fp8_block", Efficiency, optional=True)
+        _check_instance(self, "efficiency_mxfp4_w4a16", Efficiency, optional=True)
         _check_instance(self, "seed", SeedHardware, optional=True)
         _check_marketed_capacity(self)
         if self.idle_power > self.board_power:
@@ -650,9 +660,12 @@ class HardwareSpec:
 
     def efficiency_for(self, column: str) -> Efficiency:
         """The efficiency factors of kernels computing at a peak column ('bf16', 'fp8', 'fp4'), or of
-        the block-scaled fp8 kernels ('fp8_block': the fp8 table where none is given)."""
+        the block-scaled fp8 kernels ('fp8_block': the fp8 table where none is given), or of the
+        weight-only kernels of MXFP4 weights ('mxfp4_w4a16': the bf16 table where none is given)."""
         if column == "fp8_block" and self.efficiency_fp8_block is not None:
             return self.efficiency_fp8_block
+        if column == "mxfp4_w4a16" and self.efficiency_mxfp4_w4a16 is not None:
+            return self.efficiency_mxfp4_w4a16
         specific = {"fp8": self.efficiency_fp8, "fp8_block": self.efficiency_fp8, "fp4": self.efficiency_fp4}.get(
             column
         )

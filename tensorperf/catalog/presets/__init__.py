@@ -84,6 +84,7 @@ def _build(cls: type, data: dict[str, Any], path: Path, name: str) -> Any:
         "efficiency_fp8",
         "efficiency_fp4",
         "efficiency_fp8_block",
+        "efficiency_mxfp4_w4a16",
     }
     values = {k: v for k, v in data.items() if k not in _META_KEYS}
     unknown = sorted(set(values) - known)
@@ -114,7 +115,9 @@ def load_hardware_file(path: str | Path) -> HardwareSpec:
     efficiency = _table(path, data, "efficiency")
     # [efficiency.fp8] / [efficiency.fp4]: factors that differ for kernels with those weights
     # [efficiency.fp8_block]: block-scaled fp8 kernels, on top of the fp8 table
-    per_dtype = {k: efficiency.pop(k) for k in ("fp8", "fp4", "fp8_block") if isinstance(efficiency.get(k), dict)}
+    # [efficiency.mxfp4_w4a16]: MXFP4 weights on the weight-only (bf16-math) path, on top of the bf16 table
+    tables = ("fp8", "fp4", "fp8_block", "mxfp4_w4a16")
+    per_dtype = {k: efficiency.pop(k) for k in tables if isinstance(efficiency.get(k), dict)}
     spec = _build(HardwareSpec, data, path, str(data.get("id", path.stem)))
     try:
         base = Efficiency(**efficiency)

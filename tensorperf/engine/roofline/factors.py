@@ -18,8 +18,8 @@ BOUNDED_FACTORS = frozenset(BOUNDED_EFFICIENCIES)  # a *_scale scales their odds
 COLUMNS = MappingProxyType({"bf16": 0, "fp8": 1, "fp4": 2})  # kernel tables (and peaks) by math format
 NO_NATIVE_MATH = 3  # math_column of a format no hardware computes in (int4: weight-only kernels only)
 # The kernel tables column_tables returns: the three math columns', then the block-scaled fp8
-# kernels' (HardwareSpec.efficiency_for)
-KERNEL_TABLES = (*COLUMNS, "fp8_block")
+# kernels' and the weight-only MXFP4 kernels' (HardwareSpec.efficiency_for)
+KERNEL_TABLES = (*COLUMNS, "fp8_block", "mxfp4_w4a16")
 
 
 def scaled_efficiency(value: Any, scale: Any, bounded: bool) -> Any:
@@ -47,7 +47,8 @@ def _override(grid: Grid, eff: Efficiency, efficiency: Mapping[str, Any]) -> Eff
 
 
 def column_tables(grid: Grid, efficiency: Mapping[str, Any]) -> tuple[Efficiency, ...]:
-    """Each hardware's kernel tables (:data:`KERNEL_TABLES`: bf16, fp8, fp4, block-scaled fp8), the
+    """Each hardware's kernel tables (:data:`KERNEL_TABLES`: bf16, fp8, fp4, block-scaled fp8,
+    weight-only MXFP4), the
     overrides applied to each (the kernel paths of :mod:`.kernels` mix them per tensor group)."""
     return tuple(
         _override(grid, grid.spec("hardware", attr=lambda h, c=c: h.efficiency_for(c)), efficiency)

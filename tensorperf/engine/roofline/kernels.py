@@ -89,6 +89,12 @@ def _block_scaled(grid: Grid) -> bool:
     return "fp8_block" in formats and any(h.efficiency_fp8_block is not None for h in grid.values["hardware"])
 
 
+def _mxfp4_measured(grid: Grid) -> bool:
+    """Whether some point has MXFP4 weights on a device with its own weight-only MXFP4 table."""
+    formats = set(grid.values["weight_dtype"]) | {getattr(r, g) for r in grid.values["recipe"] for g in GROUPS}
+    return "mxfp4" in formats and any(h.efficiency_mxfp4_w4a16 is not None for h in grid.values["hardware"])
+
+
 def _extra_paths_offered(grid: Grid) -> tuple[bool, bool]:
     """(weight-only, W4A8): whether some stack of the grid offers the path for some format."""
     stacks = grid.values["stack"]
@@ -123,12 +129,17 @@ def _offers(grid: Grid, code: torch.Tensor, field: str) -> torch.Tensor:
     return out
 
 
-def _mixed(tables: Sequence[Efficiency], column: torch.Tensor, name: str, block: Any = None) -> torch.Tensor:
+def _mixed(
+    tables: Sequence[Efficiency], column: torch.Tensor, name: str, block: Any = None, mxfp4: Any = None
+) -> torch.Tensor:
     """A kernel factor from the bf16 / fp8 / fp4 table of each point's column (3: bf16's); where
-    ``block`` holds (block-scaled fp8 weights), the fp8_block table instead of the fp8 one."""
-    bf16, fp8, fp4, fp8_block = (getattr(t, name) for t in tables)
+    ``block`` holds (block-scaled fp8 weights), the fp8_block table instead of the fp8 one; where
+    ``mxfp4`` holds (MXFP4 weights on the weight-only path), the mxfp4_w4a16 table instead of bf16's."""
+    bf16, fp8, fp4, fp8_block, mxfp4_w4a16 = (getattr(t, name) for t in tables)
     if block is not None:
         fp8 = torch.where(block, fp8_block, fp8)
+    if mxfp4 is not None:
+        bf16 = torch.where(mxfp4, mxfp4_w4a16, bf16)
     return torch.where(column == 1, fp8, torch.where(column == 2, fp4, bf16))
 
 
@@ -145,9 +156,10 @@ def _path(
     available: Any,
     reread_rows: float | None = None,
     block: Any = None,
+    mxfp4: Any = None,
 ) -> KernelPath:
     def factor(name: str) -> torch.Tensor:
-        return _mixed(tables, column, name, block)
+        return _mixed(tables, column, name, block, mxfp4)
 
     return KernelPath(
         peak=peak,
@@ -164,27 +176,42 @@ def _path(
 
 def kernels(grid: Grid, hardware: Any, tables: Sequence[Efficiency], dtype: torch.dtype) -> Kernels:
     """Bytes per weight and the GEMM paths of every group. ``tables``: each hardware's bf16, fp8,
-    fp4 and block-scaled fp8 kernel factors (factors.KERNEL_TABLES) with the caller's overrides applied."""
+    fp4, block-scaled fp8 and weight-only MXFP4 kernel factors (factors.KERNEL_TABLES) with the
+    caller's overrides applied.
+
+    A stack's ``no_native_formats`` take away a format's native path although the hardware has its
+    math (TensorRT-LLM runs MXFP4 experts W4A8 on Blackwell, not W4A4). The W4A8 path of a 4-bit
+    float format (fp4, mxfp4, nvfp4) needs fp4 tensor cores, whose MMA takes fp8 x fp4 operands
+    (Blackwell's kind::f8f6f4); Hopper has none, so TensorRT-LLM runs MXFP4 weights W4A16 there
+    (tensorrt_llm/_torch/model_config.py get_mxfp4_quant_algo: W4A8_MXFP4_MXFP8 or W4A8_MXFP4_FP8
+    at SM >= 100, else W4A16_MXFP4). int4 (W4A8 AWQ) needs fp8 math only."""
     hw = hardware
     size = torch.tensor([DTYPE_BYTES[f] for f in FORMATS], dtype=dtype, device=grid.device)
     column_of = torch.tensor([_COLUMN_CODE[MATH_COLUMN[f]] for f in FORMATS], device=grid.device)
     four_bit = torch.tensor([f in FOUR_BIT_FORMATS for f in FORMATS], device=grid.device)
+    float_four_bit = torch.tensor([f in FOUR_BIT_FORMATS and f != "int4" for f in FORMATS], device=grid.device)
     weight_only, w4a8 = _extra_paths_offered(grid)
+    withheld = any(s.no_native_formats for s in grid.values["stack"])
     peaks = (hw.peak_flops_bf16, hw.peak_flops_fp8, hw.peak_flops_fp4)
-    has_fp8 = hw.peak_flops_fp8 > 0
+    has_fp8, has_fp4 = hw.peak_flops_fp8 > 0, hw.peak_flops_fp4 > 0
     block_code = FORMATS.index("fp8_block") if _block_scaled(grid) else None
+    mxfp4_code = FORMATS.index("mxfp4") if _mxfp4_measured(grid) else None
     paths, nbytes = {}, {}
     for g, code in _codes(grid).items():
         column = column_of[code]
         peak = torch.where(column == 1, peaks[1], torch.where(column == 2, peaks[2], peaks[0]))
         native = (peak > 0) & (column < 3)
+        if withheld:
+            native = native & ~_offers(grid, code, "no_native_formats")
         block = None if block_code is None else code == block_code
-        group = [_path(tables, column, torch.where(native, peak, peaks[0]), native, block=block)]
+        group = [_path(tables, column, torch.where((peak > 0) & (column < 3), peak, peaks[0]), native, block=block)]
         if weight_only:  # bf16 math on dequantized weights, where the format has no native math here
             offered = _offers(grid, code, "weight_only_formats") & ~native
-            group.append(_path(tables, torch.zeros_like(column), peaks[0], offered, DEQUANT_TILE_ROWS))
-        if w4a8:  # fp8 math on 4-bit weights
-            offered = _offers(grid, code, "w4a8_formats") & four_bit[code] & has_fp8
+            mxfp4 = None if mxfp4_code is None else code == mxfp4_code
+            group.append(_path(tables, torch.zeros_like(column), peaks[0], offered, DEQUANT_TILE_ROWS, mxfp4=mxfp4))
+        if w4a8:  # fp8 math on 4-bit weights (fp8 x fp4 operands: fp4 tensor cores)
+            mma = torch.where(float_four_bit[code], has_fp4, has_fp8)
+            offered = _offers(grid, code, "w4a8_formats") & four_bit[code] & mma
             group.append(_path(tables, torch.ones_like(column), torch.where(has_fp8, peaks[1], peaks[0]), offered))
         paths[g], nbytes[g] = tuple(group), size[code]
     return Kernels(bytes=MappingProxyType(nbytes), paths=MappingProxyType(paths))
