@@ -227,3 +227,15 @@ def test_hopper_mxfp4_weight_only_experts_run_their_measured_table():
     ds = tp.sweep(model="gpt-oss-120b", hardware="h200-sxm", recipe="gpt-oss-mxfp4", stack="trtllm-1", batch=1, **SMALL)
     expected = 36 * (4 * 3 * 2880**2 * 4.25 / 8 / (0.412 * 4.8e12) + 2 * 15.2e-6)
     assert float(ds.decode_op_time.sel(op="experts")) == pytest.approx(expected, rel=0.005)
+
+
+def test_explain_says_why_w4a8_mxfp4_has_no_path_on_hopper(tmp_path, capsys):
+    from tensorperf.interface.cli import main
+
+    stack = tmp_path / "w4a8.toml"
+    stack.write_text('id = "w4a8-only"\nw4a8_formats = ["mxfp4"]\n')
+    args = ["explain", "--model", "gpt-oss-120b", "--hardware", "h200-sxm", "--recipe", "gpt-oss-mxfp4"]
+    main([*args, "--stack", str(stack)])
+    out = capsys.readouterr().out
+    assert "feasible: no" in out
+    assert "W4A8 of mxfp4 needs fp4 tensor cores for its fp8 x fp4 MMA, which h200-sxm lacks" in out

@@ -52,7 +52,9 @@ def _path(group: str | None) -> Callable[[Mapping[str, float], Context], str]:
             why = f"no native {column} math (peak_flops_{column} = {num(c.peaks[column])}; native math there: {native})"
         wo = f"weight-only kernels for {', '.join(c.weight_only)}" if c.weight_only else "no weight-only kernel"
         w4 = f"W4A8 kernels for {', '.join(c.w4a8)}" if c.w4a8 else "no W4A8 kernel"
-        if fmt in c.w4a8 and fmt in FOUR_BIT_FORMATS and c.peaks.get("fp8", 0) <= 0:
+        if fmt in c.w4a8 and fmt in FOUR_BIT_FORMATS and fmt != "int4" and c.peaks.get("fp4", 0) <= 0:
+            w4 += f" (W4A8 of {fmt} needs fp4 tensor cores for its fp8 x fp4 MMA, which {c.hardware} lacks)"
+        elif fmt in c.w4a8 and fmt in FOUR_BIT_FORMATS and c.peaks.get("fp8", 0) <= 0:
             w4 += f" (W4A8 needs fp8 math, which {c.hardware} lacks)"
         head = f"{fmt} has no math path on {c.hardware}"
         if group is not None and not (c.uniform and fmt == c.weight_dtype):
