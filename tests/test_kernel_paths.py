@@ -239,3 +239,15 @@ def test_explain_says_why_w4a8_mxfp4_has_no_path_on_hopper(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "feasible: no" in out
     assert "W4A8 of mxfp4 needs fp4 tensor cores for its fp8 x fp4 MMA, which h200-sxm lacks" in out
+
+
+def test_explain_says_a_stack_withholds_a_native_path(tmp_path, capsys):
+    from tensorperf.interface.cli import main
+
+    stack = tmp_path / "no-native.toml"
+    stack.write_text('id = "no-native"\nno_native_formats = ["mxfp4"]\n')
+    args = ["explain", "--model", "gpt-oss-120b", "--hardware", "b200", "--recipe", "gpt-oss-mxfp4"]
+    main([*args, "--stack", str(stack)])
+    out = capsys.readouterr().out
+    assert "feasible: no" in out
+    assert "stack no-native does not run mxfp4 on its native fp4 math (no_native_formats)" in out

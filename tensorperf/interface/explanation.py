@@ -121,6 +121,7 @@ def _context(grid: Grid) -> say.Context:
         peaks={c: float(getattr(hw, f"peak_flops_{c}").reshape(-1)[0]) for c in ("bf16", "fp8", "fp4")},
         weight_only=tuple(stack.weight_only_formats),
         w4a8=tuple(stack.w4a8_formats),
+        no_native=tuple(stack.no_native_formats),
     )
 
 

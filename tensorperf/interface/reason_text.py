@@ -39,6 +39,7 @@ class Context:
     peaks: Mapping[str, float]  # math column (bf16, fp8, fp4) -> FLOP/s
     weight_only: Sequence[str]  # formats the stack runs weight-only (dequantized to bf16 math)
     w4a8: Sequence[str]  # 4-bit formats the stack runs with fp8 math
+    no_native: Sequence[str] = ()  # formats the stack does not run on their own math
 
 
 def _path(group: str | None) -> Callable[[Mapping[str, float], Context], str]:
@@ -48,6 +49,8 @@ def _path(group: str | None) -> Callable[[Mapping[str, float], Context], str]:
         native = ", ".join(f"{k} {num(p / TFLOPS)} TFLOP/s" for k, p in c.peaks.items() if p > 0) or "none"
         if column == "none":
             why = f"{fmt} has no native math on any hardware"
+        elif fmt in c.no_native and c.peaks.get(column, 0) > 0:
+            why = f"stack {c.stack} does not run {fmt} on its native {column} math (no_native_formats)"
         else:
             why = f"no native {column} math (peak_flops_{column} = {num(c.peaks[column])}; native math there: {native})"
         wo = f"weight-only kernels for {', '.join(c.weight_only)}" if c.weight_only else "no weight-only kernel"

@@ -67,6 +67,7 @@ def run(out: TextIO) -> int:
             "KV pool": f"{st.kv_cache_fraction:g} of {'free after weights' if st.kv_cache_after_weights else 'HBM'}",
             "weight-only GEMMs": ",".join(st.weight_only_formats) or "-",
             "W4A8 GEMMs": ",".join(st.w4a8_formats) or "-",
+            "not native": ",".join(st.no_native_formats) or "-",
         }
         for sid, st in ((sid, presets.stack(sid)) for sid in presets.stacks())
     ]
