@@ -210,6 +210,11 @@ def mapped(**kw):
     return fidelity.map_rows(made(**kw)).iloc[0]
 
 
+def bench_row(**kw):
+    """A trtllm-bench max-throughput row of Llama-3.1-8B on one GPU, the runtime's batch, mapped."""
+    return mapped(mode="max_throughput", model="llama-3.1-8b", num_gpus=1, tp=1, batch=None, **kw)
+
+
 def absent(value):
     return isinstance(value, float) and math.isnan(value)
 
@@ -343,16 +348,7 @@ def test_max_throughput_passes_the_stated_number_of_queued_requests(notes, n):
         ("ttft_mean_ms", "ms", "serving_ttft"),
         ("tpot_mean_ms", "ms", "serving_tpot"),
     ):
-        m = mapped(
-            mode="max_throughput",
-            model="llama-3.1-8b",
-            num_gpus=1,
-            tp=1,
-            batch=None,
-            metric=metric,
-            unit=unit,
-            notes=notes,
-        )
+        m = bench_row(metric=metric, unit=unit, notes=notes)
         assert m["status"] == "ok" and m["variable"] == variable and m["batch"] == "max"
         assert absent(m["num_requests"]) if n is None else m["num_requests"] == n
         assert absent(m["request_rate"]) and absent(m["isl_range_ratio"])
@@ -845,16 +841,8 @@ def test_target_median_within_25_percent_on_70_percent_of_rows(report):
     ],
 )
 def test_perf_overview_rows_take_the_request_count_of_their_page(source, isl, osl, n):
-    m = mapped(
-        mode="max_throughput",
-        model="llama-3.1-8b",
-        num_gpus=1,
-        tp=1,
-        batch=None,
-        isl=isl,
-        osl=osl,
-        source=source,
-        notes="trtllm-bench throughput max-throughput offline; all requests queued at once",
+    m = bench_row(
+        isl=isl, osl=osl, source=source, notes="trtllm-bench max-throughput offline; all requests queued at once"
     )
     assert m["status"] == "ok" and m["batch"] == "max"
     assert absent(m["num_requests"]) if n is None else m["num_requests"] == n

@@ -229,25 +229,38 @@ def test_hopper_mxfp4_weight_only_experts_run_their_measured_table():
     assert float(ds.decode_op_time.sel(op="experts")) == pytest.approx(expected, rel=0.005)
 
 
-def test_explain_says_why_w4a8_mxfp4_has_no_path_on_hopper(tmp_path, capsys):
+@pytest.mark.parametrize(
+    "stack, hardware, reason",
+    [
+        (
+            'id = "w4a8-only"\nw4a8_formats = ["mxfp4"]\n',
+            "h200-sxm",
+            "W4A8 of mxfp4 needs fp4 tensor cores for its fp8 x fp4 MMA, which h200-sxm lacks",
+        ),
+        (
+            'id = "no-native"\nno_native_formats = ["mxfp4"]\n',
+            "b200",
+            "stack no-native does not run mxfp4 on its native fp4 math (no_native_formats)",
+        ),
+    ],
+)
+def test_explain_says_why_mxfp4_has_no_path(tmp_path, capsys, stack, hardware, reason):
     from tensorperf.interface.cli import main
 
-    stack = tmp_path / "w4a8.toml"
-    stack.write_text('id = "w4a8-only"\nw4a8_formats = ["mxfp4"]\n')
-    args = ["explain", "--model", "gpt-oss-120b", "--hardware", "h200-sxm", "--recipe", "gpt-oss-mxfp4"]
-    main([*args, "--stack", str(stack)])
+    path = tmp_path / "stack.toml"
+    path.write_text(stack)
+    main(
+        [
+            "explain",
+            "--model",
+            "gpt-oss-120b",
+            "--hardware",
+            hardware,
+            "--recipe",
+            "gpt-oss-mxfp4",
+            "--stack",
+            str(path),
+        ]
+    )
     out = capsys.readouterr().out
-    assert "feasible: no" in out
-    assert "W4A8 of mxfp4 needs fp4 tensor cores for its fp8 x fp4 MMA, which h200-sxm lacks" in out
-
-
-def test_explain_says_a_stack_withholds_a_native_path(tmp_path, capsys):
-    from tensorperf.interface.cli import main
-
-    stack = tmp_path / "no-native.toml"
-    stack.write_text('id = "no-native"\nno_native_formats = ["mxfp4"]\n')
-    args = ["explain", "--model", "gpt-oss-120b", "--hardware", "b200", "--recipe", "gpt-oss-mxfp4"]
-    main([*args, "--stack", str(stack)])
-    out = capsys.readouterr().out
-    assert "feasible: no" in out
-    assert "stack no-native does not run mxfp4 on its native fp4 math (no_native_formats)" in out
+    assert "feasible: no" in out and reason in out
