@@ -30,11 +30,14 @@ def ep_comm(ds, phase="decode"):
     return ds[f"{phase}_op_time"].sel(op="ep_comm")
 
 
-def test_the_defaults_are_the_plain_all_to_all_bit_for_bit():
+def test_the_defaults_are_the_plain_all_to_all():
+    # equal to rounding: with two-batch overlap on the grid, decode adds each layer's attention core
+    # inside the layer sum rather than after it (stages.layer_times), a different order of additions
     plain = tp.sweep(**DSV3, dp=32, ep=32, batch=32 * 64)
     mixed = tp.sweep(**DSV3, dp=32, ep=32, batch=32 * 64, ep_overlap=["none", "two_batch"], ep_a2a=["nccl", "deepep"])
     for name in ("ttft", "tpot", "serving_tpot", "serving_ttft", "decode_tokens_per_s_per_gpu"):
-        np.testing.assert_array_equal(plain[name].values, mixed[name].sel(ep_overlap="none", ep_a2a="nccl").values)
+        got = mixed[name].sel(ep_overlap="none", ep_a2a="nccl").values
+        np.testing.assert_allclose(plain[name].values, got, rtol=1e-13, atol=0)
 
 
 def test_fp8_dispatch_and_bf16_combine():

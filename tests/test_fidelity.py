@@ -520,7 +520,7 @@ def test_serving_predictions_equal_a_plain_sweep_of_the_point(report2):
         queue="client",
         isl_range_ratio=0.8,
         osl_range_ratio=0.8,
-        stack="sglang",
+        stack="sglang-rocm",  # SGLang's ROCm build (fidelity.stack_of)
     )
     assert lines.loc["N1842", "predicted"] == pytest.approx(float(one.serving_tokens_per_s_per_gpu) * 9, rel=1e-9)
 
@@ -761,10 +761,13 @@ def test_headline_with_default_efficiencies(report):
     # p90 0.622 -> 0.655; DeepEP + two-batch overlap and the MTP decay, stacks refitted: 0.171, p90 0.667;
     # the perf-overview rows' request counts from their pages' dataset tables: 0.161, p90 0.597; gpt-oss
     # on its MXFP4 kernel paths (W4A16 on Hopper at its measured table, W4A8 on Blackwell, docs/model.md
-    # §3.13) and the stacks refitted: 0.136, p90 0.586)
+    # §3.13) and the stacks refitted: 0.136, p90 0.586; a fixed time per fused-MoE call measured on
+    # TensorRT-LLM's kernels and the MoE activation traffic per routed pair (§3.5, §3.7.2), SGLang's
+    # ROCm build a stack of its own, stacks refitted: 0.142, p90 0.581 - the trtllm-1 refit moves
+    # these rows the wrong way; the kernel check of §3.7.2 is why the mechanism stays)
     assert len(ok) == 187 and share == pytest.approx(0.831, abs=1e-3)
-    assert median == pytest.approx(0.136, abs=0.005)  # 0.250 without the stacks (179 rows)
-    assert float(ok["rel_error"].abs().quantile(0.9)) == pytest.approx(0.586, abs=0.01)
+    assert median == pytest.approx(0.142, abs=0.005)  # 0.242 without the stacks (179 rows)
+    assert float(ok["rel_error"].abs().quantile(0.9)) == pytest.approx(0.581, abs=0.01)
 
 
 def test_headline_without_stack_overheads(rows):
@@ -772,8 +775,9 @@ def test_headline_without_stack_overheads(rows):
     ok = ideal[ideal["status"] == "ok"]
     # (0.275 before the DeepEP and two-batch-overlap rows were mapped as deployed, docs/model.md §3.9.2;
     # 185 rows and 0.262 before the perf-overview request counts and gpt-oss's MXFP4 recipe, whose 6
-    # Hopper rows have no path on the ideal stack: no fp4 math, no weight-only kernel, §3.13)
-    assert len(ok) == 179 and float(ok["rel_error"].abs().median()) == pytest.approx(0.250, abs=0.005)
+    # Hopper rows have no path on the ideal stack: no fp4 math, no weight-only kernel, §3.13;
+    # 0.250 before the fused-MoE fixed time and the MoE activation traffic per pair, §3.5, §3.7.2)
+    assert len(ok) == 179 and float(ok["rel_error"].abs().median()) == pytest.approx(0.242, abs=0.005)
 
 
 def test_serving_headline_of_the_second_file(report2, rows2):
@@ -788,9 +792,11 @@ def test_serving_headline_of_the_second_file(report2, rows2):
     # GEMM streaming + fixed time per kernel (docs/model.md §3.7.1), stacks refitted with the MTP rows:
     # DeepSeek's NVFP4 release with block-fp8 attention, nvfp4 GEMMs at bf16's fixed time:
     # median 0.240 -> 0.229, p90 0.680 -> 0.629; InferenceX's runs as the client-held 10·C requests
-    # they are (docs/model.md §10.3), the Mistral-7B rows, stacks refitted: 0.229 -> 0.218, p90 -> 0.576
-    assert float(ok["rel_error"].abs().median()) == pytest.approx(0.218, abs=0.01)
-    assert float(ok["rel_error"].abs().quantile(0.9)) == pytest.approx(0.576, abs=0.02)
+    # they are (docs/model.md §10.3), the Mistral-7B rows, stacks refitted: 0.229 -> 0.218, p90 -> 0.576;
+    # the fused-MoE fixed time and MoE activation traffic (§3.5, §3.7.2), SGLang's ROCm build its own
+    # stack, stacks refitted: 0.216, p90 0.548
+    assert float(ok["rel_error"].abs().median()) == pytest.approx(0.216, abs=0.01)
+    assert float(ok["rel_error"].abs().quantile(0.9)) == pytest.approx(0.548, abs=0.02)
     skipped = plain.loc[plain["status"] != "ok", "status"].value_counts()
     assert "skipped: infeasible (overloaded)" not in skipped and "skipped: infeasible (memory)" not in skipped
 

@@ -8,7 +8,9 @@ import torch
 
 from tensorperf.analysis.kernel_fit import (
     GPU_PRESET,
+    expert_stream_bytes,
     fastest_variants,
+    fit_expert_latency,
     fit_kernels,
     fit_latency,
     fits_table,
@@ -20,6 +22,7 @@ from tensorperf.engine.physics.roofline import saturation
 from tensorperf.validation import SpecError
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "kernel_measurements.csv"
+MOE_DATA = Path(__file__).resolve().parents[1] / "data" / "moe_kernel_measurements.csv"
 
 
 @pytest.fixture(scope="module")
@@ -187,3 +190,51 @@ def test_presets_hold_the_streaming_fits(latency_fits):
         for table in ("bf16", "fp8", "fp8_block"):
             assert a.efficiency_for(table).gemm_memory == b.efficiency_for(table).gemm_memory
             assert a.efficiency_for(table).gemm_latency == b.efficiency_for(table).gemm_latency
+
+
+# ------------------------------------------------------------------ fused-MoE fixed time (§3.7.2)
+DSV3_T1_EP8 = "model=DeepSeek-V3;num_tokens=1;hidden=7168;inter=2048;topk=8;experts=256;moe_tp=1;moe_ep=8"
+
+
+def test_expert_stream_bytes_by_hand():
+    # one token, 8 of 256 experts, EP8: 32 experts per GPU, 1 - (1 - 8/256)^1 = 1/32 of them touched
+    # -> 1 (the measured rank holds one); 3 x 7168 x 2048 fp8 weight bytes = 44,040,192; 8/8 = 1 pair
+    # moving (4 x 7168 + 3 x 2048) bf16 values = 69,632 B; the token's row in and out 2 x 7168 x 2 = 28,672 B
+    assert expert_stream_bytes(DSV3_T1_EP8 + ";distribution=balanced", 1.0) == 44_040_192 + 69_632 + 28_672
+    # bf16, tp 8 instead of ep 8: all 256 experts' 1/8 slices, 8 of them touched; 8 pairs
+    tp8 = DSV3_T1_EP8.replace("moe_tp=1;moe_ep=8", "moe_tp=8;moe_ep=1")
+    touched = 256 * (1 - (1 - 8 / 256) ** 1)  # = 8
+    assert expert_stream_bytes(tp8, 2.0) == pytest.approx(
+        touched * 3 * 7168 * 256 * 2 + 8 * (4 * 7168 + 3 * 256) * 2 + 2 * 7168 * 2
+    )
+
+
+def test_fused_moe_fixed_time_fits_and_presets():
+    frame = load_kernels(MOE_DATA)
+    # 116 rows: TensorRT-LLM 1.3.0rc20's fastest gated kernel per point (aiconfigurator@095f58a)
+    assert len(frame) == 116 and set(frame.op) == {"moe_experts"}
+    fits = {(f.gpu, f.table): f for f in fit_expert_latency(frame)}
+    # H100 fp8_block, the DeepSeek-V3 row at one token on EP8: 46.47 us measured - 44,138,496 B /
+    # (0.82 x 3.35e12 B/s) = 46.47 - 16.07 = 30.40 us beyond its stream (one of the median's rows)
+    row = frame[(frame.gpu == "h100_sxm") & (frame.dtype == "fp8_block") & frame["shape"].str.startswith(DSV3_T1_EP8)]
+    hw = presets.hardware_spec("h100-sxm")
+    rest = row.measured_time_ms.iloc[0] * 1e-3 - 44_138_496 / (0.82 * hw.hbm_bandwidth)
+    assert rest == pytest.approx(30.40e-6, abs=0.01e-6)
+    us = {key: round(f.latency * 1e6, 1) for key, f in fits.items()}
+    assert us == {
+        ("b200", "bf16"): 28.7,
+        ("b200", "fp8"): 29.5,
+        ("b200", "fp4"): 16.5,  # TensorRT-LLM-Gen's block-scale MoE: shorter than the CUTLASS ones
+        ("h100-sxm", "bf16"): 25.1,
+        ("h100-sxm", "fp8"): 26.6,
+        ("h100-sxm", "fp8_block"): 26.7,
+        ("h200-sxm", "bf16"): 25.5,
+        ("h200-sxm", "fp8"): 26.0,
+        ("h200-sxm", "fp8_block"): 26.0,
+    }
+    for (gpu, table), fit in fits.items():
+        assert fit.rows >= 12
+        assert presets.hardware_spec(gpu).efficiency_for(table).expert_latency == pytest.approx(fit.latency, rel=0.01)
+    # the fused call costs more than its two grouped GEMMs' fixed times on every measured table
+    for (gpu, table), fit in fits.items():
+        assert fit.latency > 2 * presets.hardware_spec(gpu).efficiency_for(table).gemm_latency

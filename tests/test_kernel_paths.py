@@ -264,3 +264,21 @@ def test_explain_says_why_mxfp4_has_no_path(tmp_path, capsys, stack, hardware, r
     )
     out = capsys.readouterr().out
     assert "feasible: no" in out and reason in out
+
+
+def test_fused_moe_call_pays_its_measured_fixed_time():
+    """docs/model.md §3.5, §3.7.2: DeepSeek-V3 block-fp8 on 8 H200s (TP8), one decode token per step.
+    Per MoE layer the experts op streams 8 touched experts' 1/8 slices, 8 x 3 x 7168 x 256 fp8 bytes
+    = 44,040,192 B, their block scales (4 B per 128 x 128: 10,752 B), 8 routed pairs' activations
+    8 x (4 x 7168 + 3 x 256) x 2 B = 471,040 B and the token's row in and out, 2 x 7168 x 2 = 28,672 B:
+    44,550,656 B / (0.771 x 4.8e12 B/s) = 12.04 us, plus the fp8_block table's 26.0 us per fused call."""
+    kw = dict(model="deepseek-v3", hardware="h200-sxm", weight_dtype="fp8", kv_dtype="fp8", recipe="deepseek-fp8")
+    kw.update(tp=8, batch=1, prompt_len=1024, output_len=16)
+    per_layer = (44_040_192 + 10_752 + 471_040 + 28_672) / (0.771 * 4.8e12) + 26.0e-6
+    ds = tp.sweep(**kw)
+    assert float(ds.decode_op_time.sel(op="experts")) / 58 == pytest.approx(per_layer, rel=1e-6)
+    # an efficiency override replaces the tables' value; 0 falls back to the two grouped GEMMs'
+    # gemm_latency (2 x 6.21 us for fp8_block on H200)
+    for value, fixed in ((50e-6, 50e-6), (0.0, 2 * 6.21e-6)):
+        ds = tp.sweep(**kw, efficiency={"expert_latency": value})
+        assert float(ds.decode_op_time.sel(op="experts")) / 58 == pytest.approx(per_layer - 26.0e-6 + fixed, rel=1e-6)

@@ -239,8 +239,10 @@ def test_the_presets_and_the_toml_loader(tmp_path):
         "trtllm-1": (True, 0.9, True),
         "vllm": (True, 0.9, False),
         "sglang": (True, 0.88, False),
+        "sglang-rocm": (True, 0.8, False),  # InferenceX's AMD scripts: --mem-fraction-static 0.8
         "atom": (True, 0.9, False),
     }
+    assert set(expect) == set(fidelity.STACK_IDS)
     for sid, values in expect.items():
         st = presets.stack(sid)
         assert (st.custom_allreduce, st.kv_cache_fraction, st.kv_cache_after_weights) == values

@@ -102,7 +102,8 @@ Serving stack (``stack``, a zipped per-row input: :data:`STACK_IDS`; docs/model.
     version number is 0.x (TensorRT engines and the C++ runtime: gptSessionBenchmark, trtllm-bench,
     the Triton backend, v0.5-v0.14) -> ``trtllm-0``; 1.x (also release candidates, e.g. the
     ``release:1.2.0rc6`` images) or a 2025 main-branch build or commit (the docs of the PyTorch
-    workflow) -> ``trtllm-1``; a version not stated -> ``ideal``. SGLang -> ``sglang``; vLLM ->
+    workflow) -> ``trtllm-1``; a version not stated -> ``ideal``. SGLang -> ``sglang``, or
+    ``sglang-rocm`` for a ROCm image or an AMD GPU (another build: AITER kernels, HIP graphs); vLLM ->
     ``vllm``; ATOM (AMD) -> ``atom``; anything else (DeepSeek internal, RTP-LLM, no framework
     stated) -> ``ideal``. ``predict(rows, stacks={id: spec})`` evaluates the rows of a stack id with
     another spec (a StackSpec, a preset id or a .toml path), e.g. ``ideal`` for all of them.
@@ -384,7 +385,7 @@ _GRID_INPUTS = (
     "ep_a2a",
 )
 # the serving-stack presets rows map to (tensorperf/catalog/presets/stacks; stack_of gives the rule)
-STACK_IDS = ("ideal", "trtllm-0", "trtllm-1", "sglang", "vllm", "atom")
+STACK_IDS = ("ideal", "trtllm-0", "trtllm-1", "sglang", "sglang-rocm", "vllm", "atom")
 _VERSION = re.compile(r"(?<![\w.])(\d+)\.(\d+)")  # the first version number: 0.14.0, release:1.2.0rc6
 
 
@@ -570,7 +571,7 @@ def _kv_dtype(row: Mapping[str, Any], weight: str) -> str:
         return kv
     model, hardware = _model_id(row.get("model")), _text(row.get("hardware")).lower()
     if model.startswith("gpt-oss") and hardware.startswith(_HOPPER):
-        if stack_of(row.get("framework"), row.get("framework_version")).startswith("trtllm"):
+        if stack_of(row.get("framework"), row.get("framework_version"), row.get("hardware")).startswith("trtllm"):
             return "bf16"
     return "fp8" if weight in ("fp8", "fp4") else weight
 
@@ -646,9 +647,10 @@ def perf_overview_num_requests(row: Mapping[str, Any]) -> int | None:
     return PERF_OVERVIEW_NUM_REQUESTS.get(m.group(1), {}).get((int(isl), int(osl)))
 
 
-def stack_of(framework: Any, version: Any = None) -> str:
-    """The serving-stack preset id of a row's ``framework`` and ``framework_version`` (the rule of
-    the module docstring): ``trtllm-0``, ``trtllm-1``, ``sglang``, ``vllm``, ``atom`` or ``ideal``."""
+def stack_of(framework: Any, version: Any = None, hardware: Any = None) -> str:
+    """The serving-stack preset id of a row's ``framework``, ``framework_version`` and ``hardware``
+    (the rule of the module docstring): ``trtllm-0``, ``trtllm-1``, ``sglang``, ``sglang-rocm`` (a
+    ROCm image, or SGLang on an AMD GPU), ``vllm``, ``atom`` or ``ideal``."""
     name, text = _text(framework).lower(), _text(version)
     if name.startswith(("tensorrt-llm", "trt-llm", "trtllm")):
         if re.search(r"mlperf", text, re.IGNORECASE):
@@ -662,7 +664,8 @@ def stack_of(framework: Any, version: Any = None) -> str:
             return "trtllm-1"  # a 2025 development build (the PyTorch workflow's docs)
         return "ideal"  # version not stated
     if name.startswith("sglang"):
-        return "sglang"
+        rocm = "rocm" in text.lower() or _text(hardware).lower().startswith("mi")
+        return "sglang-rocm" if rocm else "sglang"
     if name.startswith("vllm"):
         return "vllm"
     if name.startswith("atom"):
@@ -742,7 +745,9 @@ def _map_row(row: Mapping[str, Any]) -> dict[str, Any]:
         serving["num_requests"] = INFERENCEX_PROMPTS_PER_CONCURRENCY * int(batch_value)
         queue = "client"
         adp = _text(row.get("attention_dp")).lower() in ("true", "1", "yes") and dp > 1
-        if adp and stack_of(row.get("framework"), row.get("framework_version")).startswith("trtllm"):
+        if adp and stack_of(row.get("framework"), row.get("framework_version"), row.get("hardware")).startswith(
+            "trtllm"
+        ):
             balance = float(INFERENCEX_TRTLLM_ADP_TIMEOUT_ITERS)
     ratio = serving["range_ratio"]
     factor = 1.0
@@ -800,7 +805,8 @@ def map_rows(rows: pd.DataFrame) -> pd.DataFrame:
     mapped = pd.DataFrame(records, index=rows.index, columns=MAPPED_COLUMNS)
     framework = rows["framework"].tolist() if "framework" in rows else [None] * len(rows)
     version = rows["framework_version"].tolist() if "framework_version" in rows else [None] * len(rows)
-    mapped["stack"] = [stack_of(f, v) for f, v in zip(framework, version)]  # skipped rows too
+    hardware = rows["hardware"].tolist() if "hardware" in rows else [None] * len(rows)
+    mapped["stack"] = [stack_of(f, v, h) for f, v, h in zip(framework, version, hardware)]  # skipped rows too
     return mapped
 
 

@@ -409,3 +409,70 @@ def fit_latency(frame: pd.DataFrame, steps: int = 1500) -> list[LatencyFit]:
                 )
             )
     return fits
+
+
+# Kernel dtype of the fused-MoE rows -> (the kernel table it sets, its weight format's bytes)
+EXPERT_TABLES = MappingProxyType(
+    {
+        "bfloat16": ("bf16", "bf16"),
+        "fp8": ("fp8", "fp8"),
+        "fp8_block": ("fp8_block", "fp8_block"),
+        "nvfp4": ("fp4", "nvfp4"),
+    }
+)
+
+
+@dataclass(frozen=True)
+class ExpertLatencyFit:
+    """One kernel table's fixed time per fused-MoE call (docs/model.md §3.7.2)."""
+
+    gpu: str
+    table: str  # an EXPERT_TABLES table
+    memory: float  # the table's streaming efficiency the weights are charged at (its gemm_memory)
+    latency: float  # s per fused-MoE call (expert_latency)
+    rows: int
+    spread: float  # s: the interquartile range of t − stream over the rows
+
+
+def expert_stream_bytes(shape: str, weight_bytes: float) -> float:
+    """The bytes one GPU's fused-MoE call moves, as the engine counts them (ops.routed_experts,
+    ops.critical_experts): the touched experts of its E/ep, at least one where ep > 1 (the measured
+    rank holds a routed expert; 3·h·f/tp weights each), 4·h + 3·f/tp bf16 activations per routed
+    pair (expand, first GEMM, second GEMM, finalize; the intermediate) and its own tokens' rows in
+    and out (2·h each)."""
+    s = _shape(shape)
+    E, k, T = float(s["experts"]), float(s["topk"]), float(s["num_tokens"])
+    h, f, tp, ep = float(s["hidden"]), float(s["inter"]), float(s["moe_tp"]), float(s["moe_ep"])
+    touched = max(E / ep * (1 - (1 - k / E) ** T), 1.0 if ep > 1 else 0.0)
+    return touched * 3 * h * f / tp * weight_bytes + T * k / ep * (4 * h + 3 * f / tp) * 2 + 2 * T * h * 2
+
+
+def fit_expert_latency(frame: pd.DataFrame) -> list[ExpertLatencyFit]:
+    """Per GPU and kernel table: the median over its few-token fused-MoE rows (TensorRT-LLM
+    moe_experts, at most 16 tokens) of t − bytes / (η · W), η the table's gemm_memory, clipped at 0:
+    what the call costs beyond streaming its weights and activations. A loop over a handful of
+    (GPU, table) groups."""
+    from tensorperf.units import DTYPE_BYTES
+
+    rows = frame[(frame.op == "moe_experts") & (frame.framework == "trtllm") & frame.dtype.isin(list(EXPERT_TABLES))]
+    tokens = rows["shape"].map(lambda s: float(_shape(s)["num_tokens"]))
+    rows = rows[tokens <= 16]
+    fits = []
+    for (gpu, dtype), g in rows.groupby(["gpu", "dtype"], sort=True):
+        hw = presets.hardware_spec(GPU_PRESET[gpu])
+        table, fmt = EXPERT_TABLES[dtype]
+        eta = hw.efficiency_for(table).gemm_memory
+        nbytes = np.array([expert_stream_bytes(s, DTYPE_BYTES[fmt]) for s in g["shape"]])
+        rest = np.clip(g.measured_time_ms.to_numpy() * 1e-3 - nbytes / (eta * hw.hbm_bandwidth), 0, None)
+        q1, q3 = np.quantile(rest, [0.25, 0.75])
+        fits.append(
+            ExpertLatencyFit(
+                gpu=GPU_PRESET[gpu],
+                table=table,
+                memory=eta,
+                latency=float(np.median(rest)),
+                rows=len(g),
+                spread=float(q3 - q1),
+            )
+        )
+    return fits

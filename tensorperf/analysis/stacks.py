@@ -73,8 +73,12 @@ STACK_NOTES: Mapping[str, str] = {
         "builds): trtllm-bench and trtllm-serve behind benchmark_serving (InferenceX)."
     ),
     "sglang": (
-        "SGLang: lmsysorg/sglang v0.5.6-v0.5.12 images (CUDA and ROCm) behind benchmark_serving (InferenceX), "
+        "SGLang on NVIDIA GPUs: lmsysorg/sglang v0.5.6-v0.5.12 CUDA images behind benchmark_serving (InferenceX), "
         "and the 2025 main builds of the lmsys.org blogs (prefill-decode disaggregation, large-scale EP)."
+    ),
+    "sglang-rocm": (
+        "SGLang on AMD GPUs: lmsysorg/sglang v0.5.9-v0.5.12 rocm700 images (mi30x and mi35x builds, AITER "
+        "kernels) behind benchmark_serving (InferenceX)."
     ),
     "vllm": (
         "vLLM: the 0.4.3 ROCm build of AMD's MLPerf v4.1 submission and the CI latency tests (build 9515, "

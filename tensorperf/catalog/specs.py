@@ -341,6 +341,9 @@ class Efficiency:
     gemm_latency: fixed seconds per GEMM kernel on the GPU (prologue, scale loads, tail) beyond its
     roofline time, so that gemm_memory is the kernels' streaming efficiency on large weights
     (docs/model.md §3.7.1); 0 folds it into gemm_memory.
+    expert_latency: fixed seconds per fused-MoE call on the GPU beyond its roofline time (routing
+    sort, expand, the two grouped GEMMs, activation, finalize: docs/model.md §3.7.2); 0: the two
+    grouped GEMMs' gemm_latency.
     """
 
     compute: float = 0.7
@@ -358,6 +361,7 @@ class Efficiency:
     comm_half_bytes: float = 0.0
     step_overhead: float = 0.0
     gemm_latency: float = 0.0
+    expert_latency: float = 0.0
 
     CONSTRAINTS: ClassVar[dict[str, Any]] = {
         "compute": unit_interval,
@@ -375,6 +379,7 @@ class Efficiency:
         "comm_half_bytes": non_negative,
         "step_overhead": non_negative,
         "gemm_latency": non_negative,
+        "expert_latency": non_negative,
     }
 
     def __post_init__(self) -> None:

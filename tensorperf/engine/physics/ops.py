@@ -202,17 +202,23 @@ def routed_experts(
             touched = expected_experts(E, k, tokens)
         else:
             touched = critical_experts(E, k, tokens, imbalance, lay.ep)
-    # per token of this GPU: k·dp·spread/ep token-expert pairs land on its ep slot, and it permutes
-    # its own k·d/tp into expert order and combines them back: 2·T·k·d FLOP, 2·T·k·d·b_a bytes each
-    # (§3.5); nothing to permute with a single expert
+    # per token of this GPU: routed = k·dp·spread/ep token-expert pairs land on its ep slot (every
+    # pair of its tokens where etp > 1: each expert-TP rank runs them all on its d_e/etp slice). Each
+    # pair moves d activations four times, none of them split by etp (§3.5): the expand kernel
+    # writes it in expert order, the first GEMM reads it, the second GEMM writes its d-wide output,
+    # the finalize kernel reads it back; the token's own row is read once and written once
+    # (TensorRT-LLM moe_kernels.cu expandInputRowsKernel / finalizeMoeRoutingKernel); the finalize
+    # adds the k outputs, 2·d FLOP per pair. Nothing to permute with a single expert.
     routed = k * (lay.dp * ph.spread) / lay.ep
-    own = k * d * (E > 1) / lay.tp
+    multi = (E > 1).to(per_expert.dtype) if torch.is_tensor(E) else float(E > 1)
+    pair_bytes = (2 * d * (1 + multi) + m.mlp_matrices * fe) * b.a  # one expert: a dense MLP's in and out
+    own = 2 * d * multi * b.a
     if imbalance is None:
-        flops = ph.tokens * (2 * routed * per_expert + 2 * own)
-        moved = ph.tokens * (routed * (2 * d + m.mlp_matrices * fe) * b.a + 4 * own * b.a)
+        flops = ph.tokens * (routed * (2 * per_expert + 2 * d * multi))
+        moved = ph.tokens * (routed * pair_bytes + own)
     else:  # (x·λ + y is x + y, bit for bit, at λ = 1)
-        flops = ph.tokens * ((2 * routed * per_expert) * imbalance + 2 * own)
-        moved = ph.tokens * ((routed * (2 * d + m.mlp_matrices * fe) * b.a) * imbalance + 4 * own * b.a)
+        flops = ph.tokens * (routed * (2 * per_expert + 2 * d * multi) * imbalance)
+        moved = ph.tokens * ((routed * pair_bytes) * imbalance + own)
     return flops, touched * (per_expert * b.w / lay.ep) + moved
 
 

@@ -96,7 +96,12 @@ def shortcuts(
         breakdown=breakdown,
         imbalanced=has_moe and expert_parallel and (imbalance is None or not _identically(imbalance, 1.0)),
         gemm_latency=not _identically(eff.gemm_latency, 0.0)
-        or any(h.efficiency_for(c).gemm_latency > 0 for h in grid.values["hardware"] for c in KERNEL_TABLES),
+        or not _identically(eff.expert_latency, 0.0)
+        or any(
+            h.efficiency_for(c).gemm_latency > 0 or h.efficiency_for(c).expert_latency > 0
+            for h in grid.values["hardware"]
+            for c in KERNEL_TABLES
+        ),
     )
 
 

@@ -71,6 +71,7 @@ class KernelPath:
     expert_half_tokens: torch.Tensor
     gemm_memory: torch.Tensor
     gemm_latency: torch.Tensor
+    expert_latency: torch.Tensor
     available: torch.Tensor
     reread_rows: float | None = None  # rows per pass over the weights (None: the weights stream once)
 
@@ -157,7 +158,11 @@ def _path(
     reread_rows: float | None = None,
     block: Any = None,
     mxfp4: Any = None,
+    moe_column: torch.Tensor | None = None,
 ) -> KernelPath:
+    """``moe_column``: the table whose fused-MoE fixed time (expert_latency) the path pays, where it
+    is not ``column``'s."""
+
     def factor(name: str) -> torch.Tensor:
         return _mixed(tables, column, name, block, mxfp4)
 
@@ -169,6 +174,9 @@ def _path(
         expert_half_tokens=factor("expert_half_tokens"),
         gemm_memory=factor("gemm_memory"),
         gemm_latency=factor("gemm_latency"),
+        expert_latency=factor("expert_latency")
+        if moe_column is None
+        else _mixed(tables, moe_column, "expert_latency", block, mxfp4),
         available=available,
         reread_rows=reread_rows,
     )
@@ -212,7 +220,11 @@ def kernels(grid: Grid, hardware: Any, tables: Sequence[Efficiency], dtype: torc
         if w4a8:  # fp8 math on 4-bit weights (fp8 x fp4 operands: fp4 tensor cores)
             mma = torch.where(float_four_bit[code], has_fp4, has_fp8)
             offered = _offers(grid, code, "w4a8_formats") & four_bit[code] & mma
-            group.append(_path(tables, torch.ones_like(column), torch.where(has_fp8, peaks[1], peaks[0]), offered))
+            # a 4-bit float format's W4A8 MoE is the fp4 kernels' family (TensorRT-LLM-Gen's
+            # mxe4m3 x mxe2m1 block-scale MoE beside its nvfp4 one): the fp4 table's fixed time
+            moe = torch.where(float_four_bit[code], 2, 1)
+            fp8_math = torch.ones_like(column)
+            group.append(_path(tables, fp8_math, torch.where(has_fp8, peaks[1], peaks[0]), offered, moe_column=moe))
         paths[g], nbytes[g] = tuple(group), size[code]
     return Kernels(bytes=MappingProxyType(nbytes), paths=MappingProxyType(paths))
 

@@ -57,6 +57,20 @@ def gemm_kernels(w: Workload, op: str) -> Any:
     return n
 
 
+def fixed_time(table: Any, w: Workload, op: str) -> Any:
+    """A GEMM op's fixed GPU time per layer on a kernel table (an Efficiency or a KernelPath): its
+    kernels x gemm_latency (§3.7.1); the fused-MoE call's expert_latency instead where the table
+    has one (§3.7.2: routing sort, expand, grouped GEMMs, activation and finalize together)."""
+    t = table.gemm_latency * gemm_kernels(w, op)
+    own = table.expert_latency
+    if op != "experts" or (not torch.is_tensor(own) and own == 0):
+        return t
+    # a lone expert (a dense MLP run through the MoE path) is two plain GEMMs, not a routed call
+    routed = w.model.num_experts > 1
+    own = torch.as_tensor(own, dtype=w.model.num_experts.dtype, device=w.model.num_experts.device)
+    return torch.where(routed & (own > 0), own, t)
+
+
 # Which peak and which memory efficiency each op's kernels run at: GEMMs at the weight format's peak,
 # the vector ops (norms, the router's scores) and the attention core at bf16's; GEMMs stream weights
 # at the GEMM kernels' memory efficiency, the embedding gather, norms and attention at the streams'.
@@ -125,15 +139,15 @@ def fastest(
     compute_efficiency: Callable[[KernelPath], torch.Tensor],
     rows: torch.Tensor,
     weight_bytes: torch.Tensor,
-    kernels: Any = None,
+    latency: Callable[[KernelPath], Any] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(time, compute − memory time) of a GEMM op on the fastest available kernel path (docs/model.md
     §3.13): t = min over available paths; the first (native) path where none is (an infeasible point).
     A path that streams its weights once per ``reread_rows`` of the op's ``rows`` reads them
-    ceil(rows / reread_rows) times. ``kernels``: GEMM kernels of the op (each adds its path's
-    gemm_latency; None: none counted)."""
+    ceil(rows / reread_rows) times. ``latency``: the op's fixed time on a path (:func:`fixed_time`;
+    None: none counted)."""
     first = paths[0]
-    fixed = (lambda p: None) if kernels is None else (lambda p: p.gemm_latency * kernels)  # noqa: E731
+    fixed = (lambda p: None) if latency is None else latency  # noqa: E731
     t, margin = timed(r, s, flops, nbytes, first.peak, compute_efficiency(first), first.gemm_memory, fixed(first))
     found = first.available
     for p in paths[1:]:
@@ -196,7 +210,7 @@ def phase_ops(
     for k, (work, e) in table.items():  # nine op kinds
         if k not in skip:
             f, n = work()
-            fixed = eff.gemm_latency * gemm_kernels(w, k) if s.gemm_latency and k in GEMM_OPS else None
+            fixed = fixed_time(eff, w, k) if s.gemm_latency and k in GEMM_OPS else None
             out[k] = (
                 f,
                 n,
@@ -252,7 +266,7 @@ def _grouped(
         if op in GEMM_OPS:
             args = (k.paths[OP_GROUP[op]], efficiency_of.get(op, efficiency_of["qkv"]), rows.get(op, ph.tokens))
             weights = work[op](idle)[1]  # the op's weight bytes (no tokens: nothing else moves)
-            count = gemm_kernels(w, op) if s.gemm_latency else None
-            e = lambda f, n, a=args, wb=weights, c=count: fastest(r, s, f, n, *a, wb, c)  # noqa: E731
+            latency = (lambda p, op=op: fixed_time(p, w, op)) if s.gemm_latency else None
+            e = lambda f, n, a=args, wb=weights, c=latency: fastest(r, s, f, n, *a, wb, c)  # noqa: E731
         out[op] = (functools.partial(work[op], ph) if op in work else table[op][0], e)
     return out
