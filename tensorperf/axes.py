@@ -139,6 +139,16 @@ _ROWS = (
         "at most this many steps (TensorRT-LLM attention_dp_config enable_balance, timeout_iters); default: no wait",
         -16,
     ),
+    Axis(
+        "admission_interval",
+        Kind.COUNT,
+        1,
+        "steps",
+        "serving: decode steps between the scheduler's checks for new requests (SGLang "
+        "--scheduler-recv-interval, --num-continuous-decode-steps); default 1: before every step",
+        -17,
+        True,
+    ),
     Axis("isl_range_ratio", Kind.FRACTION, 1.0, "1", "prompt lengths uniform in [r·prompt_len, prompt_len]", -4),
     Axis("osl_range_ratio", Kind.FRACTION, 1.0, "1", "output lengths uniform in [r·output_len, output_len]", -5),
     Axis(

@@ -480,6 +480,7 @@ def test_serving_predictions_equal_a_plain_sweep_of_the_point(report2):
         isl_range_ratio=0.8,
         osl_range_ratio=0.8,
         stack="sglang",
+        max_num_tokens=32768,  # the launch script's --chunked-prefill-size (fidelity.INFERENCEX_SGLANG_BUDGET)
     )
     lines = report2.set_index("id")
     assert lines.loc["N1268", "predicted"] == pytest.approx(float(one.serving_ttft) * 1e3, rel=1e-9)
@@ -521,6 +522,8 @@ def test_serving_predictions_equal_a_plain_sweep_of_the_point(report2):
         isl_range_ratio=0.8,
         osl_range_ratio=0.8,
         stack="sglang-rocm",  # SGLang's ROCm build (fidelity.stack_of)
+        max_num_tokens=196608,  # dsr1_fp4_mi355x.sh: --chunked-prefill-size 196608
+        admission_interval=4,  # and --num-continuous-decode-steps 4
     )
     assert lines.loc["N1842", "predicted"] == pytest.approx(float(one.serving_tokens_per_s_per_gpu) * 9, rel=1e-9)
 
@@ -794,9 +797,10 @@ def test_serving_headline_of_the_second_file(report2, rows2):
     # median 0.240 -> 0.229, p90 0.680 -> 0.629; InferenceX's runs as the client-held 10·C requests
     # they are (docs/model.md §10.3), the Mistral-7B rows, stacks refitted: 0.229 -> 0.218, p90 -> 0.576;
     # the fused-MoE fixed time and MoE activation traffic (§3.5, §3.7.2), SGLang's ROCm build its own
-    # stack, stacks refitted: 0.216, p90 0.548
-    assert float(ok["rel_error"].abs().median()) == pytest.approx(0.216, abs=0.01)
-    assert float(ok["rel_error"].abs().quantile(0.9)) == pytest.approx(0.548, abs=0.02)
+    # stack, stacks refitted: 0.216, p90 0.548; the closed loop's admission wait and InferenceX's SGLang
+    # launch flags (token budget, scheduler checks; docs/model.md §10.1), stacks refitted: 0.210, p90 0.538
+    assert float(ok["rel_error"].abs().median()) == pytest.approx(0.210, abs=0.01)
+    assert float(ok["rel_error"].abs().quantile(0.9)) == pytest.approx(0.538, abs=0.02)
     skipped = plain.loc[plain["status"] != "ok", "status"].value_counts()
     assert "skipped: infeasible (overloaded)" not in skipped and "skipped: infeasible (memory)" not in skipped
 
@@ -852,3 +856,35 @@ def test_perf_overview_rows_take_the_request_count_of_their_page(source, isl, os
     )
     assert m["status"] == "ok" and m["batch"] == "max"
     assert absent(m["num_requests"]) if n is None else m["num_requests"] == n
+
+
+def test_inferencex_sglang_rows_carry_their_launch_flags(rows2):
+    # InferenceX's dsr1_*_<gpu>.sh at 843c625: --chunked-prefill-size and the decode steps between the
+    # scheduler's checks for new requests (--scheduler-recv-interval on B200: 10 below concurrency 16,
+    # else 30; --num-continuous-decode-steps on the AMD GPUs); TensorRT-LLM rows keep the defaults
+    mapped = fidelity.map_rows(rows2)
+    sgl = mapped[mapped["stack"].str.startswith("sglang") & (mapped["status"] == "ok")]
+    flags = {
+        (h, w, int(m), int(a))
+        for h, w, m, a in sgl[["hardware", "weight_dtype", "max_num_tokens", "admission_interval"]].itertuples(
+            index=False
+        )
+    }
+    assert flags == {
+        ("h200-sxm", "fp8", 32768, 1),
+        ("b200", "fp8", 32768, 10),
+        ("b200", "fp8", 32768, 30),
+        ("b200", "fp8", 16384, 30),  # dsr1_fp8_b200_mtp.sh
+        ("b200", "fp4", 16384, 10),
+        ("b200", "fp4", 16384, 30),
+        ("mi300x", "fp8", 131072, 4),
+        ("mi325x", "fp8", 131072, 4),
+        ("mi355x", "fp8", 196608, 8),
+        ("mi355x", "fp4", 196608, 4),
+    }
+    b200 = sgl[(sgl["hardware"] == "b200") & sgl["speculative"].isna()]
+    assert ((b200["admission_interval"] == 30) == (b200["batch"].astype(int) >= 16)).all()
+    trt = mapped[mapped["stack"].str.startswith("trtllm") & (mapped["status"] == "ok")]
+    assert set(trt["max_num_tokens"]) == {8192} and set(trt["admission_interval"]) == {1}
+    assert fidelity.inferencex_sglang_launch("b200", "fp4", 8, True, 64, 1024, 1024, None) == (32768, 1)
+    assert fidelity.inferencex_sglang_launch("mi355x", "fp4", 8, False, 64, 8192, 1024, None) == (32768, 4)

@@ -314,6 +314,26 @@ INFERENCEX_PROMPTS_PER_CONCURRENCY = 10
 # benchmarks/single_node/fixed_seq_len/dsr1_*_trt*.sh): docs/model.md §10.5
 INFERENCEX_TRTLLM_ADP_TIMEOUT_ITERS = 60
 _INFERENCEX_NOTE = re.compile(r"\binference(?:x|max)\b", re.IGNORECASE)
+# InferenceX's SGLang DeepSeek-R1 launch scripts (843c625: benchmarks/single_node/fixed_seq_len/
+# dsr1_{fp8,fp4}_<gpu>[_mtp].sh): the step's token budget (--chunked-prefill-size, = its
+# --max-prefill-tokens) and the decode steps between the scheduler's checks for new requests
+# (--scheduler-recv-interval on B200: 10 below concurrency 16, else 30, 1 with DP attention, which
+# SGLang's recv skipper does not support; --num-continuous-decode-steps on the AMD GPUs; neither on
+# H200): (max_num_tokens, admission_interval) per (hardware, weight dtype); docs/model.md §10.1
+INFERENCEX_SGLANG_BUDGET = MappingProxyType(
+    {
+        ("h200-sxm", "fp8"): 32768,  # dsr1_fp8_h200.sh, _mtp.sh
+        ("b200", "fp8"): 32768,  # dsr1_fp8_b200.sh at TP8 (TP4: 8192; _mtp.sh: 16384)
+        ("b200", "fp4"): 16384,  # dsr1_fp4_b200.sh, _mtp.sh (DP attention: 32768)
+        ("mi300x", "fp8"): 131072,  # dsr1_fp8_mi300x.sh
+        ("mi325x", "fp8"): 131072,  # dsr1_fp8_mi325x.sh, _mtp.sh
+        ("mi355x", "fp8"): 196608,  # dsr1_fp8_mi355x.sh, _mtp.sh
+        ("mi355x", "fp4"): 196608,  # dsr1_fp4_mi355x.sh, _mtp.sh (8192/1024 above concurrency 32: 32768)
+    }
+)
+INFERENCEX_SGLANG_DECODE_STEPS = MappingProxyType(
+    {("mi300x", "fp8"): 4, ("mi325x", "fp8"): 4, ("mi355x", "fp8"): 8, ("mi355x", "fp4"): 4}
+)
 # the expert all-to-all as the notes state it (docs/model.md §3.9.2, §8.8.1): two-batch overlap
 # ("two-batch overlap", DeepSeek's "two micro-batch overlap"), and DeepEP ("DeepEP", or DeepSeek's
 # "fp8 GEMM/dispatch"), whose normal kernels serve prefill and low-latency kernels decode (LMSYS,
@@ -339,6 +359,8 @@ MAPPED_COLUMNS = (
     "num_requests",
     "queue",
     "adp_balance_iters",
+    "max_num_tokens",
+    "admission_interval",
     "isl_range_ratio",
     "osl_range_ratio",
     "stack",
@@ -383,6 +405,8 @@ _GRID_INPUTS = (
     "queue",
     "ep_overlap",
     "ep_a2a",
+    "max_num_tokens",
+    "admission_interval",
 )
 # the serving-stack presets rows map to (tensorperf/catalog/presets/stacks; stack_of gives the rule)
 STACK_IDS = ("ideal", "trtllm-0", "trtllm-1", "sglang", "sglang-rocm", "vllm", "atom")
@@ -740,15 +764,16 @@ def _map_row(row: Mapping[str, Any]) -> dict[str, Any]:
     else:
         return skip("batch not stated")
     variable, total, in_out = VARIABLES[table][metric]
-    queue, balance = "server", float("nan")
+    queue, balance, budget, polls = "server", float("nan"), 8192, 1
     if table == "concurrency" and serving["num_requests"] is None and _INFERENCEX_NOTE.search(_text(row.get("notes"))):
         serving["num_requests"] = INFERENCEX_PROMPTS_PER_CONCURRENCY * int(batch_value)
         queue = "client"
         adp = _text(row.get("attention_dp")).lower() in ("true", "1", "yes") and dp > 1
-        if adp and stack_of(row.get("framework"), row.get("framework_version"), row.get("hardware")).startswith(
-            "trtllm"
-        ):
+        stack = stack_of(row.get("framework"), row.get("framework_version"), row.get("hardware"))
+        if adp and stack.startswith("trtllm"):
             balance = float(INFERENCEX_TRTLLM_ADP_TIMEOUT_ITERS)
+        if stack.startswith("sglang") and model == "deepseek-v3":
+            budget, polls = inferencex_sglang_launch(hardware, weight, tp * dp, adp, int(batch_value), isl, osl, spec)
     ratio = serving["range_ratio"]
     factor = 1.0
     if in_out:  # input + output tokens: output tokens x (E[ISL] + E[OSL]) / E[OSL]
@@ -778,6 +803,8 @@ def _map_row(row: Mapping[str, Any]) -> dict[str, Any]:
         num_requests=nan if serving["num_requests"] is None else float(serving["num_requests"]),
         queue=queue,
         adp_balance_iters=balance,
+        max_num_tokens=budget,
+        admission_interval=polls,
         ep_overlap="two_batch" if _TWO_BATCH_NOTE.search(_text(row.get("notes"))) else "none",
         ep_a2a=(
             ("deepep" if mode == "disagg_prefill" else "deepep_ll")
@@ -792,6 +819,26 @@ def _map_row(row: Mapping[str, Any]) -> dict[str, Any]:
         si=UNIT_TO_SI[unit],
     )
     return disagg_rows.refine(row, out) if mode.startswith("disagg_") else out
+
+
+def inferencex_sglang_launch(
+    hardware: str, weight: str, gpus: int, adp: bool, concurrency: int, isl: float, osl: float, spec: Any
+) -> tuple[int, int]:
+    """(max_num_tokens, admission_interval) of an InferenceX SGLang DeepSeek-R1 run, as its launch
+    script sets them (:data:`INFERENCEX_SGLANG_BUDGET`; 8192 and 1 for a GPU without a script)."""
+    budget = INFERENCEX_SGLANG_BUDGET.get((hardware, weight), 8192)
+    polls = INFERENCEX_SGLANG_DECODE_STEPS.get((hardware, weight), 1)
+    if hardware == "b200":  # --scheduler-recv-interval
+        polls = 1 if adp else (30 if concurrency >= 16 else 10)
+        if weight == "fp8" and gpus == 4:  # dsr1_fp8_b200.sh's TP4 branch
+            budget, polls = 8192, 10
+        elif weight == "fp8" and spec is not None:  # dsr1_fp8_b200_mtp.sh
+            budget = 16384
+        elif weight == "fp4" and adp:
+            budget = 32768
+    if (hardware, weight) == ("mi355x", "fp4") and (isl, osl) == (8192, 1024) and concurrency > 32:
+        budget = 32768
+    return budget, polls
 
 
 def map_rows(rows: pd.DataFrame) -> pd.DataFrame:
@@ -840,9 +887,17 @@ def grid_inputs(points: pd.DataFrame, batch_max: bool | None = None) -> dict[str
         inputs["stack"] = ["ideal"] * len(points)
     if "recipe" not in inputs:  # points mapped without a recipe: every group in weight_dtype
         inputs["recipe"] = ["uniform"] * len(points)
-    for name, default in (("queue", "server"), ("ep_overlap", "none"), ("ep_a2a", "nccl")):
+    for name, default in (
+        ("queue", "server"),
+        ("ep_overlap", "none"),
+        ("ep_a2a", "nccl"),
+        ("max_num_tokens", 8192),
+        ("admission_interval", 1),
+    ):
         if name not in inputs:  # points mapped without it: the input's default
             inputs[name] = [default] * len(points)
+    for name in ("max_num_tokens", "admission_interval"):
+        inputs[name] = [int(v) for v in inputs[name]]
     zipped = list(_GRID_INPUTS)
     if batch_max:
         inputs.update(batch="max", max_num_seqs=points["max_num_seqs"].astype(int).tolist())

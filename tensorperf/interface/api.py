@@ -81,6 +81,7 @@ def sweep(
     num_requests: Any = None,
     queue: Any = "server",
     adp_balance_iters: Any = None,
+    admission_interval: Any = 1,
     isl_range_ratio: Any = 1.0,
     osl_range_ratio: Any = 1.0,
     imbalance: Any = None,
@@ -136,7 +137,10 @@ def sweep(
       --max-concurrency batch``, as InferenceX runs 10·batch requests). ``adp_balance_iters`` (with
       attention DP, dp > 1): a new request's prefill waits until every DP rank has one, at most
       that many steps (TensorRT-LLM's ``attention_dp_config`` with ``enable_balance`` and
-      ``timeout_iters``; docs/model.md §10.5); default: no wait.
+      ``timeout_iters``; docs/model.md §10.5); default: no wait. ``admission_interval`` R: the
+      scheduler checks for new requests every R decode steps (SGLang's ``--scheduler-recv-interval``
+      and ``--num-continuous-decode-steps``); a closed loop's next request, sent as its predecessor
+      ends, waits (R + 1)/2 steps for it, a Poisson arrival R/2 (docs/model.md §10.1); default 1.
       ``isl_range_ratio`` / ``osl_range_ratio`` (default 1): prompt and output lengths uniform in
       [r·L, L] (the serving metrics are expectations over them).
     - ``imbalance`` (MoE models with ep > 1): the max/mean of the token-expert pairs the EP ranks
@@ -218,6 +222,7 @@ def sweep(
         num_requests=num_requests,
         queue=queue,
         adp_balance_iters=adp_balance_iters,
+        admission_interval=admission_interval,
         isl_range_ratio=isl_range_ratio,
         osl_range_ratio=osl_range_ratio,
         imbalance=imbalance,

@@ -246,6 +246,7 @@ def traffic(grid: Grid, S: torch.Tensor, T_out: torch.Tensor) -> Traffic:
         num_requests=grid.axis("num_requests", torch.float64).to(grid.dtype) if "num_requests" in grid.values else None,
         client_queue=grid.lookup("queue", QUEUES) if any(q != "server" for q in grid.values["queue"]) else None,
         adp_balance=grid.axis("adp_balance_iters") if "adp_balance_iters" in grid.values else None,
+        admission=grid.axis("admission_interval") if any(v != 1 for v in grid.values["admission_interval"]) else None,
     )
 
 

@@ -17,6 +17,7 @@ TTFT = n steps that carry the request's own chunk S/n; TPOT = a step carrying it
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -54,6 +55,12 @@ class _Loop:
     step: torch.Tensor  # mean step time over a request's life: its passes' time / its steps
     steps: torch.Tensor  # the steps of a request's life
     ops: PerOp  # the mean step's per-op quantities
+    admitted: torch.Tensor | float = 0.0  # the wait for the scheduler's check, in ttft and e2e (§10.1)
+
+    def arriving_at_random(self) -> _Loop:
+        """The same loop for requests that do not arrive just after a step boundary (an open loop's,
+        or a queue the server already holds): without the closed loop's admission wait."""
+        return dataclasses.replace(self, ttft=self.ttft - self.admitted, e2e=self.e2e - self.admitted, admitted=0.0)
 
 
 def _prompt_phase(
@@ -145,6 +152,7 @@ def closed_loop(w: Workload, r: Rates, d: Deployment, s: Shortcuts, b: torch.Ten
         return mix(t_idle, t_busy), {k: each(mix, o_idle[k], o_busy[k]) for k in o_busy}
 
     tpot, dec_ops = expected(1 + decoding * share, (), torch.zeros_like(done))
+    decode_step = tpot  # the steps that run while an arrival waits for the scheduler (below)
     if spec is not None:  # a step yields E of the request's tokens
         tpot = tpot / spec.tokens_per_step
 
@@ -166,12 +174,19 @@ def closed_loop(w: Workload, r: Rates, d: Deployment, s: Shortcuts, b: torch.Ten
     life = prefills + (Ts - 1)  # steps of a request's life
     mean_ops = {k: each(lambda p, q: (p + (Ts - 1) * q) / life, pre_ops[k], dec_ops[k]) for k in dec_ops}
     step = e2e / life
+    # admission (§10.1): the loop's next request arrives just after a step boundary (its predecessor's
+    # last token ends a step; the engine starts the next one at once, without it), and the scheduler
+    # checks for arrivals every R decode steps at a phase of its own: it joins after j steps, j uniform
+    # in 1..R, (R + 1)/2 on average; none where it is alone (the engine idles, and checks at once)
+    polls = 1 if tr.admission is None else tr.admission
+    admitted = torch.clamp(others, max=1) * (polls + 1) / 2 * decode_step
+    ttft, e2e = ttft + admitted, e2e + admitted
     if tr.adp_balance is not None:  # attention-DP balancing (§10.5): the prefill waits for every rank
         wait = balance.balance_wait(b / e2e, d.layout.dp, tr.adp_balance * step)
         ttft, e2e = ttft + wait, e2e + wait
     if tr.request_overhead is not None:  # the stack's time outside the passes, before the first token
         ttft, e2e = ttft + tr.request_overhead, e2e + tr.request_overhead
-    return _Loop(ttft=ttft, tpot=tpot, e2e=e2e, step=step, steps=life, ops=mean_ops)
+    return _Loop(ttft=ttft, tpot=tpot, e2e=e2e, step=step, steps=life, ops=mean_ops, admitted=admitted)
 
 
 def _sakasegawa_queue(rho: torch.Tensor, servers: torch.Tensor, cv2: torch.Tensor) -> torch.Tensor:
@@ -243,7 +258,9 @@ def serving_load(w: Workload, r: Rates, d: Deployment, s: Shortcuts) -> Load:
         return Load(cap.ttft, cap.tpot, cap.e2e, rps, rps * T, cap.step, cap.ops, None, None)
     if tr.request_rate is None:
         return _offline(w, r, d, s, cap, cap_b)
-    one = closed_loop(w, r, d, s, torch.ones_like(cap_b))
+    # Poisson arrivals come at random times: their wait for the scheduler's check is the one below
+    cap = cap.arriving_at_random()
+    one = closed_loop(w, r, d, s, torch.ones_like(cap_b)).arriving_at_random()
     span = torch.clamp(cap_b - 1, min=1)
 
     def at(others: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -270,7 +287,10 @@ def serving_load(w: Workload, r: Rates, d: Deployment, s: Shortcuts) -> Load:
         wait = wait * (1 - tr.client_queue)
     step = at(others, one.step, cap.step)
     busy = 1 - torch.exp(-lam * e_service)  # P(some request in flight): Poisson occupancy (M/G/∞)
-    ttft = busy * step / 2 + wait + at(others, one.ttft, cap.ttft)  # + the running step's rest
+    # + the time to the scheduler's next check, R/2 steps at a random arrival (the running step's
+    # rest at R = 1), where a step runs
+    polls = 1 if tr.admission is None else tr.admission
+    ttft = busy * step * polls / 2 + wait + at(others, one.ttft, cap.ttft)
     tpot = at(others, one.tpot, cap.tpot)
     theta = torch.clamp(others / span, max=1)
     ops = {k: each(lambda a, b: a + theta * (b - a), one.ops[k], cap.ops[k]) for k in cap.ops}
@@ -300,6 +320,14 @@ def _offline(w: Workload, r: Rates, d: Deployment, s: Shortcuts, cap: _Loop, cap
     the server holds the queue, not where a client does (``queue="client"``: benchmark_serving's
     ``--num-prompts N --max-concurrency b``, a closed loop of N requests whose first b start together)."""
     tr, T = w.serving, w.serving.mean_output
+    if tr.client_queue is None:  # the server holds the queue: a freed slot takes a waiting request at once
+        cap = cap.arriving_at_random()
+    else:  # a client sends one as a slot frees: the closed loop's admission wait where it does
+        server = cap.arriving_at_random()
+        q = tr.client_queue
+        cap = dataclasses.replace(
+            cap, ttft=q * cap.ttft + (1 - q) * server.ttft, e2e=q * cap.e2e + (1 - q) * server.e2e
+        )
     n_r = tr.num_requests / d.layout.dp
     k = torch.minimum(n_r, cap_b)
     b = burst(w, r, d, s, k)

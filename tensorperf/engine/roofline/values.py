@@ -61,6 +61,7 @@ class Traffic:
     num_requests: torch.Tensor | None  # N queued at once (offline); None: the steady state
     client_queue: torch.Tensor | None = None  # 1 where a client holds the waiting requests (load.QUEUES); None: server
     adp_balance: torch.Tensor | None = None  # attention-DP balancing: at most this many steps' wait; None: none
+    admission: torch.Tensor | None = None  # R: decode steps between the scheduler's checks for arrivals; None: 1
 
 
 @dataclass(frozen=True)
