@@ -798,9 +798,10 @@ def test_serving_headline_of_the_second_file(report2, rows2):
     # they are (docs/model.md §10.3), the Mistral-7B rows, stacks refitted: 0.229 -> 0.218, p90 -> 0.576;
     # the fused-MoE fixed time and MoE activation traffic (§3.5, §3.7.2), SGLang's ROCm build its own
     # stack, stacks refitted: 0.216, p90 0.548; the closed loop's admission wait and InferenceX's SGLang
-    # launch flags (token budget, scheduler checks; docs/model.md §10.1), stacks refitted: 0.210, p90 0.538
-    assert float(ok["rel_error"].abs().median()) == pytest.approx(0.210, abs=0.01)
-    assert float(ok["rel_error"].abs().quantile(0.9)) == pytest.approx(0.538, abs=0.02)
+    # launch flags (token budget, scheduler checks; docs/model.md §10.1), stacks refitted: 0.210, p90 0.538;
+    # the AMD kernel tables measured by AITER (§3.7.2), stacks refitted: 0.213, p90 0.517
+    assert float(ok["rel_error"].abs().median()) == pytest.approx(0.213, abs=0.01)
+    assert float(ok["rel_error"].abs().quantile(0.9)) == pytest.approx(0.517, abs=0.02)
     skipped = plain.loc[plain["status"] != "ok", "status"].value_counts()
     assert "skipped: infeasible (overloaded)" not in skipped and "skipped: infeasible (memory)" not in skipped
 

@@ -10,6 +10,7 @@ from tensorperf.analysis.kernel_fit import (
     GPU_PRESET,
     expert_stream_bytes,
     fastest_variants,
+    fit_aiter,
     fit_expert_latency,
     fit_kernels,
     fit_latency,
@@ -238,3 +239,41 @@ def test_fused_moe_fixed_time_fits_and_presets():
     # the fused call costs more than its two grouped GEMMs' fixed times on every measured table
     for (gpu, table), fit in fits.items():
         assert fit.latency > 2 * presets.hardware_spec(gpu).efficiency_for(table).gemm_latency
+
+
+# ------------------------------------------------------------------ AMD: AITER's tuned kernels (§3.7.2)
+AITER_DATA = Path(__file__).resolve().parents[1] / "data" / "aiter_kernel_measurements.csv"
+
+
+def test_aiter_tables_fit_and_presets():
+    frame = load_kernels(AITER_DATA)
+    assert len(frame) == 243 and set(frame.framework) == {"aiter"}
+    fits = {(f.gpu, f.table): f for f in fit_aiter(frame)}
+    assert set(fits) == {("mi300x", "fp8_block"), ("mi355x", "fp8_block"), ("mi355x", "fp4")}
+    # MI355X block-fp8, the best stream: a 32-token TP8 call (257 experts with the shared one, inter
+    # 256, top-9): 257 x (1 - (1 - 9/257)^32) = 173.2 experts touched x 3 x 7168 x 256 B + 32 x 9 pairs x
+    # (4 x 7168 + 3 x 256) x 2 B + 2 x 32 x 7168 x 2 B = 0.9805 GB in 158.48 us at 8e12 B/s -> 0.7734
+    touched = 257 * (1 - (1 - 9 / 257) ** 32)
+    nbytes = touched * 3 * 7168 * 256 * (1 + 4 / 16384) + 32 * 9 * (4 * 7168 + 3 * 256) * 2 + 2 * 32 * 7168 * 2
+    assert nbytes / (158.4834e-6 * 8e12) == pytest.approx(fits[("mi355x", "fp8_block")].memory, rel=1e-4)
+    got = {
+        k: (round(f.memory, 3), f.gemm_latency and round(f.gemm_latency * 1e6, 2), round(f.expert_latency * 1e6, 1))
+        for k, f in fits.items()
+    }
+    assert got == {
+        ("mi300x", "fp8_block"): (0.783, 5.48, 3.6),
+        ("mi355x", "fp8_block"): (0.774, 5.38, 25.5),  # the TP8 call of 1-8 tokens: 77.5 us flat
+        ("mi355x", "fp4"): (0.761, None, 13.4),
+    }
+    for (gpu, table), f in fits.items():
+        eff = presets.hardware_spec(gpu).efficiency_for(table)
+        assert eff.gemm_memory == pytest.approx(f.memory, abs=6e-4)
+        assert eff.expert_latency == pytest.approx(f.expert_latency, rel=0.01)
+        if f.gemm_latency is not None:
+            assert eff.gemm_latency == pytest.approx(f.gemm_latency, rel=0.01)
+    # MI325X takes MI300X's table (the same gfx942 die); MI355X's fp4 GEMMs its block-fp8 fixed time
+    a, b = (presets.hardware_spec(g).efficiency_for("fp8_block") for g in ("mi325x", "mi300x"))
+    for name in ("gemm_memory", "gemm_latency", "expert_latency"):
+        assert getattr(a, name) == getattr(b, name)
+    mi355 = presets.hardware_spec("mi355x")
+    assert mi355.efficiency_for("fp4").gemm_latency == mi355.efficiency_for("fp8_block").gemm_latency

@@ -259,9 +259,9 @@ MEASURED = {
     # fit, driven by the train rows' TTFT (0.16-9 s measured against 0.03-0.6 s of GPU time), makes
     # them worse (5.9% -> 11.7%): the one stack where the held-out error does not improve
     "sglang": (121, 47, 1.028e-3, 0.1577, 0.059, 0.117),
-    "sglang-rocm": (172, 72, 9.132e-3, 0.1448, 0.562, 0.365),
+    "sglang-rocm": (172, 72, 8.515e-3, 0.1780, 0.515, 0.305),  # (AMD kernel tables from AITER, §3.7.2)
     "vllm": (2, 1, 0.0, 0.0, 0.168, 0.168),
-    "atom": (80, 36, 4.147e-3, 0.02800, 0.305, 0.227),
+    "atom": (80, 36, 3.756e-3, 0.04150, 0.325, 0.253),
 }
 
 
@@ -305,16 +305,18 @@ def test_overall_error_with_the_presets(rows, fit):
     # (0.308 -> 0.205, held out 0.305 -> 0.195, before the fused-MoE fixed time, the MoE activation
     # traffic per pair and the sglang-rocm stack, §3.5, §3.7.2, §10.4)
     # (0.292 -> 0.204, held out 0.291 -> 0.192, before the closed loop's admission wait, §10.1)
-    assert overall["before"] == pytest.approx(0.291, abs=0.005) and overall["after"] == pytest.approx(0.200, abs=0.005)
-    assert overall["test_before"] == pytest.approx(0.290, abs=0.005)
-    assert overall["test_after"] == pytest.approx(0.187, abs=0.005)
+    # (0.291 -> 0.200, held out 0.290 -> 0.187, before the AMD kernel tables measured by AITER, §3.7.2)
+    assert overall["before"] == pytest.approx(0.297, abs=0.005) and overall["after"] == pytest.approx(0.202, abs=0.005)
+    assert overall["test_before"] == pytest.approx(0.291, abs=0.005)
+    assert overall["test_after"] == pytest.approx(0.193, abs=0.005)
     ttft = stats.loc[("metric", "ttft_mean_ms")]
     # (0.833 -> 0.456 as a steady closed loop; the first C requests' burst now counts, §10.3)
     # (0.735 -> 0.378 before the attention-DP context balancing, §10.5)
     # (0.364 after, before the stacks were refitted on the perf-overview request counts)
     # (0.715 -> 0.351 before the fused-MoE fixed time and the sglang-rocm stack)
     # (0.689 -> 0.342 before the admission wait and InferenceX's SGLang launch flags, §10.1)
-    assert ttft["before"] == pytest.approx(0.546, abs=0.01) and ttft["after"] == pytest.approx(0.319, abs=0.01)
+    # (0.546 -> 0.319 before the AMD kernel tables measured by AITER, §3.7.2)
+    assert ttft["before"] == pytest.approx(0.582, abs=0.01) and ttft["after"] == pytest.approx(0.307, abs=0.01)
 
 
 # ------------------------------------------------------------------------------------- CLI

@@ -105,7 +105,7 @@ def load_kernels(path: str | Path) -> pd.DataFrame:
                 f"number {'> 0' if column == 'measured_time_ms' else '>= 0'}"
             )
         frame[column] = numbers
-    return frame[frame.gpu.isin(list(GPU_PRESET))].reset_index(drop=True)
+    return frame[frame.gpu.isin([*GPU_PRESET, *AITER_GPU_PRESET])].reset_index(drop=True)
 
 
 def _tensor(values: pd.Series | np.ndarray) -> torch.Tensor:
@@ -473,6 +473,67 @@ def fit_expert_latency(frame: pd.DataFrame) -> list[ExpertLatencyFit]:
                 latency=float(np.median(rest)),
                 rows=len(g),
                 spread=float(q3 - q1),
+            )
+        )
+    return fits
+
+
+# AMD GPUs in ROCm/aiter's tuned kernel tables (data/aiter_kernel_measurements.csv) -> preset; the
+# kernel dtype -> the preset's kernel table (block-scaled fp8 has its own, MXFP4 runs on fp4 math)
+AITER_GPU_PRESET = MappingProxyType({"mi300x": "mi300x", "mi355x": "mi355x"})
+AITER_TABLES = MappingProxyType({"fp8_block": "fp8_block", "mxfp4": "fp4"})
+
+
+@dataclass(frozen=True)
+class AiterFit:
+    """One AMD kernel table fitted to AITER's tuned kernel times (docs/model.md §3.7.2)."""
+
+    gpu: str
+    table: str  # an AITER_TABLES table
+    memory: float  # gemm_memory: the best bytes / (t · W) over the table's rows
+    gemm_latency: float | None  # s per GEMM kernel: median of t − B/(η·W) over its GEMMs (None: no GEMM rows)
+    expert_latency: float  # s per fused-MoE call: median of t − B/(η·W) over its calls of at most 16 tokens
+    gemm_rows: int
+    moe_rows: int
+
+
+def fit_aiter(frame: pd.DataFrame) -> list[AiterFit]:
+    """Per AMD GPU and kernel table: the streaming efficiency of its largest measured streams (the
+    best bytes / (t·W) over its GEMMs and its fused-MoE calls of 32 or more tokens, as
+    :func:`streaming_efficiency` takes the best stream on NVIDIA), then the fixed time per GEMM
+    kernel and per fused-MoE call beyond that stream (medians of the residuals, clipped at 0; GEMMs
+    of at most 16 rows, MoE calls of at most 16 tokens, as :func:`fit_expert_latency`).
+    A loop over a handful of (GPU, table) groups."""
+    from tensorperf.units import DTYPE_BYTES
+
+    rows = frame[(frame.framework == "aiter") & frame.dtype.isin(list(AITER_TABLES))]
+    fits = []
+    for (gpu, dtype), g in rows.groupby(["gpu", "dtype"], sort=True):
+        hw = presets.hardware_spec(AITER_GPU_PRESET[gpu])
+        t = g.measured_time_ms.to_numpy() * 1e-3
+        moe = (g.op == "moe_experts").to_numpy()
+        nbytes = np.where(
+            moe,
+            [expert_stream_bytes(s, DTYPE_BYTES[dtype]) if m else 0.0 for s, m in zip(g["shape"], moe)],
+            g.bytes_moved.fillna(0).to_numpy() * DTYPE_BYTES[dtype],
+        )
+        tokens = np.array([float(_shape(s).get("num_tokens", "inf")) for s in g["shape"]])
+        # the streams whose bytes are certain: GEMMs, and MoE calls of 32 or more tokens (nearly every
+        # local expert touched; below, the expected count of touched experts is a model of its own)
+        sure = ~moe | (tokens >= 32)
+        eta = float((nbytes / (t * hw.hbm_bandwidth))[sure].max())
+        rest = np.clip(t - nbytes / (eta * hw.hbm_bandwidth), 0, None)
+        gemm = ~moe & (g.m.fillna(np.inf).to_numpy() <= 16)
+        calls = moe & (tokens <= 16)
+        fits.append(
+            AiterFit(
+                gpu=AITER_GPU_PRESET[gpu],
+                table=AITER_TABLES[dtype],
+                memory=eta,
+                gemm_latency=float(np.median(rest[gemm])) if gemm.any() else None,
+                expert_latency=float(np.median(rest[calls])),
+                gemm_rows=int(gemm.sum()),
+                moe_rows=int(calls.sum()),
             )
         )
     return fits
