@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -342,10 +342,15 @@ def streaming_efficiency(frame: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+def _beyond_stream(seconds: Any, nbytes: Any, eta: float, bw: float) -> np.ndarray:
+    """What each kernel takes beyond streaming its bytes at η · W: t − bytes / (η · W), >= 0."""
+    return np.clip(np.asarray(seconds) - np.asarray(nbytes) / (eta * bw), 0, None)
+
+
 def _fixed_time(rows: pd.DataFrame, eta: float, bw: float) -> float:
     """The median over the rows of at most 64 rows (a weight stream) of t − bytes / (η · W), >= 0."""
     small = rows[rows.m <= 64]
-    return float(np.median(np.clip(small.measured_time_ms * 1e-3 - small.bytes_moved / (eta * bw), 0, None)))
+    return float(np.median(_beyond_stream(small.measured_time_ms * 1e-3, small.bytes_moved, eta, bw)))
 
 
 def fit_latency(frame: pd.DataFrame, steps: int = 1500) -> list[LatencyFit]:
@@ -463,7 +468,7 @@ def fit_expert_latency(frame: pd.DataFrame) -> list[ExpertLatencyFit]:
         table, fmt = EXPERT_TABLES[dtype]
         eta = hw.efficiency_for(table).gemm_memory
         nbytes = np.array([expert_stream_bytes(s, DTYPE_BYTES[fmt]) for s in g["shape"]])
-        rest = np.clip(g.measured_time_ms.to_numpy() * 1e-3 - nbytes / (eta * hw.hbm_bandwidth), 0, None)
+        rest = _beyond_stream(g.measured_time_ms.to_numpy() * 1e-3, nbytes, eta, hw.hbm_bandwidth)
         q1, q3 = np.quantile(rest, [0.25, 0.75])
         fits.append(
             ExpertLatencyFit(
@@ -522,7 +527,7 @@ def fit_aiter(frame: pd.DataFrame) -> list[AiterFit]:
         # local expert touched; below, the expected count of touched experts is a model of its own)
         sure = ~moe | (tokens >= 32)
         eta = float((nbytes / (t * hw.hbm_bandwidth))[sure].max())
-        rest = np.clip(t - nbytes / (eta * hw.hbm_bandwidth), 0, None)
+        rest = _beyond_stream(t, nbytes, eta, hw.hbm_bandwidth)
         gemm = ~moe & (g.m.fillna(np.inf).to_numpy() <= 16)
         calls = moe & (tokens <= 16)
         fits.append(
