@@ -767,10 +767,11 @@ def test_headline_with_default_efficiencies(report):
     # §3.13) and the stacks refitted: 0.136, p90 0.586; a fixed time per fused-MoE call measured on
     # TensorRT-LLM's kernels and the MoE activation traffic per routed pair (§3.5, §3.7.2), SGLang's
     # ROCm build a stack of its own, stacks refitted: 0.142, p90 0.581 - the trtllm-1 refit moves
-    # these rows the wrong way; the kernel check of §3.7.2 is why the mechanism stays)
+    # these rows the wrong way; the kernel check of §3.7.2 is why the mechanism stays; a finite run's
+    # last, partial wave at its own batch and life (§10.3), stacks refitted: 0.123, p90 0.500)
     assert len(ok) == 187 and share == pytest.approx(0.831, abs=1e-3)
-    assert median == pytest.approx(0.142, abs=0.005)  # 0.242 without the stacks (179 rows)
-    assert float(ok["rel_error"].abs().quantile(0.9)) == pytest.approx(0.581, abs=0.01)
+    assert median == pytest.approx(0.123, abs=0.005)  # 0.218 without the stacks (179 rows)
+    assert float(ok["rel_error"].abs().quantile(0.9)) == pytest.approx(0.500, abs=0.01)
 
 
 def test_headline_without_stack_overheads(rows):
@@ -779,8 +780,9 @@ def test_headline_without_stack_overheads(rows):
     # (0.275 before the DeepEP and two-batch-overlap rows were mapped as deployed, docs/model.md §3.9.2;
     # 185 rows and 0.262 before the perf-overview request counts and gpt-oss's MXFP4 recipe, whose 6
     # Hopper rows have no path on the ideal stack: no fp4 math, no weight-only kernel, §3.13;
-    # 0.250 before the fused-MoE fixed time and the MoE activation traffic per pair, §3.5, §3.7.2)
-    assert len(ok) == 179 and float(ok["rel_error"].abs().median()) == pytest.approx(0.242, abs=0.005)
+    # 0.250 before the fused-MoE fixed time and the MoE activation traffic per pair, §3.5, §3.7.2;
+    # 0.242 before a finite run's last, partial wave ran at its own batch, §10.3)
+    assert len(ok) == 179 and float(ok["rel_error"].abs().median()) == pytest.approx(0.218, abs=0.005)
 
 
 def test_serving_headline_of_the_second_file(report2, rows2):
@@ -799,9 +801,10 @@ def test_serving_headline_of_the_second_file(report2, rows2):
     # the fused-MoE fixed time and MoE activation traffic (§3.5, §3.7.2), SGLang's ROCm build its own
     # stack, stacks refitted: 0.216, p90 0.548; the closed loop's admission wait and InferenceX's SGLang
     # launch flags (token budget, scheduler checks; docs/model.md §10.1), stacks refitted: 0.210, p90 0.538;
-    # the AMD kernel tables measured by AITER (§3.7.2), stacks refitted: 0.213, p90 0.517
-    assert float(ok["rel_error"].abs().median()) == pytest.approx(0.213, abs=0.01)
-    assert float(ok["rel_error"].abs().quantile(0.9)) == pytest.approx(0.517, abs=0.02)
+    # the AMD kernel tables measured by AITER (§3.7.2), stacks refitted: 0.213, p90 0.517; a finite
+    # run's last, partial wave at its own batch (§10.3), stacks refitted: 0.204, p90 0.507
+    assert float(ok["rel_error"].abs().median()) == pytest.approx(0.204, abs=0.005)
+    assert float(ok["rel_error"].abs().quantile(0.9)) == pytest.approx(0.507, abs=0.01)
     skipped = plain.loc[plain["status"] != "ok", "status"].value_counts()
     assert "skipped: infeasible (overloaded)" not in skipped and "skipped: infeasible (memory)" not in skipped
 

@@ -204,7 +204,7 @@ def test_open_loop_monotone_in_the_rate(spec, S, T, B):
 
 # ---- N requests at once -----------------------------------------------------------------------
 def test_num_requests_burst_then_steady_state():
-    ns = [1, 100, 256, 257, 1000, 10**4, 10**9]
+    ns = [1, 100, 256, 257, 512, 1000, 1024, 10**4, 10**9]
     ds = tp.sweep(**DENSE, prompt_len=1000, output_len=1000, batch=256, num_requests=ns)
     steady = tp.sweep(**DENSE, prompt_len=1000, output_len=1000, batch=256)
     rate = ds.serving_tokens_per_s_per_gpu
@@ -213,7 +213,15 @@ def test_num_requests_burst_then_steady_state():
     server = float(steady.serving_tokens_per_s_per_gpu * _server_rate(steady, 256) / steady.serving_requests_per_s)
     assert bool((rate <= server * (1 + 1e-12)).all())
     assert float(rate.sel(num_requests=10**9)) == pytest.approx(server, rel=1e-6)
-    assert bool((rate.diff("num_requests") > 0).all())  # the burst's cost is spread over more requests
+    # the burst's cost is spread over more requests: up over whole waves of the batch
+    assert bool((rate.sel(num_requests=[256, 512, 1024, 10**9]).diff("num_requests") > 0).all())
+    # a last, partial wave takes the life of its own requests: the 257th request of a run at batch 256
+    # decodes its 1000 tokens alone after the first wave, i.e. adds one request's e2e at batch 1
+    waves = tp.sweep(**DENSE, prompt_len=1000, output_len=1000, batch=256, num_requests=[256, 257])
+    total = waves.num_requests / waves.serving_requests_per_s
+    alone1 = float(tp.sweep(**DENSE, prompt_len=1000, output_len=1000, batch=1).serving_e2e_latency)
+    assert total.diff("num_requests").item() == pytest.approx(alone1, rel=1e-3)
+    assert float(rate.sel(num_requests=257)) < float(rate.sel(num_requests=256))
     # one request alone is the closed loop at batch 1: its TTFT the static prefill, its TPOT a decode step
     alone = tp.sweep(**DENSE, prompt_len=1000, output_len=1000, batch=1)
     for name in ("serving_ttft", "serving_tpot", "serving_e2e_latency"):

@@ -333,12 +333,20 @@ def _offline(w: Workload, r: Rates, d: Deployment, s: Shortcuts, cap: _Loop, cap
     b = burst(w, r, d, s, k)
     later = n_r - k
     rate = cap_b / cap.e2e
-    total = b.duration + later / rate
+    # the later requests run in waves of b_c, each a closed-loop life e_c; a last, partial wave of
+    # the p left over takes the life of its own p requests (a burst of p: its prompts, then T̄ − 1
+    # steps at batch p), not p/b_c of a full wave's, since its last request still decodes every
+    # token (§10.3)
+    full = torch.floor(later / cap_b)
+    part = later - full * cap_b
+    tail = burst(w, r, d, s, torch.clamp(part, min=1))
+    total = b.duration + full * cap.e2e + torch.where(part > 0, tail.duration, 0.0)
     waited = b.first_done + later / (2 * rate)  # (from the run's start: the server-side queue)
     if tr.client_queue is not None:  # sent as a slot frees: no wait counted (§10.3)
         waited = waited * (1 - tr.client_queue)
     ttft = (k * b.ttft + later * (waited + cap.ttft)) / n_r
-    tpot = (k * b.tpot + later * cap.tpot) / n_r
+    # the partial wave decodes at its own batch p
+    tpot = (k * b.tpot + full * cap_b * cap.tpot + part * tail.tpot) / n_r
     rps = tr.num_requests / total
     # the mean step over the run: the burst's steps, then the closed loop's
     w_burst = k * b.steps / (k * b.steps + later * cap.steps)
