@@ -38,10 +38,11 @@ def test_held_out_error_after_calibration(result):
     # (nvfp4 GEMMs at bf16's fixed time per kernel, the stacks refitted: 16.0% -> 12.6%, the values above)
     # (the perf-overview request counts and gpt-oss's MXFP4 kernel paths, the stacks refitted: 12.3% -> 9.6%)
     # (a finite run's last, partial wave at its own batch, docs/model.md §10.3, the stacks refitted:
-    # 9.6% before -> 9.1% after on the same 56 rows)
+    # 9.6% before -> 9.1% after on the same 56 rows; then Triton's front end a stack of its own, whose
+    # refit leaves trtllm-0 7.8 ms per step against 4.9: 11.6% -> 9.9%)
     assert result.rows == {"train": 131, "test": 56}
-    assert result.before["test"] == pytest.approx(0.096, abs=0.005)
-    assert result.after["test"] == pytest.approx(0.091, abs=0.01) and result.after["test"] < result.before["test"]
+    assert result.before["test"] == pytest.approx(0.116, abs=0.005)
+    assert result.after["test"] == pytest.approx(0.099, abs=0.01) and result.after["test"] < result.before["test"]
     assert result.after["train"] < result.before["train"]
 
 

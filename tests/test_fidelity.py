@@ -488,7 +488,7 @@ def test_serving_predictions_equal_a_plain_sweep_of_the_point(report2):
     assert lines.loc["N1269", "predicted"] == pytest.approx(float(one.serving_e2e_latency) * 1e3, rel=1e-9)
     assert lines.loc["N1266", "predicted"] == pytest.approx(float(one.serving_tokens_per_s_per_gpu), rel=1e-9)
     # Triton at 8 req/s: 500 Poisson arrivals under the server's cap (what fits), the whole TP group;
-    # TensorRT-LLM 0.14's tensorrtllm_backend
+    # TensorRT-LLM 0.14's tensorrtllm_backend (its own stack: fidelity.stack_of)
     one = tp.sweep(
         model="llama-3.1-70b",
         hardware="h100-sxm",
@@ -501,7 +501,7 @@ def test_serving_predictions_equal_a_plain_sweep_of_the_point(report2):
         max_num_seqs=4096,
         request_rate=8.0,
         num_requests=500,
-        stack="trtllm-0",
+        stack="trtllm-triton",
     )
     assert lines.loc["N0264", "predicted"] == pytest.approx(float(one.serving_ttft) * 1e3, rel=1e-9)
     assert lines.loc["N0266", "predicted"] == pytest.approx(float(one.serving_tokens_per_s_per_gpu) * 4, rel=1e-9)
@@ -768,10 +768,11 @@ def test_headline_with_default_efficiencies(report):
     # TensorRT-LLM's kernels and the MoE activation traffic per routed pair (§3.5, §3.7.2), SGLang's
     # ROCm build a stack of its own, stacks refitted: 0.142, p90 0.581 - the trtllm-1 refit moves
     # these rows the wrong way; the kernel check of §3.7.2 is why the mechanism stays; a finite run's
-    # last, partial wave at its own batch and life (§10.3), stacks refitted: 0.123, p90 0.500)
+    # last, partial wave at its own batch and life (§10.3), stacks refitted: 0.123, p90 0.500; Triton's
+    # front end a stack of its own, which leaves trtllm-0 a larger step overhead: 0.128, p90 0.503)
     assert len(ok) == 187 and share == pytest.approx(0.831, abs=1e-3)
-    assert median == pytest.approx(0.123, abs=0.005)  # 0.218 without the stacks (179 rows)
-    assert float(ok["rel_error"].abs().quantile(0.9)) == pytest.approx(0.500, abs=0.01)
+    assert median == pytest.approx(0.128, abs=0.005)  # 0.218 without the stacks (179 rows)
+    assert float(ok["rel_error"].abs().quantile(0.9)) == pytest.approx(0.503, abs=0.01)
 
 
 def test_headline_without_stack_overheads(rows):
@@ -802,9 +803,10 @@ def test_serving_headline_of_the_second_file(report2, rows2):
     # stack, stacks refitted: 0.216, p90 0.548; the closed loop's admission wait and InferenceX's SGLang
     # launch flags (token budget, scheduler checks; docs/model.md §10.1), stacks refitted: 0.210, p90 0.538;
     # the AMD kernel tables measured by AITER (§3.7.2), stacks refitted: 0.213, p90 0.517; a finite
-    # run's last, partial wave at its own batch (§10.3), stacks refitted: 0.204, p90 0.507
-    assert float(ok["rel_error"].abs().median()) == pytest.approx(0.204, abs=0.005)
-    assert float(ok["rel_error"].abs().quantile(0.9)) == pytest.approx(0.507, abs=0.01)
+    # run's last, partial wave at its own batch (§10.3), stacks refitted: 0.204, p90 0.507; Triton's
+    # tensorrtllm_backend a stack of its own and the open loop read near its load (§10.2): 0.195, p90 0.499
+    assert float(ok["rel_error"].abs().median()) == pytest.approx(0.195, abs=0.005)
+    assert float(ok["rel_error"].abs().quantile(0.9)) == pytest.approx(0.499, abs=0.01)
     skipped = plain.loc[plain["status"] != "ok", "status"].value_counts()
     assert "skipped: infeasible (overloaded)" not in skipped and "skipped: infeasible (memory)" not in skipped
 

@@ -237,6 +237,7 @@ def test_the_presets_and_the_toml_loader(tmp_path):
         "ideal": (False, 0.9, False),
         "trtllm-0": (True, 0.9, True),
         "trtllm-1": (True, 0.9, True),
+        "trtllm-triton": (True, 0.9, True),
         "vllm": (True, 0.9, False),
         "sglang": (True, 0.88, False),
         "sglang-rocm": (True, 0.8, False),  # InferenceX's AMD scripts: --mem-fraction-static 0.8

@@ -98,9 +98,11 @@ throughput times (E[ISL] + E[OSL]) / E[OSL], the mean lengths under the range ra
 Serving stack (``stack``, a zipped per-row input: :data:`STACK_IDS`; docs/model.md §10.4)
     From the row's ``framework`` and ``framework_version`` (both optional columns; see
     :func:`stack_of`): TensorRT-LLM whose version says MLPerf (submission code) -> ``ideal``; whose
+    version says Triton (the tensorrtllm_backend behind Triton Inference Server: a request passes the
+    ensemble's Python tokenizer models before and after the engine) -> ``trtllm-triton``; whose
     version says "PyTorch" (the PyTorch backend/workflow, also 0.20) -> ``trtllm-1``; whose first
     version number is 0.x (TensorRT engines and the C++ runtime: gptSessionBenchmark, trtllm-bench,
-    the Triton backend, v0.5-v0.14) -> ``trtllm-0``; 1.x (also release candidates, e.g. the
+    v0.5-v0.14) -> ``trtllm-0``; 1.x (also release candidates, e.g. the
     ``release:1.2.0rc6`` images) or a 2025 main-branch build or commit (the docs of the PyTorch
     workflow) -> ``trtllm-1``; a version not stated -> ``ideal``. SGLang -> ``sglang``, or
     ``sglang-rocm`` for a ROCm image or an AMD GPU (another build: AITER kernels, HIP graphs); vLLM ->
@@ -409,7 +411,7 @@ _GRID_INPUTS = (
     "admission_interval",
 )
 # the serving-stack presets rows map to (tensorperf/catalog/presets/stacks; stack_of gives the rule)
-STACK_IDS = ("ideal", "trtllm-0", "trtllm-1", "sglang", "sglang-rocm", "vllm", "atom")
+STACK_IDS = ("ideal", "trtllm-0", "trtllm-1", "trtllm-triton", "sglang", "sglang-rocm", "vllm", "atom")
 _VERSION = re.compile(r"(?<![\w.])(\d+)\.(\d+)")  # the first version number: 0.14.0, release:1.2.0rc6
 
 
@@ -673,12 +675,14 @@ def perf_overview_num_requests(row: Mapping[str, Any]) -> int | None:
 
 def stack_of(framework: Any, version: Any = None, hardware: Any = None) -> str:
     """The serving-stack preset id of a row's ``framework``, ``framework_version`` and ``hardware``
-    (the rule of the module docstring): ``trtllm-0``, ``trtllm-1``, ``sglang``, ``sglang-rocm`` (a
+    (the rule of the module docstring): ``trtllm-0``, ``trtllm-1``, ``trtllm-triton``, ``sglang``, ``sglang-rocm`` (a
     ROCm image, or SGLang on an AMD GPU), ``vllm``, ``atom`` or ``ideal``."""
     name, text = _text(framework).lower(), _text(version)
     if name.startswith(("tensorrt-llm", "trt-llm", "trtllm")):
         if re.search(r"mlperf", text, re.IGNORECASE):
             return "ideal"  # MLPerf submission code: the submitter's own harness
+        if re.search(r"triton", text, re.IGNORECASE):
+            return "trtllm-triton"  # Triton Inference Server's tensorrtllm_backend (its own front end)
         if re.search(r"pytorch", text, re.IGNORECASE):
             return "trtllm-1"  # the PyTorch backend (0.20 onwards) is the 1.x runtime
         m = _VERSION.search(text)

@@ -49,12 +49,17 @@ MIN_TRAIN_LATENCY_ROWS = 10
 LATENCY_VARIABLES = frozenset(
     {"serving_ttft", "serving_tpot", "serving_e2e_latency", "ttft", "ttft_max", "tpot", "e2e_latency"}
 )
+# the latencies that hold the request overhead (the stack's time before a request's first pass): a
+# stack's request overhead is fitted only on enough of these, else its one-time cost in a finite
+# run's duration is all that moves with it and the fit would use it to lower throughputs
+REQUEST_VARIABLES = frozenset({"serving_ttft", "serving_e2e_latency"})
 TABLE_COLUMNS = (
     "stack",
     "train",
     "test",
     "train_latency",
     "fitted",
+    "request_fitted",
     "step_overhead",
     "request_overhead",
     "train_before",
@@ -66,7 +71,12 @@ TABLE_COLUMNS = (
 STACK_NOTES: Mapping[str, str] = {
     "trtllm-0": (
         "TensorRT-LLM 0.x (v0.5-v0.14): TensorRT engines and the C++ runtime (gptSessionBenchmark "
-        "static batching, trtllm-bench with in-flight batching, the Triton tensorrtllm_backend)."
+        "static batching, trtllm-bench with in-flight batching)."
+    ),
+    "trtllm-triton": (
+        "TensorRT-LLM engines behind Triton Inference Server's tensorrtllm_backend (v0.14, in-flight "
+        "batching): each request passes the ensemble's preprocessing (tokenizer) and postprocessing "
+        "(detokenizer) Python models around the engine."
     ),
     "trtllm-1": (
         "TensorRT-LLM 1.x and the PyTorch backend (0.20, 1.0, 1.1-1.3 release candidates, 2025 main "
@@ -196,9 +206,11 @@ def fit_stack_overheads(
     several files). Returns one line per stack of :data:`FITTED_STACKS` with the columns of
     :data:`TABLE_COLUMNS`: row counts (``train``, ``test``, ``train_latency``: train rows that give
     a TTFT, TPOT or e2e latency), ``fitted`` (False: too few latency rows or no rows, the overheads
-    stay 0), the overheads in seconds and the median |relative error| on each part before (no
-    overheads) and after. The split is in ``table.attrs["part"]``: a tuple of ``"train"``, ``"test"``
-    or ``""`` (not predicted), one per row of ``rows`` in order."""
+    stay 0), ``request_fitted`` (False: fewer than that many train rows of a serving TTFT or e2e
+    latency, :data:`REQUEST_VARIABLES`; the request overhead stays 0), the overheads in seconds and
+    the median |relative error| on each part before (no overheads) and after. The split is in
+    ``table.attrs["part"]``: a tuple of ``"train"``, ``"test"`` or ``""`` (not predicted), one per row
+    of ``rows`` in order."""
     _check(train_fraction, seed)
     if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or not 1 <= iterations <= 10:
         raise SpecError(f"iterations = {iterations!r} is not allowed: must be an integer in [1, 10]")
@@ -207,6 +219,7 @@ def fit_stack_overheads(
     measured = rows["value"].to_numpy(dtype=float)
     stacks = mapped["stack"].to_numpy()
     latency = mapped["variable"].isin(LATENCY_VARIABLES).to_numpy()
+    holds_request = mapped["variable"].isin(REQUEST_VARIABLES).to_numpy()
     base = _evaluate(rows, {}, "0")
     usable = np.isfinite(base)
     part = train_split(rows, usable, train_fraction, seed).to_numpy()
@@ -216,6 +229,9 @@ def fit_stack_overheads(
     fit = {
         s: bool((train & latency & (stacks == s)).sum() >= MIN_TRAIN_LATENCY_ROWS)
         for s in FITTED_STACKS  # enough latency rows to tell host time from kernels
+    }
+    fit_request = {
+        s: fit[s] and bool((train & holds_request & (stacks == s)).sum() >= MIN_TRAIN_LATENCY_ROWS) for s in fit
     }
     at = base
     for k in range(iterations):
@@ -232,7 +248,10 @@ def fit_stack_overheads(
             A = np.column_stack([a[sel] / m, b[sel] / m])
             # (v + a (s' − s) + b (r' − r)) / m − 1 = A x' − y
             y = 1 - (at[sel] - a[sel] * x[s][0] - b[sel] * x[s][1]) / m
-            x[s] = tuple(float(v) for v in nnls(A, y))  # type: ignore[assignment]
+            if fit_request[s]:
+                x[s] = tuple(float(v) for v in nnls(A, y))  # type: ignore[assignment]
+            else:  # the step overhead alone (y counts r = 0)
+                x[s] = (float(nnls(A[:, :1], y)[0]), 0.0)
         at = _evaluate(rows, x, f"x{k}")
     lines = []
     for s in FITTED_STACKS:
@@ -244,6 +263,7 @@ def fit_stack_overheads(
                 "test": int((test & mine).sum()),
                 "train_latency": int((train & mine & latency).sum()),
                 "fitted": fit[s],
+                "request_fitted": fit_request[s],
                 "step_overhead": x[s][0],
                 "request_overhead": x[s][1],
                 "train_before": _median_abs(base, measured, train & mine),
@@ -340,6 +360,12 @@ def preset_toml(
             f"`tensorperf calibrate {' '.join(str(f) for f in files)} --stacks`"
         )
         sources = {"step_overhead": how, "request_overhead": how}
+        if not line.get("request_fitted", True):
+            sources["request_overhead"] = (
+                f"not fitted: 0 ({split}: fewer than {MIN_TRAIN_LATENCY_ROWS} train rows of a serving TTFT or "
+                "e2e latency, the latencies that hold it; the stack's other rows move with it only through a "
+                "finite run's one-time start, so a fit would trade it for throughput)"
+            )
         comment = "# Fitted per stack, not per model or row (docs/validation.md, 'Serving-stack overheads')."
     else:
         why = (

@@ -264,15 +264,27 @@ def serving_load(w: Workload, r: Rates, d: Deployment, s: Shortcuts) -> Load:
     span = torch.clamp(cap_b - 1, min=1)
 
     def at(others: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """A request's time with ``others`` in flight beside it, on the secant from one to the cap."""
-        return a + others * ((b - a) / span)
+        """A request's time with ``others`` in flight beside it, on the secant from one request to the
+        closed loop near the operating point (``reach`` others)."""
+        return a + others * ((b - a) / reach)
 
     lam = tr.request_rate / dp  # Poisson arrivals split evenly over the replicas
-    slope = (cap.e2e - one.e2e) / span
-    fits = lam * slope < 1
-    # an arrival sees L = λ·e others (PASTA + Little), e = e₁ + L·g ⇒ e = e₁/(1 − λg); at most the cap
-    e_service = torch.where(fits, one.e2e / torch.where(fits, 1 - lam * slope, 1), cap.e2e)
-    others = torch.minimum(lam * torch.minimum(e_service, cap.e2e), cap_b - 1)
+
+    def seen(far: _Loop, reach: torch.Tensor) -> torch.Tensor:
+        """The others an arrival sees, on the secant from one request to ``far`` (``reach`` others):
+        L = λ·e (PASTA + Little), e = e₁ + L·g ⇒ e = e₁/(1 − λg); at most the cap's b_c − 1."""
+        slope = (far.e2e - one.e2e) / reach
+        fits = lam * slope < 1
+        e = torch.where(fits, one.e2e / torch.where(fits, 1 - lam * slope, 1), cap.e2e)
+        return torch.minimum(lam * torch.minimum(e, cap.e2e), cap_b - 1)
+
+    # the secant to the cap overstates the others' cost far below it (a request's times are convex in
+    # the load, and kink where the token budget starts to bind), so the point is read again on the
+    # secant to a closed loop near it: at the others the first secant gives (an upper bound, §10.2)
+    reach = torch.clamp(seen(cap, span), min=1e-3)
+    near = closed_loop(w, r, d, s, 1 + reach).arriving_at_random()
+    others = torch.minimum(seen(near, reach), reach)
+    e_service = one.e2e + others * (near.e2e - one.e2e) / reach
     rho = lam * cap.e2e / cap_b  # occupancy of the cap's slots
     overloaded = rho >= 1
     if tr.num_requests is not None:
@@ -285,15 +297,15 @@ def serving_load(w: Workload, r: Rates, d: Deployment, s: Shortcuts) -> Load:
     wait = _sakasegawa_queue(rho_ok, cap_b, tr.output_cv2) / lam
     if tr.client_queue is not None:  # a client-held queue: TTFT starts when the request is sent
         wait = wait * (1 - tr.client_queue)
-    step = at(others, one.step, cap.step)
+    step = at(others, one.step, near.step)
     busy = 1 - torch.exp(-lam * e_service)  # P(some request in flight): Poisson occupancy (M/G/∞)
     # + the time to the scheduler's next check, R/2 steps at a random arrival (the running step's
     # rest at R = 1), where a step runs
     polls = 1 if tr.admission is None else tr.admission
-    ttft = busy * step * polls / 2 + wait + at(others, one.ttft, cap.ttft)
-    tpot = at(others, one.tpot, cap.tpot)
-    theta = torch.clamp(others / span, max=1)
-    ops = {k: each(lambda a, b: a + theta * (b - a), one.ops[k], cap.ops[k]) for k in cap.ops}
+    ttft = busy * step * polls / 2 + wait + at(others, one.ttft, near.ttft)
+    tpot = at(others, one.tpot, near.tpot)
+    theta = torch.clamp(others / reach, max=1)
+    ops = {k: each(lambda a, b: a + theta * (b - a), one.ops[k], near.ops[k]) for k in near.ops}
     if tr.num_requests is None:
         e2e = ttft + (T - 1) * tpot
         return Load(ttft, tpot, e2e, tr.request_rate, tr.request_rate * T, step, ops, busy, overloaded)
@@ -332,15 +344,21 @@ def _offline(w: Workload, r: Rates, d: Deployment, s: Shortcuts, cap: _Loop, cap
     k = torch.minimum(n_r, cap_b)
     b = burst(w, r, d, s, k)
     later = n_r - k
-    rate = cap_b / cap.e2e
-    # the later requests run in waves of b_c, each a closed-loop life e_c; a last, partial wave of
+    # a slot is held from admission to the last token: a server-held queue admits a request once the
+    # stack's work before its first pass (request_overhead) is done, so a slot's life is e_c less that;
+    # a client holding the queue holds its slot through it (it sends the next request on a response)
+    life = cap.e2e
+    if tr.request_overhead is not None:
+        life = life - tr.request_overhead * (1 if tr.client_queue is None else 1 - tr.client_queue)
+    rate = cap_b / life
+    # the later requests run in waves of b_c, each a slot's life; a last, partial wave of
     # the p left over takes the life of its own p requests (a burst of p: its prompts, then T̄ − 1
     # steps at batch p), not p/b_c of a full wave's, since its last request still decodes every
     # token (§10.3)
     full = torch.floor(later / cap_b)
     part = later - full * cap_b
     tail = burst(w, r, d, s, torch.clamp(part, min=1))
-    total = b.duration + full * cap.e2e + torch.where(part > 0, tail.duration, 0.0)
+    total = b.duration + full * life + torch.where(part > 0, tail.duration, 0.0)
     waited = b.first_done + later / (2 * rate)  # (from the run's start: the server-side queue)
     if tr.client_queue is not None:  # sent as a slot frees: no wait counted (§10.3)
         waited = waited * (1 - tr.client_queue)

@@ -116,7 +116,9 @@ def run_stacks(args: argparse.Namespace, out: TextIO) -> int:
             "request ms": round(1e3 * r["request_overhead"], 1),
             "train %": f"{_percent(r['train_before'])} -> {_percent(r['train_after'])}",
             "test %": f"{_percent(r['test_before'])} -> {_percent(r['test_after'])}",
-            "fitted": "yes" if r["fitted"] else "no (too few latency rows)",
+            "fitted": ("yes" if r["request_fitted"] else "step only (too few serving TTFT/e2e rows)")
+            if r["fitted"]
+            else "no (too few latency rows)",
         }
         for r in fit.to_dict("records")
     ]
