@@ -804,9 +804,10 @@ def test_serving_headline_of_the_second_file(report2, rows2):
     # launch flags (token budget, scheduler checks; docs/model.md §10.1), stacks refitted: 0.210, p90 0.538;
     # the AMD kernel tables measured by AITER (§3.7.2), stacks refitted: 0.213, p90 0.517; a finite
     # run's last, partial wave at its own batch (§10.3), stacks refitted: 0.204, p90 0.507; Triton's
-    # tensorrtllm_backend a stack of its own and the open loop read near its load (§10.2): 0.195, p90 0.499
+    # tensorrtllm_backend a stack of its own and the open loop read near its load (§10.2): 0.195, p90 0.499;
+    # AITER's measured GEMM compute on AMD and MI355X's fused-MoE compute (§3.7.2): 0.195, p90 0.492
     assert float(ok["rel_error"].abs().median()) == pytest.approx(0.195, abs=0.005)
-    assert float(ok["rel_error"].abs().quantile(0.9)) == pytest.approx(0.499, abs=0.01)
+    assert float(ok["rel_error"].abs().quantile(0.9)) == pytest.approx(0.492, abs=0.01)
     skipped = plain.loc[plain["status"] != "ok", "status"].value_counts()
     assert "skipped: infeasible (overloaded)" not in skipped and "skipped: infeasible (memory)" not in skipped
 

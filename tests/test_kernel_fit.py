@@ -8,6 +8,7 @@ import torch
 
 from tensorperf.analysis.kernel_fit import (
     GPU_PRESET,
+    aiter_copies,
     expert_stream_bytes,
     fastest_variants,
     fit_aiter,
@@ -247,7 +248,7 @@ AITER_DATA = Path(__file__).resolve().parents[1] / "data" / "aiter_kernel_measur
 
 def test_aiter_tables_fit_and_presets():
     frame = load_kernels(AITER_DATA)
-    assert len(frame) == 243 and set(frame.framework) == {"aiter"}
+    assert len(frame) == 866 and set(frame.framework) == {"aiter"}
     fits = {(f.gpu, f.table): f for f in fit_aiter(frame)}
     assert set(fits) == {("mi300x", "fp8_block"), ("mi355x", "fp8_block"), ("mi355x", "fp4")}
     # MI355X block-fp8, the best stream: a 32-token TP8 call (257 experts with the shared one, inter
@@ -271,9 +272,56 @@ def test_aiter_tables_fit_and_presets():
         assert eff.expert_latency == pytest.approx(f.expert_latency, rel=0.01)
         if f.gemm_latency is not None:
             assert eff.gemm_latency == pytest.approx(f.gemm_latency, rel=0.01)
+    # the compute side, fitted with that stream and fixed time held: GEMMs over every measured M (1 to
+    # 32,768 rows on MI300X, to 131,072 on MI355X, powers of two), fused-MoE calls of 32 or more tokens
+    big = {
+        k: (
+            f.compute and round(f.compute, 3),
+            f.gemm_half_tokens and round(f.gemm_half_tokens),
+            round(f.expert_compute, 3),
+        )
+        for k, f in fits.items()
+    }
+    assert big == {
+        ("mi300x", "fp8_block"): (0.268, 101, 0.355),
+        ("mi355x", "fp8_block"): (0.249, 144, 0.2),
+        ("mi355x", "fp4"): (None, None, 0.268),
+    }
+    assert (fits[("mi300x", "fp8_block")].compute_rows, fits[("mi355x", "fp8_block")].compute_rows) == (147, 579)
+    # MI300X at 8,192 rows of DeepSeek's q_b projection (N = 3,072, K = 1,536 at TP8) and its best GEMM
+    # there: 2·8192·3072·1536 FLOP = 77.3 GFLOP; the plateau times the saturation at m = 8192 must sit
+    # at or below the best measured rate of the 8,192-row GEMMs (0.397 of the 2,615 TFLOP/s fp8 peak)
+    f = fits[("mi300x", "fp8_block")]
+    assert f.compute * 8192 / (8192 + f.gemm_half_tokens) < 0.397
+    for gpu in ("mi300x", "mi325x", "mi355x"):
+        eff = presets.hardware_spec(gpu).efficiency_for("fp8_block")
+        g = fits[("mi355x" if gpu == "mi355x" else "mi300x", "fp8_block")]
+        assert (eff.compute, eff.gemm_half_tokens) == (round(g.compute, 3), round(g.gemm_half_tokens))
+    # the fused-MoE compute efficiency is the fit's on MI355X (its tables hold the TP8 and TP4 shapes a
+    # deployment runs); gfx942's only shape is EP8's 8x wider experts, so MI300X keeps the derived fp8 value
+    mi355 = presets.hardware_spec("mi355x")
+    assert mi355.efficiency_for("fp8_block").expert_compute == pytest.approx(
+        fits[("mi355x", "fp8_block")].expert_compute, abs=6e-4
+    )
+    assert mi355.efficiency_for("fp4").expert_compute == pytest.approx(fits[("mi355x", "fp4")].expert_compute, abs=6e-4)
+    mi300 = presets.hardware_spec("mi300x")
+    assert mi300.efficiency_for("fp8_block").expert_compute == mi300.efficiency_for("fp8").expert_compute == 0.194
     # MI325X takes MI300X's table (the same gfx942 die); MI355X's fp4 GEMMs its block-fp8 fixed time
     a, b = (presets.hardware_spec(g).efficiency_for("fp8_block") for g in ("mi325x", "mi300x"))
-    for name in ("gemm_memory", "gemm_latency", "expert_latency"):
+    for name in ("gemm_memory", "gemm_latency", "expert_latency", "compute", "gemm_half_tokens"):
         assert getattr(a, name) == getattr(b, name)
-    mi355 = presets.hardware_spec("mi355x")
     assert mi355.efficiency_for("fp4").gemm_latency == mi355.efficiency_for("fp8_block").gemm_latency
+
+
+def test_copied_aiter_entries_are_found():
+    # ROCm/aiter@e404860's MI355X block-fp8 TP8 table gives 359.48 us from 1,024 to 32,768 tokens: the
+    # entries from 2,048 tokens repeat the 1,024-token time for 2-32x the work (at 32,768 tokens that
+    # would be 32768·9·6·7168·256 FLOP / 359.48 us = 9.0 PFLOP/s, above MI355X's 5.0 fp8 peak); the
+    # flat 77.49 us of 1-8 tokens is below 32 tokens and stays (a launch-bound call)
+    frame = load_kernels(AITER_DATA)
+    copied = frame[aiter_copies(frame)]
+    assert set(copied.gpu) == {"mi355x"} and set(copied.dtype) == {"fp8_block"}
+    tokens = sorted(int(s.split("num_tokens=")[1].split(";")[0]) for s in copied["shape"])
+    assert tokens == [2048, 4096, 8192, 16384, 32768]
+    assert (copied.measured_time_ms == 0.3594797).all()
+    assert 32768 * 9 * 6 * 7168 * 256 / 359.4797e-6 > presets.hardware_spec("mi355x").peak_flops_fp8

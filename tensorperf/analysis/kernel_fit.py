@@ -487,6 +487,10 @@ def fit_expert_latency(frame: pd.DataFrame) -> list[ExpertLatencyFit]:
 # kernel dtype -> the preset's kernel table (block-scaled fp8 has its own, MXFP4 runs on fp4 math)
 AITER_GPU_PRESET = MappingProxyType({"mi300x": "mi300x", "mi355x": "mi355x"})
 AITER_TABLES = MappingProxyType({"fp8_block": "fp8_block", "mxfp4": "fp4"})
+AITER_PEAK = MappingProxyType({"fp8_block": "peak_flops_fp8", "mxfp4": "peak_flops_fp4"})
+AITER_STREAM_ROWS = 16  # GEMMs of at most this many rows are weight streams (and their fixed time)
+AITER_STREAM_TOKENS = (32, 64)  # fused-MoE calls that touch nearly every expert yet still stream
+AITER_FEW_TOKENS = 16  # fused-MoE calls of at most this many tokens give the fixed time per call
 
 
 @dataclass(frozen=True)
@@ -495,26 +499,65 @@ class AiterFit:
 
     gpu: str
     table: str  # an AITER_TABLES table
-    memory: float  # gemm_memory: the best bytes / (t · W) over the table's rows
+    memory: float  # gemm_memory: the best bytes / (t · W) over the table's streams
     gemm_latency: float | None  # s per GEMM kernel: median of t − B/(η·W) over its GEMMs (None: no GEMM rows)
     expert_latency: float  # s per fused-MoE call: median of t − B/(η·W) over its calls of at most 16 tokens
     gemm_rows: int
     moe_rows: int
+    compute: float | None = None  # GEMM compute efficiency at many rows (None: no GEMM rows)
+    gemm_half_tokens: float | None = None  # rows at half of it
+    expert_compute: float | None = None  # fused-MoE compute efficiency at many tokens per expert
+    compute_rows: int = 0  # GEMM rows of the compute fit (every measured M)
+    expert_rows: int = 0  # fused-MoE calls of the compute fit (32 or more tokens, copies left out)
+    compute_error: float = 0.0  # median |t_fit/t − 1| over those GEMM rows
+    expert_error: float = 0.0  # and over those calls
 
 
-def fit_aiter(frame: pd.DataFrame) -> list[AiterFit]:
-    """Per AMD GPU and kernel table: the streaming efficiency of its largest measured streams (the
-    best bytes / (t·W) over its GEMMs and its fused-MoE calls of 32 or more tokens, as
-    :func:`streaming_efficiency` takes the best stream on NVIDIA), then the fixed time per GEMM
-    kernel and per fused-MoE call beyond that stream (medians of the residuals, clipped at 0; GEMMs
-    of at most 16 rows, MoE calls of at most 16 tokens, as :func:`fit_expert_latency`).
+def aiter_copies(frame: pd.DataFrame) -> np.ndarray:
+    """True for a fused-MoE row of 32 or more tokens whose time equals that of the same shape at fewer
+    tokens: a tuner entry copied from a smaller problem, not a measurement (ROCm/aiter@e404860's
+    MI355X block-fp8 TP8 table gives 359.48 us for every count from 1,024 to 32,768 tokens)."""
+    out = np.zeros(len(frame), dtype=bool)
+    moe = (frame.op == "moe_experts").to_numpy()
+    tokens = np.array([float(_shape(s).get("num_tokens", "nan")) if m else np.nan for s, m in zip(frame["shape"], moe)])
+    key = [
+        (g, d, ";".join(kv for kv in str(s).split(";") if not kv.startswith("num_tokens=")))
+        for g, d, s in zip(frame.gpu, frame.dtype, frame["shape"])
+    ]
+    t = frame.measured_time_ms.to_numpy()
+    for i in np.flatnonzero(moe & (tokens >= 32)):  # a loop over a few dozen table rows
+        same = np.array([k == key[i] for k in key]) & moe & (tokens < tokens[i])
+        out[i] = bool(np.isclose(t[same], t[i], rtol=0.0, atol=1e-9).any())
+    return out
+
+
+def fit_aiter(frame: pd.DataFrame, steps: int = 1500) -> list[AiterFit]:
+    """Per AMD GPU and kernel table:
+
+    - the streaming efficiency of its largest measured streams (the best bytes / (t·W) over its
+      GEMMs of at most 16 rows and its fused-MoE calls of 32-64 tokens, which touch nearly every
+      expert, as :func:`streaming_efficiency` takes the best stream on NVIDIA);
+    - the fixed time per GEMM kernel and per fused-MoE call beyond that stream (medians of the
+      residuals, clipped at 0; GEMMs of at most 16 rows, calls of at most 16 tokens, as
+      :func:`fit_expert_latency`);
+    - the compute efficiency at many rows and the rows at half of it, fitted on every GEMM (all M)
+      with the stream and the fixed time above held: t = max(F/(c·m/(m + h)·P), B/(η·W)) + λ;
+    - the fused-MoE compute efficiency at many tokens per expert, fitted the same way on its calls of
+      32 or more tokens (copied tuner entries left out, :func:`aiter_copies`) with the preset's
+      ``expert_half_tokens`` and the fixed time per call held; F = 6·h·f per routed pair (one
+      parameter: the least squares of log time on a log grid of 1,001 efficiencies, 0.003-1).
+
     A loop over a handful of (GPU, table) groups."""
     from tensorperf.units import DTYPE_BYTES
 
     rows = frame[(frame.framework == "aiter") & frame.dtype.isin(list(AITER_TABLES))]
+    copies = aiter_copies(rows)
     fits = []
     for (gpu, dtype), g in rows.groupby(["gpu", "dtype"], sort=True):
         hw = presets.hardware_spec(AITER_GPU_PRESET[gpu])
+        table = AITER_TABLES[dtype]
+        peak = getattr(hw, AITER_PEAK[dtype])
+        copied = copies[rows.index.get_indexer(g.index)]
         t = g.measured_time_ms.to_numpy() * 1e-3
         moe = (g.op == "moe_experts").to_numpy()
         nbytes = np.where(
@@ -523,22 +566,90 @@ def fit_aiter(frame: pd.DataFrame) -> list[AiterFit]:
             g.bytes_moved.fillna(0).to_numpy() * DTYPE_BYTES[dtype],
         )
         tokens = np.array([float(_shape(s).get("num_tokens", "inf")) for s in g["shape"]])
-        # the streams whose bytes are certain: GEMMs, and MoE calls of 32 or more tokens (nearly every
-        # local expert touched; below, the expected count of touched experts is a model of its own)
-        sure = ~moe | (tokens >= 32)
+        m_rows = g.m.fillna(np.inf).to_numpy()
+        # the streams whose bytes are certain and that stay weight-bound: GEMMs of few rows, and MoE
+        # calls that touch nearly every local expert with a few tokens per expert
+        lo, hi = AITER_STREAM_TOKENS
+        sure = (~moe & (m_rows <= AITER_STREAM_ROWS)) | (moe & (tokens >= lo) & (tokens <= hi))
         eta = float((nbytes / (t * hw.hbm_bandwidth))[sure].max())
         rest = _beyond_stream(t, nbytes, eta, hw.hbm_bandwidth)
-        gemm = ~moe & (g.m.fillna(np.inf).to_numpy() <= 16)
-        calls = moe & (tokens <= 16)
+        gemm = ~moe & (m_rows <= AITER_STREAM_ROWS)
+        calls = moe & (tokens <= AITER_FEW_TOKENS)
+        gemm_latency = float(np.median(rest[gemm])) if gemm.any() else None
+        expert_latency = float(np.median(rest[calls]))
+        compute = half = None
+        compute_rows, compute_error = 0, 0.0
+        if (~moe).any():
+            sel = ~moe
+            flops = torch.tensor(g.flops.to_numpy()[sel], dtype=torch.float64)
+            size = torch.tensor(m_rows[sel], dtype=torch.float64)
+            stream = torch.tensor(nbytes[sel] / (eta * hw.hbm_bandwidth), dtype=torch.float64)
+
+            def gemm_time(
+                p: Mapping[str, torch.Tensor],
+                f: torch.Tensor = flops,
+                m: torch.Tensor = size,
+                b: torch.Tensor = stream,
+                lat: float = gemm_latency or 0.0,
+                top: float = peak,
+            ) -> torch.Tensor:
+                eff = p["compute"] * saturation(m, p["gemm_half_tokens"])
+                return torch.maximum(compute_time(f, top, eff), b) + lat
+
+            params, pred = _fit(
+                gemm_time,
+                torch.tensor(t[sel], dtype=torch.float64),
+                {"compute": 0.5, "gemm_half_tokens": 128.0},
+                {"compute": "eff", "gemm_half_tokens": "tokens"},
+                steps,
+            )
+            compute, half = params["compute"], params["gemm_half_tokens"]
+            compute_rows = int(sel.sum())
+            compute_error = float(np.median(np.abs(pred.numpy() / t[sel] - 1)))
+        sel = moe & (tokens >= lo) & ~copied
+        shapes = [_shape(s) for s in g["shape"][sel]]
+        pairs = np.array([float(s["num_tokens"]) * float(s["topk"]) / float(s["moe_ep"]) for s in shapes])
+        hf = np.array([float(s["hidden"]) * float(s["inter"]) / float(s["moe_tp"]) for s in shapes])
+        per_expert = np.array([_tokens_per_expert(s) for s in g["shape"][sel]])
+        half_e = torch.tensor(hw.efficiency_for(table).expert_half_tokens, dtype=torch.float64)
+        flops = torch.tensor(6 * pairs * hf, dtype=torch.float64)
+        size = torch.tensor(per_expert, dtype=torch.float64)
+        stream = torch.tensor(nbytes[sel] / (eta * hw.hbm_bandwidth), dtype=torch.float64)
+
+        def moe_time(
+            p: Mapping[str, torch.Tensor],
+            f: torch.Tensor = flops,
+            n: torch.Tensor = size,
+            b: torch.Tensor = stream,
+            lat: float = expert_latency,
+            top: float = peak,
+            half: torch.Tensor = half_e,
+        ) -> torch.Tensor:
+            return torch.maximum(compute_time(f, top, p["expert_compute"] * saturation(n, half)), b) + lat
+
+        # one parameter under a max(): Adam stalls where every row is on the stream side of it, so the
+        # least squares of log time is found on a fine log grid of efficiencies instead
+        grid = torch.logspace(-2.5, 0, 1001, dtype=torch.float64)
+        target = torch.log(torch.tensor(t[sel], dtype=torch.float64))
+        loss = torch.stack([((torch.log(moe_time({"expert_compute": c})) - target) ** 2).mean() for c in grid])
+        best = grid[int(torch.argmin(loss))]
+        params, pred = {"expert_compute": float(best)}, moe_time({"expert_compute": best})
         fits.append(
             AiterFit(
                 gpu=AITER_GPU_PRESET[gpu],
-                table=AITER_TABLES[dtype],
+                table=table,
                 memory=eta,
-                gemm_latency=float(np.median(rest[gemm])) if gemm.any() else None,
-                expert_latency=float(np.median(rest[calls])),
+                gemm_latency=gemm_latency,
+                expert_latency=expert_latency,
                 gemm_rows=int(gemm.sum()),
                 moe_rows=int(calls.sum()),
+                compute=compute,
+                gemm_half_tokens=half,
+                expert_compute=params["expert_compute"],
+                compute_rows=compute_rows,
+                expert_rows=int(sel.sum()),
+                compute_error=compute_error,
+                expert_error=float(np.median(np.abs(pred.numpy() / t[sel] - 1))),
             )
         )
     return fits
