@@ -2,7 +2,7 @@
 
 Run: python benchmarks/serving_load.py [--device cuda] [--repeat 3]
 Rows: the static passes only (prefill + decode metrics), the closed loop (serving metrics), the open
-loop (request rate: closed loops at one request and at the cap), and the open loop with lengths
+loop (request rate: closed loops at 1, 8, 64, ... requests up to the cap), and the open loop with lengths
 drawn from a range (Simpson's three prompt nodes). Prints best-of-N seconds, points/s and each
 row's time over the static row's, all measured in one run.
 """

@@ -18,7 +18,10 @@ TTFT = n steps that carry the request's own chunk S/n; TPOT = a step carrying it
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -28,6 +31,10 @@ from tensorperf.engine.physics.attention import mean_chunked_keys, mean_decode_k
 from tensorperf.engine.roofline import collectives, layer, overlap, speculative, stages
 from tensorperf.engine.roofline.per_op import PerOp, each, left_sum
 from tensorperf.engine.roofline.values import Deployment, Rates, Shortcuts, Workload
+
+# the open loop's node batches (§10.2): closed loops at 1, 8, 64, ... requests in flight per replica
+NODE_RATIO = 8
+LOAD_NODES = 5  # up to 4,096 before the cap
 
 
 @dataclass(frozen=True)
@@ -40,9 +47,15 @@ class Load:
     requests_per_s: torch.Tensor  # completed requests per second on the deployment
     output_per_s: torch.Tensor  # output tokens per second on the deployment
     step: torch.Tensor  # mean step time at the operating load
-    ops: PerOp  # per-op quantities of the mean step (one layer of one replica-microbatch)
+    per_op: Callable[[], PerOp]  # the mean step's per-op quantities, evaluated when asked (power)
     busy: torch.Tensor | None  # share of time a step runs (open loop; None: always)
     overloaded: torch.Tensor | None  # the request rate reaches the capacity (open loop only)
+
+    @functools.cached_property
+    def ops(self) -> PerOp:
+        """Per-op quantities of the mean step (one layer of one replica-microbatch): only the power
+        metrics read them, so a sweep of latencies does not pay for their interpolation."""
+        return self.per_op()
 
 
 @dataclass(frozen=True)
@@ -113,22 +126,29 @@ def _step(
     return (t + r.efficiency.step_overhead if s.overhead else t), per_op
 
 
+def _life_counts(w: Workload) -> tuple[Any, Any, torch.Tensor]:
+    """(Ts, Tw, n₀) of a request's life (module docstring): its decode steps' count Ts − 1 and their
+    budget tokens Tw − 1 (both T̄ − 1 without speculation; docs/model.md §3.14: (T̄ − 1)/E steps of
+    k + 1 budget tokens each), and its fewest prefill steps n₀ = max(1, ⌈S̄/M⌉)."""
+    tr, spec = w.serving, w.speculation
+    T = tr.mean_output
+    Ts = Tw = T
+    if spec is not None:
+        Ts = 1 + (T - 1) / spec.tokens_per_step
+        Tw = 1 + (T - 1) * (spec.k + 1) / spec.tokens_per_step
+    return Ts, Tw, torch.clamp(torch.ceil(tr.mean_prompt / tr.budget), min=1)
+
+
 def closed_loop(w: Workload, r: Rates, d: Deployment, s: Shortcuts, b: torch.Tensor) -> _Loop:
     """TTFT, TPOT and e2e of a request at b requests in flight per replica (module docstring). The
     own prompt's TTFT is averaged over its length (Simpson's rule where lengths span a range); its
     chunks: ⌈S/M⌉, or the population's n scaled by S/S̄ where the budget binds."""
     tr, spec = w.serving, w.speculation
     S, T, M = tr.mean_prompt, tr.mean_output, tr.budget
-    # speculative decoding (docs/model.md §3.14): (T̄ − 1)/E decode steps of k + 1 budget tokens each,
-    # i.e. T̄ replaced by Ts in the step counts and by Tw in the budget (both T̄ itself without it)
-    Ts = Tw = T
-    if spec is not None:
-        Ts = 1 + (T - 1) / spec.tokens_per_step
-        Tw = 1 + (T - 1) * (spec.k + 1) / spec.tokens_per_step
+    Ts, Tw, n0 = _life_counts(w)
     # each of the m pipeline microbatches carries 1/m of the others' load, and the request's own
     # token or chunk: every microbatch is taken as heavy as the request's own (exact at m = 1)
     share = 1 / d.layout.micro
-    n0 = torch.clamp(torch.ceil(S / M), min=1)
     steps = torch.maximum(n0 + Ts - 1, b * (S + Tw - 1) / M)
     n = steps - (Ts - 1)
     others = torch.clamp(b - 1, min=0)  # (b < 1 only where the batch does not split: masked)
@@ -255,36 +275,62 @@ def serving_load(w: Workload, r: Rates, d: Deployment, s: Shortcuts) -> Load:
     cap = closed_loop(w, r, d, s, cap_b)
     if tr.request_rate is None and tr.num_requests is None:
         rps = w.batch / cap.e2e  # Little's law over the closed loop's B requests
-        return Load(cap.ttft, cap.tpot, cap.e2e, rps, rps * T, cap.step, cap.ops, None, None)
+        return Load(cap.ttft, cap.tpot, cap.e2e, rps, rps * T, cap.step, lambda: cap.ops, None, None)
     if tr.request_rate is None:
         return _offline(w, r, d, s, cap, cap_b)
     # Poisson arrivals come at random times: their wait for the scheduler's check is the one below
     cap = cap.arriving_at_random()
     one = closed_loop(w, r, d, s, torch.ones_like(cap_b)).arriving_at_random()
-    span = torch.clamp(cap_b - 1, min=1)
-
-    def at(others: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """A request's time with ``others`` in flight beside it, on the secant from one request to the
-        closed loop near the operating point (``reach`` others)."""
-        return a + others * ((b - a) / reach)
-
     lam = tr.request_rate / dp  # Poisson arrivals split evenly over the replicas
+    # a request's times are convex in the others in flight (and kink where the token budget starts to
+    # bind, §10.1): a chord from one request to the cap reads them high between its ends, the more the
+    # farther the cap. They are read on the chords between closed loops at 1, 8, 64, ... requests in
+    # flight, up to the cap (§10.2): a few loops that do not depend on the rate
+    loops, nodes = [one], [torch.ones_like(cap_b)]
+    top = float(cap_b.max())
+    for j in range(1, LOAD_NODES):  # a loop over a handful of node batches, not grid points
+        if NODE_RATIO**j >= top:
+            break
+        b_j = torch.clamp(cap_b, max=NODE_RATIO**j)
+        loops.append(closed_loop(w, r, d, s, b_j).arriving_at_random())
+        nodes.append(b_j)
+    loops.append(cap)
+    nodes.append(cap_b)
+    # the others an arrival sees, L = λ·e(L) (PASTA + Little), on the chord whose range holds it: on
+    # chord j, e(L) = e_j + (L − l_j)·g_j ⇒ L = λ(e_j − l_j·g_j)/(1 − λg_j); the first chord that holds
+    # its own solution (e is increasing and convex, so λ·e(L) − L changes sign once); the cap's b_c − 1
+    # where none does
+    others = cap_b - 1
+    found = torch.zeros_like(others, dtype=torch.bool)
+    chord = torch.zeros_like(others)
+    for j in range(len(loops) - 1):
+        l_a, l_b = nodes[j] - 1, nodes[j + 1] - 1
+        g = (loops[j + 1].e2e - loops[j].e2e) / torch.clamp(l_b - l_a, min=1e-9)
+        fits = lam * g < 1
+        cand = lam * (loops[j].e2e - l_a * g) / torch.where(fits, 1 - lam * g, 1)
+        hit = ~found & fits & (cand <= l_b) & (l_b > l_a)
+        others = torch.where(hit, torch.clamp(cand, min=0), others)
+        chord = torch.where(hit, float(j), chord)
+        found = found | hit
+    others = torch.minimum(others, cap_b - 1)
+    chord = torch.where(found, chord, float(len(loops) - 2))
 
-    def seen(far: _Loop, reach: torch.Tensor) -> torch.Tensor:
-        """The others an arrival sees, on the secant from one request to ``far`` (``reach`` others):
-        L = λ·e (PASTA + Little), e = e₁ + L·g ⇒ e = e₁/(1 − λg); at most the cap's b_c − 1."""
-        slope = (far.e2e - one.e2e) / reach
-        fits = lam * slope < 1
-        e = torch.where(fits, one.e2e / torch.where(fits, 1 - lam * slope, 1), cap.e2e)
-        return torch.minimum(lam * torch.minimum(e, cap.e2e), cap_b - 1)
+    # where on its chord each point lies, computed once; the chords no point uses are skipped
+    used = [j for j in range(len(loops) - 1) if bool((chord == j).any())]
+    masks = {j: chord == j for j in used}
+    theta = torch.zeros_like(others)
+    for j in used:
+        l_a, l_b = nodes[j] - 1, nodes[j + 1] - 1
+        theta = torch.where(masks[j], torch.clamp((others - l_a) / torch.clamp(l_b - l_a, min=1e-9), 0, 1), theta)
 
-    # the secant to the cap overstates the others' cost far below it (a request's times are convex in
-    # the load, and kink where the token budget starts to bind), so the point is read again on the
-    # secant to a closed loop near it: at the others the first secant gives (an upper bound, §10.2)
-    reach = torch.clamp(seen(cap, span), min=1e-3)
-    near = closed_loop(w, r, d, s, 1 + reach).arriving_at_random()
-    others = torch.minimum(seen(near, reach), reach)
-    e_service = one.e2e + others * (near.e2e - one.e2e) / reach
+    def at(values: list[torch.Tensor]) -> torch.Tensor:
+        """A quantity at the operating point's others, on its chord between the node loops' values."""
+        out = None
+        for j in used:  # (the few chords in use)
+            v = values[j] + theta * (values[j + 1] - values[j])
+            out = v if out is None else torch.where(masks[j], v, out)
+        return out
+
     rho = lam * cap.e2e / cap_b  # occupancy of the cap's slots
     overloaded = rho >= 1
     if tr.num_requests is not None:
@@ -297,15 +343,15 @@ def serving_load(w: Workload, r: Rates, d: Deployment, s: Shortcuts) -> Load:
     wait = _sakasegawa_queue(rho_ok, cap_b, tr.output_cv2) / lam
     if tr.client_queue is not None:  # a client-held queue: TTFT starts when the request is sent
         wait = wait * (1 - tr.client_queue)
-    step = at(others, one.step, near.step)
+    e_service = at([p.e2e for p in loops])
+    step = at([p.step for p in loops])
     busy = 1 - torch.exp(-lam * e_service)  # P(some request in flight): Poisson occupancy (M/G/∞)
     # + the time to the scheduler's next check, R/2 steps at a random arrival (the running step's
     # rest at R = 1), where a step runs
     polls = 1 if tr.admission is None else tr.admission
-    ttft = busy * step * polls / 2 + wait + at(others, one.ttft, near.ttft)
-    tpot = at(others, one.tpot, near.tpot)
-    theta = torch.clamp(others / reach, max=1)
-    ops = {k: each(lambda a, b: a + theta * (b - a), one.ops[k], near.ops[k]) for k in near.ops}
+    ttft = busy * step * polls / 2 + wait + at([p.ttft for p in loops])
+    tpot = at([p.tpot for p in loops])
+    ops = lambda: {k: each(lambda *v: at(list(v)), *(p.ops[k] for p in loops)) for k in cap.ops}  # noqa: E731
     if tr.num_requests is None:
         e2e = ttft + (T - 1) * tpot
         return Load(ttft, tpot, e2e, tr.request_rate, tr.request_rate * T, step, ops, busy, overloaded)
@@ -368,6 +414,8 @@ def _offline(w: Workload, r: Rates, d: Deployment, s: Shortcuts, cap: _Loop, cap
     rps = tr.num_requests / total
     # the mean step over the run: the burst's steps, then the closed loop's
     w_burst = k * b.steps / (k * b.steps + later * cap.steps)
-    ops = {key: each(lambda a, c: w_burst * a + (1 - w_burst) * c, b.ops[key], cap.ops[key]) for key in cap.ops}
+    ops = lambda: {  # noqa: E731
+        key: each(lambda a, c: w_burst * a + (1 - w_burst) * c, b.ops[key], cap.ops[key]) for key in cap.ops
+    }
     step = w_burst * (b.steps_time / b.steps) + (1 - w_burst) * cap.step
     return Load(ttft, tpot, ttft + (T - 1) * tpot, rps, rps * T, step, ops, None, None)
