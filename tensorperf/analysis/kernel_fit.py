@@ -531,6 +531,26 @@ def aiter_copies(frame: pd.DataFrame) -> np.ndarray:
     return out
 
 
+def _capped_time(
+    flops: torch.Tensor,
+    rows: torch.Tensor,
+    stream: torch.Tensor,
+    latency: float,
+    peak: float,
+    compute: str,
+    half_key: str | None = None,
+    half: torch.Tensor | None = None,
+) -> Callable[[Mapping[str, torch.Tensor]], torch.Tensor]:
+    """t(p) = max(F / (P · p[compute] · rows/(rows + h)), stream) + latency, h = p[half_key] or ``half``:
+    a kernel's time with its weight stream and fixed time held (the AMD tables' compute fits)."""
+
+    def time(p: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        h = p[half_key] if half_key is not None else half
+        return torch.maximum(compute_time(flops, peak, p[compute] * saturation(rows, h)), stream) + latency
+
+    return time
+
+
 def fit_aiter(frame: pd.DataFrame, steps: int = 1500) -> list[AiterFit]:
     """Per AMD GPU and kernel table:
 
@@ -585,17 +605,7 @@ def fit_aiter(frame: pd.DataFrame, steps: int = 1500) -> list[AiterFit]:
             size = torch.tensor(m_rows[sel], dtype=torch.float64)
             stream = torch.tensor(nbytes[sel] / (eta * hw.hbm_bandwidth), dtype=torch.float64)
 
-            def gemm_time(
-                p: Mapping[str, torch.Tensor],
-                f: torch.Tensor = flops,
-                m: torch.Tensor = size,
-                b: torch.Tensor = stream,
-                lat: float = gemm_latency or 0.0,
-                top: float = peak,
-            ) -> torch.Tensor:
-                eff = p["compute"] * saturation(m, p["gemm_half_tokens"])
-                return torch.maximum(compute_time(f, top, eff), b) + lat
-
+            gemm_time = _capped_time(flops, size, stream, gemm_latency or 0.0, peak, "compute", "gemm_half_tokens")
             params, pred = _fit(
                 gemm_time,
                 torch.tensor(t[sel], dtype=torch.float64),
@@ -616,22 +626,12 @@ def fit_aiter(frame: pd.DataFrame, steps: int = 1500) -> list[AiterFit]:
         size = torch.tensor(per_expert, dtype=torch.float64)
         stream = torch.tensor(nbytes[sel] / (eta * hw.hbm_bandwidth), dtype=torch.float64)
 
-        def moe_time(
-            p: Mapping[str, torch.Tensor],
-            f: torch.Tensor = flops,
-            n: torch.Tensor = size,
-            b: torch.Tensor = stream,
-            lat: float = expert_latency,
-            top: float = peak,
-            half: torch.Tensor = half_e,
-        ) -> torch.Tensor:
-            return torch.maximum(compute_time(f, top, p["expert_compute"] * saturation(n, half)), b) + lat
-
+        moe_time = _capped_time(flops, size, stream, expert_latency, peak, "expert_compute", half=half_e)
         # one parameter under a max(): Adam stalls where every row is on the stream side of it, so the
-        # least squares of log time is found on a fine log grid of efficiencies instead
+        # least squares of log time is found on a fine log grid of efficiencies instead (all at once)
         grid = torch.logspace(-2.5, 0, 1001, dtype=torch.float64)
         target = torch.log(torch.tensor(t[sel], dtype=torch.float64))
-        loss = torch.stack([((torch.log(moe_time({"expert_compute": c})) - target) ** 2).mean() for c in grid])
+        loss = ((torch.log(moe_time({"expert_compute": grid[:, None]})) - target) ** 2).mean(dim=1)
         best = grid[int(torch.argmin(loss))]
         params, pred = {"expert_compute": float(best)}, moe_time({"expert_compute": best})
         fits.append(
