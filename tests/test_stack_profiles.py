@@ -219,6 +219,9 @@ def test_the_llama2_70b_h200_tp1_rows_fit_on_tensorrt_llm():
         (dict(kv_cache_fraction=1.5), "kv_cache_fraction"),
         (dict(kv_cache_after_weights="yes"), "kv_cache_after_weights"),
         (dict(custom_allreduce=1), "custom_allreduce"),
+        (dict(compute_efficiency=0), "compute_efficiency"),
+        (dict(compute_efficiency=1.2), "compute_efficiency"),
+        (dict(kernels_measured=True, compute_efficiency=0.5), "compute_efficiency"),
     ],
 )
 def test_bad_stack_values_name_the_field(kw, field):
@@ -256,6 +259,40 @@ def test_the_presets_and_the_toml_loader(tmp_path):
     path.write_text('id = "s"\nkv_cache_fraction = 1.5\n')
     with pytest.raises(tp.SpecError, match="kv_cache_fraction"):
         presets.load_stack_file(path)
+
+
+# ------------------------------------------------------------------------------- compute share
+SLOW = tp.StackSpec(name="half-rate kernels", compute_efficiency=0.5)
+
+
+def test_a_compute_share_is_the_device_at_that_share_of_its_peaks():
+    """compute_efficiency c divides every op's compute time by c: the same results as the ideal stack
+    on a device whose bf16, fp8 and fp4 peaks are c times the preset's (what-if scales), bit for bit
+    in float64, at a compute-bound prefill and a memory-bound decode alike."""
+    grid = dict(
+        model="llama-3.1-70b",
+        hardware=["h200-sxm", "mi355x"],
+        weight_dtype=["bf16", "fp8"],
+        prompt_len=[128, 8192],
+        output_len=256,
+        tp=8,
+        batch=[1, 64],
+        dtype="float64",
+    )
+    slow = tp.sweep(stack=SLOW, **grid)
+    halved = tp.sweep(
+        stack="ideal", peak_flops_bf16_scale=0.5, peak_flops_fp8_scale=0.5, peak_flops_fp4_scale=0.5, **grid
+    )
+    for name in ("ttft", "tpot", "serving_ttft", "serving_tpot", "serving_tokens_per_s_per_gpu"):
+        np.testing.assert_array_equal(slow[name].values, halved[name].values)
+    ideal = tp.sweep(stack="ideal", **grid)
+    # an 8192-token prefill on 8 GPUs is compute-bound: close to twice as long; a batch-1 decode
+    # step streams the weights: its time barely moves
+    long = dict(prompt_len=8192, batch=1, hardware="h200-sxm", weight_dtype="bf16")
+    ratio = float(slow.ttft.sel(**long) / ideal.ttft.sel(**long))
+    assert 1.6 < ratio <= 2.0
+    step = float(slow.tpot.sel(**long) / ideal.tpot.sel(**long))
+    assert 1.0 <= step < 1.1
 
 
 def test_cli_presets_shows_the_stack_profiles(capsys):

@@ -52,6 +52,7 @@ def switches() -> dict[str, dict[str, Any]]:
         "- stack overheads": {
             "stacks": _stacks(lambda s: dataclasses.replace(s, step_overhead=0.0, request_overhead=0.0))
         },
+        "- stack compute share": {"stacks": _stacks(lambda s: dataclasses.replace(s, compute_efficiency=1.0))},
     }
     if "imbalance" in AXES:
         out["- routing imbalance"] = {"imbalance": 1.0}

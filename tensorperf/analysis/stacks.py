@@ -2,22 +2,29 @@
 
 Each row of a measurements table maps to a serving stack (:func:`fidelity.stack_of`: ``trtllm-0``,
 ``trtllm-1``, ``sglang``, ``vllm``, ``atom``; the rest ``ideal``). A stack adds host time per
-forward step (``step_overhead``) and per request before its first token (``request_overhead``,
-docs/model.md §10.4). :func:`fit_stack_overheads` fits the two, per stack, to that stack's rows:
+forward step (``step_overhead``) and per request before its first token (``request_overhead``), and
+its kernels reach a share ``compute_efficiency`` of the device's measured compute rates
+(docs/model.md §10.4). :func:`fit_stack_overheads` fits the three, per stack, to that stack's rows:
 
 - The rows the model predicts without overheads (status ``ok`` with every stack ``ideal``) are split
   into a train and a test part by operating point (:func:`operating_points`: every metric of one
   configuration - source, framework and version, hardware, model, dtypes, layout, lengths, batch,
   mode and stated request rate - falls on the same side), per stack: a seeded permutation of all
   operating points, the first ``train_fraction`` of each stack's points train.
-- Predictions are close to linear in the two overheads, so each row is evaluated at ``x`` = (s, r)
-  and at ``x`` + (1 ms, 0) and ``x`` + (0, 1 ms): its value ``v`` and its sensitivities ``a``, ``b``
-  (per second). The overheads minimize the squared relative errors of the stack's train rows,
-  sum ((v + a·(s' − s) + b·(r' − r)) / measured − 1)², subject to s', r' >= 0 (a 2-variable
-  non-negative least squares, solved exactly over the active sets, :func:`nnls`). Starting at
-  x = (0, 0), the fit is linearized again at its result ``iterations`` times (2 by default).
+- Predictions are close to linear in the two overheads and in u = 1/compute_efficiency − 1 (the
+  compute time's extra share), so each row is evaluated at ``x`` = (s, r, u) and at ``x`` + (1 ms,
+  0, 0), ``x`` + (0, 1 ms, 0) and ``x`` + (0, 0, 0.1): its value ``v`` and its sensitivities ``a``,
+  ``b``, ``c``. The three minimize the squared relative errors of the stack's train rows,
+  sum ((v + a·(s' − s) + b·(r' − r) + c·(u' − u)) / measured − 1)², subject to s', r', u' >= 0 (a
+  3-variable non-negative least squares, solved exactly over the active sets, :func:`nnls`).
+  Starting at x = (0, 0, 0), the fit is linearized again at its result ``iterations`` times (2 by
+  default).
 - A stack with fewer than :data:`MIN_TRAIN_LATENCY_ROWS` train rows that give a TTFT, TPOT or e2e
-  latency keeps (0, 0): throughput alone cannot tell host time from kernel efficiency.
+  latency keeps (0, 0, 0): throughput alone cannot tell host time from kernel efficiency. The
+  request overhead needs as many rows of a serving TTFT or e2e latency (:data:`REQUEST_VARIABLES`),
+  the compute share as many of a TTFT (:data:`COMPUTE_VARIABLES`: a prompt's passes, where the
+  compute-bound prefill shows), else each stays at its neutral value. A stack that runs the measured
+  kernels themselves (``kernels_measured``: TensorRT-LLM 1.x, ATOM) keeps compute_efficiency 1.
 
 The result is a table, one line per stack (:data:`TABLE_COLUMNS`): the row counts, the fitted
 values (seconds) and the median |relative error| on train and test before (no overheads) and after
@@ -43,6 +50,7 @@ from tensorperf.catalog.specs import StackSpec
 from tensorperf.validation import SpecError, is_number, read_toml
 
 PROBE = 1e-3  # s: the finite-difference step of both overheads
+PROBE_COMPUTE = 0.1  # the finite-difference step of u = 1/compute_efficiency − 1
 FITTED_STACKS = tuple(s for s in fidelity.STACK_IDS if s != "ideal")
 MIN_TRAIN_LATENCY_ROWS = 10
 # the variables that are latencies (TTFT, TPOT, e2e) rather than throughputs
@@ -53,6 +61,10 @@ LATENCY_VARIABLES = frozenset(
 # stack's request overhead is fitted only on enough of these, else its one-time cost in a finite
 # run's duration is all that moves with it and the fit would use it to lower throughputs
 REQUEST_VARIABLES = frozenset({"serving_ttft", "serving_e2e_latency"})
+# the latencies of a prompt's passes, where compute-bound prefill shows: a stack's compute share is
+# fitted only on enough of these (decode steps and throughputs move with it far less than with the
+# step overhead or the kernels' memory streams)
+COMPUTE_VARIABLES = frozenset({"serving_ttft", "ttft", "ttft_max"})
 TABLE_COLUMNS = (
     "stack",
     "train",
@@ -60,8 +72,10 @@ TABLE_COLUMNS = (
     "train_latency",
     "fitted",
     "request_fitted",
+    "compute_fitted",
     "step_overhead",
     "request_overhead",
+    "compute_efficiency",
     "train_before",
     "train_after",
     "test_before",
@@ -178,15 +192,23 @@ def nnls(A: np.ndarray, y: np.ndarray) -> np.ndarray:
     return best
 
 
-def _specs(values: Mapping[str, tuple[float, float]], label: str) -> dict[str, Any]:
+Values = Mapping[str, tuple[float, float, float]]  # stack id -> (step overhead, request overhead, u)
+
+
+def _specs(values: Values, label: str) -> dict[str, Any]:
     """A StackSpec per stack id (``ideal`` for ids not in ``values``)."""
     out: dict[str, Any] = {s: "ideal" for s in fidelity.STACK_IDS}
-    for stack, (s, r) in values.items():
-        out[stack] = StackSpec(name=f"{stack}-{label}", step_overhead=float(s), request_overhead=float(r))
+    for stack, (s, r, u) in values.items():
+        out[stack] = StackSpec(
+            name=f"{stack}-{label}",
+            step_overhead=float(s),
+            request_overhead=float(r),
+            compute_efficiency=1 / (1 + float(u)),
+        )
     return out
 
 
-def _evaluate(rows: pd.DataFrame, values: Mapping[str, tuple[float, float]], label: str) -> np.ndarray:
+def _evaluate(rows: pd.DataFrame, values: Values, label: str) -> np.ndarray:
     """Predicted values (the row's unit) with each stack at ``values`` (NaN where not ok)."""
     report = fidelity.predict(rows, stacks=_specs(values, label))
     return report["predicted"].where(report["status"] == "ok").to_numpy(dtype=float)
@@ -200,15 +222,18 @@ def _median_abs(pred: np.ndarray, measured: np.ndarray, mask: np.ndarray) -> flo
 def fit_stack_overheads(
     rows: pd.DataFrame, train_fraction: float = 0.7, seed: int = 0, iterations: int = 2
 ) -> pd.DataFrame:
-    """Fit (step_overhead, request_overhead) >= 0 per serving stack on a train split of its rows.
+    """Fit (step_overhead, request_overhead) >= 0 and compute_efficiency in (0, 1] per serving stack
+    on a train split of its rows.
 
     ``rows``: a measurements table (:func:`fidelity.check_measurements`; :func:`load_tables` reads
     several files). Returns one line per stack of :data:`FITTED_STACKS` with the columns of
     :data:`TABLE_COLUMNS`: row counts (``train``, ``test``, ``train_latency``: train rows that give
     a TTFT, TPOT or e2e latency), ``fitted`` (False: too few latency rows or no rows, the overheads
     stay 0), ``request_fitted`` (False: fewer than that many train rows of a serving TTFT or e2e
-    latency, :data:`REQUEST_VARIABLES`; the request overhead stays 0), the overheads in seconds and
-    the median |relative error| on each part before (no overheads) and after. The split is in
+    latency, :data:`REQUEST_VARIABLES`; the request overhead stays 0), ``compute_fitted`` (False:
+    fewer than that many train TTFT rows, :data:`COMPUTE_VARIABLES`; the compute share stays 1), the
+    overheads in seconds, the compute share and the median |relative error| on each part before (no
+    overheads, the measured kernels) and after. The split is in
     ``table.attrs["part"]``: a tuple of ``"train"``, ``"test"`` or ``""`` (not predicted), one per row
     of ``rows`` in order."""
     _check(train_fraction, seed)
@@ -220,12 +245,13 @@ def fit_stack_overheads(
     stacks = mapped["stack"].to_numpy()
     latency = mapped["variable"].isin(LATENCY_VARIABLES).to_numpy()
     holds_request = mapped["variable"].isin(REQUEST_VARIABLES).to_numpy()
+    prefills = mapped["variable"].isin(COMPUTE_VARIABLES).to_numpy()
     base = _evaluate(rows, {}, "0")
     usable = np.isfinite(base)
     part = train_split(rows, usable, train_fraction, seed).to_numpy()
     train, test = part == "train", part == "test"
 
-    x = {s: (0.0, 0.0) for s in FITTED_STACKS}
+    x: dict[str, tuple[float, float, float]] = {s: (0.0, 0.0, 0.0) for s in FITTED_STACKS}
     fit = {
         s: bool((train & latency & (stacks == s)).sum() >= MIN_TRAIN_LATENCY_ROWS)
         for s in FITTED_STACKS  # enough latency rows to tell host time from kernels
@@ -233,25 +259,33 @@ def fit_stack_overheads(
     fit_request = {
         s: fit[s] and bool((train & holds_request & (stacks == s)).sum() >= MIN_TRAIN_LATENCY_ROWS) for s in fit
     }
+    fit_compute = {
+        s: fit[s]
+        and not _preset_or_empty(s).kernels_measured  # its kernels are the measured ones: 1 by construction
+        and bool((train & prefills & (stacks == s)).sum() >= MIN_TRAIN_LATENCY_ROWS)
+        for s in fit
+    }
     at = base
     for k in range(iterations):
         if not any(fit.values()):
             break
-        step = _evaluate(rows, {s: (v[0] + PROBE, v[1]) for s, v in x.items()}, f"s{k}")
-        req = _evaluate(rows, {s: (v[0], v[1] + PROBE) for s, v in x.items()}, f"r{k}")
-        a, b = (step - at) / PROBE, (req - at) / PROBE  # d value / d overhead, per second
+        step = _evaluate(rows, {s: (v[0] + PROBE, v[1], v[2]) for s, v in x.items()}, f"s{k}")
+        req = _evaluate(rows, {s: (v[0], v[1] + PROBE, v[2]) for s, v in x.items()}, f"r{k}")
+        slow = _evaluate(rows, {s: (v[0], v[1], v[2] + PROBE_COMPUTE) for s, v in x.items()}, f"c{k}")
+        # d value / d overhead (per second) and / d u
+        a, b, c = (step - at) / PROBE, (req - at) / PROBE, (slow - at) / PROBE_COMPUTE
         for s in FITTED_STACKS:
             if not fit[s]:
                 continue
-            sel = train & (stacks == s) & np.isfinite(at) & np.isfinite(step) & np.isfinite(req)
+            sel = train & (stacks == s) & np.isfinite(at) & np.isfinite(step) & np.isfinite(req) & np.isfinite(slow)
             m = measured[sel]
-            A = np.column_stack([a[sel] / m, b[sel] / m])
-            # (v + a (s' − s) + b (r' − r)) / m − 1 = A x' − y
-            y = 1 - (at[sel] - a[sel] * x[s][0] - b[sel] * x[s][1]) / m
-            if fit_request[s]:
-                x[s] = tuple(float(v) for v in nnls(A, y))  # type: ignore[assignment]
-            else:  # the step overhead alone (y counts r = 0)
-                x[s] = (float(nnls(A[:, :1], y)[0]), 0.0)
+            A = np.column_stack([a[sel] / m, b[sel] / m, c[sel] / m])
+            # (v + a (s' − s) + b (r' − r) + c (u' − u)) / m − 1 = A x' − y
+            y = 1 - (at[sel] - a[sel] * x[s][0] - b[sel] * x[s][1] - c[sel] * x[s][2]) / m
+            free = [0] + [1] * fit_request[s] + [2] * fit_compute[s]  # the rest stay at their neutral 0
+            solved = np.zeros(3)
+            solved[free] = nnls(A[:, free], y)
+            x[s] = (float(solved[0]), float(solved[1]), float(solved[2]))
         at = _evaluate(rows, x, f"x{k}")
     lines = []
     for s in FITTED_STACKS:
@@ -264,8 +298,10 @@ def fit_stack_overheads(
                 "train_latency": int((train & mine & latency).sum()),
                 "fitted": fit[s],
                 "request_fitted": fit_request[s],
+                "compute_fitted": fit_compute[s],
                 "step_overhead": x[s][0],
                 "request_overhead": x[s][1],
+                "compute_efficiency": 1 / (1 + x[s][2]),
                 "train_before": _median_abs(base, measured, train & mine),
                 "train_after": _median_abs(at, measured, train & mine),
                 "test_before": _median_abs(base, measured, test & mine),
@@ -286,6 +322,7 @@ def stack_specs(table: pd.DataFrame) -> dict[str, StackSpec]:
             _preset_or_empty(str(r["stack"])),
             step_overhead=float(r["step_overhead"]),
             request_overhead=float(r["request_overhead"]),
+            compute_efficiency=float(r.get("compute_efficiency", 1.0)),
         )
         for r in table.to_dict("records")
     }
@@ -359,7 +396,16 @@ def preset_toml(
             f"(train {line['train_before']:.1%} -> {line['train_after']:.1%}); "
             f"`tensorperf calibrate {' '.join(str(f) for f in files)} --stacks`"
         )
-        sources = {"step_overhead": how, "request_overhead": how}
+        sources = {"step_overhead": how, "request_overhead": how, "compute_efficiency": how}
+        if _preset_or_empty(stack).kernels_measured:
+            sources["compute_efficiency"] = (
+                "1: the stack runs the kernels the hardware presets' efficiencies were measured on (kernels_measured)"
+            )
+        elif not line.get("compute_fitted", True):
+            sources["compute_efficiency"] = (
+                f"not fitted: 1 ({split}: fewer than {MIN_TRAIN_LATENCY_ROWS} train rows of a TTFT, the latencies "
+                "where the prompt's compute-bound passes show; the device's measured kernel rates)"
+            )
         if not line.get("request_fitted", True):
             sources["request_overhead"] = (
                 f"not fitted: 0 ({split}: fewer than {MIN_TRAIN_LATENCY_ROWS} train rows of a serving TTFT or "
@@ -373,7 +419,11 @@ def preset_toml(
             f"{MIN_TRAIN_LATENCY_ROWS} train rows with a TTFT, TPOT or e2e latency; held-out median |error| "
             f"{line['test_before']:.1%}, train {line['train_before']:.1%})"
         )
-        sources = {"step_overhead": why, "request_overhead": why}
+        sources = {
+            "step_overhead": why,
+            "request_overhead": why,
+            "compute_efficiency": why.replace(": 0 (", ": 1 (", 1),
+        }
         comment = (
             "# Too few published latency rows to fit: no overheads (docs/validation.md, 'Serving-stack overheads')."
         )
@@ -385,6 +435,7 @@ def preset_toml(
         f"notes = {_toml_string(notes)}",
         f"step_overhead = {_toml_float(line['step_overhead'])}",
         f"request_overhead = {_toml_float(line['request_overhead'])}",
+        f"compute_efficiency = {_toml_float(line.get('compute_efficiency', 1.0))}",
         *kept,
         "",
         "[sources]",
@@ -401,7 +452,8 @@ def _profile(stack: str) -> tuple[list[str], dict[str, str]]:
         return [], {}
     data = read_toml(Path(str(resources.files(presets) / "stacks" / f"{stack}.toml")), "spec file")
     sources = data.get("sources", {})
-    keys = [k for k in data if k not in {"id", "notes", "sources", "display_name", "step_overhead", "request_overhead"}]
+    fitted = {"step_overhead", "request_overhead", "compute_efficiency"}
+    keys = [k for k in data if k not in {"id", "notes", "sources", "display_name"} | fitted]
     return [f"{k} = {_toml_value(data[k])}" for k in keys], {k: str(sources[k]) for k in keys if k in sources}
 
 

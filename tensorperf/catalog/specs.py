@@ -398,11 +398,19 @@ class StackSpec:
     request_overhead: seconds between a request's arrival at the server and its first token that are
     not forward passes (HTTP, tokenization, admission, detokenizing and streaming the first token),
     added to the serving TTFT.
+    compute_efficiency: the share of the device's measured compute rates (its GEMM, grouped-GEMM and
+    attention kernel efficiencies, measured on the kernels TensorRT-LLM and AITER run) that the
+    stack's own kernels reach: every op's compute time is divided by it (1: the measured kernels).
+    kernels_measured: the stack runs the very kernels those efficiencies were measured on
+    (TensorRT-LLM 1.x's on NVIDIA, AITER's through ATOM on AMD): its compute_efficiency is 1 by
+    construction, and ``calibrate --stacks`` does not fit it.
     """
 
     name: str
     step_overhead: float = 0.0
     request_overhead: float = 0.0
+    compute_efficiency: float = 1.0
+    kernels_measured: bool = False
     # tensor-parallel all-reduces of the runtime's own peer-memory one-shot/two-shot kernels, the
     # fastest of them and NCCL inside one scale-up domain (docs/model.md §10.4)
     custom_allreduce: bool = False
@@ -423,6 +431,8 @@ class StackSpec:
     CONSTRAINTS: ClassVar[dict[str, Any]] = {
         "step_overhead": non_negative,
         "request_overhead": non_negative,
+        "compute_efficiency": unit_interval,
+        "kernels_measured": boolean,
         "custom_allreduce": boolean,
         "kv_cache_fraction": unit_interval,
         "kv_cache_after_weights": boolean,
@@ -430,6 +440,11 @@ class StackSpec:
 
     def __post_init__(self) -> None:
         validate(self)
+        if self.kernels_measured and self.compute_efficiency != 1:
+            raise SpecError(
+                f"StackSpec.compute_efficiency = {self.compute_efficiency!r} is not allowed with kernels_measured = "
+                f"true: must be 1 (the stack runs the measured kernels) (spec {self.name!r})"
+            )
         _format_list(self, "weight_only_formats", QUANTIZED_FORMATS)
         _format_list(self, "w4a8_formats", FOUR_BIT_FORMATS)
         _format_list(self, "no_native_formats", QUANTIZED_FORMATS)

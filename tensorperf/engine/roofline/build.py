@@ -228,6 +228,17 @@ def stack_overheads(grid: Grid) -> tuple[torch.Tensor | None, torch.Tensor | Non
     )
 
 
+def stack_compute(grid: Grid, hardware: Any) -> None:
+    """Each point's peaks times its serving stack's compute_efficiency (docs/model.md §10.4): the
+    share of the device's measured kernel rates the stack's kernels reach. Left as they are where
+    every stack has 1 (the same results bit for bit)."""
+    if all(s.compute_efficiency == 1 for s in grid.values["stack"]):
+        return
+    share = grid.spec("stack").compute_efficiency
+    for name in ("peak_flops_bf16", "peak_flops_fp8", "peak_flops_fp4"):
+        object.__setattr__(hardware, name, getattr(hardware, name) * share)
+
+
 def traffic(grid: Grid, S: torch.Tensor, T_out: torch.Tensor) -> Traffic:
     """The serving inputs: the step's token budget, the lengths' means and the prompt lengths' range
     (None where every ratio is 1), the request rate and the number of requests (None where not
@@ -314,6 +325,7 @@ def build(
     given = fields
     fields = {k: v for k, v in fields.items() if k not in ("imbalance", "acceptance")}  # (the others: spec fields)
     model, hardware = specs(grid, fields)
+    stack_compute(grid, hardware)
     column = math_column(grid)
     eff = efficiencies(grid, efficiency, column)
     stack = stack_overheads(grid)

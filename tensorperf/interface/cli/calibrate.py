@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from tensorperf.interface.cli.inputs import (
     UsageError,
@@ -30,7 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument(
         "--stacks",
         action="store_true",
-        help="fit each serving stack's step_overhead and request_overhead instead (split by operating point); "
+        help="fit each serving stack's step_overhead, request_overhead and compute_efficiency instead "
+        "(split by operating point); "
         "print the table, the error before/after by metric and stack, and the stack preset TOMLs",
     )
     c.add_argument(
@@ -85,6 +86,16 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _compute_share(line: dict[str, Any]) -> Any:
+    """The fitted compute share of a stack, or 1 and why it was not fitted."""
+    from tensorperf.catalog import presets
+
+    if line["compute_fitted"]:
+        return round(line["compute_efficiency"], 3)
+    measured = line["stack"] in presets.stacks() and presets.stack(line["stack"]).kernels_measured
+    return "1 (its kernels measured)" if measured else "1 (too few TTFT rows)"
+
+
 def _percent(value: float) -> float:
     return round(100 * value, 1)
 
@@ -114,6 +125,7 @@ def run_stacks(args: argparse.Namespace, out: TextIO) -> int:
             "train latency": r["train_latency"],
             "step ms": round(1e3 * r["step_overhead"], 3),
             "request ms": round(1e3 * r["request_overhead"], 1),
+            "compute share": _compute_share(r),
             "train %": f"{_percent(r['train_before'])} -> {_percent(r['train_after'])}",
             "test %": f"{_percent(r['test_before'])} -> {_percent(r['test_after'])}",
             "fitted": ("yes" if r["request_fitted"] else "step only (too few serving TTFT/e2e rows)")
