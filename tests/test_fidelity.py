@@ -771,10 +771,11 @@ def test_headline_with_default_efficiencies(report):
     # last, partial wave at its own batch and life (§10.3), stacks refitted: 0.123, p90 0.500; Triton's
     # front end a stack of its own, which leaves trtllm-0 a larger step overhead: 0.128, p90 0.503;
     # the compute share of the stacks that do not run the measured kernels (trtllm-0 0.77, trtllm-triton
-    # 0.86, sglang-rocm 0.50; docs/model.md §10.4), stacks refitted: 0.120, p90 0.487)
+    # 0.86, sglang-rocm 0.50; docs/model.md §10.4), stacks refitted: 0.120, p90 0.487; InferenceX's
+    # TensorRT-LLM rows without a recorded image on trtllm-1, whose refit moves these rows: 0.124, p90 0.490)
     assert len(ok) == 187 and share == pytest.approx(0.831, abs=1e-3)
-    assert median == pytest.approx(0.120, abs=0.005)  # 0.218 without the stacks (179 rows)
-    assert float(ok["rel_error"].abs().quantile(0.9)) == pytest.approx(0.487, abs=0.01)
+    assert median == pytest.approx(0.124, abs=0.005)  # 0.218 without the stacks (179 rows)
+    assert float(ok["rel_error"].abs().quantile(0.9)) == pytest.approx(0.490, abs=0.01)
 
 
 def test_headline_without_stack_overheads(rows):
@@ -808,9 +809,10 @@ def test_serving_headline_of_the_second_file(report2, rows2):
     # run's last, partial wave at its own batch (§10.3), stacks refitted: 0.204, p90 0.507; Triton's
     # tensorrtllm_backend a stack of its own and the open loop read near its load (§10.2): 0.195, p90 0.499;
     # AITER's measured GEMM compute on AMD and MI355X's fused-MoE compute (§3.7.2): 0.195, p90 0.492;
-    # the stacks' compute share (sglang-rocm 0.50, trtllm-triton 0.86, trtllm-0 0.77; §10.4): 0.158, p90 0.422
-    assert float(ok["rel_error"].abs().median()) == pytest.approx(0.158, abs=0.005)
-    assert float(ok["rel_error"].abs().quantile(0.9)) == pytest.approx(0.422, abs=0.01)
+    # the stacks' compute share (sglang-rocm 0.50, trtllm-triton 0.86, trtllm-0 0.77; §10.4): 0.158, p90 0.422;
+    # InferenceX's 16 TensorRT-LLM rows without a recorded image on trtllm-1 (not ideal), refitted: 0.151, p90 0.414
+    assert float(ok["rel_error"].abs().median()) == pytest.approx(0.151, abs=0.005)
+    assert float(ok["rel_error"].abs().quantile(0.9)) == pytest.approx(0.414, abs=0.01)
     skipped = plain.loc[plain["status"] != "ok", "status"].value_counts()
     assert "skipped: infeasible (overloaded)" not in skipped and "skipped: infeasible (memory)" not in skipped
 

@@ -104,7 +104,10 @@ Serving stack (``stack``, a zipped per-row input: :data:`STACK_IDS`; docs/model.
     version number is 0.x (TensorRT engines and the C++ runtime: gptSessionBenchmark, trtllm-bench,
     v0.5-v0.14) -> ``trtllm-0``; 1.x (also release candidates, e.g. the
     ``release:1.2.0rc6`` images) or a 2025 main-branch build or commit (the docs of the PyTorch
-    workflow) -> ``trtllm-1``; a version not stated -> ``ideal``. SGLang -> ``sglang``, or
+    workflow) -> ``trtllm-1``; a version not stated -> ``ideal``, except an InferenceX row (its launch
+    scripts serve with ``trtllm-serve --backend=pytorch``, SemiAnalysisAI/InferenceX@843c625
+    benchmarks/single_node/fixed_seq_len/dsr1_*_trt.sh; every InferenceX TensorRT-LLM row that records
+    its image records a 1.x release) -> ``trtllm-1``. SGLang -> ``sglang``, or
     ``sglang-rocm`` for a ROCm image or an AMD GPU (another build: AITER kernels, HIP graphs); vLLM ->
     ``vllm``; ATOM (AMD) -> ``atom``; anything else (DeepSeek internal, RTP-LLM, no framework
     stated) -> ``ideal``. ``predict(rows, stacks={id: spec})`` evaluates the rows of a stack id with
@@ -597,7 +600,9 @@ def _kv_dtype(row: Mapping[str, Any], weight: str) -> str:
         return kv
     model, hardware = _model_id(row.get("model")), _text(row.get("hardware")).lower()
     if model.startswith("gpt-oss") and hardware.startswith(_HOPPER):
-        if stack_of(row.get("framework"), row.get("framework_version"), row.get("hardware")).startswith("trtllm"):
+        if stack_of(
+            row.get("framework"), row.get("framework_version"), row.get("hardware"), row.get("notes")
+        ).startswith("trtllm"):
             return "bf16"
     return "fp8" if weight in ("fp8", "fp4") else weight
 
@@ -673,10 +678,10 @@ def perf_overview_num_requests(row: Mapping[str, Any]) -> int | None:
     return PERF_OVERVIEW_NUM_REQUESTS.get(m.group(1), {}).get((int(isl), int(osl)))
 
 
-def stack_of(framework: Any, version: Any = None, hardware: Any = None) -> str:
-    """The serving-stack preset id of a row's ``framework``, ``framework_version`` and ``hardware``
-    (the rule of the module docstring): ``trtllm-0``, ``trtllm-1``, ``trtllm-triton``, ``sglang``, ``sglang-rocm`` (a
-    ROCm image, or SGLang on an AMD GPU), ``vllm``, ``atom`` or ``ideal``."""
+def stack_of(framework: Any, version: Any = None, hardware: Any = None, notes: Any = None) -> str:
+    """The serving-stack preset id of a row's ``framework``, ``framework_version``, ``hardware`` and
+    ``notes`` (the rule of the module docstring): ``trtllm-0``, ``trtllm-1``, ``trtllm-triton``, ``sglang``,
+    ``sglang-rocm`` (a ROCm image, or SGLang on an AMD GPU), ``vllm``, ``atom`` or ``ideal``."""
     name, text = _text(framework).lower(), _text(version)
     if name.startswith(("tensorrt-llm", "trt-llm", "trtllm")):
         if re.search(r"mlperf", text, re.IGNORECASE):
@@ -690,6 +695,10 @@ def stack_of(framework: Any, version: Any = None, hardware: Any = None) -> str:
             return "trtllm-0" if int(m.group(1)) == 0 else "trtllm-1"
         if re.search(r"\b(main|commit)\b", text, re.IGNORECASE):
             return "trtllm-1"  # a 2025 development build (the PyTorch workflow's docs)
+        if _INFERENCEX_NOTE.search(_text(notes)):
+            # InferenceX serves TensorRT-LLM with `trtllm-serve --backend=pytorch` (its *_trt.sh launch
+            # scripts): the 1.x runtime, whether or not the row recorded the image
+            return "trtllm-1"
         return "ideal"  # version not stated
     if name.startswith("sglang"):
         rocm = "rocm" in text.lower() or _text(hardware).lower().startswith("mi")
@@ -773,7 +782,7 @@ def _map_row(row: Mapping[str, Any]) -> dict[str, Any]:
         serving["num_requests"] = INFERENCEX_PROMPTS_PER_CONCURRENCY * int(batch_value)
         queue = "client"
         adp = _text(row.get("attention_dp")).lower() in ("true", "1", "yes") and dp > 1
-        stack = stack_of(row.get("framework"), row.get("framework_version"), row.get("hardware"))
+        stack = stack_of(row.get("framework"), row.get("framework_version"), row.get("hardware"), row.get("notes"))
         if adp and stack.startswith("trtllm"):
             balance = float(INFERENCEX_TRTLLM_ADP_TIMEOUT_ITERS)
         if stack.startswith("sglang") and model == "deepseek-v3":
@@ -857,7 +866,8 @@ def map_rows(rows: pd.DataFrame) -> pd.DataFrame:
     framework = rows["framework"].tolist() if "framework" in rows else [None] * len(rows)
     version = rows["framework_version"].tolist() if "framework_version" in rows else [None] * len(rows)
     hardware = rows["hardware"].tolist() if "hardware" in rows else [None] * len(rows)
-    mapped["stack"] = [stack_of(f, v, h) for f, v, h in zip(framework, version, hardware)]  # skipped rows too
+    notes = rows["notes"].tolist() if "notes" in rows else [None] * len(rows)
+    mapped["stack"] = [stack_of(f, v, h, n) for f, v, h, n in zip(framework, version, hardware, notes)]
     return mapped
 
 
