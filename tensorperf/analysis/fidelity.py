@@ -600,9 +600,7 @@ def _kv_dtype(row: Mapping[str, Any], weight: str) -> str:
         return kv
     model, hardware = _model_id(row.get("model")), _text(row.get("hardware")).lower()
     if model.startswith("gpt-oss") and hardware.startswith(_HOPPER):
-        if stack_of(
-            row.get("framework"), row.get("framework_version"), row.get("hardware"), row.get("notes")
-        ).startswith("trtllm"):
+        if row_stack(row).startswith("trtllm"):
             return "bf16"
     return "fp8" if weight in ("fp8", "fp4") else weight
 
@@ -710,6 +708,11 @@ def stack_of(framework: Any, version: Any = None, hardware: Any = None, notes: A
     return "ideal"
 
 
+def row_stack(row: Mapping[str, Any]) -> str:
+    """:func:`stack_of` a row (a mapping of the measurements columns)."""
+    return stack_of(row.get("framework"), row.get("framework_version"), row.get("hardware"), row.get("notes"))
+
+
 def _map_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """One row -> its grid point and variable, or {'status': 'skipped: ...'}."""
     metric, mode = _text(row.get("metric")), _text(row.get("mode"))
@@ -782,7 +785,7 @@ def _map_row(row: Mapping[str, Any]) -> dict[str, Any]:
         serving["num_requests"] = INFERENCEX_PROMPTS_PER_CONCURRENCY * int(batch_value)
         queue = "client"
         adp = _text(row.get("attention_dp")).lower() in ("true", "1", "yes") and dp > 1
-        stack = stack_of(row.get("framework"), row.get("framework_version"), row.get("hardware"), row.get("notes"))
+        stack = row_stack(row)
         if adp and stack.startswith("trtllm"):
             balance = float(INFERENCEX_TRTLLM_ADP_TIMEOUT_ITERS)
         if stack.startswith("sglang") and model == "deepseek-v3":
@@ -861,13 +864,9 @@ def map_rows(rows: pd.DataFrame) -> pd.DataFrame:
     (the serving-stack preset id, :func:`stack_of`; skipped rows have one too), variable,
     times_gpus, factor (the multiplier of the prediction besides num_gpus), si (the unit's SI
     factor) and status ('ok' or 'skipped: ...')."""
-    records = [_map_row(r) for r in rows.to_dict("records")]
-    mapped = pd.DataFrame(records, index=rows.index, columns=MAPPED_COLUMNS)
-    framework = rows["framework"].tolist() if "framework" in rows else [None] * len(rows)
-    version = rows["framework_version"].tolist() if "framework_version" in rows else [None] * len(rows)
-    hardware = rows["hardware"].tolist() if "hardware" in rows else [None] * len(rows)
-    notes = rows["notes"].tolist() if "notes" in rows else [None] * len(rows)
-    mapped["stack"] = [stack_of(f, v, h, n) for f, v, h, n in zip(framework, version, hardware, notes)]
+    raw = rows.to_dict("records")
+    mapped = pd.DataFrame([_map_row(r) for r in raw], index=rows.index, columns=MAPPED_COLUMNS)
+    mapped["stack"] = [row_stack(r) for r in raw]  # skipped rows too
     return mapped
 
 

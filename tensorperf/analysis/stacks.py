@@ -24,7 +24,8 @@ its kernels reach a share ``compute_efficiency`` of the device's measured comput
   request overhead needs as many rows of a serving TTFT or e2e latency (:data:`REQUEST_VARIABLES`),
   the compute share as many of a TTFT (:data:`COMPUTE_VARIABLES`: a prompt's passes, where the
   compute-bound prefill shows), else each stays at its neutral value. A stack that runs the measured
-  kernels themselves (``kernels_measured``: TensorRT-LLM 1.x, ATOM) keeps compute_efficiency 1.
+  kernels themselves (``kernels_measured``: TensorRT-LLM 1.x, ATOM, SGLang on NVIDIA) keeps
+  compute_efficiency 1.
 
 The result is a table, one line per stack (:data:`TABLE_COLUMNS`): the row counts, the fitted
 values (seconds) and the median |relative error| on train and test before (no overheads) and after
@@ -271,7 +272,11 @@ def fit_stack_overheads(
             break
         step = _evaluate(rows, {s: (v[0] + PROBE, v[1], v[2]) for s, v in x.items()}, f"s{k}")
         req = _evaluate(rows, {s: (v[0], v[1] + PROBE, v[2]) for s, v in x.items()}, f"r{k}")
-        slow = _evaluate(rows, {s: (v[0], v[1], v[2] + PROBE_COMPUTE) for s, v in x.items()}, f"c{k}")
+        slow = (  # (no stack fits its compute share: no evaluation, its column unused)
+            _evaluate(rows, {s: (v[0], v[1], v[2] + PROBE_COMPUTE) for s, v in x.items()}, f"c{k}")
+            if any(fit_compute.values())
+            else at
+        )
         # d value / d overhead (per second) and / d u
         a, b, c = (step - at) / PROBE, (req - at) / PROBE, (slow - at) / PROBE_COMPUTE
         for s in FITTED_STACKS:
@@ -415,14 +420,14 @@ def preset_toml(
         comment = "# Fitted per stack, not per model or row (docs/validation.md, 'Serving-stack overheads')."
     else:
         why = (
-            f"not fitted: 0 (tensorperf.analysis.stacks.fit_stack_overheads on {names}, {split}: fewer than "
+            f"(tensorperf.analysis.stacks.fit_stack_overheads on {names}, {split}: fewer than "
             f"{MIN_TRAIN_LATENCY_ROWS} train rows with a TTFT, TPOT or e2e latency; held-out median |error| "
             f"{line['test_before']:.1%}, train {line['train_before']:.1%})"
         )
         sources = {
-            "step_overhead": why,
-            "request_overhead": why,
-            "compute_efficiency": why.replace(": 0 (", ": 1 (", 1),
+            "step_overhead": f"not fitted: 0 {why}",
+            "request_overhead": f"not fitted: 0 {why}",
+            "compute_efficiency": f"not fitted: 1 {why}",
         }
         comment = (
             "# Too few published latency rows to fit: no overheads (docs/validation.md, 'Serving-stack overheads')."
